@@ -10,7 +10,6 @@ waits on the model.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -134,6 +133,10 @@ class Engine:
     @property
     def idle(self) -> bool:
         return self.stats.running == 0 and self._num_pending == 0
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     def stop_admitting(self) -> None:
         self._accepting = False

@@ -22,7 +22,9 @@ def resolve_device(device: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("DEVICE=cuda but PyTorch sees no CUDA GPU (check the driver and the torch build).")
+        raise ModelLoadError(
+            "DEVICE=cuda but PyTorch sees no CUDA GPU (check the driver and the torch build)."
+        )
     if device == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError("DEVICE=mps but this PyTorch has no MPS support.")
     return torch.device(device)

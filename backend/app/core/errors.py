@@ -1,0 +1,166 @@
+"""One error contract for every route: OpenAI's `{"error": {message, type, param, code}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:
+    """('body', 'messages', 0, 'role') -> 'messages[0].role'; union-branch tags are dropped."""
+    param = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path") else loc:
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif "[" in part or part in ("str", "int", "float", "bool", "list", "dict") or "-" in part:
+            continue
+        else:
+            param += f".{part}" if param else part
+    return param or None
+
+
+def validation_error(exc: RequestValidationError) -> OpenAIError:
+    errors = exc.errors()
+    first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "Invalid request."}
+    loc = tuple(first.get("loc", ()))
+    param = _param_from_loc(loc)
+    kind = first.get("type", "")
+    if kind == "json_invalid" or (kind == "model_attributes_type" and loc == ("body",)):
+        return OpenAIError(
+            400,
+            "We could not parse the JSON body of your request. The body must be a JSON object "
+            "(check quoting and that Content-Type is application/json).",
+            code="invalid_json",
+        )
+    if kind == "missing" and loc == ("body",):
+        return OpenAIError(400, "The request body is empty: send a JSON object.", code="invalid_json")
+    if kind == "extra_forbidden":
+        return OpenAIError(400, f"Unrecognized request argument supplied: {param}", param=param)
+    if kind == "missing":
+        return OpenAIError(
+            400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    got = first.get("input")
+    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    return OpenAIError(
+        400,
+        f"Invalid value for '{param}': {first.get('msg', 'invalid')} (got {shown}).",
+        param=param,
+        code="invalid_value",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OpenAIError)
+    async def _openai(_: Request, exc: OpenAIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_error(exc).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            err = OpenAIError(
+                404,
+                f"Unknown request URL: {request.method} {request.url.path}. Check the URL and method.",
+                code="unknown_url",
+            )
+        elif exc.status_code == 405:
+            err = OpenAIError(
+                405,
+                f"Method {request.method} is not allowed on {request.url.path}.",
+                code="method_not_allowed",
+            )
+        else:
+            err = OpenAIError(exc.status_code, str(exc.detail))
+        err.headers = dict(exc.headers or {}) or None
+        return err.response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return OpenAIError(
+            500, "The server had an error while processing your request.", type="server_error"
+        ).response()
+
+
+class BodySizeLimit:
+    """Answers 413 for a request body over the limit, declared or streamed (uvicorn has no cap)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        rejected = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not rejected:
+                    # Answer now; the app sees a client that went away and stops.
+                    rejected = True
+                    await self._reject(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+    async def _reject(self, send: Send) -> None:
+        response = OpenAIError(
+            413,
+            f"The request body is larger than {self.max_bytes} bytes. Shorten the conversation "
+            "or raise MAX_REQUEST_BYTES.",
+            code="request_too_large",
+        ).response()
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,52 @@
+"""The FastAPI application: middleware, error contract, routes, and the model's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .api.routes import health, v1
+from .core.config import Settings, get_settings
+from .core.errors import BodySizeLimit, install_error_handlers
+from .core.static import SinglePageApp
+from .services import load_services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await asyncio.to_thread(load_services, settings)
+        yield
+        engine = app.state.services.ctx.engine
+        engine.stop_admitting()
+        await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s)
+
+    app = FastAPI(
+        title="Local LLM chat API",
+        summary="OpenAI-compatible API over a locally loaded Hugging Face model.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After"],
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(health)
+    app.include_router(v1)
+    if (settings.frontend_dist / "index.html").is_file():
+        app.mount("/", SinglePageApp(directory=settings.frontend_dist, html=True), name="frontend")
+    return app

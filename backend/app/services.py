@@ -1,0 +1,100 @@
+"""Loading the models once at start-up and wiring them to the serving modules."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from .core.config import Settings
+from .engine.embedder import Embedder
+from .engine.engine import Engine
+from .engine.loader import check_model_folder, resolve_device, resolve_dtype
+from .protocol import ModelCard
+from .serving.chat import ChatService
+from .serving.common import ModelContext
+from .serving.completions import CompletionService
+from .serving.embeddings import EmbeddingService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    ctx: ModelContext
+    chat: ChatService
+    completions: CompletionService
+    embeddings: EmbeddingService | None
+    models: list[ModelCard]
+
+
+def check_model_folders(settings: Settings) -> None:
+    check_model_folder(settings.chat_model_path, "Chat")
+    if settings.embedding_model_path is not None:
+        check_model_folder(settings.embedding_model_path, "Embedding")
+
+
+def load_services(settings: Settings) -> Services:
+    check_model_folders(settings)
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    if device.type == "cpu":
+        torch.set_num_threads(settings.num_threads or os.cpu_count() or 1)
+    started = time.monotonic()
+    log.info("loading chat model %s on %s (%s)", settings.chat_model_path, device, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        settings.chat_model_path, local_files_only=True, dtype=dtype, attn_implementation="sdpa"
+    )
+    model = model.to(device).eval()
+    text_config = model.config.get_text_config()
+    max_context = getattr(text_config, "max_position_embeddings", None) or 2048
+    if settings.max_model_len:
+        max_context = min(max_context, settings.max_model_len)
+    engine = Engine(
+        model,
+        tokenizer,
+        max_context=max_context,
+        max_num_seqs=settings.max_num_seqs,
+        max_waiting=settings.max_waiting,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
+    engine.start()
+    fingerprint = (
+        "fp_"
+        + hashlib.sha256(
+            f"{settings.chat_model_name}|{dtype}|{device.type}|{torch.__version__}".encode()
+        ).hexdigest()[:10]
+    )
+    ctx = ModelContext(
+        settings.chat_model_name, engine, tokenizer, max_context, fingerprint, settings.sse_ping_s
+    )
+    created = int(time.time())
+    models = [
+        ModelCard(
+            id=ctx.name, created=created, capabilities=["chat", "completions"], max_model_len=max_context
+        )
+    ]
+    log.info("chat model ready in %.1f s (context %d tokens)", time.monotonic() - started, max_context)
+    embeddings = None
+    if settings.embedding_model_path is not None:
+        embedder = Embedder(
+            settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else dtype
+        )
+        embeddings = EmbeddingService(settings.embedding_model_name, embedder)
+        models.append(
+            ModelCard(
+                id=settings.embedding_model_name,
+                created=created,
+                capabilities=["embeddings"],
+                max_model_len=embedder.max_tokens,
+            )
+        )
+        log.info("embedding model ready: %s", settings.embedding_model_path)
+    return Services(ctx, ChatService(ctx), CompletionService(ctx), embeddings, models)

@@ -1,0 +1,1 @@
+"""Serving: turning validated OpenAI requests into engine calls and engine outputs into responses."""

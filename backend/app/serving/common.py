@@ -1,0 +1,280 @@
+"""What chat and text completions share: limits, sampling settings, token texts, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+from transformers import PreTrainedTokenizerBase
+
+from ..core.errors import OpenAIError
+from ..engine.engine import Engine, EngineBusy, EngineUnavailable, RequestOutput
+from ..engine.sampling import SamplingParams
+from ..protocol import SamplingRequest
+
+# Fields declared in the request models but not implemented: (field, allowed values).
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "tools": (None, []),
+    "tool_choice": (None, "none"),
+    "functions": (None, []),
+    "function_call": (None, "none"),
+    "audio": (None,),
+    "prediction": (None,),
+    "web_search_options": (None,),
+    "reasoning_effort": (None,),
+    "verbosity": (None,),
+    "moderation": (None,),
+    "suffix": (None, ""),
+    "store": (None, False),
+}
+
+
+def refuse_unsupported(request: BaseModel) -> None:
+    for name, allowed in UNSUPPORTED.items():
+        value = getattr(request, name, None)
+        if value not in allowed:
+            raise OpenAIError(
+                400,
+                f"'{name}' is not supported by this server (the local model has no such feature); "
+                "remove it from the request.",
+                param=name,
+                code="unsupported_parameter",
+            )
+
+
+@dataclass
+class ModelContext:
+    """The chat model as the serving layer sees it: its engine, tokenizer and limits."""
+
+    name: str
+    engine: Engine
+    tokenizer: PreTrainedTokenizerBase
+    max_context: int
+    fingerprint: str
+    sse_ping_s: float
+
+    def check_model(self, requested: str) -> None:
+        if requested != self.name:
+            raise model_not_found(requested)
+
+    def sampling_params(
+        self, request: SamplingRequest, prompt_len: int, requested_max: int | None, index: int, **extra: Any
+    ) -> SamplingParams:
+        room = self.max_context - prompt_len
+        if room < 1 or (requested_max is not None and requested_max > room):
+            asked = f" + {requested_max} for the completion" if requested_max is not None else ""
+            raise OpenAIError(
+                400,
+                f"This model's maximum context length is {self.max_context} tokens. However, you requested "
+                f"{prompt_len + (requested_max or 0)} tokens ({prompt_len} in the prompt{asked}). "
+                "Shorten the prompt or lower max_tokens.",
+                param="messages" if "messages" in type(request).model_fields else "prompt",
+                code="context_length_exceeded",
+            )
+        vocab = len(self.tokenizer)
+        bias: dict[int, float] = {}
+        for key, value in (request.logit_bias or {}).items():
+            if not key.isdigit() or int(key) >= vocab:
+                raise OpenAIError(
+                    400,
+                    f"logit_bias key {key!r} is not a token id of this model (0..{vocab - 1}).",
+                    param="logit_bias",
+                )
+            bias[int(key)] = value
+        stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        return SamplingParams(
+            max_tokens=requested_max if requested_max is not None else room,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            top_k=max(0, request.top_k or 0),
+            presence_penalty=request.presence_penalty or 0.0,
+            frequency_penalty=request.frequency_penalty or 0.0,
+            repetition_penalty=request.repetition_penalty or 1.0,
+            stop=tuple(s for s in stop if s),
+            # Each of n choices gets its own stream, reproducible from the one seed.
+            seed=None if request.seed is None else request.seed + index,
+            ignore_eos=request.ignore_eos,
+            logit_bias=bias,
+            **extra,
+        )
+
+
+def model_not_found(name: str) -> OpenAIError:
+    return OpenAIError(
+        404,
+        f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+class TokenTexts:
+    """The text and raw bytes of single tokens, as logprobs report them."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+        decoder = tokenizer.backend_tokenizer.decoder if hasattr(tokenizer, "backend_tokenizer") else None
+        self.byte_level = type(decoder).__name__ == "ByteLevel"
+        self.byte_of = {ch: b for b, ch in _bytes_to_unicode().items()}
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - one instance per served model, lives as long as the app
+    def get(self, token_id: int) -> tuple[str, list[int]]:
+        text = self.tokenizer.decode([token_id])
+        piece = self.tokenizer.convert_ids_to_tokens(token_id)
+        if self.byte_level and isinstance(piece, str) and all(c in self.byte_of for c in piece):
+            raw = [self.byte_of[c] for c in piece]
+        elif isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            raw = [int(piece[3:5], 16)]  # sentencepiece byte fallback
+        else:
+            raw = list(text.encode())
+        return text, raw
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters, used by byte-level BPE."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars), strict=True))
+
+
+async def merge_streams(
+    streams: list[AsyncIterator[RequestOutput]],
+) -> AsyncIterator[tuple[int, RequestOutput]]:
+    """Interleave the outputs of n choices as they come; closing this closes (aborts) them all."""
+    if len(streams) == 1:
+        try:
+            async for out in streams[0]:
+                yield 0, out
+        finally:
+            await streams[0].aclose()  # type: ignore[attr-defined]
+        return
+    queue: asyncio.Queue[tuple[int, RequestOutput | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[RequestOutput]) -> None:
+        try:
+            async for out in stream:
+                await queue.put((index, out))
+        except BaseException as exc:
+            await queue.put((index, exc))
+            raise
+        finally:
+            await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    open_streams = len(streams)
+    try:
+        while open_streams:
+            index, item = await queue.get()
+            if item is None:
+                open_streams -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def start_generation(
+    ctx: ModelContext, prompts: list[tuple[list[int], SamplingParams]]
+) -> AsyncIterator[tuple[int, RequestOutput]]:
+    try:
+        streams = [ctx.engine.generate(ids, params) for ids, params in prompts]
+    except EngineBusy as exc:
+        raise OpenAIError(
+            429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
+        ) from exc
+    except EngineUnavailable as exc:
+        raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
+    return merge_streams(streams)
+
+
+async def first_output(
+    outputs: AsyncIterator[tuple[int, RequestOutput]],
+) -> tuple[int, RequestOutput]:
+    """Wait for the first output before answering, so that a queue timeout is still a 503."""
+    try:
+        index, out = await anext(outputs)
+    except BaseException:
+        await outputs.aclose()  # type: ignore[attr-defined]
+        raise
+    if out.error is not None:
+        await outputs.aclose()  # type: ignore[attr-defined]
+        raise OpenAIError(503, out.error, type="server_error", code="service_unavailable")
+    return index, out
+
+
+async def with_first(
+    first: tuple[int, RequestOutput], rest: AsyncIterator[tuple[int, RequestOutput]]
+) -> AsyncIterator[tuple[int, RequestOutput]]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def stream_error_event(message: str) -> str:
+    return json.dumps(
+        {"error": {"message": message, "type": "server_error", "param": None, "code": "generation_failed"}}
+    )
+
+
+def sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
+    """OpenAI's framing: `data: …` lines, `\\n` separators; no caching or proxy buffering."""
+
+    async def framed() -> AsyncIterator[dict[str, str]]:
+        async for data in events:
+            yield {"data": data}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(
+        framed(),
+        ping=ping_s,
+        sep="\n",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def until_disconnected(request: Request, work: Callable[[], Awaitable[JSONResponse]]) -> JSONResponse:
+    """Run a non-streaming request, cancelling it (and so its generation) if the client leaves."""
+    task = asyncio.create_task(work())
+
+    async def watch() -> None:
+        while not task.done():
+            if await request.is_disconnected():
+                task.cancel()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()

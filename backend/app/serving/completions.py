@@ -1,0 +1,209 @@
+"""POST /v1/completions: raw prompts (text or token ids), no chat template."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from ..core.errors import OpenAIError
+from ..engine.engine import RequestOutput
+from ..engine.sampling import TokenLogprobs
+from ..protocol import (
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    CompletionUsage,
+)
+from .common import (
+    ModelContext,
+    TokenTexts,
+    first_output,
+    new_id,
+    refuse_unsupported,
+    sse_response,
+    start_generation,
+    stream_error_event,
+    until_disconnected,
+    with_first,
+)
+
+
+class CompletionService:
+    def __init__(self, ctx: ModelContext) -> None:
+        self.ctx = ctx
+        self.tokens = TokenTexts(ctx.tokenizer)
+
+    def _prompts(self, request: CompletionRequest) -> list[list[int]]:
+        prompt = request.prompt
+        if isinstance(prompt, str):
+            prompt = [prompt]
+        if isinstance(prompt[0], int):
+            prompt = [prompt]  # type: ignore[list-item]
+        vocab = len(self.ctx.tokenizer)
+        result = []
+        for i, item in enumerate(prompt):
+            if isinstance(item, str):
+                ids = self.ctx.tokenizer.encode(item)
+            else:
+                ids = list(item)  # type: ignore[arg-type]
+                if max(ids) >= vocab:
+                    raise OpenAIError(
+                        400, f"prompt[{i}] holds token ids beyond the vocabulary ({vocab}).", param="prompt"
+                    )
+            if not ids:
+                raise OpenAIError(400, f"prompt[{i}] is empty.", param="prompt")
+            result.append(ids)
+        return result
+
+    async def create(self, request: CompletionRequest, raw: Request) -> Response:
+        self.ctx.check_model(request.model)
+        refuse_unsupported(request)
+        n = request.n or 1
+        if request.best_of is not None and request.best_of != n:
+            raise OpenAIError(400, "best_of must equal n here (no server-side ranking).", param="best_of")
+        if request.echo and request.logprobs is not None:
+            raise OpenAIError(400, "echo with logprobs (prompt logprobs) is not supported.", param="echo")
+        prompts = self._prompts(request)
+        jobs = [
+            (
+                ids,
+                self.ctx.sampling_params(
+                    request,
+                    len(ids),
+                    request.max_tokens,
+                    i,
+                    logprobs=request.logprobs is not None,
+                    top_logprobs=request.logprobs or 0,
+                ),
+            )
+            for ids in prompts
+            for i in range(n)
+        ]
+        echoes = [self.ctx.tokenizer.decode(ids) if request.echo else "" for ids in prompts for _ in range(n)]
+        outputs = start_generation(self.ctx, jobs)
+        first = await first_output(outputs)
+        response_id, created = new_id("cmpl"), int(time.time())
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            events = self._stream(
+                with_first(first, outputs), response_id, created, request, echoes, include_usage
+            )
+            return sse_response(events, self.ctx.sse_ping_s)
+        return await until_disconnected(
+            raw, lambda: self._collect(with_first(first, outputs), response_id, created, request, echoes)
+        )
+
+    def _logprobs(self, entries: list[TokenLogprobs], offset: int) -> CompletionLogprobs:
+        result = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
+        for entry in entries:
+            text = self.tokens.get(entry.token_id)[0]
+            result.tokens.append(text)
+            result.token_logprobs.append(entry.logprob)
+            result.top_logprobs.append({self.tokens.get(tid)[0]: lp for tid, lp in entry.top})
+            result.text_offset.append(offset)
+            offset += len(text)
+        return result
+
+    def _response(
+        self, response_id: str, created: int, choices: list[CompletionChoice], usage: CompletionUsage | None
+    ):
+        return CompletionResponse(
+            id=response_id,
+            created=created,
+            model=self.ctx.name,
+            choices=choices,
+            usage=usage,
+            system_fingerprint=self.ctx.fingerprint,
+        )
+
+    async def _collect(
+        self,
+        outputs: AsyncIterator[tuple[int, RequestOutput]],
+        response_id: str,
+        created: int,
+        request: CompletionRequest,
+        echoes: list[str],
+    ) -> JSONResponse:
+        count = len(echoes)
+        texts = list(echoes)
+        logprobs: list[list[TokenLogprobs]] = [[] for _ in range(count)]
+        finish = ["length"] * count
+        prompt_tokens, completion_tokens = [0] * count, [0] * count
+        async for index, out in outputs:
+            if out.error is not None:
+                raise OpenAIError(500, out.error, type="server_error")
+            texts[index] += out.text
+            logprobs[index].extend(out.logprobs)
+            prompt_tokens[index], completion_tokens[index] = out.prompt_tokens, out.completion_tokens
+            if out.finish_reason is not None:
+                finish[index] = out.finish_reason
+        n = request.n or 1
+        prompt_total = sum(prompt_tokens[::n])  # each prompt counts once, however many choices
+        choices = [
+            CompletionChoice(
+                index=i,
+                text=texts[i],
+                logprobs=self._logprobs(logprobs[i], len(echoes[i]))
+                if request.logprobs is not None
+                else None,
+                finish_reason="stop" if finish[i] == "stop" else "length",
+            )
+            for i in range(count)
+        ]
+        usage = CompletionUsage(
+            prompt_tokens=prompt_total,
+            completion_tokens=sum(completion_tokens),
+            total_tokens=prompt_total + sum(completion_tokens),
+        )
+        return JSONResponse(self._response(response_id, created, choices, usage).model_dump())
+
+    async def _stream(
+        self,
+        outputs: AsyncIterator[tuple[int, RequestOutput]],
+        response_id: str,
+        created: int,
+        request: CompletionRequest,
+        echoes: list[str],
+        include_usage: bool,
+    ) -> AsyncIterator[str]:
+        def chunk(choices: list[CompletionChoice], usage: CompletionUsage | None = None) -> str:
+            return self._response(response_id, created, choices, usage).model_dump_json(
+                exclude=None if include_usage else {"usage"}
+            )
+
+        count = len(echoes)
+        offsets = [len(e) for e in echoes]
+        prompt_tokens, completion_tokens = [0] * count, [0] * count
+        for i, echo in enumerate(echoes):
+            if echo:
+                yield chunk([CompletionChoice(index=i, text=echo, finish_reason=None)])
+        async for index, out in outputs:
+            if out.error is not None:
+                yield stream_error_event(out.error)
+                return
+            prompt_tokens[index], completion_tokens[index] = out.prompt_tokens, out.completion_tokens
+            if out.text or out.logprobs or out.finish_reason is not None:
+                reason = (
+                    None if out.finish_reason is None else "stop" if out.finish_reason == "stop" else "length"
+                )
+                logprobs = (
+                    self._logprobs(out.logprobs, offsets[index]) if request.logprobs is not None else None
+                )
+                offsets[index] += len(out.text)
+                yield chunk(
+                    [CompletionChoice(index=index, text=out.text, logprobs=logprobs, finish_reason=reason)]
+                )
+        if include_usage:
+            n = request.n or 1
+            prompt_total = sum(prompt_tokens[::n])
+            total = sum(completion_tokens)
+            yield chunk(
+                [],
+                CompletionUsage(
+                    prompt_tokens=prompt_total, completion_tokens=total, total_tokens=prompt_total + total
+                ),
+            )
