@@ -13,6 +13,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from .api.routes import health, v1
 from .core.config import Settings, get_settings
 from .core.errors import BodySizeLimit, install_error_handlers
+from .core.metrics import RequestMetrics, track_engine
+from .core.metrics import router as metrics_router
 from .core.static import SinglePageApp
 from .services import load_services
 
@@ -25,6 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await asyncio.to_thread(load_services, settings)
+        stats = app.state.services.ctx.engine.stats
+        track_engine(lambda: stats.running, lambda: stats.waiting)
         yield
         engine = app.state.services.ctx.engine
         engine.stop_admitting()
@@ -45,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Retry-After"],
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestMetrics)
     app.include_router(health)
+    app.include_router(metrics_router)
     app.include_router(v1)
     if (settings.frontend_dist / "index.html").is_file():
         app.mount("/", SinglePageApp(directory=settings.frontend_dist, html=True), name="frontend")

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +74,37 @@ class _Sequence:
     num_cached: int = 0
     last_token: int = 0
     num_output: int = 0
+
+
+class GenerationStream:
+    """One request's outputs as an async iterator; closing it before the end aborts the request."""
+
+    def __init__(self, engine: Engine, prompt_ids: list[int], params: SamplingParams) -> None:
+        loop = asyncio.get_running_loop()
+        self._engine = engine
+        self._outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
+        self.finished = False
+        self.request_id = engine.submit(
+            prompt_ids, params, lambda out: loop.call_soon_threadsafe(self._outputs.put_nowait, out)
+        )
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> RequestOutput:
+        if self.finished:
+            raise StopAsyncIteration
+        out = await self._outputs.get()
+        self.finished = out.finish_reason is not None
+        return out
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._engine.abort(self.request_id)
+
+    async def aclose(self) -> None:
+        self.cancel()
 
 
 class Engine:
@@ -171,22 +202,9 @@ class Engine:
     def abort(self, request_id: str) -> None:
         self._commands.put(("abort", request_id))
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[RequestOutput]:
-        """Stream a request's outputs; closing the iterator early aborts the request."""
-        loop = asyncio.get_running_loop()
-        outputs: asyncio.Queue[RequestOutput] = asyncio.Queue()
-        request_id = self.submit(
-            prompt_ids, params, lambda out: loop.call_soon_threadsafe(outputs.put_nowait, out)
-        )
-        finished = False
-        try:
-            while not finished:
-                out = await outputs.get()
-                finished = out.finish_reason is not None
-                yield out
-        finally:
-            if not finished:
-                self.abort(request_id)
+    def generate(self, prompt_ids: list[int], params: SamplingParams) -> GenerationStream:
+        """Submit now (so a full queue is known at once) and stream the request's outputs."""
+        return GenerationStream(self, prompt_ids, params)
 
     # ---- worker thread ---------------------------------------------------------------------
 

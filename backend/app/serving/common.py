@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,8 @@ from sse_starlette import EventSourceResponse
 from transformers import PreTrainedTokenizerBase
 
 from ..core.errors import OpenAIError
-from ..engine.engine import Engine, EngineBusy, EngineUnavailable, RequestOutput
+from ..core.metrics import GenerationTimer
+from ..engine.engine import Engine, EngineBusy, EngineUnavailable, GenerationStream, RequestOutput
 from ..engine.sampling import SamplingParams
 from ..protocol import SamplingRequest
 
@@ -161,58 +161,46 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
-async def merge_streams(
-    streams: list[AsyncIterator[RequestOutput]],
-) -> AsyncIterator[tuple[int, RequestOutput]]:
-    """Interleave the outputs of n choices as they come; closing this closes (aborts) them all."""
-    if len(streams) == 1:
-        try:
-            async for out in streams[0]:
-                yield 0, out
-        finally:
-            await streams[0].aclose()  # type: ignore[attr-defined]
-        return
-    queue: asyncio.Queue[tuple[int, RequestOutput | BaseException | None]] = asyncio.Queue()
+async def merge_streams(streams: list[GenerationStream]) -> AsyncIterator[tuple[int, RequestOutput]]:
+    """Interleave the outputs of n choices as they come; closing this aborts them all."""
+    queue: asyncio.Queue[tuple[int, RequestOutput]] = asyncio.Queue()
+    timers = [GenerationTimer() for _ in streams]
 
-    async def pump(index: int, stream: AsyncIterator[RequestOutput]) -> None:
-        try:
-            async for out in stream:
-                await queue.put((index, out))
-        except BaseException as exc:
-            await queue.put((index, exc))
-            raise
-        finally:
-            await queue.put((index, None))
+    async def pump(index: int) -> None:
+        async for out in streams[index]:
+            await queue.put((index, out))
 
-    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-    open_streams = len(streams)
+    tasks = [asyncio.create_task(pump(i)) for i in range(len(streams))]
     try:
-        while open_streams:
-            index, item = await queue.get()
-            if item is None:
-                open_streams -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
+        while any(not s.finished for s in streams) or not queue.empty():
+            index, out = await queue.get()
+            timers[index].record(out)
+            yield index, out
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        for stream in streams:
+            stream.cancel()
 
 
 def start_generation(
     ctx: ModelContext, prompts: list[tuple[list[int], SamplingParams]]
 ) -> AsyncIterator[tuple[int, RequestOutput]]:
+    streams: list[GenerationStream] = []
     try:
-        streams = [ctx.engine.generate(ids, params) for ids, params in prompts]
-    except EngineBusy as exc:
-        raise OpenAIError(
-            429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
-        ) from exc
-    except EngineUnavailable as exc:
+        for ids, params in prompts:
+            streams.append(ctx.engine.generate(ids, params))
+    except (EngineBusy, EngineUnavailable) as exc:
+        for stream in streams:  # n > 1 and only some got in: none of them may run
+            stream.cancel()
+        if isinstance(exc, EngineBusy):
+            raise OpenAIError(
+                429,
+                str(exc),
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": "1"},
+            ) from exc
         raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
     return merge_streams(streams)
 
