@@ -209,8 +209,8 @@ class Engine:
     # ---- worker thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            with torch.inference_mode():
+        with torch.inference_mode():
+            try:
                 while True:
                     busy = bool(self._slots or self._waiting)
                     if not self._drain(block=not busy):
@@ -219,12 +219,12 @@ class Engine:
                     self._admit()
                     if self._slots:
                         self._step_safely()
-        except Exception as exc:  # the engine is dead; /health reports it
-            log.exception("engine worker died")
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            for seq in [*self._slots, *self._waiting]:
-                self._finish(seq, "error", "The engine stopped before this request completed.")
+            except Exception as exc:  # the engine is dead; /health reports it
+                log.exception("engine worker died")
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                for seq in [*self._slots, *self._waiting]:
+                    self._finish(seq, "error", "The engine stopped before this request completed.")
 
     def _drain(self, block: bool) -> bool:
         """Apply queued commands; returns False when the worker should stop."""
@@ -355,7 +355,8 @@ class Engine:
                 elif seq.num_output >= seq.params.max_tokens or seq.num_cached + 1 >= self.max_context:
                     text += seq.detok.flush()
                     finish = "length"
-            seq.sink(
+            delivered = self._deliver(
+                seq,
                 RequestOutput(
                     text=text,
                     token_ids=[token],
@@ -363,9 +364,11 @@ class Engine:
                     finish_reason=finish,
                     prompt_tokens=len(seq.prompt_ids),
                     completion_tokens=seq.num_output,
-                )
+                ),
             )
-            if finish is not None:
+            if not delivered:
+                self.stats.aborted += 1
+            if finish is not None or not delivered:
                 self._release(seq)
 
     def _finish(self, seq: _Sequence, reason: FinishReason, error: str | None = None) -> None:
@@ -377,7 +380,16 @@ class Engine:
             self._by_id.pop(seq.request_id, None)
             with self._lock:
                 self._num_pending -= 1
-        seq.sink(RequestOutput("", [], [], reason, len(seq.prompt_ids), seq.num_output, error))
+        self._deliver(seq, RequestOutput("", [], [], reason, len(seq.prompt_ids), seq.num_output, error))
+
+    def _deliver(self, seq: _Sequence, out: RequestOutput) -> bool:
+        """Hand an output to its consumer; False when the consumer is gone (its loop closed)."""
+        try:
+            seq.sink(out)
+        except Exception:
+            log.warning("request %s: consumer gone, dropping it", seq.request_id)
+            return False
+        return True
 
     def _release(self, seq: _Sequence) -> None:
         """Free a slot, keeping decoding rows and prefilling rows each contiguous."""

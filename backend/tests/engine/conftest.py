@@ -1,0 +1,72 @@
+"""An in-process engine on the real default model, shared by the engine tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from app.core.config import Settings
+from app.engine.engine import Engine
+from app.engine.sampling import SamplingParams
+
+
+@dataclass
+class Result:
+    token_ids: list[int]
+    text: str
+    finish_reason: str | None
+
+
+@pytest.fixture(scope="session")
+def model_and_tokenizer() -> tuple[torch.nn.Module, object]:
+    path = Settings().chat_model_path
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def engine(model_and_tokenizer: tuple[torch.nn.Module, object]) -> Iterator[Engine]:
+    model, tokenizer = model_and_tokenizer
+    eng = Engine(
+        model,
+        tokenizer,
+        max_context=2048,
+        max_num_seqs=8,
+        max_waiting=4,
+        max_num_batched_tokens=256,
+        queue_timeout_s=60,
+    )
+    eng.start()
+    yield eng
+    eng.shutdown(10)
+
+
+def chat_ids(tokenizer: object, text: str) -> list[int]:
+    prompt = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer.encode(prompt, add_special_tokens=False)  # type: ignore[attr-defined]
+
+
+async def collect(engine: Engine, prompt_ids: list[int], params: SamplingParams) -> Result:
+    ids: list[int] = []
+    text = ""
+    finish = None
+    async for out in engine.generate(prompt_ids, params):
+        ids += out.token_ids
+        text += out.text
+        finish = out.finish_reason
+    return Result(ids, text, finish)
+
+
+def run_together(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -> list[Result]:
+    async def main() -> list[Result]:
+        return await asyncio.gather(*(collect(engine, ids, p) for ids, p in jobs))
+
+    return asyncio.run(main())

@@ -1,0 +1,129 @@
+"""Continuous batching: a request gives the same tokens alone or beside others with other settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from app.engine.engine import Engine, EngineBusy
+from app.engine.sampling import SamplingParams
+
+from .conftest import chat_ids, collect, run_together
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "用中文介绍一下你自己。",
+    "List three colors.",
+    "Explain what a CPU does in one sentence.",
+    "Translate 'good morning' into Spanish.",
+    "What is 12 times 12?",
+    "Name a famous painter.",
+]
+
+
+def test_greedy_and_seeded_outputs_equal_alone_and_batched(engine: Engine, model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    jobs = []
+    for i, text in enumerate(PROMPTS):
+        # Mixed settings in one batch: greedy, seeded samples, penalties, top-k/top-p.
+        params = SamplingParams(
+            max_tokens=12 + i,
+            temperature=0.0 if i % 2 == 0 else 0.9,
+            top_p=1.0 if i % 3 else 0.9,
+            top_k=0 if i % 4 else 40,
+            seed=1000 + i,
+            repetition_penalty=1.0 if i != 6 else 1.3,
+            frequency_penalty=0.0 if i != 4 else 0.5,
+        )
+        jobs.append((chat_ids(tokenizer, text), params))
+    batched = run_together(engine, jobs)
+    for job, together in zip(jobs, batched, strict=True):
+        alone = run_together(engine, [job])[0]
+        assert alone.token_ids == together.token_ids
+        assert alone.text == together.text
+        assert len(together.token_ids) <= job[1].max_tokens
+
+
+def test_stop_strings_and_max_tokens_inside_a_batch(engine: Engine, model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    ids = chat_ids(tokenizer, "Count from 1 to 20, one number per line.")
+    free = run_together(engine, [(ids, SamplingParams(max_tokens=40, temperature=0.0))])[0]
+    assert "4" in free.text
+    stop = free.text[free.text.index("4") : free.text.index("4") + 3]  # spans several tokens
+    results = run_together(
+        engine,
+        [
+            (ids, SamplingParams(max_tokens=40, temperature=0.0, stop=(stop,))),
+            (ids, SamplingParams(max_tokens=5, temperature=0.0)),
+            (ids, SamplingParams(max_tokens=7, temperature=0.0, ignore_eos=True)),
+        ],
+    )
+    assert results[0].finish_reason == "stop"
+    assert stop not in results[0].text
+    assert results[0].text == free.text[: free.text.index(stop)]
+    assert results[1].finish_reason == "length" and len(results[1].token_ids) == 5
+    assert results[2].finish_reason == "length" and len(results[2].token_ids) == 7
+
+
+def test_long_prompt_is_prefilled_in_chunks_beside_running_streams(
+    engine: Engine, model_and_tokenizer
+) -> None:
+    _, tokenizer = model_and_tokenizer
+    short = chat_ids(tokenizer, "Say something nice.")
+    long = chat_ids(tokenizer, "Summarise: " + "The quick brown fox jumps over the lazy dog. " * 60)
+    assert len(long) > 2 * engine.max_num_batched_tokens
+    greedy = SamplingParams(max_tokens=10, temperature=0.0)
+    alone = run_together(engine, [(long, greedy), (short, greedy)])
+    assert alone[0].token_ids == run_together(engine, [(long, greedy)])[0].token_ids
+    assert alone[1].token_ids == run_together(engine, [(short, greedy)])[0].token_ids
+
+
+def _wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "engine state did not settle"
+        time.sleep(0.02)
+
+
+def test_cancelled_streams_free_their_slots(engine: Engine, model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    ids = chat_ids(tokenizer, "Write a very long story.")
+    aborted_before = engine.stats.aborted
+
+    async def abandon() -> None:
+        streams = [engine.generate(ids, SamplingParams(max_tokens=4000, ignore_eos=True)) for _ in range(3)]
+        for stream in streams:
+            await anext(stream)  # running, with a first token out
+        assert engine.stats.running == 3
+        for stream in streams:
+            await stream.aclose()
+        await asyncio.to_thread(_wait_until, lambda: engine.stats.running == 0)
+
+    asyncio.run(abandon())
+    assert engine.stats.aborted - aborted_before == 3
+    # The slots are usable again and the next answer is unaffected.
+    greedy = SamplingParams(max_tokens=8, temperature=0.0)
+    assert len(run_together(engine, [(ids, greedy)])[0].token_ids) == 8
+
+
+def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    ids = chat_ids(tokenizer, "Write a very long story.")
+    capacity = engine.max_num_seqs + engine.max_waiting
+
+    async def overfill() -> None:
+        streams = [
+            engine.generate(ids, SamplingParams(max_tokens=2000, ignore_eos=True)) for _ in range(capacity)
+        ]
+        with pytest.raises(EngineBusy):
+            engine.generate(ids, SamplingParams(max_tokens=4))
+        for stream in streams:
+            await stream.aclose()
+
+    asyncio.run(overfill())
+    _wait_until(lambda: engine.idle)
+    result = asyncio.run(collect(engine, ids, SamplingParams(max_tokens=4, temperature=0.0)))
+    assert len(result.token_ids) == 4
