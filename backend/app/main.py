@@ -15,7 +15,7 @@ from .core.config import Settings, get_settings
 from .core.errors import BodySizeLimit, install_error_handlers
 from .core.metrics import RequestMetrics, track_engine
 from .core.metrics import router as metrics_router
-from .core.static import SinglePageApp
+from .core.static import FrontendMount, SinglePageApp
 from .services import load_services
 
 log = logging.getLogger(__name__)
@@ -54,5 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(v1)
     if (settings.frontend_dist / "index.html").is_file():
-        app.mount("/", SinglePageApp(directory=settings.frontend_dist, html=True), name="frontend")
+        app.router.routes.append(FrontendMount(SinglePageApp(directory=settings.frontend_dist, html=True)))
     return app

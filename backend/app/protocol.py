@@ -129,8 +129,8 @@ class ChatCompletionRequest(SamplingRequest):
     prompt_cache_retention: str | None = None
     prompt_cache_options: Any = None
     parallel_tool_calls: bool | None = None
-    modalities: list[str] | None = None
     # Declared so they parse; refused with a 400 when set.
+    modalities: list[str] | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
     functions: list[Any] | None = None

@@ -99,7 +99,7 @@ class ChatService:
             for i in range(n)
         ]
         outputs = start_generation(self.ctx, prompts)
-        first = await first_output(outputs)
+        first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         response_id, created = new_id("chatcmpl"), int(time.time())
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)

@@ -36,6 +36,7 @@ UNSUPPORTED: dict[str, tuple[Any, ...]] = {
     "moderation": (None,),
     "suffix": (None, ""),
     "store": (None, False),
+    "modalities": (None, ["text"]),
 }
 
 
@@ -206,26 +207,37 @@ def start_generation(
 
 
 async def first_output(
-    outputs: AsyncIterator[tuple[int, RequestOutput]],
-) -> tuple[int, RequestOutput]:
-    """Wait for the first output before answering, so that a queue timeout is still a 503."""
-    try:
-        index, out = await anext(outputs)
-    except BaseException:
-        await outputs.aclose()  # type: ignore[attr-defined]
-        raise
-    if out.error is not None:
-        await outputs.aclose()  # type: ignore[attr-defined]
-        raise OpenAIError(503, out.error, type="server_error", code="service_unavailable")
-    return index, out
+    outputs: AsyncIterator[tuple[int, RequestOutput]], patience: float | None
+) -> asyncio.Task[tuple[int, RequestOutput]]:
+    """Wait up to `patience` seconds for the first output before answering.
+
+    A request that fails in that time (a queue timeout, say) still gets a real status code; a
+    stream that must wait longer starts anyway, so keep-alive comments flow while it waits.
+    """
+    first = asyncio.ensure_future(anext(outputs))
+    await asyncio.wait({first}, timeout=patience)
+    if first.done():
+        error = first.exception()
+        if error is None and first.result()[1].error is not None:
+            error = OpenAIError(
+                503, str(first.result()[1].error), type="server_error", code="service_unavailable"
+            )
+        if error is not None:
+            await outputs.aclose()  # type: ignore[attr-defined]
+            raise error
+    return first
 
 
 async def with_first(
-    first: tuple[int, RequestOutput], rest: AsyncIterator[tuple[int, RequestOutput]]
+    first: asyncio.Task[tuple[int, RequestOutput]], rest: AsyncIterator[tuple[int, RequestOutput]]
 ) -> AsyncIterator[tuple[int, RequestOutput]]:
-    yield first
-    async for item in rest:
-        yield item
+    try:
+        yield await first
+        async for item in rest:
+            yield item
+    finally:
+        first.cancel()
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 def stream_error_event(message: str) -> str:

@@ -85,7 +85,7 @@ class CompletionService:
         ]
         echoes = [self.ctx.tokenizer.decode(ids) if request.echo else "" for ids in prompts for _ in range(n)]
         outputs = start_generation(self.ctx, jobs)
-        first = await first_output(outputs)
+        first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         response_id, created = new_id("cmpl"), int(time.time())
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
