@@ -1,0 +1,250 @@
+"""The one error contract: every error is an OpenAI ErrorResponse with the right status and param,
+and after any bad request the server answers the next good one normally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from api_support import (
+    API_KEY,
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    assert_error,
+    assert_serves,
+    chat_prompt_len,
+    tiny_chat,
+)
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+
+
+def tiny_completion(**extra: Any) -> dict[str, Any]:
+    return {"model": CHAT_MODEL, "prompt": "Hi", "max_tokens": 1, "temperature": 0, **extra}
+
+
+def without(body: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != key}
+
+
+def user(content: Any, role: str = "user") -> dict[str, Any]:
+    return {"model": CHAT_MODEL, "max_tokens": 1, "messages": [{"role": role, "content": content}]}
+
+
+# (path, body, param): each must be a 400 naming `param` (a prefix for fields inside messages).
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    (CHAT, tiny_chat(temperature=2.5), "temperature"),
+    (CHAT, tiny_chat(temperature=-0.1), "temperature"),
+    (CHAT, tiny_chat(temperature="hot"), "temperature"),
+    (CHAT, tiny_chat(max_tokens=-1), "max_tokens"),
+    (CHAT, tiny_chat(max_tokens="ten"), "max_tokens"),
+    (CHAT, {**without(tiny_chat(), "max_tokens"), "max_completion_tokens": -5}, "max_completion_tokens"),
+    (CHAT, tiny_chat(top_p=1.5), "top_p"),
+    (CHAT, tiny_chat(n=0), "n"),
+    (CHAT, tiny_chat(presence_penalty=3), "presence_penalty"),
+    (CHAT, tiny_chat(frequency_penalty=-3), "frequency_penalty"),
+    (CHAT, tiny_chat(repetition_penalty=0), "repetition_penalty"),
+    (CHAT, tiny_chat(top_k="many"), "top_k"),
+    (CHAT, tiny_chat(logprobs=True, top_logprobs=21), "top_logprobs"),
+    (CHAT, tiny_chat(seed="abc"), "seed"),
+    (CHAT, tiny_chat(stop=5), "stop"),
+    (CHAT, tiny_chat(stream="maybe"), "stream"),
+    (CHAT, tiny_chat(ignore_eos="sometimes"), "ignore_eos"),
+    (CHAT, {**tiny_chat(), "messages": []}, "messages"),
+    (CHAT, {**tiny_chat(), "messages": "hello"}, "messages"),
+    (CHAT, without(tiny_chat(), "messages"), "messages"),
+    (CHAT, user("Hi", role="wizard"), "messages"),
+    (CHAT, {**tiny_chat(), "messages": [{"role": "user"}]}, "messages"),
+    (CHAT, {**tiny_chat(), "messages": [{"content": "Hi"}]}, "messages"),
+    (CHAT, user([{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]), "messages"),
+    (CHAT, user([{"type": "text"}]), "messages"),
+    (CHAT, without(tiny_chat(), "model"), "model"),
+    # Fields of OpenAI's schema that we do not implement, with non-default values.
+    (
+        CHAT,
+        tiny_chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
+        "tools",
+    ),
+    (
+        CHAT,
+        tiny_chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+        "response_format",
+    ),
+    (CHAT, tiny_chat(response_format={"type": "json_object"}), "response_format"),
+    (CHAT, tiny_chat(modalities=["text", "audio"]), "modalities"),
+    (CHAT, tiny_chat(audio={"voice": "alloy", "format": "mp3"}), "audio"),
+    # Not in OpenAI's schema at all.
+    (CHAT, tiny_chat(frobnicate=1), "frobnicate"),
+    (COMPLETIONS, tiny_completion(temperature=3), "temperature"),
+    (COMPLETIONS, tiny_completion(max_tokens=-2), "max_tokens"),
+    (COMPLETIONS, without(tiny_completion(), "prompt"), "prompt"),
+    (COMPLETIONS, tiny_completion(prompt=None), "prompt"),
+    (COMPLETIONS, tiny_completion(logprobs=6), "logprobs"),
+    (COMPLETIONS, tiny_completion(suffix="end"), "suffix"),
+    (COMPLETIONS, tiny_completion(frobnicate=True), "frobnicate"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "param"), INVALID, ids=[f"{p[4:]}-{x}" for p, _, x in INVALID])
+def test_invalid_request_is_400_naming_param(
+    http: httpx.Client, path: str, body: dict[str, Any], param: str
+) -> None:
+    if param == "messages":
+        assert_error(http.post(path, json=body), 400, param_prefix="messages")
+    else:
+        assert_error(http.post(path, json=body), 400, param=param)
+    assert_serves(http)
+
+
+def test_sdk_raises_bad_request_naming_param(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=1, temperature=5
+        )
+    assert info.value.status_code == 400
+    assert isinstance(info.value.body, dict)
+    assert info.value.body.get("param") == "temperature"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model": "x", "messages": [',
+        b"not json at all",
+        b"",
+        b"[1, 2, 3]",
+        b'{"model": "\xff\xfe"}',
+        b"null",
+    ],
+    ids=["truncated", "garbage", "empty", "array", "invalid-utf8", "null"],
+)
+@pytest.mark.parametrize("path", [CHAT, COMPLETIONS, "/v1/embeddings"])
+def test_malformed_body_is_400(http: httpx.Client, path: str, content: bytes) -> None:
+    resp = http.post(path, content=content, headers={"content-type": "application/json"})
+    assert_error(resp, 400)
+    assert_serves(http)
+
+
+def test_nulls_mean_defaults(http: httpx.Client) -> None:
+    body = tiny_chat(
+        max_tokens=2,
+        temperature=None,
+        top_p=None,
+        stop=None,
+        seed=None,
+        n=None,
+        presence_penalty=None,
+        user=None,
+    )
+    resp = http.post(CHAT, json=body)
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (CHAT, tiny_chat(model="no-such-model")),
+        (COMPLETIONS, tiny_completion(model="no-such-model")),
+        # The embedding model cannot chat, and the chat model is not an embedder here.
+        (CHAT, tiny_chat(model=EMBEDDING_MODEL)),
+    ],
+    ids=["chat", "completions", "embedder-for-chat"],
+)
+def test_unknown_model_is_404_model_not_found(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    error = assert_error(http.post(path, json=body), 404, code="model_not_found")
+    assert error["param"] == "model"
+    assert_serves(http)
+
+
+def test_sdk_unknown_model(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/nope"), ("POST", "/v1/chat/completion"), ("GET", "/v1/models/a/b/c"), ("POST", "/v1")],
+)
+def test_unknown_route_is_openai_shaped_404(http: httpx.Client, method: str, path: str) -> None:
+    assert_error(http.request(method, path, json={}), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", CHAT), ("GET", COMPLETIONS), ("GET", "/v1/embeddings"), ("DELETE", "/v1/models"), ("PUT", CHAT)],
+)
+def test_wrong_method_is_405(http: httpx.Client, method: str, path: str) -> None:
+    assert_error(http.request(method, path), 405)
+    assert_serves(http)
+
+
+AUTH_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/models", None),
+    ("GET", f"/v1/models/{CHAT_MODEL}", None),
+    ("POST", CHAT, tiny_chat()),
+    ("POST", COMPLETIONS, tiny_completion()),
+    ("POST", "/v1/embeddings", {"model": EMBEDDING_MODEL, "input": "hi"}),
+]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY}, {"Authorization": "Basic eDp5"}],
+    ids=["missing", "wrong", "no-bearer", "basic"],
+)
+@pytest.mark.parametrize(("method", "path", "body"), AUTH_ROUTES, ids=[r[1] for r in AUTH_ROUTES])
+def test_wrong_or_missing_key_is_401(
+    base_url: str, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> None:
+    resp = httpx.request(method, f"{base_url}{path}", json=body, headers=headers, timeout=30)
+    assert_error(resp, 401)
+
+
+def test_sdk_wrong_key(base_url: str) -> None:
+    bad = openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+
+
+def test_right_key_is_accepted(base_url: str) -> None:
+    resp = httpx.get(f"{base_url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+    assert resp.status_code == 200
+
+
+def big_body() -> dict[str, Any]:
+    # Just over the default 4 MiB limit.
+    return tiny_chat(messages=[{"role": "user", "content": "a " * (2 * 1024 * 1024 + 1000)}])
+
+
+def test_oversized_body_is_413(http: httpx.Client) -> None:
+    assert_error(http.post(CHAT, json=big_body()), 413)
+    assert_serves(http)
+
+
+def test_oversized_chunked_body_is_413(http: httpx.Client) -> None:
+    # No Content-Length: the limit must hold for a streamed upload as well.
+    payload = httpx.Request("POST", "/", json=big_body()).content
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(payload), 64 * 1024):
+            yield payload[i : i + 64 * 1024]
+
+    resp = http.post(CHAT, content=chunks(), headers={"content-type": "application/json"})
+    assert_error(resp, 413)
+    assert_serves(http)
+
+
+def test_context_length_exceeded_on_default_limit(http: httpx.Client, tokenizer: Any) -> None:
+    # SmolLM2's own context is 8192 tokens; this prompt is well over it.
+    messages = [{"role": "user", "content": "hello " * 9000}]
+    n_prompt = chat_prompt_len(tokenizer, messages)
+    error = assert_error(
+        http.post(CHAT, json=tiny_chat(messages=messages)), 400, code="context_length_exceeded"
+    )
+    assert str(n_prompt) in error["message"], error
+    assert "8192" in error["message"], error
+    assert_serves(http)

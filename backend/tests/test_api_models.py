@@ -1,0 +1,56 @@
+"""GET /v1/models, /v1/models/{id}, /health and /docs."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from api_support import CHAT_MODEL, EMBEDDING_MODEL, SchemaValidator, assert_error
+
+
+def test_list_models_matches_schema_and_lists_both_models(
+    http: httpx.Client, schemas: SchemaValidator
+) -> None:
+    resp = http.get("/v1/models")
+    assert resp.status_code == 200
+    body = resp.json()
+    schemas.validate("ListModelsResponse", body)
+    ids = [m["id"] for m in body["data"]]
+    assert CHAT_MODEL in ids
+    assert EMBEDDING_MODEL in ids
+
+
+def test_sdk_lists_models(client: openai.OpenAI) -> None:
+    ids = {m.id for m in client.models.list()}
+    assert {CHAT_MODEL, EMBEDDING_MODEL} <= ids
+
+
+@pytest.mark.parametrize("model", [CHAT_MODEL, EMBEDDING_MODEL])
+def test_retrieve_model(client: openai.OpenAI, schemas: SchemaValidator, model: str) -> None:
+    raw = client.models.with_raw_response.retrieve(model)
+    schemas.validate("Model", raw.http_response.json())
+    parsed = raw.parse()
+    assert parsed.id == model
+    assert parsed.object == "model"
+
+
+def test_retrieve_unknown_model_is_404_model_not_found(client: openai.OpenAI, http: httpx.Client) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+    assert_error(http.get("/v1/models/no-such-model"), 404, code="model_not_found")
+
+
+def test_health(http: httpx.Client) -> None:
+    resp = http.get("/health")
+    assert resp.status_code == 200
+
+
+def test_docs_and_openapi_are_served(http: httpx.Client) -> None:
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    assert "text/html" in docs.headers["content-type"]
+    spec = http.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json()["paths"]
+    for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/health"):
+        assert path in paths, f"{path} missing from /openapi.json"
