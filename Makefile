@@ -69,7 +69,10 @@ test-frontend: setup models frontend sysdeps
 	cd frontend && npm test
 	cd frontend && npm run e2e
 
+# docker-compose (Debian's) validates docker-compose.yml without a Docker engine.
 test-deploy: setup models frontend sysdeps
+	@command -v docker-compose >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 	cd deploy && ../$(BIN)/python -m pytest -q tests
 
 test: lint test-backend test-frontend test-deploy

@@ -1,0 +1,303 @@
+"""Real processes for the deploy tests: backend replicas (the real model) and a real Nginx with
+deploy/nginx.conf rendered for loopback ports. Everything listens on 127.0.0.1 only and is
+stopped by the fixture that started it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEPLOY_DIR = Path(__file__).resolve().parents[1]
+REPO = DEPLOY_DIR.parent
+sys.path.insert(0, str(DEPLOY_DIR))
+
+import render_nginx  # noqa: E402
+
+PYTHON = REPO / ".venv" / "bin" / "python"
+CHAT_MODEL = "SmolLM2-135M-Instruct"
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+CHAT_MODEL_DIR = REPO / "models" / CHAT_MODEL
+EMBEDDING_MODEL_DIR = REPO / "models" / EMBEDDING_MODEL
+# The built page; DEPLOY_TEST_DIST may point at another build (e.g. while frontend/ is in flux).
+DIST = Path(os.environ.get("DEPLOY_TEST_DIST", REPO / "frontend" / "dist"))
+STARTUP_TIMEOUT_S = 300.0
+
+# Logs of every process started, shown when a test fails.
+LOGS: list[Path] = []
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        raise RuntimeError("Nginx is not installed: `make sysdeps` (Debian package nginx)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "<no log>"
+
+
+def make_run_dir(prefix: str) -> Path:
+    """A folder Nginx's workers can read (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix=f"localchat-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
+def release_copy(dest: Path) -> Path:
+    """frontend/dist copied to an html folder, as a release would be."""
+    if not (DIST / "index.html").is_file():
+        raise RuntimeError(f"{DIST}/index.html not found: run `make frontend` first")
+    shutil.copytree(DIST, dest)
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest
+
+
+@dataclass
+class Replica:
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    _log: Any = field(repr=False, default=None)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """As a crash would: SIGKILL, no draining."""
+        if self.alive:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+def start_replica(port: int, log_path: Path, **env_overrides: str) -> Replica:
+    if not PYTHON.exists():
+        raise RuntimeError(f"{PYTHON} not found: run `make setup`")
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        CHAT_MODEL_PATH=str(CHAT_MODEL_DIR),
+        CHAT_MODEL_NAME=CHAT_MODEL,
+        EMBEDDING_MODEL_PATH=str(EMBEDDING_MODEL_DIR),
+        EMBEDDING_MODEL_NAME=EMBEDDING_MODEL,
+        API_KEY="",
+        DEVICE="cpu",
+        # Two replicas share this machine's cores: one thread each.
+        NUM_THREADS="1",
+    )
+    env.update(env_overrides)
+    log = log_path.open("wb")
+    LOGS.append(log_path)
+    proc = subprocess.Popen(
+        [str(PYTHON), "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    return Replica(port=port, log_path=log_path, proc=proc, _log=log)
+
+
+def wait_healthy(replicas: list[Replica], timeout: float = STARTUP_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(replicas)
+    while pending:
+        for r in list(pending):
+            if not r.alive:
+                raise RuntimeError(f"backend on port {r.port} exited:\n{log_tail(r.log_path)}")
+            try:
+                if httpx.get(f"{r.url}/health", timeout=2).status_code == 200:
+                    pending.remove(r)
+            except httpx.HTTPError:
+                pass
+        if pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"backend on port {pending[0].port} not healthy after {timeout:.0f}s")
+            time.sleep(0.5)
+
+
+@dataclass
+class Nginx:
+    port: int
+    run_dir: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def access_log(self) -> Path:
+        return self.run_dir / "logs" / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.run_dir / "logs" / "error.log"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: finish open requests
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def start_nginx(run_dir: Path, html: Path, upstreams: list[str], *, rate_limit: bool = False) -> Nginx:
+    nginx = nginx_binary()
+    port = free_port()
+    render_nginx.render(
+        run_dir=run_dir,
+        listen=f"127.0.0.1:{port}",
+        root=html,
+        upstreams=upstreams,
+        rate_limit=rate_limit,
+        nginx=nginx,
+        worker_processes=1,
+    )
+    cmd = render_nginx.nginx_command(run_dir, nginx)
+    check = subprocess.run([*cmd, "-t", "-q"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
+    LOGS.append(run_dir / "logs" / "error.log")
+    proc = subprocess.Popen([*cmd, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Nginx did not start:\n{log_tail(run_dir / 'logs' / 'error.log')}")
+        time.sleep(0.05)
+    return Nginx(port=port, run_dir=run_dir, proc=proc)
+
+
+# --- SSE ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimedStream:
+    status: int
+    headers: httpx.Headers
+    # (seconds since the request was sent, content delta) for each content delta, in order.
+    deltas: list[tuple[float, str]]
+    t_done: float  # when `data: [DONE]` arrived
+    t_end: float  # when the body ended
+    raw: bytes
+
+    @property
+    def ttft(self) -> float:
+        return self.deltas[0][0]
+
+    @property
+    def text(self) -> str:
+        return "".join(d for _, d in self.deltas)
+
+
+def timed_chat_stream(
+    client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> TimedStream:
+    """POST a streamed chat completion and time each content delta as the bytes arrive."""
+    deltas: list[tuple[float, str]] = []
+    raw = bytearray()
+    buf = b""
+    t_done = float("nan")
+    start = time.perf_counter()
+    with client.stream("POST", url, json={**body, "stream": True}, headers=headers) as resp:
+        for chunk in resp.iter_raw():
+            now = time.perf_counter() - start
+            raw += chunk
+            buf += chunk
+            while b"\n\n" in buf:
+                event, buf = buf.split(b"\n\n", 1)
+                for line in event.split(b"\n"):
+                    if not line.startswith(b"data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        t_done = now
+                        continue
+                    obj = json.loads(data)
+                    for choice in obj.get("choices", []):
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            deltas.append((now, content))
+        t_end = time.perf_counter() - start
+        return TimedStream(resp.status_code, resp.headers, deltas, t_done, t_end, bytes(raw))
+
+
+# --- what each replica says about itself ---------------------------------------------------------
+
+
+def replica_requests(replica: Replica, route: str, status: str = "200") -> float:
+    """The replica's own count of answered requests (Prometheus counter on its /metrics)."""
+    text = httpx.get(f"{replica.url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if (
+            line.startswith("llm_http_requests_total{")
+            and f'route="{route}"' in line
+            and f'status="{status}"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def replica_running(replica: Replica) -> int:
+    """Sequences the replica is generating right now (its /health)."""
+    return int(httpx.get(f"{replica.url}/health", timeout=10).json()["running"])
+
+
+def chat_body(prompt: str, max_tokens: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        **extra,
+    }

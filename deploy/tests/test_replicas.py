@@ -1,0 +1,104 @@
+"""Two replicas behind Nginx's upstream: requests are spread across both (each replica's own
+/metrics counts what it answered), a long answer on one sends new requests to the other (least
+connections), a killed replica costs no request, and with none left the API answers an
+OpenAI-shaped 502."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import pytest
+
+from conftest import Site
+from support import chat_body, replica_requests, replica_running, timed_chat_stream
+
+CHAT = "/v1/chat/completions"
+
+
+def answered(site: Site) -> list[float]:
+    return [replica_requests(r, CHAT) for r in site.replicas]
+
+
+def test_requests_are_spread_across_both_replicas(site: Site, http: httpx.Client) -> None:
+    before = answered(site)
+    for i in range(8):
+        resp = http.post(f"{site.url}{CHAT}", json=chat_body(f"Say the number {i}.", 4))
+        assert resp.status_code == 200
+    after = answered(site)
+    got = [a - b for a, b in zip(after, before, strict=True)]
+    assert sum(got) == 8, got
+    assert min(got) >= 2, f"one replica got almost everything: {got}"
+
+
+def test_new_requests_go_to_the_idle_replica(site: Site, http: httpx.Client) -> None:
+    """least_conn: while one replica streams a long answer, the next requests go to the other."""
+    started, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def long_answer() -> None:
+        try:
+            body = chat_body("Tell a long story.", 2000, ignore_eos=True, stream=True)
+            with (
+                httpx.Client(timeout=120) as c,
+                c.stream("POST", f"{site.url}{CHAT}", json=body) as r,
+            ):
+                for line in r.iter_lines():
+                    if line.startswith("data: {"):
+                        started.set()
+                    if release.is_set():
+                        break
+        except BaseException as exc:
+            errors.append(exc)
+            started.set()
+
+    t = threading.Thread(target=long_answer, daemon=True)
+    t.start()
+    try:
+        assert started.wait(60), "the long answer did not start"
+        assert not errors, errors
+        busy = [replica_running(r) for r in site.replicas]
+        assert sorted(busy) == [0, 1], busy
+        idle = busy.index(0)
+        before = answered(site)
+        for i in range(4):
+            resp = http.post(f"{site.url}{CHAT}", json=chat_body(f"Name a colour ({i}).", 4))
+            assert resp.status_code == 200
+        got = [a - b for a, b in zip(answered(site), before, strict=True)]
+        assert got[idle] == 4 and got[1 - idle] == 0, got
+    finally:
+        release.set()
+        t.join(30)
+
+
+@pytest.mark.destructive
+def test_killed_replicas(site: Site, http: httpx.Client) -> None:
+    survivor, victim = site.replicas
+    victim.kill()  # SIGKILL, as a crash
+
+    before = replica_requests(survivor, CHAT)
+    for i in range(6):
+        if i % 2:
+            resp = http.post(f"{site.url}{CHAT}", json=chat_body(f"Count to {i}.", 6))
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["choices"][0]["message"]["content"]
+        else:
+            s = timed_chat_stream(http, f"{site.url}{CHAT}", chat_body(f"Count to {i}.", 6, ignore_eos=True))
+            assert s.status == 200 and s.deltas, s.raw[:300]
+    assert replica_requests(survivor, CHAT) - before == 6
+
+    survivor.kill()
+    for method, path, body in (
+        ("GET", "/v1/models", None),
+        ("POST", CHAT, chat_body("hi", 4)),
+        ("POST", CHAT, chat_body("hi", 4, stream=True)),
+    ):
+        resp = http.request(method, f"{site.url}{path}", json=body)
+        assert resp.status_code in (502, 503), resp.text
+        assert resp.headers["content-type"].startswith("application/json")
+        err = resp.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"}
+        assert err["type"] == "server_error" and err["message"]
+    assert http.get(f"{site.url}/health").status_code in (502, 503)
+    # The page itself is still there, to show the error.
+    assert http.get(f"{site.url}/").status_code == 200
