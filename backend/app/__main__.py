@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 from types import FrameType
 
 import uvicorn
@@ -20,17 +22,33 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 class DrainingServer(uvicorn.Server):
-    """On SIGTERM/SIGINT, refuse new generations (503) while running ones finish."""
+    """SIGTERM drains: new generations get 503 and /health turns 503 (so a balancer moves on)
+    while the server keeps listening; running sequences finish within the grace period, then
+    the server exits. A second signal exits at once."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
         super().__init__(config)
         self.app = app
+        self.grace_s = grace_s
+        self.draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         services = getattr(self.app.state, "services", None)
-        if services is not None:
-            services.ctx.engine.stop_admitting()
-        super().handle_exit(sig, frame)
+        if services is None or self.draining:
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        engine = services.ctx.engine
+        engine.stop_admitting()
+        logging.getLogger(__name__).info("draining: waiting up to %.0f s for running requests", self.grace_s)
+
+        def drain() -> None:
+            deadline = time.monotonic() + self.grace_s
+            while not engine.idle and time.monotonic() < deadline:
+                time.sleep(0.1)
+            super(DrainingServer, self).handle_exit(sig, frame)
+
+        threading.Thread(target=drain, name="drain", daemon=True).start()
 
 
 def main() -> None:
@@ -52,10 +70,11 @@ def main() -> None:
         app,
         host=args.host,
         port=args.port,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        # The engine has drained by then; this only bounds flushing the last responses.
+        timeout_graceful_shutdown=5,
         log_level="info",
     )
-    DrainingServer(config, app).run()
+    DrainingServer(config, app, settings.shutdown_grace_s).run()
 
 
 if __name__ == "__main__":
