@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from .core.config import get_settings
 from .engine.loader import ModelLoadError
-from .services import check_model_folders
+from .services import preflight
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        check_model_folders(settings)
+        preflight(settings)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .core.config import Settings
 from .engine.embedder import Embedder
 from .engine.engine import Engine
-from .engine.loader import check_model_folder, resolve_device, resolve_dtype
+from .engine.loader import check_model_folder, resolve_attention, resolve_device, resolve_dtype
 from .protocol import ModelCard
 from .serving.chat import ChatService
 from .serving.common import ModelContext
@@ -33,25 +33,49 @@ class Services:
     models: list[ModelCard]
 
 
-def check_model_folders(settings: Settings) -> None:
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype: torch.dtype
+    attention: str
+
+
+def preflight(settings: Settings) -> Placement:
+    """Everything that can be checked before loading: fails with one line saying what to fix."""
     check_model_folder(settings.chat_model_path, "Chat")
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
+    device = resolve_device(settings.device)
+    return Placement(
+        device, resolve_dtype(settings.dtype, device), resolve_attention(settings.attention, device)
+    )
+
+
+def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    place = preflight(settings)
+    if place.device.type == "cpu":
+        torch.set_num_threads(settings.num_threads or os.cpu_count() or 1)
+    log.info(
+        "loading chat model %s on %s (%s, %s attention)",
+        settings.chat_model_path,
+        place.device,
+        place.dtype,
+        place.attention,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        settings.chat_model_path,
+        local_files_only=True,
+        dtype=place.dtype,
+        attn_implementation=place.attention,
+    )
+    return model.to(place.device).eval(), tokenizer
 
 
 def load_services(settings: Settings) -> Services:
-    check_model_folders(settings)
-    device = resolve_device(settings.device)
-    dtype = resolve_dtype(settings.dtype, device)
-    if device.type == "cpu":
-        torch.set_num_threads(settings.num_threads or os.cpu_count() or 1)
     started = time.monotonic()
-    log.info("loading chat model %s on %s (%s)", settings.chat_model_path, device, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        settings.chat_model_path, local_files_only=True, dtype=dtype, attn_implementation="sdpa"
-    )
-    model = model.to(device).eval()
+    model, tokenizer = load_chat_model(settings)
+    device = model.device
     text_config = model.config.get_text_config()
     max_context = getattr(text_config, "max_position_embeddings", None) or 2048
     if settings.max_model_len:
@@ -69,7 +93,7 @@ def load_services(settings: Settings) -> Services:
     fingerprint = (
         "fp_"
         + hashlib.sha256(
-            f"{settings.chat_model_name}|{dtype}|{device.type}|{torch.__version__}".encode()
+            f"{settings.chat_model_name}|{model.dtype}|{device.type}|{torch.__version__}".encode()
         ).hexdigest()[:10]
     )
     ctx = ModelContext(
@@ -85,7 +109,7 @@ def load_services(settings: Settings) -> Services:
     embeddings = None
     if settings.embedding_model_path is not None:
         embedder = Embedder(
-            settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else dtype
+            settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else model.dtype
         )
         embeddings = EmbeddingService(settings.embedding_model_name, embedder)
         models.append(

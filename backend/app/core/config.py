@@ -25,6 +25,7 @@ class Settings(BaseSettings):
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
     # Caps the context below the model's own limit (0: use the model's).
     max_model_len: int = Field(default=0, ge=0)
 

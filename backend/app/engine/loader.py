@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .attention import NAME
+
 log = logging.getLogger(__name__)
 
 
@@ -30,14 +32,36 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bfloat16 matmuls run natively (and twice as fast as fp32 here)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        return torch.float32
+        # Quality holds in bf16 for the default model: see docs/precision.md for the figures.
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ModelLoadError("DTYPE=bfloat16 but this GPU has no bfloat16 support (pre-Ampere): use float16.")
+    if dtype == "float16" and device.type == "cpu":
+        raise ModelLoadError("DTYPE=float16 has no fast CPU kernels here: use bfloat16 or float32 on a CPU.")
     return getattr(torch, dtype)
+
+
+def resolve_attention(attention: str, device: torch.device) -> str:
+    """Our batch-invariant kernel on CPU (exact results whatever the batch); fused SDPA on GPUs."""
+    if attention == "auto":
+        return NAME if device.type == "cpu" else "sdpa"
+    return attention
 
 
 def check_model_folder(path: Path, what: str) -> None:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.core.config import Settings
 from app.engine.engine import Engine
 from app.engine.sampling import SamplingParams
+from app.services import load_chat_model
 
 
 @dataclass
@@ -24,10 +24,8 @@ class Result:
 
 @pytest.fixture(scope="session")
 def model_and_tokenizer() -> tuple[torch.nn.Module, object]:
-    path = Settings().chat_model_path
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32).eval()
-    return model, tokenizer
+    """The model as the server loads it by default: same precision, same attention kernel."""
+    return load_chat_model(Settings())
 
 
 @pytest.fixture(scope="session")
