@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from .core.config import get_settings
 from .engine.loader import ModelLoadError
-from .services import preflight
+from .services import load_services
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -58,14 +58,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .main import create_app
+
+    # Load before listening, so a broken model folder ends here with one line, not a traceback.
     try:
-        preflight(settings)
+        services = load_services(settings)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    from .main import create_app
-
-    app = create_app(settings)
+    app = create_app(settings, services)
     config = uvicorn.Config(
         app,
         host=args.host,

@@ -16,17 +16,18 @@ from .core.errors import BodySizeLimit, install_error_handlers
 from .core.metrics import RequestMetrics, track_engine
 from .core.metrics import router as metrics_router
 from .core.static import FrontendMount, SinglePageApp
-from .services import load_services
+from .services import Services, load_services
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The app; `services` already loaded, or loaded at start-up (off the event loop)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await asyncio.to_thread(load_services, settings)
+        app.state.services = services or await asyncio.to_thread(load_services, settings)
         stats = app.state.services.ctx.engine.stats
         track_engine(lambda: stats.running, lambda: stats.waiting)
         yield

@@ -6,7 +6,10 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -14,7 +17,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from .core.config import Settings
 from .engine.embedder import Embedder
 from .engine.engine import Engine
-from .engine.loader import check_model_folder, resolve_attention, resolve_device, resolve_dtype
+from .engine.loader import (
+    ModelLoadError,
+    check_model_folder,
+    resolve_attention,
+    resolve_device,
+    resolve_dtype,
+)
 from .protocol import ModelCard
 from .serving.chat import ChatService
 from .serving.common import ModelContext
@@ -62,14 +71,30 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
         place.dtype,
         place.attention,
     )
-    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        settings.chat_model_path,
-        local_files_only=True,
-        dtype=place.dtype,
-        attn_implementation=place.attention,
-    )
-    return model.to(place.device).eval(), tokenizer
+    with loading("Chat", settings.chat_model_path):
+        tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            settings.chat_model_path,
+            local_files_only=True,
+            dtype=place.dtype,
+            attn_implementation=place.attention,
+        )
+        return model.to(place.device).eval(), tokenizer
+
+
+@contextmanager
+def loading(what: str, path: Path) -> Iterator[None]:
+    """Turn any failure to read a model folder into one line naming the folder and the fix."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelLoadError(
+            f"{what} model folder {path} could not be loaded ({type(exc).__name__}: {first_line[:200]}). "
+            "Run `make models` for the default models, or point the setting at a complete model folder."
+        ) from exc
 
 
 def load_services(settings: Settings) -> Services:
@@ -108,9 +133,10 @@ def load_services(settings: Settings) -> Services:
     log.info("chat model ready in %.1f s (context %d tokens)", time.monotonic() - started, max_context)
     embeddings = None
     if settings.embedding_model_path is not None:
-        embedder = Embedder(
-            settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else model.dtype
-        )
+        with loading("Embedding", settings.embedding_model_path):
+            embedder = Embedder(
+                settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else model.dtype
+            )
         embeddings = EmbeddingService(settings.embedding_model_name, embedder)
         models.append(
             ModelCard(
