@@ -1,11 +1,12 @@
-"""A second server with other settings: a 64-token context (context_length_exceeded, and generation
-up to the remaining context), no API key, its own served name, one sequence at a time and a short
-SSE keep-alive interval (comments while a stream waits)."""
+"""A second server with other settings: a 256-token context (context_length_exceeded, generation
+up to the remaining context), no API key, its own served name, and one sequence at a time with a
+short keep-alive interval and queue timeout (comments while a stream waits, then an error that
+arrives after the stream has started)."""
 
 from __future__ import annotations
 
+import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,17 +14,22 @@ import httpx
 import openai
 import pytest
 from api_support import (
+    CHAT_MODEL,
     EMBEDDING_MODEL,
     REQUEST_TIMEOUT_S,
     ServerProcess,
+    SSEStream,
     assert_error,
     chat_prompt_len,
     post_stream,
+    schema_validator,
     start_server,
 )
 
-CONTEXT = 64
-NAME = "smol-ctx64"
+CONTEXT = 256
+NAME = "smol-ctx256"
+QUEUE_TIMEOUT_S = 1.5
+LEFT = 12  # tokens of context left after the "nearly full" prompts
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         MAX_MODEL_LEN=str(CONTEXT),
         MAX_NUM_SEQS="1",
         SSE_PING_S="0.2",
+        QUEUE_TIMEOUT_S=str(QUEUE_TIMEOUT_S),
     )
     yield proc
     proc.stop()
@@ -63,15 +70,27 @@ def test_served_name_comes_from_settings(small_http: httpx.Client) -> None:
     assert_error(
         small_http.post(
             "/v1/chat/completions",
-            json={"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}]},
+            json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Hi"}]},
         ),
         404,
         code="model_not_found",
     )
 
 
+def words(n: int) -> str:
+    return "apple " * n
+
+
+def nearly_full(length: Any) -> str:
+    """The shortest run of words whose prompt leaves at most LEFT tokens of the context."""
+    n = 1
+    while length(words(n)) < CONTEXT - LEFT:
+        n += 1
+    return words(n)
+
+
 def test_chat_prompt_over_the_context_is_refused(small_http: httpx.Client, tokenizer: Any) -> None:
-    messages = [{"role": "user", "content": "Tell me everything about the history of the sea. " * 4}]
+    messages = [{"role": "user", "content": words(CONTEXT)}]
     n_prompt = chat_prompt_len(tokenizer, messages)
     assert n_prompt > CONTEXT
     error = assert_error(
@@ -83,10 +102,8 @@ def test_chat_prompt_over_the_context_is_refused(small_http: httpx.Client, token
     assert str(CONTEXT) in error["message"], error
 
 
-def test_streamed_prompt_over_the_context_is_refused_before_streaming(
-    small_http: httpx.Client, tokenizer: Any
-) -> None:
-    messages = [{"role": "user", "content": "word " * 80}]
+def test_streamed_prompt_over_the_context_is_refused_before_streaming(small_http: httpx.Client) -> None:
+    messages = [{"role": "user", "content": words(CONTEXT + 10)}]
     resp = small_http.post(
         "/v1/chat/completions", json={"model": NAME, "messages": messages, "max_tokens": 4, "stream": True}
     )
@@ -94,7 +111,7 @@ def test_streamed_prompt_over_the_context_is_refused_before_streaming(
 
 
 def test_completion_prompt_over_the_context_is_refused(small_http: httpx.Client, tokenizer: Any) -> None:
-    prompt = "one two three four five six seven eight nine ten " * 8
+    prompt = words(CONTEXT + 1)
     n_prompt = len(tokenizer(prompt)["input_ids"])
     assert n_prompt > CONTEXT
     error = assert_error(
@@ -106,10 +123,11 @@ def test_completion_prompt_over_the_context_is_refused(small_http: httpx.Client,
     assert str(CONTEXT) in error["message"], error
 
 
-def test_without_max_tokens_generation_fills_the_remaining_context(
+def test_chat_without_max_tokens_fills_the_remaining_context(
     small_http: httpx.Client, tokenizer: Any
 ) -> None:
-    messages = [{"role": "user", "content": "Count from one to one hundred."}]
+    content = nearly_full(lambda text: chat_prompt_len(tokenizer, [{"role": "user", "content": text}]))
+    messages = [{"role": "user", "content": content}]
     n_prompt = chat_prompt_len(tokenizer, messages)
     resp = small_http.post(
         "/v1/chat/completions",
@@ -122,43 +140,63 @@ def test_without_max_tokens_generation_fills_the_remaining_context(
     assert body["choices"][0]["finish_reason"] == "length"
 
 
-def test_completions_without_max_tokens_uses_the_openai_default(small_http: httpx.Client) -> None:
-    # OpenAI's legacy completions default max_tokens to 16; within the context here either way.
+def test_completions_without_max_tokens_fill_the_remaining_context(
+    small_http: httpx.Client, tokenizer: Any
+) -> None:
+    # Fewer tokens are left than OpenAI's legacy default of 16, so either reading gives this count.
+    prompt = nearly_full(lambda text: len(tokenizer(text)["input_ids"]))
+    n_prompt = len(tokenizer(prompt)["input_ids"])
     resp = small_http.post(
-        "/v1/completions",
-        json={"model": NAME, "prompt": "Once upon a time", "temperature": 0, "ignore_eos": True},
+        "/v1/completions", json={"model": NAME, "prompt": prompt, "temperature": 0, "ignore_eos": True}
     )
     assert resp.status_code == 200, resp.text
-    assert 1 <= resp.json()["usage"]["completion_tokens"] <= CONTEXT
+    assert resp.json()["usage"]["completion_tokens"] == CONTEXT - n_prompt
+    assert resp.json()["choices"][0]["finish_reason"] == "length"
 
 
-def test_keep_alive_comments_while_a_stream_waits(small: ServerProcess, small_http: httpx.Client) -> None:
-    # With one sequence at a time, a second stream waits for the first; it must send SSE comments.
-    busy = {
-        "model": NAME,
-        "prompt": "Once upon a time",
-        "max_tokens": 48,
-        "temperature": 0,
-        "ignore_eos": True,
-    }
-    done: list[int] = []
+@pytest.fixture(scope="module")
+def waited_stream(small: ServerProcess, small_http: httpx.Client) -> SSEStream:
+    """A stream that waits behind a long request for the only slot until its queue timeout."""
+    busy = {"model": NAME, "prompt": "Once", "max_tokens": CONTEXT - 8, "temperature": 0, "ignore_eos": True}
+    started, release = threading.Event(), threading.Event()
 
     def occupy() -> None:
-        with httpx.Client(base_url=small.url, timeout=REQUEST_TIMEOUT_S) as other:
-            done.append(other.post("/v1/completions", json=busy).status_code)
+        # Holds the slot until released (leaving cancels it), so the wait does not hang on speed.
+        with (
+            httpx.Client(base_url=small.url, timeout=REQUEST_TIMEOUT_S) as other,
+            other.stream("POST", "/v1/completions", json={**busy, "stream": True}) as resp,
+        ):
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    started.set()
+                if release.is_set() or line == "data: [DONE]":
+                    break
 
     worker = threading.Thread(target=occupy)
     worker.start()
-    time.sleep(0.5)  # let the busy request take the only slot first
     try:
-        stream = post_stream(
+        assert started.wait(REQUEST_TIMEOUT_S), "the busy request never started"
+        return post_stream(
             small_http,
-            "/v1/completions",
-            {"model": NAME, "prompt": "Hello", "max_tokens": 2, "temperature": 0, "stream": True},
+            "/v1/chat/completions",
+            {"model": NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "stream": True},
         )
     finally:
+        release.set()
         worker.join(timeout=REQUEST_TIMEOUT_S)
-    assert done == [200]
-    assert stream.status == 200, stream.raw
-    assert stream.comments, f"no SSE comment while waiting: {stream.raw[:300]!r}"
-    assert stream.data[-1] == "[DONE]"
+
+
+def test_keep_alive_comments_while_a_stream_waits(waited_stream: SSEStream) -> None:
+    assert waited_stream.status == 200, waited_stream.raw
+    assert waited_stream.headers["content-type"].startswith("text/event-stream")
+    assert waited_stream.comments, f"no SSE comment while waiting: {waited_stream.raw[:300]!r}"
+
+
+def test_error_after_the_stream_started_is_one_event_then_done(waited_stream: SSEStream) -> None:
+    data = waited_stream.data
+    assert data[-1] == "[DONE]", data
+    errors = [d for d in data[:-1] if "error" in json.loads(d)]
+    assert len(errors) == 1, data
+    # The error is the last event before [DONE], shaped as every other error.
+    assert data[-2] == errors[0]
+    schema_validator().validate("ErrorResponse", json.loads(errors[0]))
