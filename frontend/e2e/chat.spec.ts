@@ -1,0 +1,145 @@
+import type { Request } from '@playwright/test'
+import { answers, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+
+test('streams an answer token by token, with tokens, tokens/s and time to first token', async ({ page }) => {
+  await page.goto('/')
+  const request = page.waitForRequest((r) => isChatPost(r.url(), r.method()))
+  await send(page, 'Tell me three facts about the sea.')
+
+  const body = (await request).postDataJSON() as Record<string, unknown>
+  expect(body).toMatchObject({ stream: true, stream_options: { include_usage: true }, max_tokens: 40 })
+
+  // Watch the text grow while the answer is still marked busy.
+  const answer = lastAnswer(page)
+  const lengths = new Set<number>()
+  while ((await answer.getAttribute('aria-busy')) === 'true') {
+    const text = (await answer.locator('.md').textContent().catch(() => null)) ?? ''
+    if (text.length) lengths.add(text.length)
+    await page.waitForTimeout(50)
+  }
+  expect(lengths.size, 'distinct partial lengths seen while streaming').toBeGreaterThanOrEqual(3)
+  await expect(answer.locator('.md')).not.toBeEmpty()
+  await expect(answer.locator('.metrics')).toHaveText(/\d+ tokens.*[\d.]+ tokens\/s.*first token [\d.]+ s/)
+  await expect(page.getByRole('navigation', { name: 'Conversations' })).toContainText('Tell me three facts')
+  await shot(page, 'chat-light')
+})
+
+test('Esc stops mid-answer: the partial answer stays, marked stopped, and the server stops', async ({
+  page,
+  request,
+  apiKey,
+}) => {
+  await page.goto('/')
+  // A long answer this time, set in the conversation's settings dialog.
+  await page.getByRole('button', { name: 'Conversation settings' }).click()
+  const dialog = page.getByRole('dialog', { name: 'Conversation settings' })
+  await dialog.getByLabel('Max tokens').fill('1500')
+  await dialog.getByLabel('System prompt').fill('You are a storyteller.')
+  await dialog.getByRole('button', { name: 'Save' }).click()
+  await expect(dialog).toBeHidden()
+
+  await send(page, 'Please continue the story, in much more detail.')
+  const answer = lastAnswer(page)
+  await expect(answer.locator('.md')).toHaveText(/\S{3,}.*\S/, { timeout: 30_000 })
+  await page.keyboard.press('Escape')
+
+  await expect(answer.getByText('Stopped')).toBeVisible()
+  await expect(answer).toHaveAttribute('aria-busy', 'false')
+  const partial = await answer.locator('.md').textContent()
+  expect(partial?.length).toBeGreaterThan(0)
+  await expect(answer.locator('.metrics')).toHaveText(/~\d+ tokens/)
+  await expect(page.getByRole('button', { name: 'Send' })).toBeVisible()
+
+  // The server saw the disconnect: nothing is left generating.
+  await expect
+    .poll(async () => {
+      const health = await request.get('/health', { headers: { Authorization: `Bearer ${apiKey}` } })
+      return ((await health.json()) as { running: number }).running
+    })
+    .toBe(0)
+  await page.waitForTimeout(500)
+  expect(await answer.locator('.md').textContent()).toBe(partial)
+  await shot(page, 'stopped')
+})
+
+test('regenerate replaces the last answer with a new stream', async ({ page }) => {
+  await page.goto('/')
+  await send(page, 'Name a colour.')
+  await waitDone(lastAnswer(page))
+  const posts: Request[] = []
+  page.on('request', (r) => isChatPost(r.url(), r.method()) && posts.push(r))
+
+  await lastAnswer(page).getByRole('button', { name: 'Regenerate' }).click()
+  await expect(lastAnswer(page)).toHaveAttribute('aria-busy', 'true')
+  await waitDone(lastAnswer(page))
+  expect(posts).toHaveLength(1)
+  const sent = posts[0]?.postDataJSON() as { messages: { role: string; content: string }[] }
+  // The old answer is not sent back: the model answers the same question afresh.
+  expect(sent.messages.map((m) => m.role)).toEqual(['user'])
+  await expect(answers(page)).toHaveCount(1)
+  await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+})
+
+test('edit a user message and resend: later messages are replaced', async ({ page }) => {
+  await page.goto('/')
+  await send(page, 'Say hello.')
+  await waitDone(lastAnswer(page))
+  await send(page, 'Now say it in French.')
+  await waitDone(lastAnswer(page))
+  await expect(answers(page)).toHaveCount(2)
+
+  const first = page.locator('article.msg.user').first()
+  await first.hover()
+  await first.getByRole('button', { name: 'Edit message' }).click()
+  const box = page.getByRole('textbox', { name: 'Edit message' })
+  await expect(box).toHaveValue('Say hello.')
+  const request = page.waitForRequest((r) => isChatPost(r.url(), r.method()))
+  await box.fill('Say goodbye.')
+  await page.getByRole('button', { name: 'Save & send' }).click()
+
+  const sent = (await request).postDataJSON() as { messages: { role: string; content: string }[] }
+  expect(sent.messages).toEqual([{ role: 'user', content: 'Say goodbye.' }])
+  await waitDone(lastAnswer(page))
+  await expect(page.locator('article.msg.user')).toHaveText(['Say goodbye.'])
+  await expect(answers(page)).toHaveCount(1)
+})
+
+/**
+ * Headless Chromium reports every page as visible (microsoft/playwright#1290), so hiding is
+ * emulated the way a real hidden tab behaves: visibilityState/hidden say so, a visibilitychange
+ * event fires, and requestAnimationFrame callbacks wait until the tab is shown again.
+ */
+function setHidden(hidden: boolean) {
+  const w = window as unknown as { __rafQueue?: FrameRequestCallback[]; __realRaf?: typeof requestAnimationFrame }
+  w.__realRaf ??= window.requestAnimationFrame.bind(window)
+  w.__rafQueue ??= []
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') })
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden })
+  const queue = w.__rafQueue
+  const realRaf = w.__realRaf
+  window.requestAnimationFrame = hidden ? (cb) => queue.push(cb) : realRaf
+  if (!hidden) for (const cb of queue.splice(0)) realRaf(cb)
+  document.dispatchEvent(new Event('visibilitychange'))
+}
+
+test('a hidden tab keeps streaming, with no second request', async ({ page }) => {
+  await page.goto('/')
+  const posts: string[] = []
+  page.on('request', (r) => isChatPost(r.url(), r.method()) && posts.push(r.url()))
+  await page.getByRole('button', { name: 'Conversation settings' }).click()
+  await page.getByRole('dialog').getByLabel('Max tokens').fill('200')
+  await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click()
+  await send(page, 'Describe a forest in detail.')
+  const text = lastAnswer(page).locator('.md')
+  await expect(text).not.toBeEmpty()
+
+  await page.evaluate(setHidden, true)
+  const lengthWhenHidden = (await text.textContent())?.length ?? 0
+  await expect.poll(async () => (await text.textContent())?.length ?? 0).toBeGreaterThan(lengthWhenHidden + 20)
+  await page.evaluate(setHidden, false)
+
+  await waitDone(lastAnswer(page))
+  await expect(lastAnswer(page).getByText('Stopped')).toHaveCount(0)
+  await expect(lastAnswer(page).locator('.metrics')).toContainText('tokens/s')
+  expect(posts).toHaveLength(1)
+})

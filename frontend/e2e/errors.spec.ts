@@ -1,0 +1,131 @@
+import { connect, createServer, type Socket } from 'node:net'
+import { expect, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+
+test.describe('a first visit without the server key', () => {
+  test.use({ withKey: false })
+
+  test('401: the page asks for the key inline, then the answer streams', async ({ page, apiKey }) => {
+    await page.goto('/')
+    const banner = page.locator('.banner')
+    await expect(banner.getByRole('alert')).toContainText('This server needs an API key')
+    await expect(page.getByRole('combobox', { name: 'Model' })).toBeDisabled()
+
+    await send(page, 'Hello!')
+    const notice = lastAnswer(page).getByRole('alert')
+    await expect(notice).toContainText('This server needs an API key')
+    await shot(page, 'error-401')
+    await notice.getByRole('textbox', { name: 'API key' }).fill(apiKey)
+    await notice.getByRole('button', { name: 'Save key & retry' }).click()
+
+    await waitDone(lastAnswer(page))
+    await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+    await expect(lastAnswer(page).getByRole('alert')).toHaveCount(0)
+    // The saved key also fixed the model list.
+    await expect(banner).toHaveCount(0)
+    await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue('SmolLM2-135M-Instruct')
+    await expect(page.getByRole('combobox', { name: 'Model' }).locator('option')).toHaveText([
+      'SmolLM2-135M-Instruct',
+    ])
+  })
+})
+
+test('context too long: the server error is shown inline with what to do', async ({ page }) => {
+  await page.goto('/')
+  await send(page, 'hello '.repeat(9000))
+  const notice = lastAnswer(page).getByRole('alert')
+  await expect(notice).toContainText('The conversation is too long for the model')
+  await expect(notice).toContainText('edit your last message to be shorter')
+  await shot(page, 'error-context-length')
+  await notice.getByRole('button', { name: 'New chat' }).click()
+  await expect(page.getByRole('heading', { name: 'What can I help with?' })).toBeVisible()
+})
+
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 9))
+    })
+  })
+}
+
+test('server unreachable: inline error, fixed in Settings, then retry works', async ({ page }) => {
+  await page.goto('/')
+  await expect(page.getByRole('combobox', { name: 'Model' })).toBeEnabled()
+  const port = await closedPort()
+
+  await page.getByRole('button', { name: 'Settings', exact: true }).click()
+  const settings = page.getByRole('dialog', { name: 'Settings' })
+  await settings.getByRole('textbox', { name: 'API base URL' }).fill(`http://127.0.0.1:${port}/v1`)
+  await settings.getByRole('button', { name: 'Save' }).click()
+
+  await send(page, 'Are you there?')
+  const notice = lastAnswer(page).getByRole('alert')
+  await expect(notice).toContainText('Can’t reach the server')
+  await expect(notice).toContainText(`http://127.0.0.1:${port}/v1`)
+  await shot(page, 'error-unreachable')
+
+  await notice.getByRole('button', { name: 'Open settings' }).click()
+  await settings.getByRole('textbox', { name: 'API base URL' }).fill('')
+  await settings.getByRole('button', { name: 'Save' }).click()
+  await notice.getByRole('button', { name: 'Retry' }).click()
+  await waitDone(lastAnswer(page))
+  await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+})
+
+/** A plain TCP relay to the backend whose connections the test can cut, like a dropped network. */
+async function relay(target: URL): Promise<{ url: string; cut: () => void; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('close', () => sockets.delete(s))
+      s.on('error', () => undefined)
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    cut: () => {
+      for (const s of sockets) s.resetAndDestroy()
+    },
+    close: () => {
+      server.close()
+      for (const s of sockets) s.destroy()
+      return Promise.resolve()
+    },
+  }
+}
+
+test('a connection lost mid-answer keeps what arrived and offers retry', async ({ page, baseURL }) => {
+  // The page is loaded through the relay too, so the API stays same-origin.
+  const network = await relay(new URL(baseURL ?? ''))
+  try {
+    await page.goto(network.url)
+    await page.getByRole('button', { name: 'Conversation settings' }).click()
+    await page.getByRole('dialog').getByLabel('Max tokens').fill('1000')
+    await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click()
+    await send(page, 'Write a long essay about rivers.')
+    const answer = lastAnswer(page)
+    await expect(answer.locator('.md')).toHaveText(/\S{3,}.*\S/)
+
+    network.cut()
+    await expect(answer.getByRole('alert')).toContainText('The answer was cut off')
+    const partial = await answer.locator('.md').textContent()
+    expect(partial?.length).toBeGreaterThan(0)
+    await expect(answer).toHaveAttribute('aria-busy', 'false')
+    await shot(page, 'error-interrupted')
+
+    await answer.getByRole('button', { name: 'Retry' }).click()
+    await expect(lastAnswer(page).getByRole('alert')).toHaveCount(0)
+    await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+    await page.keyboard.press('Escape')
+    await waitDone(lastAnswer(page))
+  } finally {
+    await network.close()
+  }
+})

@@ -1,0 +1,52 @@
+import { test as base, expect, type Locator, type Page } from '@playwright/test'
+import { join } from 'node:path'
+
+export { expect }
+
+export const SHOTS = join(import.meta.dirname, '..', 'test-results')
+
+export interface SeedSettings {
+  apiKey?: string
+  language?: 'auto' | 'en' | 'zh'
+  defaultParams?: { temperature: number; top_p: number; max_tokens: number; seed: number | null }
+}
+
+/** Short answers keep the suite fast; the long-stream test asks for its own length. */
+export const SHORT = { temperature: 0.7, top_p: 0.95, max_tokens: 40, seed: null }
+
+export const test = base.extend<{ apiKey: string; withKey: boolean; seed: SeedSettings }>({
+  apiKey: async ({}, provide) => provide(process.env.E2E_API_KEY ?? ''),
+  /** false: a first visit that does not know the server's key yet. */
+  withKey: [true, { option: true }],
+  seed: async ({ apiKey, withKey }, provide) => provide({ ...(withKey ? { apiKey } : {}), defaultParams: SHORT }),
+  baseURL: async ({}, provide) => provide(process.env.E2E_BASE_URL),
+  context: async ({ context, seed }, provide) => {
+    // Settings as a returning user would have them; only on first load, so the page's own
+    // changes (language, key) survive a reload.
+    await context.addInitScript((state) => {
+      if (!localStorage.getItem('localchat.settings')) {
+        localStorage.setItem('localchat.settings', JSON.stringify({ state, version: 0 }))
+      }
+    }, seed)
+    await provide(context)
+  },
+})
+
+export const composer = (page: Page) => page.getByRole('textbox', { name: 'Message', exact: true })
+export const answers = (page: Page) => page.locator('article.msg.assistant')
+export const lastAnswer = (page: Page) => answers(page).last()
+
+export async function send(page: Page, text: string): Promise<void> {
+  await composer(page).fill(text)
+  await composer(page).press('Enter')
+}
+
+export async function waitDone(answer: Locator, timeout = 60_000): Promise<void> {
+  await expect(answer).toHaveAttribute('aria-busy', 'false', { timeout })
+}
+
+export async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) })
+}
+
+export const isChatPost = (url: string, method: string) => method === 'POST' && url.endsWith('/v1/chat/completions')

@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process'
+import { openSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const FRONTEND = join(dirname(fileURLToPath(import.meta.url)), '..')
+const LOAD_TIMEOUT_MS = 180_000
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+async function waitForHealth(url: string, exited: () => string | null): Promise<void> {
+  const deadline = Date.now() + LOAD_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const why = exited()
+    if (why) throw new Error(`The backend exited before it was ready (${why}); see test-results/backend.log`)
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {
+      // Not listening yet: the model is still loading.
+    }
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  throw new Error(`The backend did not answer ${url} within ${LOAD_TIMEOUT_MS / 1000} s`)
+}
+
+/**
+ * Starts the real backend (`make serve`, which serves ../frontend/dist) with an API key, so the
+ * tests can see the page ask for it. Returns the teardown that stops it.
+ */
+export default async function globalSetup(): Promise<() => Promise<void>> {
+  const port = await freePort()
+  const apiKey = `e2e-${Math.random().toString(36).slice(2)}`
+  const baseUrl = `http://127.0.0.1:${port}`
+  await mkdir(join(FRONTEND, 'test-results'), { recursive: true })
+  const log = openSync(join(FRONTEND, 'test-results', 'backend.log'), 'w')
+  const started = Date.now()
+  const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
+    cwd: FRONTEND,
+    env: { ...process.env, API_KEY: apiKey },
+    stdio: ['ignore', log, log],
+    // Own process group: stopping it stops make and the Python server under it.
+    detached: true,
+  })
+  let exit: string | null = null
+  const exited = new Promise<void>((resolve) => {
+    server.once('exit', (code, signal) => {
+      exit = `code ${code}, signal ${signal}`
+      resolve()
+    })
+  })
+  const stop = async () => {
+    if (exit || server.pid === undefined) return
+    process.kill(-server.pid, 'SIGTERM')
+    const killed = setTimeout(() => server.pid && process.kill(-server.pid, 'SIGKILL'), 15_000)
+    await exited
+    clearTimeout(killed)
+  }
+  try {
+    await waitForHealth(`${baseUrl}/health`, () => exit)
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  console.log(`Backend ready on ${baseUrl} after ${((Date.now() - started) / 1000).toFixed(1)} s`)
+  process.env.E2E_BASE_URL = baseUrl
+  process.env.E2E_API_KEY = apiKey
+  return stop
+}

@@ -1,0 +1,75 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { expect, lastAnswer, send, SHOTS, test, waitDone } from './fixtures.ts'
+
+const TOKENS = 2000
+
+declare global {
+  interface Window {
+    __longTasks: { start: number; duration: number }[]
+    __maxFrameGap: number
+    __frames: number
+  }
+}
+
+/**
+ * A 2,000-token answer from the real model (ignore_eos, so it runs to the end), timed in the
+ * page: Long Tasks (main-thread tasks over 50 ms) and the longest gap between animation frames.
+ */
+test('a 2,000-token answer streams without long main-thread tasks', async ({ page }) => {
+  test.setTimeout(300_000)
+  await page.addInitScript(() => {
+    window.__longTasks = []
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration })
+    }).observe({ type: 'longtask', buffered: true })
+  })
+  // The page has no ignore_eos control; the request is changed on its way to the real server.
+  await page.route('**/v1/chat/completions', async (route) => {
+    const body = route.request().postDataJSON() as Record<string, unknown>
+    await route.continue({ postData: JSON.stringify({ ...body, max_tokens: TOKENS, ignore_eos: true }) })
+  })
+  await page.goto('/')
+  await send(
+    page,
+    'Write a long markdown guide to Python: headings, bullet lists, a table of data types, and many code examples.',
+  )
+  const answer = lastAnswer(page)
+  await expect(answer.locator('.md')).not.toBeEmpty({ timeout: 60_000 })
+  const start = await page.evaluate(() => {
+    window.__maxFrameGap = 0
+    window.__frames = 0
+    let last = performance.now()
+    const tick = (now: number) => {
+      window.__maxFrameGap = Math.max(window.__maxFrameGap, now - last)
+      window.__frames += 1
+      last = now
+      if (document.querySelector('article.msg.assistant[aria-busy="true"]')) requestAnimationFrame(tick)
+    }
+    requestAnimationFrame(tick)
+    return performance.now()
+  })
+  await waitDone(answer, 280_000)
+
+  const metrics = await answer.locator('.metrics').textContent()
+  const perf = await page.evaluate((t0) => {
+    const tasks = window.__longTasks.filter((t) => t.start >= t0)
+    return {
+      longTasks: tasks.length,
+      longestTaskMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
+      maxFrameGapMs: Math.round(window.__maxFrameGap),
+      frames: window.__frames,
+      streamSeconds: Math.round((performance.now() - t0) / 100) / 10,
+      characters: document.querySelector('article.msg.assistant .md')?.textContent?.length ?? 0,
+      blocks: document.querySelectorAll('article.msg.assistant .md > *').length,
+    }
+  }, start)
+  const report = { ...perf, metrics }
+  console.log(`long stream: ${JSON.stringify(report)}`)
+  await writeFile(join(SHOTS, 'long-stream.json'), JSON.stringify(report, null, 2))
+  await page.screenshot({ path: join(SHOTS, 'long-stream.png') })
+
+  expect(metrics).toContain(`${TOKENS} tokens`)
+  // Smoothness: no main-thread task long enough to be felt as a stutter.
+  expect(perf.longestTaskMs).toBeLessThan(200)
+})

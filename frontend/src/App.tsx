@@ -1,0 +1,47 @@
+import { useEffect } from 'react'
+import { useStore } from 'zustand'
+import { stop } from './chat/generate'
+import { ChatSettingsDialog } from './components/ChatSettingsDialog'
+import { ChatView } from './components/ChatView'
+import { SettingsDialog } from './components/SettingsDialog'
+import { Sidebar } from './components/Sidebar'
+import { useLanguage } from './i18n'
+import { chatStore } from './store/conversations'
+import { settingsStore } from './store/settings'
+
+export function App() {
+  const loaded = useStore(chatStore, (s) => s.loaded)
+  const theme = useStore(settingsStore, (s) => s.theme)
+  const lang = useLanguage()
+
+  useEffect(() => {
+    // "system" leaves the choice to prefers-color-scheme in the stylesheet.
+    if (theme === 'system') delete document.documentElement.dataset.theme
+    else document.documentElement.dataset.theme = theme
+  }, [theme])
+
+  useEffect(() => {
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en'
+  }, [lang])
+
+  useEffect(() => {
+    // Esc stops the answer from anywhere on the page; an open dialog gets Esc for itself.
+    const onKeyDown = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return
+      const { activeId } = chatStore.getState()
+      if (activeId) stop(activeId)
+    }
+    window.addEventListener('keydown', onKeyDown)
+    return () => window.removeEventListener('keydown', onKeyDown)
+  }, [])
+
+  if (!loaded) return null
+  return (
+    <div className="app">
+      <Sidebar />
+      <ChatView />
+      <SettingsDialog />
+      <ChatSettingsDialog />
+    </div>
+  )
+}

@@ -1,0 +1,210 @@
+import type { EventSourceMessage } from 'eventsource-parser'
+import { EventSourceParserStream } from 'eventsource-parser/stream'
+import type { ChatError, ErrorKind, GenParams } from '../types'
+
+export interface ApiConfig {
+  /** e.g. `/v1` (same origin) or `http://127.0.0.1:8000/v1`. */
+  baseUrl: string
+  apiKey: string
+}
+
+export interface ModelInfo {
+  id: string
+  /** Non-standard field of this backend; absent on other OpenAI-compatible servers. */
+  capabilities?: string[]
+}
+
+export interface Usage {
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens?: number
+}
+
+export interface ChatRequestMessage {
+  role: 'system' | 'user' | 'assistant'
+  content: string
+}
+
+export interface StreamResult {
+  /** The server sent `data: [DONE]`. */
+  sawDone: boolean
+  finishReason: string | null
+  usage: Usage | null
+  /** An error event sent after the stream had started. */
+  error: ChatError | null
+}
+
+export class ApiError extends Error {
+  readonly info: ChatError
+  constructor(info: ChatError) {
+    super(info.message)
+    this.info = info
+  }
+}
+
+export function apiUrl(baseUrl: string, path: string): string {
+  const base = baseUrl.trim().replace(/\/+$/, '') || '/v1'
+  return `${base}${path}`
+}
+
+function headers(cfg: ApiConfig, json: boolean): HeadersInit {
+  const h: Record<string, string> = {}
+  if (json) h['Content-Type'] = 'application/json'
+  if (cfg.apiKey.trim()) h.Authorization = `Bearer ${cfg.apiKey.trim()}`
+  return h
+}
+
+interface OpenAIErrorBody {
+  error?: { message?: unknown; type?: unknown; code?: unknown }
+}
+
+/** Maps an OpenAI-shaped error (HTTP status and/or `error.code`) to what the page tells the user. */
+export function classifyError(status: number | undefined, body: OpenAIErrorBody | null): ChatError {
+  const err = body?.error
+  const code = typeof err?.code === 'string' ? err.code : ''
+  const message = typeof err?.message === 'string' ? err.message : status ? `HTTP ${status}` : 'Unknown error'
+  let kind: ErrorKind
+  if (code === 'context_length_exceeded') kind = 'context_length'
+  else if (status === 401 || status === 403 || code === 'invalid_api_key') kind = 'auth'
+  else if (status === 429) kind = 'rate_limit'
+  else if (status !== undefined && status >= 400 && status < 500) kind = 'bad_request'
+  else kind = 'server'
+  return { kind, message, ...(status !== undefined ? { status } : {}) }
+}
+
+async function errorFromResponse(res: Response): Promise<ChatError> {
+  let body: OpenAIErrorBody | null = null
+  try {
+    body = (await res.json()) as OpenAIErrorBody
+  } catch {
+    // A proxy's HTML error page: the status alone has to do.
+  }
+  const info = classifyError(res.status, body)
+  const retryAfter = Number(res.headers.get('Retry-After'))
+  if (info.kind === 'rate_limit' && Number.isFinite(retryAfter) && retryAfter > 0) info.retryAfterS = retryAfter
+  return info
+}
+
+/** fetch() rejects with a TypeError when nothing answers (server down, wrong URL, CORS refused). */
+export function errorFromException(e: unknown): ChatError {
+  if (e instanceof ApiError) return e.info
+  const message = e instanceof Error ? e.message : String(e)
+  return { kind: 'unreachable', message }
+}
+
+async function request(cfg: ApiConfig, path: string, init: RequestInit): Promise<Response> {
+  let res: Response
+  try {
+    res = await fetch(apiUrl(cfg.baseUrl, path), init)
+  } catch (e) {
+    if (init.signal?.aborted) throw e
+    throw new ApiError(errorFromException(e))
+  }
+  if (!res.ok) throw new ApiError(await errorFromResponse(res))
+  return res
+}
+
+export async function listModels(cfg: ApiConfig, signal?: AbortSignal): Promise<ModelInfo[]> {
+  const res = await request(cfg, '/models', { headers: headers(cfg, false), signal })
+  const body = (await res.json()) as { data?: ModelInfo[] }
+  return Array.isArray(body.data) ? body.data : []
+}
+
+/** Chat models only: by the backend's `capabilities` field, else by name for servers without it. */
+export function chatModels(models: ModelInfo[]): ModelInfo[] {
+  if (models.some((m) => Array.isArray(m.capabilities))) {
+    return models.filter((m) => m.capabilities?.includes('chat'))
+  }
+  return models.filter((m) => !/embed|minilm/i.test(m.id))
+}
+
+interface ChunkEvent {
+  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[]
+  usage?: Usage | null
+  error?: OpenAIErrorBody['error']
+}
+
+/**
+ * Reads an OpenAI chat-completions SSE body. Ends on `data: [DONE]` or when the body closes
+ * without it; an `error` event or a dropped connection is returned in `error`, not thrown.
+ * Only an abort (the Stop button) throws.
+ */
+export async function readChatStream(
+  body: ReadableStream<BufferSource>,
+  onDelta: (text: string) => void,
+): Promise<StreamResult> {
+  const result: StreamResult = { sawDone: false, finishReason: null, usage: null, error: null }
+  const reader = body
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new EventSourceParserStream())
+    .getReader()
+  try {
+    for (;;) {
+      let next: ReadableStreamReadResult<EventSourceMessage>
+      try {
+        next = await reader.read()
+      } catch (e) {
+        // Stop button: the caller knows. Anything else is the connection dropping mid-answer.
+        if (e instanceof DOMException && e.name === 'AbortError') throw e
+        result.error = { kind: 'interrupted', message: e instanceof Error ? e.message : String(e) }
+        break
+      }
+      const { value, done } = next
+      if (done) break
+      if (value.data === '[DONE]') {
+        result.sawDone = true
+        break
+      }
+      let event: ChunkEvent
+      try {
+        event = JSON.parse(value.data) as ChunkEvent
+      } catch {
+        continue
+      }
+      if (event.error) {
+        result.error = classifyError(undefined, { error: event.error })
+        continue
+      }
+      if (event.usage) result.usage = event.usage
+      for (const choice of event.choices ?? []) {
+        const text = choice.delta?.content
+        if (text) onDelta(text)
+        if (choice.finish_reason) result.finishReason = choice.finish_reason
+      }
+    }
+  } finally {
+    // Releases the connection when we stop at [DONE] before the server closes it.
+    await reader.cancel().catch(() => undefined)
+  }
+  return result
+}
+
+export interface ChatStreamRequest {
+  model: string
+  messages: ChatRequestMessage[]
+  params: GenParams
+}
+
+export async function streamChat(
+  cfg: ApiConfig,
+  req: ChatStreamRequest,
+  onDelta: (text: string) => void,
+  signal: AbortSignal,
+): Promise<StreamResult> {
+  const { seed, ...sampling } = req.params
+  const res = await request(cfg, '/chat/completions', {
+    method: 'POST',
+    headers: headers(cfg, true),
+    body: JSON.stringify({
+      model: req.model,
+      messages: req.messages,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...sampling,
+      ...(seed !== null ? { seed } : {}),
+    }),
+    signal,
+  })
+  if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
+  return readChatStream(res.body, onDelta)
+}

@@ -1,0 +1,109 @@
+import { useState, type FormEvent } from 'react'
+import { useStore } from 'zustand'
+import { useT } from '../i18n'
+import { chatStore } from '../store/conversations'
+import { settingsStore } from '../store/settings'
+import { uiStore } from '../store/ui'
+import type { Conversation, GenParams } from '../types'
+import { Dialog } from './Dialog'
+
+export function ChatSettingsDialog() {
+  const t = useT()
+  const open = useStore(uiStore, (s) => s.chatSettingsOpen)
+  const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
+  const close = () => uiStore.setState({ chatSettingsOpen: false })
+  return (
+    <Dialog open={open && !!conv} title={t('chatSettings')} onClose={close}>
+      {conv && <ChatSettingsForm conv={conv} onDone={close} />}
+    </Dialog>
+  )
+}
+
+function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => void }) {
+  const t = useT()
+  const [systemPrompt, setSystemPrompt] = useState(conv.systemPrompt)
+  const [temperature, setTemperature] = useState(String(conv.params.temperature))
+  const [topP, setTopP] = useState(String(conv.params.top_p))
+  const [maxTokens, setMaxTokens] = useState(String(conv.params.max_tokens))
+  const [seed, setSeed] = useState(conv.params.seed === null ? '' : String(conv.params.seed))
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault()
+    const params: GenParams = {
+      temperature: Number(temperature),
+      top_p: Number(topP),
+      max_tokens: Math.round(Number(maxTokens)),
+      seed: seed.trim() === '' ? null : Math.round(Number(seed)),
+    }
+    chatStore.getState().patch(conv.id, { systemPrompt, params })
+    // The next new chat starts with these parameters (not the system prompt, which is per chat).
+    settingsStore.getState().update({ defaultParams: params })
+    onDone()
+  }
+
+  return (
+    <form className="form" onSubmit={submit}>
+      <label className="field">
+        <span>{t('systemPrompt')}</span>
+        <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
+        <small>{t('systemPromptHint')}</small>
+      </label>
+      <div className="grid-2">
+        <label className="field">
+          <span>{t('temperature')}</span>
+          <input
+            type="number"
+            min={0}
+            max={2}
+            step={0.05}
+            required
+            value={temperature}
+            onChange={(e) => setTemperature(e.target.value)}
+          />
+        </label>
+        <label className="field">
+          <span>{t('topP')}</span>
+          <input
+            type="number"
+            min={0.01}
+            max={1}
+            step={0.01}
+            required
+            value={topP}
+            onChange={(e) => setTopP(e.target.value)}
+          />
+        </label>
+        <label className="field">
+          <span>{t('maxTokens')}</span>
+          <input
+            type="number"
+            min={1}
+            step={1}
+            required
+            value={maxTokens}
+            onChange={(e) => setMaxTokens(e.target.value)}
+          />
+        </label>
+        <label className="field">
+          <span>{t('seed')}</span>
+          <input
+            type="number"
+            step={1}
+            min={0}
+            placeholder={t('seedHint')}
+            value={seed}
+            onChange={(e) => setSeed(e.target.value)}
+          />
+        </label>
+      </div>
+      <div className="form-actions">
+        <button type="button" className="btn" onClick={onDone}>
+          {t('cancel')}
+        </button>
+        <button type="submit" className="btn primary">
+          {t('save')}
+        </button>
+      </div>
+    </form>
+  )
+}

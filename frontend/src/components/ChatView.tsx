@@ -1,0 +1,250 @@
+import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
+import { useStore } from 'zustand'
+import { isGenerating, sendMessage, stop } from '../chat/generate'
+import { useT } from '../i18n'
+import { chatStore } from '../store/conversations'
+import { modelsStore, refreshModels } from '../store/models'
+import { settingsStore } from '../store/settings'
+import { uiStore } from '../store/ui'
+import type { Conversation } from '../types'
+import { ErrorNotice } from './ErrorNotice'
+import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from './icons'
+import { MessageView } from './MessageView'
+
+export function ChatView() {
+  const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
+  const busy = isGenerating(conv)
+  return (
+    <main className="main">
+      <Header conv={conv} />
+      <ConnectionProblem />
+      {conv && conv.messages.length > 0 ? <MessageList conv={conv} busy={busy} /> : <Welcome />}
+      <Composer conv={conv} busy={busy} />
+    </main>
+  )
+}
+
+function Header({ conv }: { conv: Conversation | undefined }) {
+  const t = useT()
+  const models = useStore(modelsStore, (s) => s.models)
+  const lastModel = useStore(settingsStore, (s) => s.lastModel)
+  const selected = conv?.model || lastModel || models[0]?.id || ''
+  // A conversation keeps its model even when the server no longer lists it.
+  const options = selected && !models.some((m) => m.id === selected) ? [{ id: selected }, ...models] : models
+
+  const chooseModel = (id: string) => {
+    if (conv) chatStore.getState().patch(conv.id, { model: id })
+    settingsStore.getState().update({ lastModel: id })
+  }
+  const openChatSettings = () => {
+    if (!conv) {
+      const { defaultParams } = settingsStore.getState()
+      chatStore.getState().create({ params: defaultParams, model: selected })
+    }
+    uiStore.setState({ chatSettingsOpen: true })
+  }
+
+  return (
+    <header className="topbar">
+      <button
+        type="button"
+        className="icon-btn"
+        aria-label={t('toggleSidebar')}
+        onClick={() => uiStore.setState((s) => ({ sidebarOpen: !s.sidebarOpen }))}
+      >
+        <MenuIcon />
+      </button>
+      <h1 className="conv-heading" title={conv?.title}>
+        {conv?.title || t('untitled')}
+      </h1>
+      <select
+        className="model-select"
+        aria-label={t('model')}
+        value={selected}
+        disabled={options.length === 0}
+        onChange={(e) => chooseModel(e.target.value)}
+      >
+        {options.length === 0 && <option value="">{t('noModels')}</option>}
+        {options.map((m) => (
+          <option key={m.id} value={m.id}>
+            {m.id}
+          </option>
+        ))}
+      </select>
+      <button
+        type="button"
+        className="icon-btn"
+        aria-label={t('chatSettings')}
+        title={t('chatSettings')}
+        onClick={openChatSettings}
+      >
+        <SlidersIcon />
+      </button>
+    </header>
+  )
+}
+
+/** The model list failed to load: usually the server is down or wants a key. */
+function ConnectionProblem() {
+  const error = useStore(modelsStore, (s) => (s.status === 'error' ? s.error : null))
+  if (!error) return null
+  return (
+    <div className="banner">
+      <ErrorNotice error={error} onRetry={() => void refreshModels().catch(() => undefined)} />
+    </div>
+  )
+}
+
+function Welcome() {
+  const t = useT()
+  return (
+    <div className="welcome">
+      <div className="brand-mark big" aria-hidden="true" />
+      <h2>{t('welcomeTitle')}</h2>
+      <p className="muted">{t('welcomeBody')}</p>
+      <div className="suggestions">
+        {(['suggestion1', 'suggestion2', 'suggestion3'] as const).map((key) => (
+          <button
+            key={key}
+            type="button"
+            className="suggestion"
+            onClick={() => sendMessage(chatStore.getState().activeId, t(key))}
+          >
+            {t(key)}
+          </button>
+        ))}
+      </div>
+    </div>
+  )
+}
+
+const NEAR_BOTTOM_PX = 80
+
+function MessageList({ conv, busy }: { conv: Conversation; busy: boolean }) {
+  const t = useT()
+  const scroller = useRef<HTMLDivElement>(null)
+  // Follow the answer as it grows unless the reader has scrolled up to read something.
+  const follow = useRef(true)
+  const [showJump, setShowJump] = useState(false)
+
+  const scrollToEnd = () => {
+    const el = scroller.current
+    if (el) el.scrollTop = el.scrollHeight
+  }
+
+  useLayoutEffect(() => {
+    follow.current = true
+    scrollToEnd()
+  }, [conv.id, conv.messages.length])
+
+  useLayoutEffect(() => {
+    if (follow.current) scrollToEnd()
+  }, [conv.messages])
+
+  return (
+    <div
+      ref={scroller}
+      className="messages"
+      onScroll={(e) => {
+        const el = e.currentTarget
+        follow.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX
+        setShowJump(!follow.current)
+      }}
+    >
+      <div className="messages-inner" role="log" aria-live="off">
+        {conv.messages.map((m, i) => (
+          <MessageView key={m.id} convId={conv.id} message={m} isLast={i === conv.messages.length - 1} busy={busy} />
+        ))}
+      </div>
+      {showJump && (
+        <button
+          type="button"
+          className="icon-btn jump"
+          aria-label={t('jumpToLatest')}
+          onClick={() => {
+            follow.current = true
+            scrollToEnd()
+          }}
+        >
+          <ArrowDownIcon />
+        </button>
+      )}
+    </div>
+  )
+}
+
+const MAX_INPUT_HEIGHT = 240
+
+function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolean }) {
+  const t = useT()
+  const [text, setText] = useState('')
+  const input = useRef<HTMLTextAreaElement>(null)
+  const convId = conv?.id ?? null
+
+  useEffect(() => {
+    input.current?.focus()
+  }, [convId])
+
+  // Grows with its content up to a limit, then scrolls.
+  useLayoutEffect(() => {
+    const el = input.current
+    if (!el) return
+    el.style.height = 'auto'
+    el.style.height = `${Math.min(el.scrollHeight, MAX_INPUT_HEIGHT)}px`
+  }, [text])
+
+  const send = () => {
+    if (busy || !text.trim()) return
+    sendMessage(convId, text)
+    setText('')
+  }
+
+  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    // Enter while an IME is composing (Chinese input) confirms the candidate; it must not send.
+    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault()
+      send()
+    }
+  }
+
+  return (
+    <form
+      className="composer"
+      onSubmit={(e) => {
+        e.preventDefault()
+        send()
+      }}
+    >
+      <div className="composer-box">
+        <label htmlFor="composer-input" className="visually-hidden">
+          {t('messageLabel')}
+        </label>
+        <textarea
+          id="composer-input"
+          ref={input}
+          rows={1}
+          value={text}
+          placeholder={t('messagePlaceholder')}
+          onChange={(e) => setText(e.target.value)}
+          onKeyDown={onKeyDown}
+        />
+        {busy && convId ? (
+          <button
+            type="button"
+            className="send-btn stop"
+            aria-label={t('stop')}
+            title={`${t('stop')} (Esc)`}
+            onClick={() => stop(convId)}
+          >
+            <StopIcon />
+          </button>
+        ) : (
+          <button type="submit" className="send-btn" aria-label={t('send')} title={t('send')} disabled={!text.trim()}>
+            <SendIcon />
+          </button>
+        )}
+      </div>
+      <p className="composer-hint">{t('composerHint')}</p>
+    </form>
+  )
+}

@@ -1,0 +1,93 @@
+import { useEffect, useState, type FormEvent } from 'react'
+import { apiUrl } from '../api/client'
+import { useT, type MessageKey } from '../i18n'
+import { settingsStore } from '../store/settings'
+import { startNewChat, uiStore } from '../store/ui'
+import type { ChatError, ErrorKind } from '../types'
+
+const TEXT: Record<ErrorKind, { title: MessageKey; help?: MessageKey }> = {
+  unreachable: { title: 'errUnreachableTitle', help: 'errUnreachableHelp' },
+  auth: { title: 'errAuthTitle', help: 'errAuthHelp' },
+  rate_limit: { title: 'errRateTitle', help: 'errRateHelp' },
+  context_length: { title: 'errContextTitle', help: 'errContextHelp' },
+  bad_request: { title: 'errBadRequestTitle' },
+  server: { title: 'errServerTitle' },
+  interrupted: { title: 'errInterruptedTitle', help: 'errInterruptedHelp' },
+}
+
+/** Seconds left before a 429 may be retried, counting down once a second. */
+function useCountdown(seconds: number | undefined): number {
+  const [left, setLeft] = useState(seconds ?? 0)
+  useEffect(() => {
+    if (!seconds) return
+    const end = Date.now() + seconds * 1000
+    const timer = setInterval(() => {
+      const rest = Math.max(0, Math.ceil((end - Date.now()) / 1000))
+      setLeft(rest)
+      if (rest === 0) clearInterval(timer)
+    }, 1000)
+    return () => clearInterval(timer)
+  }, [seconds])
+  return left
+}
+
+/**
+ * An error in place of (or under) an answer, saying what to do about it. `onRetry` is given
+ * only where retrying makes sense (the last answer, or the model list).
+ */
+export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: () => void }) {
+  const t = useT()
+  const text = TEXT[error.kind]
+  const waitLeft = useCountdown(error.kind === 'rate_limit' ? error.retryAfterS : undefined)
+  const [key, setKey] = useState('')
+  const baseUrl = new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
+
+  const saveKey = (e: FormEvent) => {
+    e.preventDefault()
+    settingsStore.getState().update({ apiKey: key.trim() })
+    onRetry?.()
+  }
+
+  // Server-written detail is shown only where our own help text does not already say it all.
+  const detail = error.kind === 'bad_request' || error.kind === 'server' || error.kind === 'unreachable'
+  return (
+    <div className={`error-notice kind-${error.kind}`} role="alert">
+      <p className="error-title">{t(text.title)}</p>
+      {text.help && <p>{t(text.help, { url: baseUrl })}</p>}
+      {detail && error.message && <p className="error-detail">{error.message}</p>}
+      {error.kind === 'auth' && onRetry ? (
+        <form className="row" onSubmit={saveKey}>
+          <input
+            type="password"
+            aria-label={t('apiKey')}
+            placeholder={t('apiKey')}
+            autoComplete="off"
+            value={key}
+            onChange={(e) => setKey(e.target.value)}
+          />
+          <button type="submit" className="btn primary small" disabled={!key.trim()}>
+            {t('saveKeyAndRetry')}
+          </button>
+        </form>
+      ) : (
+        onRetry && (
+          <div className="row">
+            <button type="button" className="btn small" disabled={waitLeft > 0} onClick={onRetry}>
+              {waitLeft > 0 ? t('errRateWait', { n: waitLeft }) : t('retry')}
+            </button>
+            {error.kind === 'unreachable' && (
+              <button type="button" className="btn small" onClick={() => uiStore.setState({ settingsOpen: true })}>
+                {t('openSettings')}
+              </button>
+            )}
+            {error.kind === 'context_length' && (
+              <button type="button" className="btn small" onClick={startNewChat}>
+                {t('newChat')}
+              </button>
+            )}
+          </div>
+        )
+      )}
+    </div>
+  )
+}

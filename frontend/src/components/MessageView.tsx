@@ -1,0 +1,146 @@
+import { memo, useState, type KeyboardEvent } from 'react'
+import { editAndResend, regenerate } from '../chat/generate'
+import { useT, type Translate } from '../i18n'
+import { Markdown } from '../markdown/Markdown'
+import type { Message, Metrics } from '../types'
+import { CopyButton } from './CopyButton'
+import { ErrorNotice } from './ErrorNotice'
+import { EditIcon, RefreshIcon } from './icons'
+
+function metricsText(m: Metrics, t: Translate): string[] {
+  const parts = [t(m.approximate ? 'tokensApprox' : 'tokens', { n: m.completionTokens })]
+  if (m.tokensPerSecond !== null) parts.push(t('tokensPerSecond', { n: m.tokensPerSecond.toFixed(1) }))
+  if (m.ttftMs !== null) parts.push(t('ttft', { n: (m.ttftMs / 1000).toFixed(2) }))
+  return parts
+}
+
+interface Props {
+  convId: string
+  message: Message
+  /** The last message: the one that can be regenerated or retried. */
+  isLast: boolean
+  /** An answer is streaming in this conversation: editing and regenerating wait. */
+  busy: boolean
+}
+
+export const MessageView = memo(function MessageView({ convId, message, isLast, busy }: Props) {
+  return message.role === 'user' ? (
+    <UserMessage convId={convId} message={message} busy={busy} />
+  ) : (
+    <AssistantMessage convId={convId} message={message} isLast={isLast} busy={busy} />
+  )
+})
+
+function UserMessage({ convId, message, busy }: Omit<Props, 'isLast'>) {
+  const t = useT()
+  const [draft, setDraft] = useState<string | null>(null)
+
+  if (draft !== null) {
+    const submit = () => {
+      if (!draft.trim()) return
+      setDraft(null)
+      editAndResend(convId, message.id, draft)
+    }
+    const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+        e.preventDefault()
+        submit()
+      }
+      if (e.key === 'Escape') {
+        e.stopPropagation()
+        setDraft(null)
+      }
+    }
+    return (
+      <article className="msg user editing">
+        <textarea
+          className="edit-box"
+          aria-label={t('editMessage')}
+          value={draft}
+          autoFocus
+          rows={Math.min(12, draft.split('\n').length + 1)}
+          onChange={(e) => setDraft(e.target.value)}
+          onKeyDown={onKeyDown}
+        />
+        <div className="row end">
+          <button type="button" className="btn small" onClick={() => setDraft(null)}>
+            {t('cancel')}
+          </button>
+          <button type="button" className="btn primary small" disabled={!draft.trim()} onClick={submit}>
+            {t('saveAndSend')}
+          </button>
+        </div>
+      </article>
+    )
+  }
+
+  return (
+    <article className="msg user" aria-label={t('you')}>
+      <div className="bubble">{message.content}</div>
+      <div className="msg-actions">
+        <CopyButton text={message.content} label={t('copyMessage')} />
+        <button
+          type="button"
+          className="icon-btn small"
+          aria-label={t('editMessage')}
+          title={t('edit')}
+          disabled={busy}
+          onClick={() => setDraft(message.content)}
+        >
+          <EditIcon />
+        </button>
+      </div>
+    </article>
+  )
+}
+
+function AssistantMessage({ convId, message, isLast, busy }: Props) {
+  const t = useT()
+  const streaming = message.status === 'streaming'
+  const retry = isLast && !busy ? () => regenerate(convId) : undefined
+  const error =
+    message.error ?? (message.status === 'error' ? { kind: 'server' as const, message: '' } : undefined)
+  return (
+    <article className="msg assistant" aria-label={t('assistant')} aria-busy={streaming}>
+      {message.content ? (
+        <Markdown text={message.content} streaming={streaming} />
+      ) : (
+        streaming && (
+          <p className="thinking" aria-label={t('thinking')}>
+            <span />
+            <span />
+            <span />
+          </p>
+        )
+      )}
+      {message.status === 'stopped' && <span className="badge">{t('stopped')}</span>}
+      {message.status === 'interrupted' && !message.error && <span className="badge warn">{t('interrupted')}</span>}
+      {error && <ErrorNotice error={error} onRetry={retry} />}
+      {!streaming && (
+        <footer className="msg-meta">
+          <div className="msg-actions">
+            {message.content && <CopyButton text={message.content} label={t('copyMessage')} />}
+            {retry && !error && (
+              <button
+                type="button"
+                className="icon-btn small"
+                aria-label={t('regenerate')}
+                title={t('regenerate')}
+                onClick={retry}
+              >
+                <RefreshIcon />
+              </button>
+            )}
+          </div>
+          {message.metrics && (
+            <span className="metrics">
+              {metricsText(message.metrics, t).map((part) => (
+                <span key={part}>{part}</span>
+              ))}
+            </span>
+          )}
+        </footer>
+      )}
+    </article>
+  )
+}

@@ -1,0 +1,114 @@
+import { useState, type FormEvent } from 'react'
+import { useStore } from 'zustand'
+import { chatModels, errorFromException, listModels } from '../api/client'
+import { useT } from '../i18n'
+import { settingsStore, type LanguagePref, type ThemePref } from '../store/settings'
+import { uiStore } from '../store/ui'
+import { Dialog } from './Dialog'
+
+export function SettingsDialog() {
+  const t = useT()
+  const open = useStore(uiStore, (s) => s.settingsOpen)
+  const close = () => uiStore.setState({ settingsOpen: false })
+  return (
+    <Dialog open={open} title={t('settings')} onClose={close}>
+      <SettingsForm onDone={close} />
+    </Dialog>
+  )
+}
+
+/** Mounted only while the dialog is open, so it starts from the saved settings each time. */
+function SettingsForm({ onDone }: { onDone: () => void }) {
+  const t = useT()
+  const saved = settingsStore.getState()
+  const [apiBaseUrl, setApiBaseUrl] = useState(saved.apiBaseUrl)
+  const [apiKey, setApiKey] = useState(saved.apiKey)
+  const [language, setLanguage] = useState<LanguagePref>(saved.language)
+  const [theme, setTheme] = useState<ThemePref>(saved.theme)
+  const [probe, setProbe] = useState<{ ok: boolean; text: string } | null>(null)
+
+  const test = async () => {
+    setProbe(null)
+    try {
+      const models = chatModels(await listModels({ baseUrl: apiBaseUrl, apiKey }))
+      setProbe({ ok: true, text: t('connectionOk', { n: models.length }) })
+    } catch (e) {
+      setProbe({ ok: false, text: errorFromException(e).message })
+    }
+  }
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault()
+    settingsStore.getState().update({ apiBaseUrl: apiBaseUrl.trim(), apiKey: apiKey.trim(), language, theme })
+    onDone()
+  }
+
+  return (
+    <form className="form" onSubmit={submit}>
+      <fieldset>
+        <legend>{t('connection')}</legend>
+        <label className="field">
+          <span>{t('apiBaseUrl')}</span>
+          <input
+            type="text"
+            inputMode="url"
+            value={apiBaseUrl}
+            placeholder="/v1"
+            autoComplete="off"
+            spellCheck={false}
+            onChange={(e) => setApiBaseUrl(e.target.value)}
+          />
+          <small>{t('apiBaseUrlHint')}</small>
+        </label>
+        <label className="field">
+          <span>{t('apiKey')}</span>
+          <input
+            type="password"
+            value={apiKey}
+            autoComplete="off"
+            spellCheck={false}
+            onChange={(e) => setApiKey(e.target.value)}
+          />
+          <small>{t('apiKeyHint')}</small>
+        </label>
+        <div className="row">
+          <button type="button" className="btn" onClick={() => void test()}>
+            {t('testConnection')}
+          </button>
+          {probe && (
+            <span role="status" className={probe.ok ? 'ok-text' : 'error-text'}>
+              {probe.text}
+            </span>
+          )}
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>{t('appearance')}</legend>
+        <label className="field">
+          <span>{t('language')}</span>
+          <select value={language} onChange={(e) => setLanguage(e.target.value as LanguagePref)}>
+            <option value="auto">{t('languageAuto')}</option>
+            <option value="en">English</option>
+            <option value="zh">简体中文</option>
+          </select>
+        </label>
+        <label className="field">
+          <span>{t('theme')}</span>
+          <select value={theme} onChange={(e) => setTheme(e.target.value as ThemePref)}>
+            <option value="system">{t('themeSystem')}</option>
+            <option value="light">{t('themeLight')}</option>
+            <option value="dark">{t('themeDark')}</option>
+          </select>
+        </label>
+      </fieldset>
+      <div className="form-actions">
+        <button type="button" className="btn" onClick={onDone}>
+          {t('cancel')}
+        </button>
+        <button type="submit" className="btn primary">
+          {t('save')}
+        </button>
+      </div>
+    </form>
+  )
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { DEFAULT_PARAMS, type Conversation } from '../types'
+import { exportJson, parseImport } from './transfer'
+
+const conv: Conversation = {
+  id: 'c1',
+  title: 'Bread',
+  createdAt: 1,
+  updatedAt: 2,
+  systemPrompt: 'Be brief.',
+  params: { ...DEFAULT_PARAMS, seed: 42 },
+  model: 'SmolLM2-135M-Instruct',
+  messages: [
+    { id: 'u1', role: 'user', content: 'How?', createdAt: 1 },
+    {
+      id: 'a1',
+      role: 'assistant',
+      content: 'Knead.',
+      createdAt: 2,
+      status: 'stopped',
+      model: 'SmolLM2-135M-Instruct',
+      metrics: { completionTokens: 2, approximate: true, ttftMs: 120, tokensPerSecond: 30, durationMs: 300 },
+    },
+  ],
+}
+
+describe('export and import', () => {
+  it('round-trips conversations', () => {
+    expect(parseImport(exportJson([conv]))).toEqual([conv])
+  })
+
+  it('accepts a bare array and fills in missing optional fields', () => {
+    const [c] = parseImport(JSON.stringify([{ id: 'x', messages: [{ role: 'user', content: 'hi' }] }]))
+    expect(c).toMatchObject({ id: 'x', title: '', systemPrompt: '', params: DEFAULT_PARAMS })
+    expect(c?.messages[0]).toMatchObject({ id: 'm0', role: 'user', content: 'hi' })
+  })
+
+  it('keeps only known fields with the right types', () => {
+    const [c] = parseImport(
+      JSON.stringify([
+        {
+          id: 'x',
+          messages: [
+            {
+              role: 'assistant',
+              content: 'ok',
+              status: 'streaming',
+              metrics: { completionTokens: 'many' },
+              onclick: 'alert(1)',
+              error: { kind: 'auth', message: 1 },
+            },
+          ],
+        },
+      ]),
+    )
+    expect(c?.messages[0]).toEqual({ id: 'm0', role: 'assistant', content: 'ok', createdAt: expect.any(Number), status: 'done' })
+  })
+
+  it('rejects files that are not an export, saying why', () => {
+    expect(() => parseImport('{"foo": 1}')).toThrow('No "conversations" list')
+    expect(() => parseImport('[{"id": "a", "messages": [{"role": "system", "content": "x"}]}]')).toThrow(
+      'Conversation #1',
+    )
+    expect(() => parseImport('not json')).toThrow()
+  })
+})

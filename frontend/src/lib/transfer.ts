@@ -1,0 +1,71 @@
+import type { Conversation, Message, Metrics } from '../types'
+import { DEFAULT_PARAMS } from '../types'
+
+const FORMAT = 'localchat.conversations'
+
+export function exportJson(conversations: Conversation[]): string {
+  return JSON.stringify({ format: FORMAT, version: 1, exportedAt: new Date().toISOString(), conversations }, null, 2)
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
+const str = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback)
+const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback)
+
+function toMetrics(v: unknown): Metrics | undefined {
+  if (!isObj(v) || typeof v.completionTokens !== 'number') return undefined
+  const orNull = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null)
+  return {
+    completionTokens: v.completionTokens,
+    approximate: v.approximate === true,
+    ttftMs: orNull(v.ttftMs),
+    tokensPerSecond: orNull(v.tokensPerSecond),
+    durationMs: num(v.durationMs, 0),
+  }
+}
+
+// Only known fields with the right types are kept: the file may come from anywhere.
+function toMessage(v: unknown, index: number): Message | null {
+  if (!isObj(v) || (v.role !== 'user' && v.role !== 'assistant') || typeof v.content !== 'string') return null
+  const message: Message = { id: str(v.id, `m${index}`), role: v.role, content: v.content, createdAt: num(v.createdAt, Date.now()) }
+  if (v.role === 'assistant') {
+    message.status = v.status === 'stopped' || v.status === 'interrupted' || v.status === 'error' ? v.status : 'done'
+    const metrics = toMetrics(v.metrics)
+    if (metrics) message.metrics = metrics
+    if (typeof v.model === 'string') message.model = v.model
+  }
+  return message
+}
+
+function toConversation(v: unknown): Conversation | null {
+  if (!isObj(v) || !Array.isArray(v.messages) || typeof v.id !== 'string') return null
+  const messages = v.messages.map(toMessage)
+  if (messages.some((m) => m === null)) return null
+  const p = isObj(v.params) ? v.params : {}
+  const now = Date.now()
+  return {
+    id: v.id,
+    title: str(v.title, ''),
+    createdAt: num(v.createdAt, now),
+    updatedAt: num(v.updatedAt, now),
+    systemPrompt: str(v.systemPrompt, ''),
+    model: str(v.model, ''),
+    params: {
+      temperature: num(p.temperature, DEFAULT_PARAMS.temperature),
+      top_p: num(p.top_p, DEFAULT_PARAMS.top_p),
+      max_tokens: num(p.max_tokens, DEFAULT_PARAMS.max_tokens),
+      seed: typeof p.seed === 'number' ? p.seed : null,
+    },
+    messages: messages as Message[],
+  }
+}
+
+/** Parses an export file (or a bare array of conversations); throws with a reason when it is not one. */
+export function parseImport(text: string): Conversation[] {
+  const data: unknown = JSON.parse(text)
+  const list = Array.isArray(data) ? data : isObj(data) ? data.conversations : undefined
+  if (!Array.isArray(list)) throw new Error('No "conversations" list in this file')
+  const out = list.map(toConversation)
+  const bad = out.findIndex((c) => c === null)
+  if (bad >= 0) throw new Error(`Conversation #${bad + 1} is not in the expected shape`)
+  return out as Conversation[]
+}

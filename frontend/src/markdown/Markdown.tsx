@@ -1,0 +1,104 @@
+import { memo, useMemo, type ComponentProps } from 'react'
+import ReactMarkdown, { type Components, type ExtraProps, type Options } from 'react-markdown'
+import rehypeHighlight from 'rehype-highlight'
+import remarkGfm from 'remark-gfm'
+import remend from 'remend'
+import { toText } from 'hast-util-to-text'
+import type { Root } from 'mdast'
+import { visit } from 'unist-util-visit'
+import { CopyButton } from '../components/CopyButton'
+import { useT } from '../i18n'
+import { splitBlocks } from './blocks'
+import { safeUrl } from './urls'
+
+/**
+ * Raw HTML in model output is shown as the text it is, never parsed into the page (there is no
+ * rehype-raw). Without this, react-markdown would silently drop it, losing e.g. "use the <br> tag".
+ */
+function remarkHtmlAsText() {
+  return (tree: Root) => {
+    visit(tree, 'html', (node, index, parent) => {
+      if (parent && index !== undefined) parent.children[index] = { type: 'text', value: node.value }
+    })
+  }
+}
+
+const remarkPlugins: Options['remarkPlugins'] = [remarkGfm, remarkHtmlAsText]
+const rehypePlugins: Options['rehypePlugins'] = [[rehypeHighlight, { detect: false }]]
+
+function Link({ href, children }: ComponentProps<'a'> & ExtraProps) {
+  if (!href) return <span className="md-link-text">{children}</span>
+  return (
+    <a href={href} target="_blank" rel="noopener noreferrer nofollow">
+      {children}
+    </a>
+  )
+}
+
+/** Remote images are not loaded (a model can be talked into leaking the chat through an image URL). */
+function Image({ src, alt }: ComponentProps<'img'> & ExtraProps) {
+  const label = `🖼 ${alt || src || ''}`
+  return typeof src === 'string' && src ? <Link href={src}>{label}</Link> : <span>{label}</span>
+}
+
+function CodeBlock({ node, children }: ComponentProps<'pre'> & ExtraProps) {
+  const t = useT()
+  const code = node ? toText(node, { whitespace: 'pre' }).replace(/\n$/, '') : ''
+  const codeEl = node?.children.find((c) => c.type === 'element' && c.tagName === 'code')
+  const classes = codeEl?.type === 'element' ? codeEl.properties.className : undefined
+  const language = Array.isArray(classes)
+    ? classes.map(String).find((c) => c.startsWith('language-'))?.slice('language-'.length)
+    : undefined
+  return (
+    <div className="code-block">
+      <div className="code-head">
+        <span className="code-lang">{language ?? 'text'}</span>
+        <CopyButton text={code} label={t('copyCode')} />
+      </div>
+      <pre>{children}</pre>
+    </div>
+  )
+}
+
+function Table({ children }: ComponentProps<'table'> & ExtraProps) {
+  return (
+    <div className="table-wrap">
+      <table>{children}</table>
+    </div>
+  )
+}
+
+const components: Components = { a: Link, img: Image, pre: CodeBlock, table: Table }
+
+const Block = memo(function Block({ source }: { source: string }) {
+  return (
+    <ReactMarkdown
+      remarkPlugins={remarkPlugins}
+      rehypePlugins={rehypePlugins}
+      components={components}
+      urlTransform={safeUrl}
+    >
+      {source}
+    </ReactMarkdown>
+  )
+})
+
+/**
+ * Renders markdown as memoised blocks: while streaming, finished blocks keep their rendered
+ * output and only the last one is parsed again. The last block is closed by `remend` while it
+ * grows, so a half-written `**bold` or link does not flash as raw syntax; an unterminated code
+ * fence renders as a code block that grows.
+ */
+export const Markdown = memo(function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
+  const blocks = useMemo(() => splitBlocks(text), [text])
+  return (
+    <div className="md">
+      {blocks.map((block, i) => (
+        <Block
+          key={i}
+          source={streaming && i === blocks.length - 1 ? remend(block, { linkMode: 'text-only' }) : block}
+        />
+      ))}
+    </div>
+  )
+})

@@ -1,0 +1,138 @@
+import { createStore } from 'zustand/vanilla'
+import { newId } from '../lib/id'
+import type { Conversation, GenParams, Message } from '../types'
+
+export interface ChatState {
+  conversations: Record<string, Conversation>
+  activeId: string | null
+  /** False until the saved conversations have been read from IndexedDB. */
+  loaded: boolean
+}
+
+export interface ChatActions {
+  load: (saved: Conversation[], activeId: string | null) => void
+  create: (init: { params: GenParams; model: string }) => string
+  select: (id: string | null) => void
+  rename: (id: string, title: string) => void
+  remove: (id: string) => void
+  patch: (id: string, patch: Partial<Pick<Conversation, 'systemPrompt' | 'params' | 'model'>>) => void
+  addMessage: (id: string, message: Message) => void
+  updateMessage: (id: string, messageId: string, patch: Partial<Message>) => void
+  /** Drops `messageId` and everything after it (regenerate, edit and resend). */
+  truncateFrom: (id: string, messageId: string) => void
+  importMany: (list: Conversation[]) => number
+}
+
+export type ChatStore = ChatState & ChatActions
+
+const TITLE_LENGTH = 60
+
+export function titleFrom(text: string): string {
+  const line = text.trim().replace(/\s+/g, ' ')
+  return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1)}…` : line
+}
+
+/** A page closed mid-answer leaves a `streaming` message behind; it can only be retried now. */
+function settle(conv: Conversation): Conversation {
+  if (!conv.messages.some((m) => m.status === 'streaming')) return conv
+  return {
+    ...conv,
+    messages: conv.messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' } : m)),
+  }
+}
+
+export function createChatStore() {
+  return createStore<ChatStore>()((set, get) => {
+    const edit = (id: string, fn: (c: Conversation) => Conversation) =>
+      set((s) => {
+        const conv = s.conversations[id]
+        return conv ? { conversations: { ...s.conversations, [id]: fn(conv) } } : s
+      })
+
+    return {
+      conversations: {},
+      activeId: null,
+      loaded: false,
+
+      load: (saved, activeId) => {
+        const conversations = Object.fromEntries(saved.map((c) => [c.id, settle(c)]))
+        set({ conversations, activeId: activeId && conversations[activeId] ? activeId : null, loaded: true })
+      },
+
+      create: ({ params, model }) => {
+        const now = Date.now()
+        const conv: Conversation = {
+          id: newId(),
+          title: '',
+          createdAt: now,
+          updatedAt: now,
+          systemPrompt: '',
+          params,
+          model,
+          messages: [],
+        }
+        set((s) => ({ conversations: { ...s.conversations, [conv.id]: conv }, activeId: conv.id }))
+        return conv.id
+      },
+
+      select: (id) => set({ activeId: id }),
+
+      rename: (id, title) => edit(id, (c) => ({ ...c, title: title.trim() || c.title })),
+
+      remove: (id) =>
+        set((s) => {
+          const { [id]: _removed, ...conversations } = s.conversations
+          return { conversations, activeId: s.activeId === id ? null : s.activeId }
+        }),
+
+      patch: (id, patch) => edit(id, (c) => ({ ...c, ...patch })),
+
+      addMessage: (id, message) =>
+        edit(id, (c) => ({
+          ...c,
+          title: c.title || (message.role === 'user' ? titleFrom(message.content) : c.title),
+          updatedAt: Date.now(),
+          messages: [...c.messages, message],
+        })),
+
+      // Streaming calls this every frame, so it leaves updatedAt (the sidebar order) alone.
+      updateMessage: (id, messageId, patch) =>
+        edit(id, (c) => ({
+          ...c,
+          messages: c.messages.map((m) => (m.id === messageId ? { ...m, ...patch } : m)),
+        })),
+
+      truncateFrom: (id, messageId) =>
+        edit(id, (c) => {
+          const at = c.messages.findIndex((m) => m.id === messageId)
+          return at < 0 ? c : { ...c, updatedAt: Date.now(), messages: c.messages.slice(0, at) }
+        }),
+
+      importMany: (list) => {
+        const existing = get().conversations
+        const added: Record<string, Conversation> = {}
+        for (const conv of list) {
+          // Importing the same file twice gives copies rather than silently overwriting edits.
+          const id = existing[conv.id] || added[conv.id] ? newId() : conv.id
+          added[id] = settle({ ...conv, id })
+        }
+        set((s) => ({ conversations: { ...s.conversations, ...added } }))
+        return list.length
+      },
+    }
+  })
+}
+
+export const chatStore = createChatStore()
+
+export function sortedConversations(conversations: Record<string, Conversation>): Conversation[] {
+  return Object.values(conversations).sort((a, b) => b.updatedAt - a.updatedAt)
+}
+
+export function matchesQuery(conv: Conversation, query: string): boolean {
+  const q = query.trim().toLowerCase()
+  if (!q) return true
+  return (
+    conv.title.toLowerCase().includes(q) || conv.messages.some((m) => m.content.toLowerCase().includes(q))
+  )
+}

@@ -1,0 +1,76 @@
+import 'fake-indexeddb/auto'
+import { createStore as createIdbStore, entries } from 'idb-keyval'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { DEFAULT_PARAMS, type Conversation } from '../types'
+import { createChatStore } from './conversations'
+import { loadInto, persistChanges } from './persist'
+
+// Node has no localStorage; the active conversation id is kept there.
+class MemoryStorage {
+  private data = new Map<string, string>()
+  getItem = (k: string) => this.data.get(k) ?? null
+  setItem = (k: string, v: string) => void this.data.set(k, v)
+  removeItem = (k: string) => void this.data.delete(k)
+}
+
+let dbCount = 0
+const freshDb = () => createIdbStore(`test-${++dbCount}`, 'conversations')
+
+describe('persistence to IndexedDB', () => {
+  beforeEach(() => {
+    vi.stubGlobal('localStorage', new MemoryStorage())
+  })
+  afterEach(() => {
+    vi.unstubAllGlobals()
+  })
+
+  it('saves conversations and reads them back into a new store, as after a restart', async () => {
+    const db = freshDb()
+    const first = createChatStore()
+    first.getState().load([], null)
+    const saver = persistChanges(first, db, 10)
+    const id = first.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    first.getState().addMessage(id, { id: 'u1', role: 'user', content: 'Hello', createdAt: 1 })
+    first.getState().addMessage(id, { id: 'a1', role: 'assistant', content: 'Hi', createdAt: 2, status: 'streaming' })
+    await saver.stop()
+
+    const second = createChatStore()
+    await loadInto(second, db)
+    const conv = second.getState().conversations[id] as Conversation
+    expect(conv.title).toBe('Hello')
+    expect(conv.messages.map((m) => m.content)).toEqual(['Hello', 'Hi'])
+    // The page went away mid-answer: it comes back as interrupted, ready for retry.
+    expect(conv.messages[1]?.status).toBe('interrupted')
+    expect(second.getState().activeId).toBe(id)
+  })
+
+  it('batches a stream of changes into few writes, and deletes removed conversations', async () => {
+    const db = freshDb()
+    const store = createChatStore()
+    store.getState().load([], null)
+    const saver = persistChanges(store, db, 50)
+    const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
+    for (let i = 1; i <= 100; i++) store.getState().updateMessage(id, 'a1', { content: 'x'.repeat(i) })
+    expect(await entries(db)).toEqual([])
+
+    await new Promise((r) => setTimeout(r, 60))
+    await saver.flush()
+    const [[, saved]] = (await entries<string, Conversation>(db)) as [[string, Conversation]]
+    expect(saved.messages[0]?.content).toBe('x'.repeat(100))
+
+    store.getState().remove(id)
+    await saver.flush()
+    expect(await entries(db)).toEqual([])
+    await saver.stop()
+  })
+
+  it('does not write before the saved conversations have been loaded', async () => {
+    const db = freshDb()
+    const store = createChatStore()
+    const saver = persistChanges(store, db, 0)
+    store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    await saver.stop()
+    expect(await entries(db)).toEqual([])
+  })
+})

@@ -1,0 +1,51 @@
+import { createStore } from 'zustand/vanilla'
+import { createJSONStorage, persist } from 'zustand/middleware'
+import { DEFAULT_PARAMS, type GenParams } from '../types'
+import type { ApiConfig } from '../api/client'
+
+export type LanguagePref = 'auto' | 'en' | 'zh'
+export type ThemePref = 'system' | 'light' | 'dark'
+
+export interface Settings {
+  /** Empty means same origin (`/v1`), so one dist/ works behind any host without a rebuild. */
+  apiBaseUrl: string
+  apiKey: string
+  language: LanguagePref
+  theme: ThemePref
+  /** Parameters a new conversation starts with: the last ones the user chose. */
+  defaultParams: GenParams
+  lastModel: string
+}
+
+interface SettingsActions {
+  update: (patch: Partial<Settings>) => void
+}
+
+// `npm run dev` serves the page on :5173 while the API stays on :8000 (the backend allows that origin).
+const DEV_API = import.meta.env.DEV ? 'http://127.0.0.1:8000/v1' : ''
+
+export const SETTINGS_KEY = 'localchat.settings'
+
+export const settingsStore = createStore<Settings & SettingsActions>()(
+  persist(
+    (set) => ({
+      apiBaseUrl: DEV_API,
+      apiKey: '',
+      language: 'auto',
+      theme: 'system',
+      defaultParams: DEFAULT_PARAMS,
+      lastModel: '',
+      update: (patch) => set(patch),
+    }),
+    {
+      name: SETTINGS_KEY,
+      storage: createJSONStorage(() => localStorage),
+      partialize: ({ update: _update, ...rest }) => rest,
+    },
+  ),
+)
+
+export function apiConfig(): ApiConfig {
+  const s = settingsStore.getState()
+  return { baseUrl: s.apiBaseUrl, apiKey: s.apiKey }
+}

@@ -1,0 +1,33 @@
+import { createStore } from 'zustand/vanilla'
+import { chatStore } from './conversations'
+
+interface UiState {
+  settingsOpen: boolean
+  chatSettingsOpen: boolean
+  /** The drawer on phones; a collapsed column on wide screens. */
+  sidebarOpen: boolean
+}
+
+const wide = window.matchMedia('(min-width: 800px)')
+
+export const uiStore = createStore<UiState>()(() => ({
+  settingsOpen: false,
+  chatSettingsOpen: false,
+  sidebarOpen: wide.matches,
+}))
+
+// Crossing the breakpoint (rotating a tablet, resizing) shows the column or hides the drawer.
+wide.addEventListener('change', (e) => uiStore.setState({ sidebarOpen: e.matches }))
+
+export const isPhoneWidth = () => !wide.matches
+
+export function closeOnPhone() {
+  if (isPhoneWidth()) uiStore.setState({ sidebarOpen: false })
+}
+
+export function startNewChat() {
+  const { activeId, conversations } = chatStore.getState()
+  // An untouched conversation is reused rather than piling up empty ones.
+  if (!activeId || conversations[activeId]?.messages.length) chatStore.getState().select(null)
+  closeOnPhone()
+}

@@ -1,0 +1,63 @@
+export type Role = 'user' | 'assistant'
+
+/** Where an assistant answer ended up; `streaming` only while its request is open. */
+export type MessageStatus = 'streaming' | 'done' | 'stopped' | 'error' | 'interrupted'
+
+export type ErrorKind =
+  | 'unreachable'
+  | 'auth'
+  | 'rate_limit'
+  | 'context_length'
+  | 'bad_request'
+  | 'server'
+  | 'interrupted'
+
+export interface ChatError {
+  kind: ErrorKind
+  message: string
+  status?: number
+  retryAfterS?: number
+}
+
+export interface Metrics {
+  completionTokens: number
+  /** True when the server sent no usage (stopped early) and tokens were counted from chunks. */
+  approximate: boolean
+  promptTokens?: number
+  ttftMs: number | null
+  tokensPerSecond: number | null
+  durationMs: number
+}
+
+export interface Message {
+  id: string
+  role: Role
+  content: string
+  createdAt: number
+  status?: MessageStatus
+  error?: ChatError
+  metrics?: Metrics
+  model?: string
+  finishReason?: string | null
+}
+
+export interface GenParams {
+  temperature: number
+  top_p: number
+  max_tokens: number
+  /** null: a fresh random seed on the server for every request. */
+  seed: number | null
+}
+
+export interface Conversation {
+  id: string
+  title: string
+  createdAt: number
+  updatedAt: number
+  systemPrompt: string
+  params: GenParams
+  model: string
+  messages: Message[]
+}
+
+export const DEFAULT_PARAMS: GenParams = { temperature: 0.7, top_p: 0.95, max_tokens: 1024, seed: null }

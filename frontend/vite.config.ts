@@ -1,0 +1,15 @@
+import react from '@vitejs/plugin-react'
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  plugins: [react()],
+  // Relative asset paths: the same dist/ works at any URL prefix (backend at /, Nginx html folder).
+  base: './',
+  server: { host: '127.0.0.1', port: 5173 },
+  // One bundle of ~210 kB gzipped, most of it highlight.js grammars; served locally, so not split.
+  build: { chunkSizeWarningLimit: 800 },
+  test: {
+    include: ['src/**/*.test.ts', 'src/**/*.test.tsx'],
+    environment: 'node',
+  },
+})
