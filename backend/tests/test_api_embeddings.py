@@ -116,8 +116,12 @@ def test_unknown_embedding_model_is_404(http: httpx.Client) -> None:
         {"model": EMBEDDING_MODEL, "input": "hi", "encoding_format": "hex"},
         {"model": EMBEDDING_MODEL, "input": 12},
         {"model": EMBEDDING_MODEL},
+        {"model": EMBEDDING_MODEL, "input": []},
+        {"model": EMBEDDING_MODEL, "input": ""},
+        # Longer than the model's 256-token window.
+        {"model": EMBEDDING_MODEL, "input": "word " * 3000},
     ],
-    ids=["bad-encoding", "number-input", "missing-input"],
+    ids=["bad-encoding", "number-input", "missing-input", "empty-list", "empty-string", "too-long"],
 )
 def test_invalid_embedding_requests(http: httpx.Client, body: dict[str, object]) -> None:
     expected = "encoding_format" if "encoding_format" in body else "input"

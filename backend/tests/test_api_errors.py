@@ -51,6 +51,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (CHAT, tiny_chat(top_k="many"), "top_k"),
     (CHAT, tiny_chat(logprobs=True, top_logprobs=21), "top_logprobs"),
     (CHAT, tiny_chat(seed="abc"), "seed"),
+    # Beyond the int64 range OpenAI's schema allows for a seed.
+    (CHAT, tiny_chat(seed=2**70), "seed"),
+    (CHAT, tiny_chat(stop=["a", "b", "c", "d", "e"]), "stop"),
     (CHAT, tiny_chat(stop=5), "stop"),
     (CHAT, tiny_chat(stream="maybe"), "stream"),
     (CHAT, tiny_chat(ignore_eos="sometimes"), "ignore_eos"),
@@ -97,6 +100,15 @@ def test_invalid_request_is_400_naming_param(
         assert_error(http.post(path, json=body), 400, param_prefix="messages")
     else:
         assert_error(http.post(path, json=body), 400, param=param)
+    assert_serves(http)
+
+
+@pytest.mark.parametrize("top_k", [100_000, 2**63, 10**30])
+def test_top_k_beyond_the_vocabulary_is_clamped_or_refused(http: httpx.Client, top_k: int) -> None:
+    # Sampled (not greedy), so top_k is really applied; "more than the vocabulary" means all of it.
+    resp = http.post(CHAT, json=tiny_chat(max_tokens=2, temperature=1, top_k=top_k))
+    if resp.status_code != 200:
+        assert_error(resp, 400, param="top_k")
     assert_serves(http)
 
 
