@@ -24,7 +24,7 @@ mkdirSync(outDir, { recursive: true })
 
 // A long-ish answer of known length: the page's request is sent as the page builds it, with
 // max_tokens and ignore_eos added on the way out, so the model cannot stop after a few words.
-const MAX_TOKENS = Number(process.env.BROWSER_MAX_TOKENS ?? 160)
+const MAX_TOKENS = Number(process.env.BROWSER_MAX_TOKENS ?? 100)
 const PROMPT = 'Write a long story about a lighthouse keeper and a storm.'
 
 // Runs in the page before its own scripts: records every change of the last assistant

@@ -289,6 +289,14 @@ def replica_requests(replica: Replica, route: str, status: str = "200") -> float
     return total
 
 
+def replica_metric(replica: Replica, name: str) -> float:
+    """An unlabelled sample (counter or gauge) from the replica's /metrics."""
+    for line in httpx.get(f"{replica.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in {replica.url}/metrics")
+
+
 def replica_running(replica: Replica) -> int:
     """Sequences the replica is generating right now (its /health)."""
     return int(httpx.get(f"{replica.url}/health", timeout=10).json()["running"])

@@ -14,6 +14,7 @@ from support import (
     CHAT_MODEL,
     EMBEDDING_MODEL,
     chat_body,
+    replica_metric,
     replica_running,
     timed_chat_stream,
 )
@@ -106,24 +107,38 @@ def test_backend_errors_pass_through_unchanged(site: Site, http: httpx.Client) -
 
 def test_client_hang_up_through_nginx_stops_generation(site: Site) -> None:
     """Closing the stream (the page's Stop button) reaches the replica, which stops generating."""
+
+    def running() -> int:
+        return sum(replica_running(rep) for rep in site.replicas)
+
+    def generated() -> float:
+        return sum(replica_metric(rep, "llm_generation_tokens_total") for rep in site.replicas)
+
+    before = generated()
     body = chat_body(STORY, 2000, ignore_eos=True, stream=True)
-    with (
-        httpx.Client(timeout=120) as client,
-        client.stream("POST", f"{site.url}/v1/chat/completions", json=body) as r,
-    ):
+    url = f"{site.url}/v1/chat/completions"
+    with httpx.Client(timeout=120) as client, client.stream("POST", url, json=body) as r:
         assert r.status_code == 200
+        # Keep the iterator: a dropped one closes the connection at once (httpx), too early here.
+        lines = r.iter_lines()
         seen = 0
-        for line in r.iter_lines():
+        for line in lines:
             if line.startswith("data: {"):
                 seen += 1
                 if seen >= 5:
                     break
-        assert sum(replica_running(rep) for rep in site.replicas) == 1
-    # The connection is closed; both replicas are idle again within a few seconds.
+        deadline = time.monotonic() + 10
+        while running() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running() == 1, "the answer is not being generated while its stream is open"
+        del lines
+    # The connection is closed: the replicas are idle again within a few seconds, long before
+    # 2000 tokens could have been generated.
     deadline = time.monotonic() + 15
-    while sum(replica_running(rep) for rep in site.replicas) and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert sum(replica_running(rep) for rep in site.replicas) == 0
+    assert running() == 0
+    assert generated() - before < 1000
 
 
 def test_rate_limit_is_off_by_default(site: Site, http: httpx.Client) -> None:

@@ -5,13 +5,22 @@ OpenAI-shaped 502."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 
 import httpx
 import pytest
 
 from conftest import Site
-from support import chat_body, replica_requests, replica_running, timed_chat_stream
+from support import (
+    chat_body,
+    replica_requests,
+    replica_running,
+    start_replica,
+    timed_chat_stream,
+    wait_healthy,
+)
 
 CHAT = "/v1/chat/completions"
 
@@ -69,6 +78,62 @@ def test_new_requests_go_to_the_idle_replica(site: Site, http: httpx.Client) -> 
     finally:
         release.set()
         t.join(30)
+
+
+@pytest.mark.destructive
+def test_draining_replica_finishes_its_answer_and_hands_new_requests_over(
+    site: Site, http: httpx.Client, run_root
+) -> None:
+    """A rolling restart: SIGTERM one replica while it streams. Its answer completes, every new
+    request meanwhile is answered by the other one, and the restarted replica rejoins."""
+    result: dict[str, object] = {}
+    started = threading.Event()
+
+    def long_answer() -> None:
+        try:
+            body = chat_body("Tell a story about a fox.", 48, ignore_eos=True)
+            result["stream"] = timed_chat_stream(http_long, f"{site.url}{CHAT}", body)
+        except BaseException as exc:
+            result["error"] = exc
+        finally:
+            started.set()
+
+    with httpx.Client(timeout=120) as http_long:
+        t = threading.Thread(target=long_answer, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 60
+        while sum(replica_running(r) for r in site.replicas) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        busy = [replica_running(r) for r in site.replicas]
+        assert sorted(busy) == [0, 1], busy
+        draining, other = site.replicas[busy.index(1)], site.replicas[busy.index(0)]
+        draining.proc.send_signal(signal.SIGTERM)
+
+        before = replica_requests(other, CHAT)
+        for i in range(4):
+            resp = http.post(f"{site.url}{CHAT}", json=chat_body(f"Say {i}.", 4))
+            assert resp.status_code == 200, resp.text
+        assert replica_requests(other, CHAT) - before == 4
+        t.join(120)
+
+    assert "error" not in result, result["error"]
+    stream = result["stream"]
+    assert stream.status == 200
+    assert len(stream.deltas) >= 40, len(stream.deltas)
+    assert stream.raw.rstrip().endswith(b"data: [DONE]")
+    draining.proc.wait(timeout=60)
+
+    # Back in service on the same port (as systemd would restart it).
+    index = site.replicas.index(draining)
+    restarted = start_replica(draining.port, run_root / f"backend-{index}-restarted.log")
+    site.replicas[index] = restarted
+    wait_healthy([restarted])
+    deadline = time.monotonic() + 30  # Nginx tries it again after fail_timeout (10 s)
+    before = replica_requests(restarted, CHAT)
+    while replica_requests(restarted, CHAT) == before and time.monotonic() < deadline:
+        assert http.post(f"{site.url}{CHAT}", json=chat_body("Hi.", 2)).status_code == 200
+        time.sleep(0.5)
+    assert replica_requests(restarted, CHAT) > before, "the restarted replica got no request"
 
 
 @pytest.mark.destructive
