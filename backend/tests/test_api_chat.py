@@ -149,3 +149,14 @@ def test_default_response_format_text_is_accepted(client: openai.OpenAI) -> None
         model=CHAT_MODEL, messages=SHORT_ANSWER, max_tokens=2, temperature=0, response_format={"type": "text"}
     )
     assert resp.choices[0].message.content is not None
+
+
+def test_chat_equals_completion_of_the_templated_prompt(client: openai.OpenAI, tokenizer: Any) -> None:
+    # The model's own chat template, exactly: the rendered prompt completes to the same text.
+    messages: list[Any] = [{"role": "system", "content": "You are terse."}, *SHORT_ANSWER]
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    chat = client.chat.completions.create(model=CHAT_MODEL, messages=messages, max_tokens=8, temperature=0)
+    completion = client.completions.create(model=CHAT_MODEL, prompt=rendered, max_tokens=8, temperature=0)
+    assert chat.choices[0].message.content == completion.choices[0].text
+    assert chat.usage is not None and completion.usage is not None
+    assert chat.usage.prompt_tokens == completion.usage.prompt_tokens

@@ -54,3 +54,25 @@ def test_docs_and_openapi_are_served(http: httpx.Client) -> None:
     paths = spec.json()["paths"]
     for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/health"):
         assert path in paths, f"{path} missing from /openapi.json"
+
+
+def test_cors_preflight_for_an_allowed_origin_needs_no_key(base_url: str) -> None:
+    # Browsers send preflights without credentials, so the API key must not block them.
+    resp = httpx.options(
+        f"{base_url}/v1/chat/completions",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers.get("access-control-allow-origin") == "http://localhost:5173"
+
+
+def test_cors_allows_configured_origins_only(http: httpx.Client) -> None:
+    allowed = http.get("/v1/models", headers={"Origin": "http://127.0.0.1:5173"})
+    assert allowed.headers.get("access-control-allow-origin") == "http://127.0.0.1:5173"
+    other = http.get("/v1/models", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers

@@ -43,6 +43,8 @@ def broken_folders(root: Path) -> dict[str, tuple[str, Path]]:
         "bad-config": ("CHAT_MODEL_PATH", bad_config),
         "bad-weights": ("CHAT_MODEL_PATH", bad_weights),
         "missing-embedding": ("EMBEDDING_MODEL_PATH", root / "no-such-embedder"),
+        # A Hub id is not a local folder: nothing is downloaded, start-up stops.
+        "hub-id": ("CHAT_MODEL_PATH", Path("HuggingFaceTB/SmolLM2-135M-Instruct")),
     }
 
 
@@ -75,7 +77,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     return results
 
 
-@pytest.mark.parametrize("case", ["missing-chat", "bad-config", "bad-weights", "missing-embedding"])
+@pytest.mark.parametrize("case", ["missing-chat", "bad-config", "bad-weights", "missing-embedding", "hub-id"])
 def test_broken_model_folder_stops_with_one_clear_line(outcomes: dict[str, Outcome], case: str) -> None:
     outcome = outcomes[case]
     tail = outcome.output[-3000:]

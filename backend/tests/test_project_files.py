@@ -98,6 +98,15 @@ def test_make_honours_port_and_host(target: str) -> None:
     assert "--host 0.0.0.0" in serve_lines[-1] and "--port 9321" in serve_lines[-1], serve_lines[-1]
 
 
+def test_make_test_runs_linters_and_tests() -> None:
+    out = subprocess.run(
+        ["make", "-n", "test"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "ruff check backend" in out
+    assert "ruff format --check backend" in out
+    assert re.search(r"cd backend && \S*python -m pytest", out), out
+
+
 def test_gitignore_and_ci_entry() -> None:
     ignored = set((REPO_ROOT / ".gitignore").read_text().split())
     assert {".venv/", "models/", "node_modules/", "dist/"} <= ignored
