@@ -24,6 +24,54 @@ test('streams an answer token by token, with tokens, tokens/s and time to first 
   await shot(page, 'chat-light')
 })
 
+test('keyboard and clipboard: Shift+Enter makes a new line, Enter sends, Copy copies the markdown', async ({
+  page,
+  context,
+}) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'])
+  await page.goto('/')
+  const input = page.getByRole('textbox', { name: 'Message', exact: true })
+  await input.pressSequentially('First line')
+  await input.press('Shift+Enter')
+  await input.pressSequentially('second line')
+  await expect(input).toHaveValue('First line\nsecond line')
+  await expect(page.locator('article')).toHaveCount(0)
+  await input.press('Enter')
+  await expect(input).toHaveValue('')
+  await expect(page.locator('article.msg.user')).toHaveText('First line\nsecond line')
+  await waitDone(lastAnswer(page))
+
+  await lastAnswer(page).getByRole('button', { name: 'Copy message' }).click()
+  await expect(lastAnswer(page).getByRole('button', { name: 'Copied' })).toBeVisible()
+  const copied = await page.evaluate(() => navigator.clipboard.readText())
+  const stored = await page.evaluate(async () => {
+    // The raw markdown of the answer, as saved for this conversation.
+    const open = indexedDB.open('localchat')
+    await new Promise((r) => (open.onsuccess = r))
+    const req = open.result.transaction('conversations').objectStore('conversations').getAll()
+    await new Promise((r) => (req.onsuccess = r))
+    const [conv] = req.result as { messages: { content: string }[] }[]
+    return conv?.messages.at(-1)?.content
+  })
+  expect(copied).toBe(stored)
+  expect(copied.length).toBeGreaterThan(0)
+})
+
+test('every control has an accessible name', async ({ page }) => {
+  await page.goto('/')
+  await send(page, 'Hi')
+  await waitDone(lastAnswer(page))
+  const unnamed = await page.evaluate(() =>
+    [...document.querySelectorAll('button, input, select, textarea, a[href]')]
+      .filter((el) => {
+        const labelled = el.getAttribute('aria-label') || (el as HTMLInputElement).labels?.length
+        return !labelled && !el.textContent?.trim() && (el as HTMLInputElement).type !== 'file'
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  )
+  expect(unnamed).toEqual([])
+})
+
 test('Esc stops mid-answer: the partial answer stays, marked stopped, and the server stops', async ({
   page,
   request,
@@ -38,7 +86,11 @@ test('Esc stops mid-answer: the partial answer stays, marked stopped, and the se
   await dialog.getByRole('button', { name: 'Save' }).click()
   await expect(dialog).toBeHidden()
 
+  const chatRequest = page.waitForRequest((r) => isChatPost(r.url(), r.method()))
   await send(page, 'Please continue the story, in much more detail.')
+  const sent = (await chatRequest).postDataJSON() as { max_tokens: number; messages: { role: string; content: string }[] }
+  expect(sent.max_tokens).toBe(1500)
+  expect(sent.messages[0]).toEqual({ role: 'system', content: 'You are a storyteller.' })
   const answer = lastAnswer(page)
   await expect(answer.locator('.md')).toHaveText(/\S{3,}.*\S/, { timeout: 30_000 })
   await page.keyboard.press('Escape')

@@ -45,7 +45,7 @@ test('switch to Chinese in Settings and chat in Chinese; dark theme at phone wid
 
   // The choice is kept.
   await page.reload()
-  await expect(page.getByRole('button', { name: '新对话' })).toBeVisible()
+  await expect(page.getByRole('textbox', { name: '消息', exact: true })).toBeVisible()
 })
 
 test('the system theme is followed; light at phone width', async ({ page }) => {

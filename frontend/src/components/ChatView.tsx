@@ -17,7 +17,8 @@ export function ChatView() {
   return (
     <main className="main">
       <Header conv={conv} />
-      <ConnectionProblem />
+      {/* An answer already showing the same trouble inline says enough. */}
+      {!conv?.messages.at(-1)?.error && <ConnectionProblem />}
       {conv && conv.messages.length > 0 ? <MessageList conv={conv} busy={busy} /> : <Welcome />}
       <Composer conv={conv} busy={busy} />
     </main>

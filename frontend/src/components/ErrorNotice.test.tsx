@@ -1,0 +1,73 @@
+// @vitest-environment happy-dom
+import { act } from 'react'
+import { createRoot, type Root } from 'react-dom/client'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { settingsStore } from '../store/settings'
+import type { ChatError } from '../types'
+import { ErrorNotice } from './ErrorNotice'
+
+let root: Root
+let container: HTMLDivElement
+
+function render(error: ChatError, onRetry = vi.fn()) {
+  act(() => root.render(<ErrorNotice error={error} onRetry={onRetry} />))
+  return onRetry
+}
+
+const button = (name: string) =>
+  [...container.querySelectorAll('button')].find((b) => b.textContent === name) as HTMLButtonElement | undefined
+
+describe('ErrorNotice', () => {
+  beforeEach(() => {
+    settingsStore.getState().update({ language: 'en', apiKey: '' })
+    container = document.createElement('div')
+    document.body.append(container)
+    root = createRoot(container)
+  })
+  afterEach(() => {
+    act(() => root.unmount())
+    container.remove()
+    vi.useRealTimers()
+  })
+
+  it('429: says the server is busy and enables Retry after Retry-After seconds', () => {
+    vi.useFakeTimers()
+    const onRetry = render({ kind: 'rate_limit', message: 'Queue full', status: 429, retryAfterS: 2 })
+    expect(container.textContent).toContain('The server is busy')
+    expect(button('Retry in 2 s')?.disabled).toBe(true)
+    act(() => vi.advanceTimersByTime(1000))
+    expect(button('Retry in 1 s')?.disabled).toBe(true)
+    act(() => vi.advanceTimersByTime(1000))
+    const retry = button('Retry')
+    expect(retry?.disabled).toBe(false)
+    act(() => retry?.click())
+    expect(onRetry).toHaveBeenCalledOnce()
+  })
+
+  it('401: asks for the key, saves it and retries', () => {
+    const onRetry = render({ kind: 'auth', message: 'Incorrect API key', status: 401 })
+    const input = container.querySelector<HTMLInputElement>('input[aria-label="API key"]')
+    expect(input?.type).toBe('password')
+    act(() => {
+      const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')?.set
+      setValue?.call(input, ' secret ')
+      input?.dispatchEvent(new Event('input', { bubbles: true }))
+    })
+    act(() => button('Save key & retry')?.click())
+    expect(settingsStore.getState().apiKey).toBe('secret')
+    expect(onRetry).toHaveBeenCalledOnce()
+  })
+
+  it('context too long: explains what to do and offers a new chat', () => {
+    render({ kind: 'context_length', message: 'too long', status: 400 })
+    expect(container.textContent).toContain('too long for the model')
+    expect(container.textContent).toContain('lower Max tokens')
+    expect(button('New chat')).toBeDefined()
+  })
+
+  it('shows no Retry where retrying is not offered (an older answer)', () => {
+    act(() => root.render(<ErrorNotice error={{ kind: 'server', message: 'boom' }} />))
+    expect(container.textContent).toContain('boom')
+    expect(container.querySelector('button')).toBeNull()
+  })
+})
