@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from .api.routes import health, v1
 from .core.config import Settings, get_settings
-from .core.errors import BodySizeLimit, install_error_handlers
+from .core.errors import BodySizeLimit, UnexpectedErrors, install_error_handlers
 from .core.metrics import RequestMetrics, track_engine
 from .core.metrics import router as metrics_router
 from .core.static import FrontendMount, SinglePageApp
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -111,13 +111,6 @@ def install_error_handlers(app: FastAPI) -> None:
         err.headers = dict(exc.headers or {}) or None
         return err.response()
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return OpenAIError(
-            500, "The server had an error while processing your request.", type="server_error"
-        ).response()
-
 
 class BodySizeLimit:
     """Answers 413 for a request body over the limit, declared or streamed (uvicorn has no cap)."""
@@ -164,3 +157,35 @@ class BodySizeLimit:
         ).response()
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
+
+
+class UnexpectedErrors:
+    """A bug becomes an OpenAI-shaped 500 with no traceback, and the connection stays usable.
+
+    (Starlette's own catch-all answers too but then re-raises, and uvicorn drops the connection.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = OpenAIError(
+                500, "The server had an error while processing your request.", type="server_error"
+            ).response()
+            await response(scope, receive, send)

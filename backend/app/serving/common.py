@@ -69,8 +69,15 @@ class ModelContext:
             raise model_not_found(requested)
 
     def sampling_params(
-        self, request: SamplingRequest, prompt_len: int, requested_max: int | None, index: int, **extra: Any
+        self,
+        request: SamplingRequest,
+        prompt_len: int,
+        requested_max: int | None,
+        index: int,
+        default_max: int | None = None,
+        **extra: Any,
     ) -> SamplingParams:
+        """Settings for one choice; `default_max` is an implicit cap, clamped to the room left."""
         room = self.max_context - prompt_len
         if room < 1 or (requested_max is not None and requested_max > room):
             asked = f" + {requested_max} for the completion" if requested_max is not None else ""
@@ -94,16 +101,16 @@ class ModelContext:
             bias[int(key)] = value
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         return SamplingParams(
-            max_tokens=requested_max if requested_max is not None else room,
+            max_tokens=requested_max if requested_max is not None else min(default_max or room, room),
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
-            top_k=max(0, request.top_k or 0),
+            top_k=min(max(0, request.top_k or 0), vocab),
             presence_penalty=request.presence_penalty or 0.0,
             frequency_penalty=request.frequency_penalty or 0.0,
             repetition_penalty=request.repetition_penalty or 1.0,
             stop=tuple(s for s in stop if s),
             # Each of n choices gets its own stream, reproducible from the one seed.
-            seed=None if request.seed is None else request.seed + index,
+            seed=None if request.seed is None else (request.seed + index) % 2**64,
             ignore_eos=request.ignore_eos,
             logit_bias=bias,
             **extra,

@@ -74,8 +74,9 @@ class CompletionService:
                 self.ctx.sampling_params(
                     request,
                     len(ids),
-                    request.max_tokens,
+                    request.max_tokens if "max_tokens" in request.model_fields_set else None,
                     i,
+                    default_max=request.max_tokens,
                     logprobs=request.logprobs is not None,
                     top_logprobs=request.logprobs or 0,
                 ),
