@@ -77,3 +77,42 @@ def test_chinese_stream_with_stop_and_usage(http: httpx.Client) -> None:
     stream = post_stream(http, "/v1/completions", {**body, "stop": stop, "stream": True})
     assert completion_stream_text(stream.chunks) == cut
     assert all(REPLACEMENT not in c["text"] for ch in stream.chunks for c in ch["choices"])
+
+
+def test_chat_logprob_bytes_spell_the_chinese_content(http: httpx.Client) -> None:
+    # Tokens that are parts of a character show as U+FFFD, but their bytes are the real ones.
+    resp = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": CHAT_MODEL,
+            "messages": CHAT_MESSAGES,
+            "max_tokens": 8,
+            "temperature": 0,
+            "logprobs": True,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    choice = resp.json()["choices"][0]
+    spelled = bytes(b for entry in choice["logprobs"]["content"] for b in entry["bytes"])
+    assert spelled.decode("utf-8") == choice["message"]["content"]
+    assert has_cjk(choice["message"]["content"])
+
+
+def test_completion_logprob_offsets_stay_inside_the_text(http: httpx.Client) -> None:
+    resp = http.post(
+        "/v1/completions",
+        json={
+            "model": CHAT_MODEL,
+            "prompt": COMPLETION_PROMPT,
+            "max_tokens": 6,
+            "temperature": 0,
+            "logprobs": 1,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    choice = resp.json()["choices"][0]
+    offsets = choice["logprobs"]["text_offset"]
+    assert REPLACEMENT not in choice["text"]
+    assert offsets == sorted(offsets)
+    # Offsets count characters of the returned text (from wherever it starts), so none lies past its end.
+    assert all(o - offsets[0] <= len(choice["text"]) for o in offsets), (offsets, choice["text"])

@@ -141,6 +141,28 @@ def test_malformed_body_is_400(http: httpx.Client, path: str, content: bytes) ->
     assert_serves(http)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            CHAT,
+            b'{"model": "%s", "max_tokens": 1, "messages": [{"role": "user", "content": "\\ud83d hi"}]}',
+            "messages",
+        ),
+        (COMPLETIONS, b'{"model": "%s", "max_tokens": 1, "prompt": "\\udfff"}', "prompt"),
+        ("/v1/embeddings", b'{"model": "%s", "input": "\\ud83d"}', "input"),
+    ],
+    ids=["chat", "completions", "embeddings"],
+)
+def test_lone_surrogate_is_not_a_server_error(http: httpx.Client, path: str, body: bytes, param: str) -> None:
+    # Valid JSON, but "\ud83d" alone is no character: handle it or refuse it, never a 500.
+    model = EMBEDDING_MODEL if "embeddings" in path else CHAT_MODEL
+    resp = http.post(path, content=body % model.encode(), headers={"content-type": "application/json"})
+    if resp.status_code != 200:
+        assert_error(resp, 400, param_prefix=param)
+    assert_serves(http)
+
+
 def test_nulls_mean_defaults(http: httpx.Client) -> None:
     body = tiny_chat(
         max_tokens=2,
