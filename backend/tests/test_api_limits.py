@@ -154,10 +154,43 @@ def test_completions_without_max_tokens_fill_the_remaining_context(
     assert resp.json()["choices"][0]["finish_reason"] == "length"
 
 
+def long_answer(**extra: Any) -> dict[str, Any]:
+    return {
+        "model": NAME,
+        "prompt": "Once",
+        "max_tokens": CONTEXT - 8,
+        "temperature": 0,
+        "ignore_eos": True,
+        **extra,
+    }
+
+
+def next_request_is_served(small_http: httpx.Client) -> None:
+    # One slot, a 1.5 s queue timeout, and a long answer takes several seconds: a 200 here means
+    # the abandoned generation gave its slot back at once.
+    resp = small_http.post("/v1/completions", json={"model": NAME, "prompt": "Hi", "max_tokens": 2})
+    assert resp.status_code == 200, f"the abandoned generation still holds the slot: {resp.text}"
+
+
+def test_hanging_up_a_stream_frees_its_slot(small_http: httpx.Client) -> None:
+    with small_http.stream("POST", "/v1/completions", json=long_answer(stream=True)) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                break
+    next_request_is_served(small_http)
+
+
+def test_hanging_up_a_plain_request_frees_its_slot(small: ServerProcess, small_http: httpx.Client) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{small.url}/v1/completions", json=long_answer(), timeout=1.0)
+    next_request_is_served(small_http)
+
+
 @pytest.fixture(scope="module")
 def waited_stream(small: ServerProcess, small_http: httpx.Client) -> SSEStream:
     """A stream that waits behind a long request for the only slot until its queue timeout."""
-    busy = {"model": NAME, "prompt": "Once", "max_tokens": CONTEXT - 8, "temperature": 0, "ignore_eos": True}
+    busy = long_answer()
     started, release = threading.Event(), threading.Event()
 
     def occupy() -> None:

@@ -8,9 +8,11 @@ import httpx
 import openai
 import pytest
 from api_support import (
+    API_KEY,
     CHAT_MODEL,
     SchemaValidator,
     SSEStream,
+    assert_serves,
     chat_stream_text,
     completion_stream_text,
     finish_reasons,
@@ -172,3 +174,28 @@ def test_stream_natural_stop_finish_reason(http: httpx.Client) -> None:
     chunks = stream.chunks
     assert finish_reasons(chunks) == ["stop"]
     assert "<|im_end|>" not in chat_stream_text(chunks)
+
+
+def test_client_hanging_up_mid_stream_leaves_the_server_serving(http: httpx.Client) -> None:
+    body = chat_body(max_tokens=200, stream=True, ignore_eos=True)
+    with http.stream("POST", "/v1/chat/completions", json=body) as resp:
+        assert resp.status_code == 200
+        events = 0
+        for line in resp.iter_lines():
+            events += line.startswith("data:")
+            if events == 2:
+                break  # hang up with most of the answer still to come
+    assert_serves(http)
+
+
+def test_client_timing_out_on_a_long_answer_leaves_the_server_serving(
+    base_url: str, http: httpx.Client
+) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{base_url}/v1/chat/completions",
+            json=chat_body(max_tokens=200, ignore_eos=True),
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=0.5,
+        )
+    assert_serves(http)
