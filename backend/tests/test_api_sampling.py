@@ -90,6 +90,8 @@ def test_n_2_streamed(http: httpx.Client, schemas: SchemaValidator) -> None:
     for chunk in chunks:
         schemas.validate("CreateChatCompletionStreamResponse", chunk)
     for index in (0, 1):
+        first = next(c for ch in chunks for c in ch["choices"] if c["index"] == index)
+        assert first["delta"].get("role") == "assistant"
         assert finish_reasons(chunks, index) == ["length"]
         assert chat_stream_text(chunks, index)
     assert chat_stream_text(chunks, 0) == chat_stream_text(chunks, 1)
