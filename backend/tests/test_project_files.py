@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from api_support import BACKEND_DIR, REPO_ROOT
+from api_support import BACKEND_DIR, CHAT_MODEL_DIR, EMBEDDING_MODEL_DIR, REPO_ROOT
 from packaging.requirements import Requirement
 
 from app.core.config import Settings
@@ -114,3 +114,30 @@ def test_gitignore_and_ci_entry() -> None:
     assert ci.is_file(), ".ci/run is missing"
     assert os.access(ci, os.X_OK), ".ci/run is not executable"
     assert "make test" in ci.read_text()
+
+
+def test_prepared_model_folders_are_plain_hugging_face_folders() -> None:
+    for folder in (CHAT_MODEL_DIR, EMBEDDING_MODEL_DIR):
+        names = {p.name for p in folder.iterdir()}
+        assert {"config.json", "model.safetensors", "tokenizer.json", ".prepared"} <= names, (folder, names)
+        assert not any(name.endswith(".gguf") for name in names), "the chat model must not stay GGUF"
+    # The chat template travels with the chat model.
+    chat_names = {p.name for p in CHAT_MODEL_DIR.iterdir()}
+    config = (CHAT_MODEL_DIR / "tokenizer_config.json").read_text()
+    assert "chat_template.jinja" in chat_names or "chat_template" in config
+
+
+def test_preparing_again_skips_what_is_done() -> None:
+    weights = [CHAT_MODEL_DIR / "model.safetensors", EMBEDDING_MODEL_DIR / "model.safetensors"]
+    before = [w.stat().st_mtime_ns for w in weights]
+    out = subprocess.run(
+        [sys.executable, "-m", "app.prepare_models", "--models-dir", str(REPO_ROOT / "models")],
+        cwd=BACKEND_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert [w.stat().st_mtime_ns for w in weights] == before, "prepared models were rebuilt"
+    assert "ready" in out.stdout, out.stdout
+    assert "converting" not in out.stdout and "copying" not in out.stdout, out.stdout
