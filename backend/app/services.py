@@ -113,6 +113,7 @@ def load_services(settings: Settings) -> Services:
         max_waiting=settings.max_waiting,
         max_num_batched_tokens=settings.max_num_batched_tokens,
         queue_timeout_s=settings.queue_timeout_s,
+        fast_path=settings.fast_path,
     )
     engine.start()
     fingerprint = (

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
+    # A lean forward for Llama-family models (same tokens, less per-step overhead).
+    fast_path: bool = True
     # Caps the context below the model's own limit (0: use the model's).
     max_model_len: int = Field(default=0, ge=0)
 

@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .fast_decoder import fast_decoder_for
 from .kv_cache import SlotKVCache
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
 from .text import IncrementalDetokenizer
@@ -117,8 +118,10 @@ class Engine:
         max_waiting: int,
         max_num_batched_tokens: int,
         queue_timeout_s: float,
+        fast_path: bool = True,
     ) -> None:
         self.model = model
+        self.fast = fast_decoder_for(model) if fast_path else None
         self.tokenizer = tokenizer
         self.max_context = max_context
         self.max_num_seqs = max_num_seqs
@@ -146,7 +149,7 @@ class Engine:
         self._num_decoding = 0
         self._by_id: dict[str, _Sequence] = {}
         self._lock = threading.Lock()
-        self._num_pending = 0  # submitted but not yet running: what max_waiting bounds
+        self._in_flight = 0  # submitted and not yet ended, running or waiting
         self._accepting = True
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
@@ -163,7 +166,7 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        return self.stats.running == 0 and self._num_pending == 0
+        return self._in_flight == 0
 
     @property
     def accepting(self) -> bool:
@@ -182,11 +185,12 @@ class Engine:
         if not self._accepting or not self.alive:
             raise EngineUnavailable("The server is shutting down; retry on another replica or later.")
         with self._lock:
-            if self._num_pending >= self.max_waiting + max(0, self.max_num_seqs - self.stats.running):
+            if self._in_flight >= self.max_num_seqs + self.max_waiting:
                 raise EngineBusy(
-                    f"The server is busy: {self._num_pending} requests are already waiting. Retry shortly."
+                    f"The server is busy: {self._in_flight - self.max_num_seqs} requests already wait. "
+                    "Retry shortly."
                 )
-            self._num_pending += 1
+            self._in_flight += 1
         request_id = uuid.uuid4().hex
         seq = _Sequence(
             request_id=request_id,
@@ -261,8 +265,6 @@ class Engine:
     def _admit(self) -> None:
         while self._waiting and len(self._slots) < self.max_num_seqs:
             seq = self._waiting.popleft()
-            with self._lock:
-                self._num_pending -= 1
             seq.slot = len(self._slots)
             self._slots.append(seq)
         self.stats.running = len(self._slots)
@@ -303,14 +305,9 @@ class Engine:
         self.cache.plan(self._num_decoding, starts, chunk)
         kv_positions = torch.arange(self.cache._kv_len)
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(batch), 1, chunk, 1)).to(self.device)
-        logits = self.model(
-            input_ids=input_ids.to(self.device),
-            position_ids=positions.to(self.device),
-            attention_mask=mask,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(keep_at, device=self.device) if keep_at else 1,
-        ).logits
+        logits = self._forward(
+            input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
+        )
         for seq, n in zip(batch, lengths, strict=True):
             seq.num_cached += n
         if not done:
@@ -321,20 +318,30 @@ class Engine:
         self._num_decoding += len(finishing)
         self._emit_tokens(finishing, rows)
 
+    def _forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, keep: int | torch.Tensor
+    ) -> torch.Tensor:
+        input_ids, positions = input_ids.to(self.device), positions.to(self.device)
+        if self.fast is not None:
+            return self.fast(input_ids, positions, mask, self.cache, keep)
+        return self.model(
+            input_ids=input_ids,
+            position_ids=positions,
+            attention_mask=mask,
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=keep,
+        ).logits
+
     def _decode_step(self) -> None:
         batch = self._slots[: self._num_decoding]
         starts = [s.num_cached for s in batch]
         self.cache.plan(0, starts, 1)
         kv_positions = torch.arange(self.cache._kv_len).view(1, 1, 1, -1)
         mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
-        logits = self.model(
-            input_ids=torch.tensor([[s.last_token] for s in batch], device=self.device),
-            position_ids=torch.tensor(starts, device=self.device).unsqueeze(1),
-            attention_mask=mask,
-            cache=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1]
+        logits = self._forward(
+            torch.tensor([[s.last_token] for s in batch]), torch.tensor(starts).unsqueeze(1), mask, 1
+        )[:, -1]
         for seq in batch:
             seq.num_cached += 1
         self._emit_tokens(list(batch), logits)
@@ -378,8 +385,7 @@ class Engine:
         elif seq in self._waiting:
             self._waiting.remove(seq)
             self._by_id.pop(seq.request_id, None)
-            with self._lock:
-                self._num_pending -= 1
+            self._ended()
         self._deliver(seq, RequestOutput("", [], [], reason, len(seq.prompt_ids), seq.num_output, error))
 
     def _deliver(self, seq: _Sequence, out: RequestOutput) -> bool:
@@ -404,6 +410,11 @@ class Engine:
         self._slots.pop()
         seq.slot = -1
         self.stats.running = len(self._slots)
+        self._ended()
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _move(self, src: int, dst: int) -> None:
         if src == dst:

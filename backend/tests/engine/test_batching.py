@@ -127,3 +127,32 @@ def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_token
     _wait_until(lambda: engine.idle)
     result = asyncio.run(collect(engine, ids, SamplingParams(max_tokens=4, temperature=0.0)))
     assert len(result.token_ids) == 4
+
+
+def test_fast_path_gives_the_tokens_of_the_transformers_forward(engine: Engine, model_and_tokenizer) -> None:
+    model, tokenizer = model_and_tokenizer
+    assert engine.fast is not None, "the default model should take the fast path"
+    plain = Engine(
+        model,
+        tokenizer,
+        max_context=2048,
+        max_num_seqs=8,
+        max_waiting=4,
+        max_num_batched_tokens=256,
+        queue_timeout_s=60,
+        fast_path=False,
+    )
+    plain.start()
+    try:
+        jobs = [
+            (
+                chat_ids(tokenizer, text),
+                SamplingParams(max_tokens=16, temperature=0.0 if i % 2 else 0.8, seed=i),
+            )
+            for i, text in enumerate(PROMPTS)
+        ]
+        fast = run_together(engine, jobs)
+        slow = run_together(plain, jobs)
+        assert [r.token_ids for r in fast] == [r.token_ids for r in slow]
+    finally:
+        plain.shutdown(10)
