@@ -77,11 +77,19 @@ def http() -> Iterator[httpx.Client]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `destructive` kill the shared replicas: run them after all others."""
-    items.sort(key=lambda item: item.get_closest_marker("destructive") is not None)
+    """`first` tests start processes of their own: run them before the shared replicas exist.
+    `destructive` tests kill the shared replicas: run them after all others."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("first"):
+            return 0
+        return 2 if item.get_closest_marker("destructive") else 1
+
+    items.sort(key=rank)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "first: starts its own backends; runs before the shared ones start")
     config.addinivalue_line("markers", "destructive: kills the session's backend replicas; runs last")
 
 
