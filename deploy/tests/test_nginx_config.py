@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 import render_nginx
-from support import DEPLOY_DIR, Nginx, free_port, make_run_dir, nginx_binary, start_nginx
+from support import DEPLOY_DIR, Nginx, free_port, make_run_dir, nginx_binary, port_open, start_nginx
 
 CONF = (DEPLOY_DIR / "nginx.conf").read_text()
 
@@ -179,5 +181,55 @@ def test_nginx_t_accepts_the_rendered_file(html_min: Path) -> None:
         )
         assert res.returncode == 0, res.stderr
         assert "syntax is ok" in res.stderr
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_site_runs_inside_debians_own_nginx_conf(html_min: Path) -> None:
+    """On a Debian/Ubuntu server the file goes to /etc/nginx/conf.d/: Debian's stock nginx.conf
+    (its own gzip, sendfile, logs, user www-data) must accept it and serve the site with it."""
+    stock_path = Path("/etc/nginx/nginx.conf")
+    stock = stock_path.read_text()
+    assert "include /etc/nginx/conf.d/*.conf;" in stock
+    run = make_run_dir("nginx-debian")
+    port = free_port()
+    try:
+        site = render_nginx.render_site(
+            CONF,
+            upstreams=[f"127.0.0.1:{free_port()}"],
+            listen=f"127.0.0.1:{port}",
+            root=html_min,
+            access_log=run / "access.log",
+        )
+        (run / "localchat.conf").write_text(site)
+        main = stock.replace("include /etc/nginx/conf.d/*.conf;", f"include {run}/localchat.conf;")
+        main = main.replace("include /etc/nginx/sites-enabled/*;", "")
+        # Only the machine-wide files move to the run folder; everything else stays stock.
+        main = re.sub(r"^pid .*;$", f"pid {run}/nginx.pid;", main, flags=re.MULTILINE)
+        main = re.sub(r"^(\s*)error_log .*;$", rf"\1error_log {run}/error.log;", main, flags=re.MULTILINE)
+        main = re.sub(
+            r"^(\s*)access_log .*;$", rf"\1access_log {run}/stock-access.log;", main, flags=re.MULTILINE
+        )
+        main = main.replace(
+            "http {", f"http {{\n\tclient_body_temp_path {run}/body;\n\tproxy_temp_path {run}/proxy;", 1
+        )
+        (run / "nginx.conf").write_text(main)
+        cmd = [nginx_binary(), "-p", str(run), "-e", str(run / "error.log"), "-c", str(run / "nginx.conf")]
+        check = subprocess.run([*cmd, "-t"], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, check.stderr
+        proc = subprocess.Popen([*cmd, "-g", "daemon off;"], stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not port_open(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+                page = c.get("/c/1")
+                assert page.status_code == 200 and "page" in page.text
+                assert page.headers["cache-control"] == "no-cache"
+                assert page.headers["x-content-type-options"] == "nosniff"
+                assert_openai_error(c.get("/v1/models"), 502)
+        finally:
+            proc.send_signal(signal.SIGQUIT)
+            proc.wait(15)
     finally:
         shutil.rmtree(run, ignore_errors=True)
