@@ -82,7 +82,8 @@ try {
   const t0 = Date.now()
   const resp = await page.goto(siteUrl + '/', { waitUntil: 'load' })
   result.pageStatus = resp?.status() ?? null
-  const box = page.locator('#composer-input')
+  // The message box, found by its accessible name (the page is in English here).
+  const box = page.getByRole('textbox', { name: 'Message', exact: true })
   await box.waitFor({ state: 'visible', timeout: 30_000 })
   result.loadMs = Date.now() - t0
   result.title = await page.title()
