@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -115,6 +116,7 @@ def test_prod_script_serves_the_site_and_ctrl_c_stops_everything() -> None:
         while (left := group_members(proc.pid)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not left, left
+        shutil.rmtree(run_dir)  # prod.sh keeps it for a person to read the logs; a passing test does not
     finally:
         # Whatever happened above, nothing of this script's process group outlives the test.
         with contextlib.suppress(ProcessLookupError):
