@@ -1,3 +1,4 @@
+import { flushSync } from 'react-dom'
 import { ApiError, errorFromException, streamChat, type ChatRequestMessage, type StreamResult } from '../api/client'
 import { newId } from '../lib/id'
 import { chatStore } from '../store/conversations'
@@ -73,10 +74,17 @@ export async function generate(convId: string): Promise<void> {
   let startedAt = performance.now()
   let firstTokenAt: number | null = null
   let flushPending = false
+  let nextFlushAt = 0
   const flush = () => {
     if (!flushPending) return
     flushPending = false
-    chatStore.getState().updateMessage(convId, messageId, { content })
+    const start = performance.now()
+    // Rendered now rather than in a later microtask, so the cost below is the real cost.
+    flushSync(() => chatStore.getState().updateMessage(convId, messageId, { content }))
+    const end = performance.now()
+    // The next update waits at least twice as long as this one took: however expensive the
+    // growing block gets, two thirds of the main thread stay free for scrolling and typing.
+    nextFlushAt = end + 2 * (end - start)
   }
   const onDelta = (text: string) => {
     firstTokenAt ??= performance.now()
@@ -84,8 +92,13 @@ export async function generate(convId: string): Promise<void> {
     chunks += 1
     if (flushPending) return
     flushPending = true
-    // One store update per frame, however many tokens arrived. requestAnimationFrame does not run
-    // in a hidden tab; the timer then keeps the text (and its saved copy) current.
+    const wait = nextFlushAt - performance.now()
+    if (wait > 0) {
+      setTimeout(flush, wait)
+      return
+    }
+    // At most one update per frame, however many tokens arrived. requestAnimationFrame does not
+    // run in a hidden tab; the timer then keeps the text (and its saved copy) current.
     requestAnimationFrame(flush)
     setTimeout(flush, 250)
   }

@@ -5,7 +5,7 @@ import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
-import { uiStore } from '../store/ui'
+import { isPhoneWidth, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
 import { ErrorNotice } from './ErrorNotice'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from './icons'
@@ -32,6 +32,10 @@ function Header({ conv }: { conv: Conversation | undefined }) {
   const selected = conv?.model || lastModel || models[0]?.id || ''
   // A conversation keeps its model even when the server no longer lists it.
   const options = selected && !models.some((m) => m.id === selected) ? [{ id: selected }, ...models] : models
+
+  useEffect(() => {
+    document.title = conv?.title ? `${conv.title} · ${t('appName')}` : t('appName')
+  }, [conv?.title, t])
 
   const chooseModel = (id: string) => {
     if (conv) chatStore.getState().patch(conv.id, { model: id })
@@ -183,7 +187,8 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const convId = conv?.id ?? null
 
   useEffect(() => {
-    input.current?.focus()
+    // On a phone, focusing would pop up the keyboard over the conversation just opened.
+    if (!isPhoneWidth()) input.current?.focus()
   }, [convId])
 
   // Grows with its content up to a limit, then scrolls.

@@ -106,10 +106,11 @@ function AssistantMessage({ convId, message, isLast, busy }: Props) {
         <Markdown text={message.content} streaming={streaming} />
       ) : (
         streaming && (
-          <p className="thinking" aria-label={t('thinking')}>
-            <span />
-            <span />
-            <span />
+          <p className="thinking" role="status">
+            <span className="visually-hidden">{t('thinking')}</span>
+            <i />
+            <i />
+            <i />
           </p>
         )
       )}

@@ -48,7 +48,8 @@ export function Sidebar() {
     a.href = URL.createObjectURL(blob)
     a.download = `localchat-${new Date().toISOString().slice(0, 10)}.json`
     a.click()
-    URL.revokeObjectURL(a.href)
+    // Revoked after the click has been handled; Firefox reads the URL asynchronously.
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000)
   }
 
   const importFile = async (e: ChangeEvent<HTMLInputElement>) => {

@@ -70,11 +70,11 @@ function Table({ children }: ComponentProps<'table'> & ExtraProps) {
 
 const components: Components = { a: Link, img: Image, pre: CodeBlock, table: Table }
 
-const Block = memo(function Block({ source }: { source: string }) {
+const Block = memo(function Block({ source, growing }: { source: string; growing: boolean }) {
   return (
     <ReactMarkdown
       remarkPlugins={remarkPlugins}
-      rehypePlugins={rehypePlugins}
+      rehypePlugins={growing ? undefined : rehypePlugins}
       components={components}
       urlTransform={safeUrl}
     >
@@ -87,18 +87,17 @@ const Block = memo(function Block({ source }: { source: string }) {
  * Renders markdown as memoised blocks: while streaming, finished blocks keep their rendered
  * output and only the last one is parsed again. The last block is closed by `remend` while it
  * grows, so a half-written `**bold` or link does not flash as raw syntax; an unterminated code
- * fence renders as a code block that grows.
+ * fence renders as a code block that grows. Highlighting waits until a block is complete:
+ * re-highlighting a long growing code block on every frame is what makes streams stutter.
  */
 export const Markdown = memo(function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
   const blocks = useMemo(() => splitBlocks(text), [text])
   return (
     <div className="md">
-      {blocks.map((block, i) => (
-        <Block
-          key={i}
-          source={streaming && i === blocks.length - 1 ? remend(block, { linkMode: 'text-only' }) : block}
-        />
-      ))}
+      {blocks.map((block, i) => {
+        const growing = streaming && i === blocks.length - 1
+        return <Block key={i} source={growing ? remend(block, { linkMode: 'text-only' }) : block} growing={growing} />
+      })}
     </div>
   )
 })
