@@ -39,7 +39,8 @@ def test_stream_passes_through_nginx_unbuffered(site: Site, http: httpx.Client, 
 
     # The deltas arrived one after another, in many separate reads, not in one burst at the end.
     arrivals = sorted({round(t, 4) for t, _ in via.deltas})
-    assert len(arrivals) >= 0.5 * len(via.deltas), (len(arrivals), len(via.deltas))
+    # (Buffering shows as a handful of reads; a busy machine may merge a few neighbours.)
+    assert len(arrivals) >= max(10, 0.25 * len(via.deltas)), (len(arrivals), len(via.deltas))
     assert via.ttft < 0.5 * via.t_done, (via.ttft, via.t_done)
     # And the first one as early as without Nginx (with room for a busy machine).
     assert via.ttft < 2 * direct.ttft + 1.0, (via.ttft, direct.ttft)

@@ -91,7 +91,7 @@ def test_draining_replica_finishes_its_answer_and_hands_new_requests_over(
 
     def long_answer() -> None:
         try:
-            body = chat_body("Tell a story about a fox.", 48, ignore_eos=True)
+            body = chat_body("Tell a story about a fox.", 40, ignore_eos=True)
             result["stream"] = timed_chat_stream(http_long, f"{site.url}{CHAT}", body)
         except BaseException as exc:
             result["error"] = exc
@@ -119,7 +119,7 @@ def test_draining_replica_finishes_its_answer_and_hands_new_requests_over(
     assert "error" not in result, result["error"]
     stream = result["stream"]
     assert stream.status == 200
-    assert len(stream.deltas) >= 40, len(stream.deltas)
+    assert len(stream.deltas) >= 30, len(stream.deltas)
     assert stream.raw.rstrip().endswith(b"data: [DONE]")
     draining.proc.wait(timeout=60)
 
