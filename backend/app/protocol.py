@@ -10,9 +10,28 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 FinishReason = Literal["stop", "length"]
+
+
+def _encodable(value: str) -> str:
+    # JSON may carry lone UTF-16 surrogates ("\\ud83d"); no tokenizer can take them.
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError("the text holds an unpaired UTF-16 surrogate; send valid Unicode") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 
 
 class Request(BaseModel):
@@ -75,7 +94,7 @@ class SamplingRequest(Request):
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     n: Annotated[int, Field(ge=1, le=16)] | None = 1
     max_tokens: Annotated[int, Field(ge=1)] | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=4)] | None = None
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
@@ -94,13 +113,13 @@ class SamplingRequest(Request):
 
 class TextContentPart(Request):
     type: Literal["text"]
-    text: str
+    text: Text
     prompt_cache_breakpoint: Any = None
 
 
 class ChatMessage(Request):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextContentPart] | None = None
+    content: Text | list[TextContentPart] | None = None
     name: str | None = None
     # Assistant-message fields this server cannot honour; refused when set.
     refusal: str | None = None
@@ -226,8 +245,8 @@ TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 class CompletionRequest(SamplingRequest):
     prompt: (
-        str
-        | Annotated[list[str], Field(min_length=1)]
+        Text
+        | Annotated[list[Text], Field(min_length=1)]
         | TokenIds
         | Annotated[list[TokenIds], Field(min_length=1)]
     )
@@ -268,8 +287,8 @@ class CompletionResponse(Response):
 class EmbeddingRequest(Request):
     model: str
     input: (
-        str
-        | Annotated[list[str], Field(min_length=1, max_length=2048)]
+        Text
+        | Annotated[list[Text], Field(min_length=1, max_length=2048)]
         | TokenIds
         | Annotated[list[TokenIds], Field(min_length=1, max_length=2048)]
     )

@@ -141,15 +141,19 @@ class TokenTexts:
 
     @lru_cache(maxsize=65536)  # noqa: B019 - one instance per served model, lives as long as the app
     def get(self, token_id: int) -> tuple[str, list[int]]:
-        text = self.tokenizer.decode([token_id])
         piece = self.tokenizer.convert_ids_to_tokens(token_id)
         if self.byte_level and isinstance(piece, str) and all(c in self.byte_of for c in piece):
-            raw = [self.byte_of[c] for c in piece]
+            raw = bytes(self.byte_of[c] for c in piece)
         elif isinstance(piece, str) and len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
-            raw = [int(piece[3:5], 16)]  # sentencepiece byte fallback
+            raw = bytes([int(piece[3:5], 16)])  # sentencepiece byte fallback
         else:
-            raw = list(text.encode())
-        return text, raw
+            raw = self.tokenizer.decode([token_id]).encode()
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            # Part of a multi-byte character: spelled out as vLLM does, the bytes field has them too.
+            text = "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+        return text, list(raw)
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -98,15 +98,14 @@ class CompletionService:
             raw, lambda: self._collect(with_first(first, outputs), response_id, created, request, echoes)
         )
 
-    def _logprobs(self, entries: list[TokenLogprobs], offset: int) -> CompletionLogprobs:
+    def _logprobs(self, entries: list[tuple[TokenLogprobs, int]]) -> CompletionLogprobs:
+        """Legacy logprobs; each entry comes with the offset in the text where its token's text begins."""
         result = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
-        for entry in entries:
-            text = self.tokens.get(entry.token_id)[0]
-            result.tokens.append(text)
+        for entry, offset in entries:
+            result.tokens.append(self.tokens.get(entry.token_id)[0])
             result.token_logprobs.append(entry.logprob)
             result.top_logprobs.append({self.tokens.get(tid)[0]: lp for tid, lp in entry.top})
             result.text_offset.append(offset)
-            offset += len(text)
         return result
 
     def _response(
@@ -131,14 +130,14 @@ class CompletionService:
     ) -> JSONResponse:
         count = len(echoes)
         texts = list(echoes)
-        logprobs: list[list[TokenLogprobs]] = [[] for _ in range(count)]
+        logprobs: list[list[tuple[TokenLogprobs, int]]] = [[] for _ in range(count)]
         finish = ["length"] * count
         prompt_tokens, completion_tokens = [0] * count, [0] * count
         async for index, out in outputs:
             if out.error is not None:
                 raise OpenAIError(500, out.error, type="server_error")
+            logprobs[index].extend((entry, len(texts[index])) for entry in out.logprobs)
             texts[index] += out.text
-            logprobs[index].extend(out.logprobs)
             prompt_tokens[index], completion_tokens[index] = out.prompt_tokens, out.completion_tokens
             if out.finish_reason is not None:
                 finish[index] = out.finish_reason
@@ -148,9 +147,7 @@ class CompletionService:
             CompletionChoice(
                 index=i,
                 text=texts[i],
-                logprobs=self._logprobs(logprobs[i], len(echoes[i]))
-                if request.logprobs is not None
-                else None,
+                logprobs=self._logprobs(logprobs[i]) if request.logprobs is not None else None,
                 finish_reason="stop" if finish[i] == "stop" else "length",
             )
             for i in range(count)
@@ -192,7 +189,9 @@ class CompletionService:
                     None if out.finish_reason is None else "stop" if out.finish_reason == "stop" else "length"
                 )
                 logprobs = (
-                    self._logprobs(out.logprobs, offsets[index]) if request.logprobs is not None else None
+                    self._logprobs([(entry, offsets[index]) for entry in out.logprobs])
+                    if request.logprobs is not None
+                    else None
                 )
                 offsets[index] += len(out.text)
                 yield chunk(
