@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 NAME = "batch_invariant"
 
@@ -49,3 +50,6 @@ def batch_invariant_attention(
 
 
 AttentionInterface.register(NAME, batch_invariant_attention)
+# Outside the engine (which passes its own masks) Transformers builds the mask: an additive
+# one, never None, since this kernel has no implicit causal mode.
+AttentionMaskInterface.register(NAME, eager_mask)
