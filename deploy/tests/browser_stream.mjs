@@ -37,7 +37,13 @@ function instrument() {
     const msgs = document.querySelectorAll('article.msg.assistant')
     const last = msgs[msgs.length - 1]
     if (!last) return
-    const len = (last.textContent ?? '').length
+    // The answer's own text: not the hidden "waiting for the first token" status, badges,
+    // or the metrics footer shown at the end.
+    let len = 0
+    for (const node of last.childNodes) {
+      if (node.nodeType === 1 && node.matches('[role="status"], .visually-hidden, .badge, footer')) continue
+      len += (node.textContent ?? '').length
+    }
     const busy = last.getAttribute('aria-busy') === 'true'
     const prev = w.__lc.samples[w.__lc.samples.length - 1]
     if (!prev || prev[1] !== len || prev[2] !== busy) w.__lc.samples.push([performance.now(), len, busy])

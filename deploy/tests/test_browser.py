@@ -67,6 +67,8 @@ def test_answer_streams_into_the_page_through_nginx(site: Site, record_property)
     while_streaming = [(ts, n) for ts, n, busy in samples if ts < end and n > 0 and busy]
     assert while_streaming, f"no answer text appeared before the response ended: {samples[:20]}"
     first_visible = while_streaming[0][0]
+    # Text can only appear once the response has begun (else something else is being measured).
+    assert first_visible >= t["responseStart"], (first_visible, t)
     lengths = [n for _, n in while_streaming]
     growth = sum(1 for a, b in itertools.pairwise(lengths) if b > a)
     # The text grew many times while the stream was still open, not once at the end.
