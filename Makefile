@@ -58,8 +58,8 @@ sysdeps:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
 
 lint: setup $(FRONTEND_STAMP)
-	$(BIN)/ruff check backend
-	$(BIN)/ruff format --check backend
+	$(BIN)/ruff check backend deploy bench
+	$(BIN)/ruff format --check backend deploy bench
 	cd frontend && npm run lint
 
 test-backend: setup models
@@ -77,8 +77,11 @@ test-deploy: setup models frontend sysdeps
 
 test: lint test-backend test-frontend test-deploy
 
+# Not part of `make test`. The first run builds llama-server into .cache/llama.cpp (~10 min);
+# BENCH_ARGS=--quick gives a few-minute run, BENCH_ARGS=--help lists the options.
 bench: setup models
-	$(BIN)/python -m bench
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 prod: setup models frontend
 	deploy/prod.sh

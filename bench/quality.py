@@ -1,0 +1,155 @@
+"""Does a lower precision keep the default model's quality? Writes docs/precision.md.
+
+Measures, for each precision against float32: perplexity on fixed held-out texts (English and
+Chinese) and greedy-token agreement over a fixed set of prompts. Run: `python -m bench.quality`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import platform
+from pathlib import Path
+
+import torch
+from app.core.config import Settings
+from app.engine.attention import NAME as BATCH_INVARIANT
+from app.engine.loader import cpu_has_native_bf16, resolve_dtype
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+HELD_OUT = {
+    "English": (
+        "The lighthouse keeper climbed the spiral stairs every evening at dusk. He trimmed the wick, "
+        "polished the great lens, and wrote the weather in a leather notebook: wind from the south-west, "
+        "light rain, a fishing boat returning late. Over forty years the notebook grew into a shelf of "
+        "notebooks, and the shelf into a small library that scientists later used to study how storms "
+        "along the coast had changed. Nobody had asked him to keep such careful records; he simply "
+        "believed that a thing worth watching was worth writing down, and that someone, some day, would "
+        "want to know what the sea had been like on an ordinary Tuesday in March."
+    ),
+    "Chinese": (
+        "清晨的菜市场总是最热闹的地方。卖菜的阿姨把新鲜的青菜整齐地摆在竹筐里，鱼摊上的师傅一边吆喝一边称重，"
+        "早点铺子飘出豆浆和油条的香味。老人们提着布袋慢慢挑选，年轻人则匆匆买好东西赶去上班。"
+        "虽然现在可以在手机上下单，很多人还是喜欢来这里，因为在这里能听到熟悉的乡音，能和摊主聊上几句家常，"
+        "也能感受到一座城市最真实的生活气息。"
+    ),
+}
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "Explain what a CPU does in one sentence.",
+    "Give me three tips for staying focused while studying.",
+    "What is the difference between weather and climate?",
+    "Write a short thank-you note to a teacher.",
+    "How do plants make their food?",
+    "Suggest a name for a friendly robot.",
+    "用中文介绍一下你自己。",
+    "请写一首关于月亮的短诗。",
+    "北京有哪些著名的景点？",
+    "如何学好一门外语？",
+    "请解释一下什么是人工智能。",
+    "给我讲一个简短的童话故事。",
+    "为什么天空是蓝色的？",
+    "推荐三本适合初学者的书。",
+]
+NEW_TOKENS = 32
+
+
+def perplexity(model: torch.nn.Module, ids: list[int]) -> float:
+    with torch.inference_mode():
+        tensor = torch.tensor([ids])
+        loss = model(input_ids=tensor, labels=tensor).loss
+    return math.exp(loss.float().item())
+
+
+def greedy(model: torch.nn.Module, tokenizer: object, prompt: str) -> list[int]:
+    text = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])  # type: ignore[attr-defined]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
+    return out[0, ids.shape[1] :].tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/precision.md"))
+    args = parser.parse_args()
+    settings = Settings()
+    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
+    results: dict[str, dict[str, object]] = {}
+    reference: list[list[int]] = []
+    for dtype in (torch.float32, torch.bfloat16):
+        model = AutoModelForCausalLM.from_pretrained(
+            settings.chat_model_path, local_files_only=True, dtype=dtype, attn_implementation=BATCH_INVARIANT
+        ).eval()
+        ppl = {name: perplexity(model, tokenizer.encode(text)) for name, text in HELD_OUT.items()}
+        outputs = [greedy(model, tokenizer, p) for p in PROMPTS]
+        if dtype == torch.float32:
+            reference = outputs
+        agree = [
+            sum(a == b for a, b in zip(out, ref, strict=False)) / max(len(ref), 1)
+            for out, ref in zip(outputs, reference, strict=True)
+        ]
+        prefix = [
+            next(
+                (i for i, (a, b) in enumerate(zip(out, ref, strict=False)) if a != b), min(len(out), len(ref))
+            )
+            for out, ref in zip(outputs, reference, strict=True)
+        ]
+        results[str(dtype).removeprefix("torch.")] = {
+            "ppl": ppl,
+            "identical": sum(o == r for o, r in zip(outputs, reference, strict=True)),
+            "agreement": sum(agree) / len(agree),
+            "prefix": sum(prefix) / len(prefix),
+        }
+        print(results, flush=True)
+
+    auto = str(resolve_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    lines = [
+        "# Precision and quality",
+        "",
+        f"Measured {datetime.date.today()} on {cpu} ({torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}, model `{settings.chat_model_name}`, with `python -m bench.quality`.",
+        "",
+        f"Native bf16 on this CPU (avx512_bf16 or AMX): {'yes' if cpu_has_native_bf16() else 'no'}. "
+        f"`DTYPE=auto` on this machine: **{auto}**.",
+        "",
+        "| precision | perplexity, English | perplexity, Chinese | greedy answers identical to fp32 "
+        f"({len(PROMPTS)} prompts × {NEW_TOKENS} tokens) | token agreement "
+        "| mean tokens before first difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        ppl = r["ppl"]
+        assert isinstance(ppl, dict)
+        lines.append(
+            f"| {name} | {ppl['English']:.3f} | {ppl['Chinese']:.3f} | {r['identical']}/{len(PROMPTS)} | "
+            f"{r['agreement']:.1%} | {r['prefix']:.1f} |"
+        )
+    lines += [
+        "",
+        "Perplexity is over fixed held-out paragraphs (in `bench/quality.py`). Greedy answers are half "
+        "English, half Chinese prompts. A greedy answer that differs usually differs late and stays fluent: "
+        "once one token differs the rest of the continuation follows a different path, so agreement after "
+        "the first difference says little.",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
