@@ -78,8 +78,11 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
             local_files_only=True,
             dtype=place.dtype,
             attn_implementation=place.attention,
+            device_map=settings.device_map,
         )
-        return model.to(place.device).eval(), tokenizer
+        if settings.device_map is None:
+            model = model.to(place.device)
+        return model.eval(), tokenizer
 
 
 @contextmanager

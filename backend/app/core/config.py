@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
+    # accelerate's placement, e.g. "auto" to split a model too large for one GPU over several.
+    device_map: str | None = None
     # A lean forward for Llama-family models (same tokens, less per-step overhead).
     fast_path: bool = True
     # Caps the context below the model's own limit (0: use the model's).
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("api_key", "embedding_model_path", mode="before")
+    @field_validator("api_key", "embedding_model_path", "device_map", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

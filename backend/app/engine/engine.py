@@ -347,7 +347,9 @@ class Engine:
         self._emit_tokens(list(batch), logits)
 
     def _emit_tokens(self, batch: list[_Sequence], logits: torch.Tensor) -> None:
-        tokens, logprobs = sample(logits, [s.state for s in batch])
+        # Sampling runs on the CPU in float32 whatever the model's device: a few MB a step, and
+        # each request's generator and settings then behave the same everywhere.
+        tokens, logprobs = sample(logits.float().cpu(), [s.state for s in batch])
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
             seq.last_token = token
             seq.num_output += 1

@@ -48,6 +48,7 @@ def fast_decoder_for(model: PreTrainedModel) -> FastDecoder | None:
         or getattr(config, "hidden_act", "silu") != "silu"
         or getattr(config, "mlp_bias", False)
         or config._attn_implementation != "batch_invariant"
+        or len(set(getattr(model, "hf_device_map", {}).values())) > 1
     ):
         return None
     return FastDecoder(model)

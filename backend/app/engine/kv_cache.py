@@ -70,9 +70,14 @@ class SlotKVCache(Cache):
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = self.keys[layer_idx], self.values[layer_idx]
+        if keys.device != key_states.device:
+            # A model split over GPUs (device_map): each layer's cache lives beside the layer.
+            keys = self.keys[layer_idx] = keys.to(key_states.device)
+            values = self.values[layer_idx] = values.to(key_states.device)
         if self._q_len == 1:
-            keys[self._row_index, :, self._start_index] = key_states[:, :, 0]
-            values[self._row_index, :, self._start_index] = value_states[:, :, 0]
+            rows, starts = self._row_index.to(keys.device), self._start_index.to(keys.device)
+            keys[rows, :, starts] = key_states[:, :, 0]
+            values[rows, :, starts] = value_states[:, :, 0]
         else:
             for i, start in enumerate(self._starts):
                 row = self._rows.start + i
