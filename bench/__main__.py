@@ -1,0 +1,290 @@
+"""`make bench`: our server against bare generate, transformers serve and llama-server.
+
+One run measures every system with the same load tool, prompts and fixed-length greedy
+answers, interleaved (repetition 2 runs the systems in reverse order, so a drift in the
+machine's load does not favour one side), and writes docs/benchmarks.md and the plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import llama_build, report
+from .load import run_level
+from .prompts import LongPrompts, load_prompts
+from .servers import MODEL_DIR, REPO, Server, System, llama_server, ours, transformers_serve
+
+RESULTS = REPO / ".cache" / "bench" / "results.json"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a few-minute run: fewer levels, one repetition")
+    p.add_argument("--reps", type=int, help="repetitions of every system (default 2, quick 1)")
+    p.add_argument("--levels", help="concurrent streams, comma-separated (default 1,2,4,8,16,32)")
+    p.add_argument("--max-tokens", type=int, default=64, help="fixed answer length (ignore_eos)")
+    p.add_argument("--prefill", help="prompt sizes in tokens for the prefill rate (default 100,1000,4000)")
+    p.add_argument(
+        "--systems",
+        help="subset of: ours, ours-float32, ours-bfloat16, tserve, tserve-cb, tserve-cb-sized, llama",
+    )
+    p.add_argument(
+        "--dtypes",
+        help="our precision modes to run besides the default, as DTYPE values (default float32,bfloat16; "
+        "quick: none; float16 is slow on CPUs)",
+    )
+    p.add_argument(
+        "--cb-sized",
+        action=argparse.BooleanOptionalAction,
+        help="also run transformers serve --continuous-batching with an 8k-token cache, like "
+        "llama-server's (default on; quick: off)",
+    )
+    p.add_argument("--tserve-max", type=int, default=16, help="most streams for serial transformers serve")
+    p.add_argument("--tserve-reps", type=int, default=1, help="repetitions of the transformers servers")
+    p.add_argument(
+        "--level-cap-s",
+        type=float,
+        help="time cap in seconds for one concurrency level (default 90, quick 40); a system that hits it "
+        "skips its larger levels",
+    )
+    p.add_argument("--no-build", action="store_true", help="skip llama-server if it is not built yet")
+    p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--png", type=Path, default=REPO / "docs" / "benchmarks.png")
+    p.add_argument("--from-json", type=Path, help="only rewrite the report from a saved results.json")
+    args = p.parse_args()
+    args.reps = args.reps or (1 if args.quick else 2)
+    args.levels = _ints(args.levels or ("1,4,16" if args.quick else "1,2,4,8,16,32"))
+    args.prefill = _ints(args.prefill or ("100,1000" if args.quick else "100,1000,4000"))
+    if args.dtypes is None:
+        args.dtypes = "" if args.quick else "float32,bfloat16"
+    if args.cb_sized is None:
+        args.cb_sized = not args.quick
+    if args.level_cap_s is None:
+        args.level_cap_s = 40.0 if args.quick else 90.0
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def default_dtype() -> str:
+    """The precision our server picks with DTYPE unset, decided by its own code."""
+    from app.core.config import Settings
+    from app.engine.loader import resolve_device, resolve_dtype
+
+    settings = Settings()
+    return str(resolve_dtype(settings.dtype, resolve_device(settings.device))).removeprefix("torch.")
+
+
+def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[System], list[str]]:
+    """The systems to run, and the precisions of ours among them (for bare generate)."""
+    default = default_dtype()
+    systems = [ours("ours", f"ours, default ({default})", None)]
+    dtypes = [default]
+    for dtype in [d for d in args.dtypes.split(",") if d]:
+        if dtype == default:
+            notes.append(f"Our default precision is {dtype}, so the `ours` rows are also its {dtype} rows.")
+            continue
+        systems.append(ours(f"ours-{dtype}", f"ours, DTYPE={dtype}", dtype))
+        dtypes.append(dtype)
+    systems.append(transformers_serve(False, args.tserve_max, args.tserve_reps))
+    systems.append(transformers_serve(True, 1 << 30, args.tserve_reps))
+    if args.cb_sized:
+        systems.append(transformers_serve(True, 1 << 30, args.tserve_reps, cache_tokens=8192))
+    try:
+        binary = llama_build.BINARY if args.no_build else llama_build.build()
+        if binary.is_file():
+            systems.append(llama_server(binary, llama_build.gguf_path(), os.cpu_count() or 1))
+        else:
+            notes.append("llama-server is not built (--no-build); run `python -m bench.llama_build`.")
+    except (subprocess.CalledProcessError, OSError, ImportError) as exc:
+        notes.append(f"llama-server could not be built: {exc}")
+    if args.systems:
+        wanted = set(args.systems.split(","))
+        systems = [s for s in systems if s.key in wanted]
+        dtypes = [d for d in dtypes if (d == default and "ours" in wanted) or f"ours-{d}" in wanted]
+    return systems, dtypes
+
+
+def run_subprocess_json(module: str, *argv: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", module, *argv], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def background_load() -> dict[str, Any]:
+    """How busy the machine is apart from us: load average and other processes' CPU use."""
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    procs = [p for p in psutil.process_iter(["name", "cmdline"]) if p.pid not in mine]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.cpu_percent(None)  # primes the counter; the next call returns usage since now
+    time.sleep(3)
+    usage = []
+    for p in procs:
+        try:
+            command = " ".join(" ".join(p.info["cmdline"] or [p.info["name"] or "?"]).split())
+            usage.append((p.cpu_percent(None), command[:80]))
+        except psutil.Error:
+            continue
+    usage.sort(reverse=True)
+    return {
+        "loadavg": os.getloadavg(),
+        "other_cpu_percent": round(sum(u for u, _ in usage), 1),
+        "top": [f"{u:.0f}% {cmd}" for u, cmd in usage[:5] if u >= 5],
+    }
+
+
+def warm_up(server: Server, max_tokens: int) -> None:
+    """Pay lazy initialisation (first forward, allocator growth) before anything is timed."""
+    body = server.body_factory()
+    asyncio.run(run_level(server.base_url, body, load_prompts("warm1", 1), 8, 120))
+    asyncio.run(run_level(server.base_url, body, load_prompts("warm4", 4), min(max_tokens, 16), 120))
+
+
+def measure_prefill(
+    server: Server, long_prompts: LongPrompts, sizes: list[int], rep: int, cap_s: float
+) -> list[dict[str, Any]]:
+    """One request at a time, one output token: the time to first token is the prefill."""
+    rows = []
+    body = server.body_factory()
+    for size in sizes:
+        messages = long_prompts.make(f"prefill-{server.system.key}-{rep}", size)
+        level = asyncio.run(run_level(server.base_url, body, [messages], 1, cap_s))
+        stream = level.streams[0]
+        tokens = stream.prompt_tokens or long_prompts.chat_tokens(messages)
+        ttft = stream.ttft
+        rows.append(
+            {
+                "target": size,
+                "prompt_tokens": tokens,
+                "ttft_s": ttft,
+                "tokens_per_s": tokens / ttft if ttft else None,
+                "error": stream.error,
+            }
+        )
+        print(f"    prefill {tokens:>5} tokens: {ttft if ttft else float('nan'):.2f} s", flush=True)
+    return rows
+
+
+def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts: LongPrompts) -> dict:
+    """Start the system, warm it, then prefill sizes, idle memory and the concurrency sweep."""
+    run: dict[str, Any] = {"rep": rep, "levels": [], "prefill": [], "idle_rss_mb": None}
+    levels = [c for c in args.levels if c <= system.max_concurrency]
+    # Prefill and memory are asked of our server and llama-server; the transformers servers
+    # would add minutes of fp32 prefill without changing any conclusion.
+    wants_prefill = system.family != "transformers"
+    instances = [[c] for c in levels] if system.restart_per_level else [levels]
+    memory_level = 16 if 16 in levels else max(levels)
+    for group in instances:
+        if set(group) <= set(run.get("skipped_levels", [])):
+            continue
+        slots = max(group)
+        with Server(system, slots, f"r{rep}-c{slots}") as server:
+            run["startup_s"] = server.wait_ready()
+            warm_up(server, args.max_tokens)
+            # Idle memory of the instance that then serves 16 streams (llama-server sizes its
+            # slots at start; ours has one instance for every level).
+            if not system.restart_per_level or slots == memory_level:
+                run["idle_rss_mb"] = server.rss_mb()
+            if wants_prefill and 1 in group:
+                run["prefill"] = measure_prefill(server, long_prompts, args.prefill, rep, args.level_cap_s)
+            for c in group:
+                if c in run.get("skipped_levels", []):
+                    continue
+                prompts = load_prompts(f"{system.key}-r{rep}-c{c}", c)
+                level = asyncio.run(
+                    run_level(
+                        server.base_url,
+                        server.body_factory(),
+                        prompts,
+                        args.max_tokens,
+                        args.level_cap_s,
+                        server.rss_mb,
+                    )
+                )
+                summary = level.summary()
+                run["levels"].append(summary)
+                if level.capped and c != levels[-1]:
+                    run["skipped_levels"] = [x for x in levels if x > c]
+                    print(f"    time cap hit at {c} streams: skipping {run['skipped_levels']}", flush=True)
+                ttfts = sorted(summary["ttft_s"])
+                p50 = ttfts[len(ttfts) // 2] if ttfts else float("nan")
+                err = f"  errors: {len(level.errors)} ({level.errors[0]})" if level.errors else ""
+                print(
+                    f"    {c:>2} streams: {level.tokens_per_s:7.1f} tok/s, TTFT p50 {p50:.2f} s, "
+                    f"peak RSS {level.peak_rss_mb:.0f} MiB{err}",
+                    flush=True,
+                )
+    return run
+
+
+def main() -> None:
+    args = parse_args()
+    if args.from_json:
+        report.write(json.loads(args.from_json.read_text()), args.md, args.png)
+        return
+    started = time.monotonic()
+    command = "make bench" + (" BENCH_ARGS=" + shlex.quote(" ".join(sys.argv[1:])) if sys.argv[1:] else "")
+    notes: list[str] = []
+    print("Measuring the machine (memory bandwidth, matmul rate) and its background load", flush=True)
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": command,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "load_before": background_load(),
+        "machine": run_subprocess_json("bench.machine"),
+        "llama_version": None,
+        "notes": notes,
+        "bare": {},
+        "systems": {},
+    }
+    systems, dtypes = choose_systems(args, notes)
+    results["llama_version"] = llama_build.version()
+    try:
+        results["gguf_bytes"] = llama_build.gguf_path().stat().st_size
+    except (ImportError, OSError):
+        results["gguf_bytes"] = None
+    results["default_dtype"] = default_dtype()
+    for dtype in dtypes:
+        print(f"Bare model.generate, batch 1, {dtype}", flush=True)
+        results["bare"][dtype] = run_subprocess_json("bench.bare", "--dtype", dtype, "--max-tokens", "64")
+        print(f"    {results['bare'][dtype]['tokens_per_s']:.1f} tok/s", flush=True)
+    long_prompts = LongPrompts(MODEL_DIR)
+    for rep in range(1, args.reps + 1):
+        order = systems if rep % 2 else list(reversed(systems))
+        for system in [s for s in order if rep <= s.reps]:
+            print(f"[rep {rep}] {system.label}", flush=True)
+            entry = results["systems"].setdefault(
+                system.key, {"label": system.label, "family": system.family, "runs": []}
+            )
+            try:
+                entry["runs"].append(run_system(system, args, rep, long_prompts))
+            except RuntimeError as exc:  # a server that fails to start is reported, not fatal
+                print(f"    failed: {exc}", flush=True)
+                entry.setdefault("failures", []).append(str(exc))
+    results["load_after"] = background_load()
+    results["duration_s"] = time.monotonic() - started
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results))
+    report.write(results, args.md, args.png)
+    print(f"Wrote {args.md} and {args.png} in {results['duration_s'] / 60:.1f} min (raw: {RESULTS})")
+
+
+if __name__ == "__main__":
+    main()
