@@ -23,7 +23,8 @@ from typing import Any
 import psutil
 
 from . import llama_build, report
-from .load import run_level
+from .load import percentile, run_level
+from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
 from .servers import MODEL_DIR, REPO, Server, System, llama_server, ours, transformers_serve
 
@@ -59,6 +60,13 @@ def parse_args() -> argparse.Namespace:
         type=float,
         help="time cap in seconds for one concurrency level (default 90, quick 40); a system that hits it "
         "skips its larger levels",
+    )
+    p.add_argument("--deadline-min", type=float, help="skip the systems not started after this many minutes")
+    p.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end with a py-spy profile of our server at 1 and 16 streams (default on)",
     )
     p.add_argument("--no-build", action="store_true", help="skip llama-server if it is not built yet")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -223,8 +231,7 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
                 if level.capped and c != levels[-1]:
                     run["skipped_levels"] = [x for x in levels if x > c]
                     print(f"    time cap hit at {c} streams: skipping {run['skipped_levels']}", flush=True)
-                ttfts = sorted(summary["ttft_s"])
-                p50 = ttfts[len(ttfts) // 2] if ttfts else float("nan")
+                p50 = percentile(summary["ttft_s"], 50) or float("nan")
                 err = f"  errors: {len(level.errors)} ({level.errors[0]})" if level.errors else ""
                 print(
                     f"    {c:>2} streams: {level.tokens_per_s:7.1f} tok/s, TTFT p50 {p50:.2f} s, "
@@ -232,6 +239,12 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
                     flush=True,
                 )
     return run
+
+
+def save(results: dict[str, Any], args: argparse.Namespace) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results))
+    report.write(results, args.md, args.png)
 
 
 def main() -> None:
@@ -269,6 +282,11 @@ def main() -> None:
     for rep in range(1, args.reps + 1):
         order = systems if rep % 2 else list(reversed(systems))
         for system in [s for s in order if rep <= s.reps]:
+            if args.deadline_min and time.monotonic() - started > args.deadline_min * 60:
+                notes.append(
+                    f"The {args.deadline_min:g}-minute deadline passed: {system.label} skipped in rep {rep}."
+                )
+                continue
             print(f"[rep {rep}] {system.label}", flush=True)
             entry = results["systems"].setdefault(
                 system.key, {"label": system.label, "family": system.family, "runs": []}
@@ -278,11 +296,15 @@ def main() -> None:
             except RuntimeError as exc:  # a server that fails to start is reported, not fatal
                 print(f"    failed: {exc}", flush=True)
                 entry.setdefault("failures", []).append(str(exc))
+            # Written after every system, so an interrupted run still leaves its figures.
+            results["duration_s"] = time.monotonic() - started
+            save(results, args)
+    if args.profile:
+        print("Profiling our server with py-spy at 1 and 16 streams", flush=True)
+        results["profile"] = profile_ours([1, 16], args.max_tokens, None, 18)
     results["load_after"] = background_load()
     results["duration_s"] = time.monotonic() - started
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results))
-    report.write(results, args.md, args.png)
+    save(results, args)
     print(f"Wrote {args.md} and {args.png} in {results['duration_s'] / 60:.1f} min (raw: {RESULTS})")
 
 

@@ -13,8 +13,10 @@ import asyncio
 import collections
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .load import run_level
@@ -25,8 +27,12 @@ OUT = REPO / ".cache" / "bench"
 FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")  # py-spy's "function (path/file.py:line)"
 
 
-def summarise(collapsed: Path, top: int) -> str:
-    """Inclusive sample share per function, split by thread (engine worker vs event loop)."""
+def summarise(collapsed: Path, top: int, rate: int, wall_s: float) -> str:
+    """Inclusive sample share per function, split by thread (engine worker vs event loop).
+
+    Idle samples are not recorded, so a thread's sample count over rate x wall time is the
+    share of the wall time it was busy.
+    """
     per_thread: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     totals: collections.Counter[str] = collections.Counter()
     for line in collapsed.read_text().splitlines():
@@ -41,11 +47,52 @@ def summarise(collapsed: Path, top: int) -> str:
         for frame in dict.fromkeys(names):
             per_thread[thread][frame] += int(count)
     lines = []
-    for thread, total in totals.most_common(3):
-        lines.append(f"{thread}: {total} samples")
-        for frame, count in per_thread[thread].most_common(top):
+    for thread, total in totals.most_common(2):
+        busy = total / (rate * wall_s) if wall_s else 0.0
+        lines.append(
+            f"{thread}: busy {100 * min(busy, 1):.0f} % of the wall time; share of its busy samples:"
+        )
+        # Frames in every sample (thread start, run loop) say nothing; they are left out.
+        informative = [(f, c) for f, c in per_thread[thread].most_common() if c < 0.995 * total]
+        for frame, count in informative[:top]:
             lines.append(f"  {100 * count / total:5.1f}%  {frame}")
     return "\n".join(lines)
+
+
+def profile_ours(streams: list[int], max_tokens: int, dtype: str | None, top: int) -> list[dict[str, object]]:
+    """Start our server, drive each stream count once under py-spy; one summary per count."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    OUT.mkdir(parents=True, exist_ok=True)
+    rate = 200
+    results: list[dict[str, object]] = []
+    with Server(ours("ours", "ours", dtype), max(streams), "profile") as server:
+        server.wait_ready()
+        body = server.body_factory()
+        asyncio.run(run_level(server.base_url, body, load_prompts("warm", 4), 16, 120))
+        for count in streams:
+            out = OUT / f"profile-{count}.txt"
+            # --threads keeps the engine worker apart from the event loop; --nonblocking does
+            # not pause the server to sample it, so the profile barely slows what it measures.
+            record = ["record", "--pid", str(server.proc.pid), "--format", "raw", "--threads"]
+            spy = subprocess.Popen(
+                [py_spy, *record, "--rate", str(rate), "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)  # py-spy attaches before the load starts
+            prompts = load_prompts(f"prof{count}", count)
+            level = asyncio.run(run_level(server.base_url, body, prompts, max_tokens, 300))
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+            spy.wait(30)
+            results.append(
+                {
+                    "streams": count,
+                    "tokens_per_s": level.tokens_per_s,
+                    "file": str(out.relative_to(REPO)),
+                    "summary": summarise(out, top, rate, level.wall_s + 1) if out.is_file() else "no profile",
+                }
+            )
+    return results
 
 
 def main() -> None:
@@ -55,32 +102,11 @@ def main() -> None:
     parser.add_argument("--dtype", help="DTYPE for our server (default: its own default)")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    OUT.mkdir(parents=True, exist_ok=True)
-    system = ours("ours", "ours", args.dtype)
-    with Server(system, max(args.streams), "profile") as server:
-        server.wait_ready()
-        body = server.body_factory()
-        asyncio.run(run_level(server.base_url, body, load_prompts("warm", 4), 16, 120))
-        for streams in args.streams:
-            out = OUT / f"profile-{streams}.txt"
-            # --threads keeps the engine worker apart from the event loop; --idle is off, so a
-            # thread blocked on a queue does not count.
-            record = ["record", "--pid", str(server.proc.pid), "--format", "raw", "--threads"]
-            spy = subprocess.Popen(
-                [py_spy, *record, "--rate", "200", "--output", str(out), "--nonblocking"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            level = asyncio.run(
-                run_level(
-                    server.base_url, body, load_prompts(f"prof{streams}", streams), args.max_tokens, 300
-                )
-            )
-            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
-            spy.wait(30)
-            print(f"== {streams} streams: {level.tokens_per_s:.1f} tokens/s; stacks in {out}")
-            print(summarise(out, args.top))
+    for entry in profile_ours(args.streams, args.max_tokens, args.dtype, args.top):
+        print(
+            f"== {entry['streams']} streams: {entry['tokens_per_s']:.1f} tokens/s; stacks in {entry['file']}"
+        )
+        print(entry["summary"])
 
 
 if __name__ == "__main__":

@@ -372,6 +372,27 @@ class Report:
             )
             self.table(["System", "idle MiB", "peak at 16 streams MiB"], mem_rows)
 
+    def profile(self) -> None:
+        entries = self.r.get("profile")
+        if not entries:
+            return
+        self.add(
+            "## Where our server's time goes (py-spy, default settings)",
+            "",
+            "Sampled at 200 Hz after the sweep, one burst each; inclusive share of each function in the "
+            "thread's busy samples. Collapsed stacks (for a flame graph) are in the files named.",
+            "",
+        )
+        for entry in entries:
+            self.add(
+                f"{entry['streams']} stream(s), {entry['tokens_per_s']:.1f} tokens/s (`{entry['file']}`):",
+                "",
+                "```",
+                str(entry["summary"]),
+                "```",
+                "",
+            )
+
     def notes(self) -> None:
         self.add(
             "## Method and notes",
@@ -409,6 +430,7 @@ class Report:
         self.sweep()
         self.prefill_and_memory()
         self.ceilings()
+        self.profile()
         self.notes()
         return "\n".join(self.lines)
 
@@ -439,11 +461,14 @@ def plot(rep: Report, path: Path) -> None:
         (right, "Time to first token, p50", "seconds (log)"),
     ):
         ax.set_xscale("log", base=2)
+        levels_run = sorted({c for by_level in rep.cells.values() for c in by_level})
+        ax.set_xticks(levels_run, [str(c) for c in levels_run])
         ax.set_xlabel("concurrent streams")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
     right.set_yscale("log")
+    left.set_ylim(bottom=0)
     left.legend(fontsize=8)
     fig.suptitle(
         f"{rep.r['machine']['cpu']['model_name']}, {rep.r['machine']['cpu']['cores']} cores, {rep.r['date']}"
