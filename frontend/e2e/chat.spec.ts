@@ -44,16 +44,17 @@ test('keyboard and clipboard: Shift+Enter makes a new line, Enter sends, Copy co
   await lastAnswer(page).getByRole('button', { name: 'Copy message' }).click()
   await expect(lastAnswer(page).getByRole('button', { name: 'Copied' })).toBeVisible()
   const copied = await page.evaluate(() => navigator.clipboard.readText())
-  const stored = await page.evaluate(async () => {
-    // The raw markdown of the answer, as saved for this conversation.
-    const open = indexedDB.open('localchat')
-    await new Promise((r) => (open.onsuccess = r))
-    const req = open.result.transaction('conversations').objectStore('conversations').getAll()
-    await new Promise((r) => (req.onsuccess = r))
-    const [conv] = req.result as { messages: { content: string }[] }[]
-    return conv?.messages.at(-1)?.content
-  })
-  expect(copied).toBe(stored)
+  // The raw markdown of the answer, as saved for this conversation (within half a second).
+  const stored = () =>
+    page.evaluate(async () => {
+      const open = indexedDB.open('localchat')
+      await new Promise((r) => (open.onsuccess = r))
+      const req = open.result.transaction('conversations').objectStore('conversations').getAll()
+      await new Promise((r) => (req.onsuccess = r))
+      const [conv] = req.result as { messages: { content: string }[] }[]
+      return conv?.messages.at(-1)?.content
+    })
+  await expect.poll(stored).toBe(copied)
   expect(copied.length).toBeGreaterThan(0)
 })
 
@@ -179,7 +180,7 @@ test('a hidden tab keeps streaming, with no second request', async ({ page }) =>
   const posts: string[] = []
   page.on('request', (r) => isChatPost(r.url(), r.method()) && posts.push(r.url()))
   await page.getByRole('button', { name: 'Conversation settings' }).click()
-  await page.getByRole('dialog').getByLabel('Max tokens').fill('200')
+  await page.getByRole('dialog').getByLabel('Max tokens').fill('120')
   await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click()
   await send(page, 'Describe a forest in detail.')
   const text = lastAnswer(page).locator('.md')

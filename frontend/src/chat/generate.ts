@@ -133,6 +133,8 @@ export async function generate(convId: string): Promise<void> {
     }
   } finally {
     running.delete(convId)
+    // The final update below carries the text; a frame or timer still queued has nothing to do.
+    flushPending = false
   }
   chatStore.getState().updateMessage(convId, messageId, { ...final, content, model })
 }
