@@ -40,6 +40,24 @@ test('context too long: the server error is shown inline with what to do', async
   await expect(page.getByRole('heading', { name: 'What can I help with?' })).toBeVisible()
 })
 
+test('429: a full queue says the server is busy, and retry works', async ({ page }) => {
+  await page.goto('/')
+  // 16 parallel answers (n) do not fit the test server's queue of 12, so the real server says 429.
+  await page.route(
+    '**/v1/chat/completions',
+    (route) => route.continue({ postData: JSON.stringify({ ...route.request().postDataJSON(), n: 16 }) }),
+    { times: 1 },
+  )
+  await send(page, 'Hello there.')
+  const notice = lastAnswer(page).getByRole('alert')
+  await expect(notice).toContainText('The server is busy')
+  await expect(notice).toContainText('Wait a moment and retry')
+  await shot(page, 'error-429')
+  await notice.getByRole('button', { name: 'Retry', exact: true }).click()
+  await waitDone(lastAnswer(page))
+  await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+})
+
 function closedPort(): Promise<number> {
   return new Promise((resolve) => {
     const server = createServer().listen(0, '127.0.0.1', () => {

@@ -36,7 +36,7 @@ async function waitForHealth(url: string, exited: () => string | null): Promise<
 
 /**
  * Starts the real backend (`make serve`, which serves ../frontend/dist) with an API key, so the
- * tests can see the page ask for it. Returns the teardown that stops it.
+ * tests can see the page ask for it, and a small queue. Returns the teardown that stops it.
  */
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const port = await freePort()
@@ -47,7 +47,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const started = Date.now()
   const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
     cwd: FRONTEND,
-    env: { ...process.env, API_KEY: apiKey },
+    // A small queue (4 running + 8 waiting) so one request asking for 16 answers meets a real 429.
+    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8' },
     stdio: ['ignore', log, log],
     // Own process group: stopping it stops make and the Python server under it.
     detached: true,
