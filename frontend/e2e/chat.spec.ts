@@ -1,5 +1,5 @@
 import type { Request } from '@playwright/test'
-import { answers, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { answers, expect, extendChatRequests, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 
 test('streams an answer token by token, with tokens, tokens/s and time to first token', async ({ page }) => {
   await page.goto('/')
@@ -79,6 +79,7 @@ test('Esc stops mid-answer: the partial answer stays, marked stopped, and the se
   apiKey,
 }) => {
   await page.goto('/')
+  await extendChatRequests(page, { ignore_eos: true })
   // A long answer this time, set in the conversation's settings dialog.
   await page.getByRole('button', { name: 'Conversation settings' }).click()
   const dialog = page.getByRole('dialog', { name: 'Conversation settings' })
@@ -177,6 +178,7 @@ function setHidden(hidden: boolean) {
 
 test('a hidden tab keeps streaming, with no second request', async ({ page }) => {
   await page.goto('/')
+  await extendChatRequests(page, { ignore_eos: true })
   const posts: string[] = []
   page.on('request', (r) => isChatPost(r.url(), r.method()) && posts.push(r.url()))
   await page.getByRole('button', { name: 'Conversation settings' }).click()

@@ -1,5 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net'
-import { expect, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { expect, extendChatRequests, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 
 test.describe('a first visit without the server key', () => {
   test.use({ withKey: false })
@@ -43,16 +43,13 @@ test('context too long: the server error is shown inline with what to do', async
 test('429: a full queue says the server is busy, and retry works', async ({ page }) => {
   await page.goto('/')
   // 16 parallel answers (n) do not fit the test server's queue of 12, so the real server says 429.
-  await page.route(
-    '**/v1/chat/completions',
-    (route) => route.continue({ postData: JSON.stringify({ ...route.request().postDataJSON(), n: 16 }) }),
-    { times: 1 },
-  )
+  await extendChatRequests(page, { n: 16 })
   await send(page, 'Hello there.')
   const notice = lastAnswer(page).getByRole('alert')
   await expect(notice).toContainText('The server is busy')
   await expect(notice).toContainText('Wait a moment and retry')
   await shot(page, 'error-429')
+  await page.unroute('**/v1/chat/completions')
   await notice.getByRole('button', { name: 'Retry', exact: true }).click()
   await waitDone(lastAnswer(page))
   await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
@@ -124,6 +121,7 @@ test('a connection lost mid-answer keeps what arrived and offers retry', async (
   const network = await relay(new URL(baseURL ?? ''))
   try {
     await page.goto(network.url)
+    await extendChatRequests(page, { ignore_eos: true })
     await page.getByRole('button', { name: 'Conversation settings' }).click()
     await page.getByRole('dialog').getByLabel('Max tokens').fill('1000')
     await page.getByRole('dialog').getByRole('button', { name: 'Save' }).click()

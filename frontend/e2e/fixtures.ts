@@ -50,3 +50,15 @@ export async function shot(page: Page, name: string): Promise<void> {
 }
 
 export const isChatPost = (url: string, method: string) => method === 'POST' && url.endsWith('/v1/chat/completions')
+
+/**
+ * Adds fields the page has no control for (ignore_eos: the answer runs to max_tokens, so a test
+ * that stops or cuts it never finds it already finished) to the requests on their way to the real
+ * server. Waiting for a request still sees what the page sent.
+ */
+export async function extendChatRequests(page: Page, extra: Record<string, unknown>): Promise<void> {
+  await page.route('**/v1/chat/completions', async (route) => {
+    const body = route.request().postDataJSON() as Record<string, unknown>
+    await route.continue({ postData: JSON.stringify({ ...body, ...extra }) })
+  })
+}

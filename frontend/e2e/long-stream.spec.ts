@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { expect, lastAnswer, send, SHOTS, test, waitDone } from './fixtures.ts'
+import { expect, extendChatRequests, lastAnswer, send, SHOTS, test, waitDone } from './fixtures.ts'
 
 const TOKENS = 2000
 
@@ -25,11 +25,7 @@ test('a 2,000-token answer streams without long main-thread tasks', async ({ pag
       for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration })
     }).observe({ type: 'longtask', buffered: true })
   })
-  // The page has no ignore_eos control; the request is changed on its way to the real server.
-  await page.route('**/v1/chat/completions', async (route) => {
-    const body = route.request().postDataJSON() as Record<string, unknown>
-    await route.continue({ postData: JSON.stringify({ ...body, max_tokens: TOKENS, ignore_eos: true }) })
-  })
+  await extendChatRequests(page, { max_tokens: TOKENS, ignore_eos: true })
   await page.goto('/')
   await send(
     page,
