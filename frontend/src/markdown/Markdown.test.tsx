@@ -88,10 +88,15 @@ describe('markdown rendering', () => {
     expect(root.querySelector('.code-block button[aria-label="Copy code"]')).not.toBeNull()
   })
 
-  it('while streaming, closes half-written emphasis and shows an unterminated fence as code', () => {
+  it('while streaming, closes half-written emphasis, tables and links, and shows an unterminated fence as code', () => {
     expect(parse(html('Some **bold te', true)).querySelector('strong')?.textContent).toBe('bold te')
     const fence = parse(html('Code:\n\n```js\nconst a = 1', true))
     expect(fence.querySelector('pre code')?.textContent).toContain('const a = 1')
+    // A table whose delimiter row is still arriving is already a table.
+    for (const partial of ['| Name | Size |', '| Name | Size |\n|---', '| Name | Size |\n| :-- | --'])
+      expect([...parse(html(partial, true)).querySelectorAll('th')].map((th) => th.textContent)).toEqual(['Name', 'Size'])
+    const rows = parse(html('| Name | Size |\n|---|---|\n| Earth | 1 |\n| Mars', true))
+    expect(rows.querySelectorAll('tbody tr')).toHaveLength(2)
     // A half-written link shows its text, not raw brackets or a broken URL.
     const link = parse(html('See [the docs](https://exa', true))
     expect(link.textContent).toContain('the docs')

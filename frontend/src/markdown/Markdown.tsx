@@ -2,13 +2,13 @@ import { memo, useMemo, type ComponentProps } from 'react'
 import ReactMarkdown, { type Components, type ExtraProps, type Options } from 'react-markdown'
 import rehypeHighlight from 'rehype-highlight'
 import remarkGfm from 'remark-gfm'
-import remend from 'remend'
 import { toText } from 'hast-util-to-text'
 import type { Root } from 'mdast'
 import { visit } from 'unist-util-visit'
 import { CopyButton } from '../components/CopyButton'
 import { useT } from '../i18n'
 import { splitBlocks } from './blocks'
+import { closeIncomplete } from './streaming'
 import { safeUrl } from './urls'
 
 /**
@@ -85,8 +85,8 @@ const Block = memo(function Block({ source, growing }: { source: string; growing
 
 /**
  * Renders markdown as memoised blocks: while streaming, finished blocks keep their rendered
- * output and only the last one is parsed again. The last block is closed by `remend` while it
- * grows, so a half-written `**bold` or link does not flash as raw syntax; an unterminated code
+ * output and only the last one is parsed again. The last block is closed while it grows, so a
+ * half-written `**bold`, link or table header does not flash as raw syntax; an unterminated code
  * fence renders as a code block that grows. Highlighting waits until a block is complete:
  * re-highlighting a long growing code block on every frame is what makes streams stutter.
  */
@@ -96,7 +96,7 @@ export const Markdown = memo(function Markdown({ text, streaming }: { text: stri
     <div className="md">
       {blocks.map((block, i) => {
         const growing = streaming && i === blocks.length - 1
-        return <Block key={i} source={growing ? remend(block, { linkMode: 'text-only' }) : block} growing={growing} />
+        return <Block key={i} source={growing ? closeIncomplete(block) : block} growing={growing} />
       })}
     </div>
   )
