@@ -1,4 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net'
+import { freePort } from './net.ts'
 import { expect, extendChatRequests, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 
 test.describe('a first visit without the server key', () => {
@@ -55,19 +56,10 @@ test('429: a full queue says the server is busy, and retry works', async ({ page
   await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
 })
 
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 9))
-    })
-  })
-}
-
 test('server unreachable: inline error, fixed in Settings, then retry works', async ({ page }) => {
   await page.goto('/')
   await expect(page.getByRole('combobox', { name: 'Model' })).toBeEnabled()
-  const port = await closedPort()
+  const port = await freePort()
 
   await page.getByRole('button', { name: 'Settings', exact: true }).click()
   const settings = page.getByRole('dialog', { name: 'Settings' })

@@ -1,4 +1,4 @@
-import { test as base, expect, type Locator, type Page } from '@playwright/test'
+import { test as base, expect, type BrowserContext, type Locator, type Page } from '@playwright/test'
 import { join } from 'node:path'
 
 export { expect }
@@ -14,6 +14,18 @@ export interface SeedSettings {
 /** Short answers keep the suite fast; the long-stream test asks for its own length. */
 export const SHORT = { temperature: 0.7, top_p: 0.95, max_tokens: 40, seed: null }
 
+/**
+ * Settings as a returning user would have them; written only on first load, so the page's own
+ * changes (language, key) survive a reload.
+ */
+export async function seedSettings(context: BrowserContext, state: SeedSettings): Promise<void> {
+  await context.addInitScript((seed) => {
+    if (!localStorage.getItem('localchat.settings')) {
+      localStorage.setItem('localchat.settings', JSON.stringify({ state: seed, version: 0 }))
+    }
+  }, state)
+}
+
 export const test = base.extend<{ apiKey: string; withKey: boolean; seed: SeedSettings }>({
   apiKey: async ({}, provide) => provide(process.env.E2E_API_KEY ?? ''),
   /** false: a first visit that does not know the server's key yet. */
@@ -21,13 +33,7 @@ export const test = base.extend<{ apiKey: string; withKey: boolean; seed: SeedSe
   seed: async ({ apiKey, withKey }, provide) => provide({ ...(withKey ? { apiKey } : {}), defaultParams: SHORT }),
   baseURL: async ({}, provide) => provide(process.env.E2E_BASE_URL),
   context: async ({ context, seed }, provide) => {
-    // Settings as a returning user would have them; only on first load, so the page's own
-    // changes (language, key) survive a reload.
-    await context.addInitScript((state) => {
-      if (!localStorage.getItem('localchat.settings')) {
-        localStorage.setItem('localchat.settings', JSON.stringify({ state, version: 0 }))
-      }
-    }, seed)
+    await seedSettings(context, seed)
     await provide(context)
   },
 })

@@ -1,23 +1,12 @@
 import { spawn } from 'node:child_process'
 import { openSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from './net.ts'
 
 const FRONTEND = join(dirname(fileURLToPath(import.meta.url)), '..')
 const LOAD_TIMEOUT_MS = 180_000
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
 async function waitForHealth(url: string, exited: () => string | null): Promise<void> {
   const deadline = Date.now() + LOAD_TIMEOUT_MS

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CHROMIUM, CHROMIUM_ARGS } from './browser.ts'
-import { answers, expect, lastAnswer, send, SHORT, test, waitDone } from './fixtures.ts'
+import { answers, expect, lastAnswer, seedSettings, send, SHORT, test, waitDone } from './fixtures.ts'
 
 test('conversations survive a reload and a browser restart; rename, search, delete, export and import', async ({
   apiKey,
@@ -18,14 +18,7 @@ test('conversations survive a reload and a browser restart; rename, search, dele
       viewport: { width: 1280, height: 800 },
       acceptDownloads: true,
     })
-    await context.addInitScript(
-      (state) => {
-        if (!localStorage.getItem('localchat.settings')) {
-          localStorage.setItem('localchat.settings', JSON.stringify({ state, version: 0 }))
-        }
-      },
-      { apiKey, defaultParams: SHORT },
-    )
+    await seedSettings(context, { apiKey, defaultParams: SHORT })
     const page = context.pages()[0] ?? (await context.newPage())
     await page.goto(baseURL ?? '/')
     return { context, page }

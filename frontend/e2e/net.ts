@@ -1,0 +1,13 @@
+import { createServer } from 'node:net'
+
+/** A port nothing listens on (for a moment): for the backend, or for a server that is down. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
