@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import openai
 import pytest
-from api_support import CHAT_MODEL, EMBEDDING_MODEL, SchemaValidator, assert_error
+from api_support import CHAT_MODEL, EMBEDDING_MODEL, SchemaValidator, assert_error, tiny_chat
 
 
 def test_list_models_matches_schema_and_lists_both_models(
@@ -76,3 +79,26 @@ def test_cors_allows_configured_origins_only(http: httpx.Client) -> None:
     assert allowed.headers.get("access-control-allow-origin") == "http://127.0.0.1:5173"
     other = http.get("/v1/models", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_event_loop_stays_responsive_during_generation(http: httpx.Client, base_url: str) -> None:
+    # The model runs off the event loop: /health answers at once while a long answer is generated.
+    long_answer = tiny_chat(max_tokens=250, ignore_eos=True)
+    worker = threading.Thread(
+        target=lambda: httpx.post(
+            f"{base_url}/v1/chat/completions", json=long_answer, headers=http.headers, timeout=120
+        )
+    )
+    worker.start()
+    time.sleep(0.5)
+    during: list[float] = []
+    while worker.is_alive() and len(during) < 8:
+        started = time.monotonic()
+        assert http.get("/health").status_code == 200
+        elapsed = time.monotonic() - started
+        if worker.is_alive():
+            during.append(elapsed)
+        time.sleep(0.2)
+    worker.join(timeout=120)
+    assert len(during) >= 3, "the long answer ended too soon to measure anything"
+    assert max(during) < 2.0, f"/health blocked while generating: {during}"

