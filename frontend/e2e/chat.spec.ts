@@ -85,6 +85,7 @@ test('Esc stops mid-answer: the partial answer stays, marked stopped, and the se
   const dialog = page.getByRole('dialog', { name: 'Conversation settings' })
   await dialog.getByLabel('Max tokens').fill('1500')
   await dialog.getByLabel('System prompt').fill('You are a storyteller.')
+  await shot(page, 'chat-settings-dialog')
   await dialog.getByRole('button', { name: 'Save' }).click()
   await expect(dialog).toBeHidden()
 

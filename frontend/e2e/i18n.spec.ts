@@ -54,6 +54,7 @@ test('the system theme is followed; light at phone width', async ({ page }) => {
   await page.goto('/')
   const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
   const dark = await bg()
+  await shot(page, 'welcome-dark-phone')
   await page.emulateMedia({ colorScheme: 'light' })
   expect(await bg()).not.toBe(dark)
   expect(await bg()).toBe('rgb(255, 255, 255)')

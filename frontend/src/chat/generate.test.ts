@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
-import { measure, requestMessages } from './generate'
+import { measure, requestMessages, resolveModel } from './generate'
 
 describe('measure', () => {
   it('reports server token counts, tokens/s after the first token, and time to first token', () => {
@@ -52,5 +52,21 @@ describe('requestMessages', () => {
       { role: 'user', content: 'Go on' },
     ])
     expect(requestMessages({ ...conv, systemPrompt: '  ' })[0]?.role).toBe('user')
+  })
+})
+
+describe('resolveModel', () => {
+  const listed = [{ id: 'a' }, { id: 'b' }]
+  it("takes the conversation's model, else the last chosen, if the server lists it", () => {
+    expect(resolveModel(['b', 'a'], listed)).toBe('b')
+    expect(resolveModel(['', 'b'], listed)).toBe('b')
+    expect(resolveModel(['gone', 'b'], listed)).toBe('b')
+  })
+  it("falls back to the server's first model", () => {
+    expect(resolveModel(['gone', ''], listed)).toBe('a')
+  })
+  it('tries a named model as is while the list is unknown', () => {
+    expect(resolveModel(['', 'x'], [])).toBe('x')
+    expect(resolveModel(['', ''], [])).toBe('')
   })
 })

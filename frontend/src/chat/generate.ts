@@ -1,5 +1,12 @@
 import { flushSync } from 'react-dom'
-import { ApiError, errorFromException, streamChat, type ChatRequestMessage, type StreamResult } from '../api/client'
+import {
+  ApiError,
+  errorFromException,
+  streamChat,
+  type ChatRequestMessage,
+  type ModelInfo,
+  type StreamResult,
+} from '../api/client'
 import { newId } from '../lib/id'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
@@ -24,13 +31,23 @@ export function requestMessages(conv: Conversation): ChatRequestMessage[] {
   return messages
 }
 
+/**
+ * The model an answer uses: the conversation's, else the last one chosen, as long as the server
+ * lists it; else the server's first. Before the list has loaded, a named model is tried as is.
+ */
+export function resolveModel(preferred: string[], listed: ModelInfo[]): string {
+  const named = preferred.filter(Boolean)
+  if (listed.length === 0) return named[0] ?? ''
+  return named.find((id) => listed.some((m) => m.id === id)) ?? listed[0]?.id ?? ''
+}
+
 async function pickModel(conv: Conversation): Promise<string> {
-  const known = modelsStore.getState().models
-  if (conv.model && (known.length === 0 || known.some((m) => m.id === conv.model))) return conv.model
-  const list = known.length ? known : await refreshModels()
-  const id = list[0]?.id
+  const { lastModel } = settingsStore.getState()
+  let listed = modelsStore.getState().models
+  if (listed.length === 0 && !conv.model && !lastModel) listed = await refreshModels()
+  const id = resolveModel([conv.model, lastModel], listed)
   if (!id) throw new ApiError({ kind: 'server', message: 'The server lists no chat model' })
-  chatStore.getState().patch(conv.id, { model: id })
+  if (id !== conv.model) chatStore.getState().patch(conv.id, { model: id })
   return id
 }
 

@@ -1,6 +1,6 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
-import { isGenerating, sendMessage, stop } from '../chat/generate'
+import { isGenerating, resolveModel, sendMessage, stop } from '../chat/generate'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
@@ -29,9 +29,9 @@ function Header({ conv }: { conv: Conversation | undefined }) {
   const t = useT()
   const models = useStore(modelsStore, (s) => s.models)
   const lastModel = useStore(settingsStore, (s) => s.lastModel)
-  const selected = conv?.model || lastModel || models[0]?.id || ''
-  // A conversation keeps its model even when the server no longer lists it.
-  const options = selected && !models.some((m) => m.id === selected) ? [{ id: selected }, ...models] : models
+  const selected = resolveModel([conv?.model ?? '', lastModel], models)
+  // Before the list has loaded (or when it cannot), the model that will be tried is still shown.
+  const options = models.length === 0 && selected ? [{ id: selected }] : models
 
   useEffect(() => {
     document.title = conv?.title ? `${conv.title} · ${t('appName')}` : t('appName')
