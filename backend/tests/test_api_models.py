@@ -83,22 +83,34 @@ def test_cors_allows_configured_origins_only(http: httpx.Client) -> None:
 
 def test_event_loop_stays_responsive_during_generation(http: httpx.Client, base_url: str) -> None:
     # The model runs off the event loop: /health answers at once while a long answer is generated.
-    long_answer = tiny_chat(max_tokens=250, ignore_eos=True)
-    worker = threading.Thread(
-        target=lambda: httpx.post(
-            f"{base_url}/v1/chat/completions", json=long_answer, headers=http.headers, timeout=120
-        )
-    )
+    long_answer = tiny_chat(max_tokens=250, ignore_eos=True, stream=True)
+    generating, release = threading.Event(), threading.Event()
+
+    def generate() -> None:
+        # Streams until released, then hangs up (which cancels the rest of the answer).
+        with httpx.stream(
+            "POST", f"{base_url}/v1/chat/completions", json=long_answer, headers=http.headers, timeout=120
+        ) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    generating.set()
+                if release.is_set() or line == "data: [DONE]":
+                    break
+
+    worker = threading.Thread(target=generate)
     worker.start()
-    time.sleep(0.5)
-    during: list[float] = []
-    while worker.is_alive() and len(during) < 8:
-        started = time.monotonic()
-        assert http.get("/health").status_code == 200
-        elapsed = time.monotonic() - started
-        if worker.is_alive():
-            during.append(elapsed)
-        time.sleep(0.2)
-    worker.join(timeout=120)
+    try:
+        assert generating.wait(60), "the long answer never started"
+        during: list[float] = []
+        while worker.is_alive() and len(during) < 8:
+            started = time.monotonic()
+            assert http.get("/health").status_code == 200
+            elapsed = time.monotonic() - started
+            if worker.is_alive():
+                during.append(elapsed)
+            time.sleep(0.2)
+    finally:
+        release.set()
+        worker.join(timeout=120)
     assert len(during) >= 3, "the long answer ended too soon to measure anything"
     assert max(during) < 2.0, f"/health blocked while generating: {during}"
