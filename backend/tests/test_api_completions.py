@@ -63,8 +63,9 @@ def test_n_2_completions(client: openai.OpenAI) -> None:
 
 def test_seed_reproducible_for_completions(client: openai.OpenAI) -> None:
     def sample(seed: int) -> str:
+        # An open-ended prompt: "The capital of France is" is too predictable to tell seeds apart.
         resp = client.completions.create(
-            model=CHAT_MODEL, prompt=PROMPT, max_tokens=6, temperature=1, seed=seed
+            model=CHAT_MODEL, prompt="Once upon a time", max_tokens=6, temperature=1, seed=seed
         )
         return resp.choices[0].text
 
