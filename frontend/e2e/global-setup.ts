@@ -49,6 +49,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       resolve()
     })
   })
+  // Even if the runner ends without its teardown (a crash, a CI timeout's SIGTERM), the backend
+  // does not outlive it. Playwright handles SIGINT itself and then runs the teardown.
+  const killGroup = () => {
+    if (!exit && server.pid !== undefined) process.kill(-server.pid, 'SIGKILL')
+  }
+  process.once('exit', killGroup)
+  process.once('SIGTERM', () => {
+    killGroup()
+    process.exit(143)
+  })
   const stop = async () => {
     if (exit || server.pid === undefined) return
     process.kill(-server.pid, 'SIGTERM')

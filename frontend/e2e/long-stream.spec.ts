@@ -4,9 +4,16 @@ import { expect, extendChatRequests, lastAnswer, send, SHOTS, test, waitDone } f
 
 const TOKENS = 2000
 
+interface Frame {
+  start: number
+  duration: number
+  scripts: { invoker: string; duration: number }[]
+}
+
 declare global {
   interface Window {
     __longTasks: { start: number; duration: number }[]
+    __longFrames: Frame[]
     __maxFrameGap: number
     __frames: number
   }
@@ -24,6 +31,14 @@ test('a 2,000-token answer streams without long main-thread tasks', async ({ pag
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration })
     }).observe({ type: 'longtask', buffered: true })
+    // Long Animation Frames say which script made a frame long (Chromium 123+).
+    window.__longFrames = []
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries() as (PerformanceEntry & { scripts?: { invoker: string; duration: number }[] })[]) {
+        const scripts = (e.scripts ?? []).map((x) => ({ invoker: x.invoker, duration: Math.round(x.duration) }))
+        window.__longFrames.push({ start: e.startTime, duration: Math.round(e.duration), scripts })
+      }
+    }).observe({ type: 'long-animation-frame', buffered: true })
   })
   await extendChatRequests(page, { max_tokens: TOKENS, ignore_eos: true })
   await page.goto('/')
@@ -60,10 +75,16 @@ test('a 2,000-token answer streams without long main-thread tasks', async ({ pag
       streamSeconds: Math.round((performance.now() - t0) / 100) / 10,
       characters: document.querySelector('article.msg.assistant .md')?.textContent?.length ?? 0,
       blocks: document.querySelectorAll('article.msg.assistant .md > *').length,
+      slowestFrames: window.__longFrames
+        .filter((f) => f.start >= t0)
+        .sort((a, b) => b.duration - a.duration)
+        .slice(0, 5)
+        .map((f) => ({ duration: f.duration, scripts: f.scripts })),
     }
   }, start)
   const report = { ...perf, metrics }
-  console.log(`long stream: ${JSON.stringify(report)}`)
+  const { slowestFrames: _details, ...summary } = report
+  console.log(`long stream: ${JSON.stringify(summary)}`)
   await writeFile(join(SHOTS, 'long-stream.json'), JSON.stringify(report, null, 2))
   await page.screenshot({ path: join(SHOTS, 'long-stream.png') })
 
