@@ -79,6 +79,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     (CHAT, tiny_chat(response_format={"type": "json_object"}), "response_format"),
     (CHAT, tiny_chat(modalities=["text", "audio"]), "modalities"),
+    # stream_options would silently do nothing without stream (OpenAI refuses it too).
+    (CHAT, tiny_chat(stream_options={"include_usage": True}), "stream_options"),
     (CHAT, tiny_chat(audio={"voice": "alloy", "format": "mp3"}), "audio"),
     # Not in OpenAI's schema at all.
     (CHAT, tiny_chat(frobnicate=1), "frobnicate"),

@@ -29,6 +29,7 @@ from .common import (
     TokenTexts,
     first_output,
     new_id,
+    refuse_stream_options_without_stream,
     refuse_unsupported,
     sse_response,
     start_generation,
@@ -72,6 +73,7 @@ class ChatService:
     async def create(self, request: ChatCompletionRequest, raw: Request) -> Response:
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
+        refuse_stream_options_without_stream(request)
         fmt = (request.response_format or {}).get("type", "text")
         if fmt != "text":
             raise OpenAIError(

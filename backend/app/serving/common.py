@@ -53,6 +53,12 @@ def refuse_unsupported(request: BaseModel) -> None:
             )
 
 
+def refuse_stream_options_without_stream(request: SamplingRequest) -> None:
+    # As OpenAI does: the option would silently do nothing.
+    if request.stream_options is not None and not request.stream:
+        raise OpenAIError(400, "stream_options is only allowed when stream is true.", param="stream_options")
+
+
 @dataclass
 class ModelContext:
     """The chat model as the serving layer sees it: its engine, tokenizer and limits."""

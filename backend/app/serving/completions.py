@@ -23,6 +23,7 @@ from .common import (
     TokenTexts,
     first_output,
     new_id,
+    refuse_stream_options_without_stream,
     refuse_unsupported,
     sse_response,
     start_generation,
@@ -62,6 +63,7 @@ class CompletionService:
     async def create(self, request: CompletionRequest, raw: Request) -> Response:
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
+        refuse_stream_options_without_stream(request)
         n = request.n or 1
         if request.best_of is not None and request.best_of != n:
             raise OpenAIError(400, "best_of must equal n here (no server-side ranking).", param="best_of")
