@@ -51,14 +51,14 @@ def parse_args() -> argparse.Namespace:
         "--cb-sized",
         action=argparse.BooleanOptionalAction,
         help="also run transformers serve --continuous-batching with an 8k-token cache, like "
-        "llama-server's (default on; quick: off)",
+        "llama-server's (default off: on this CPU it is as slow as CB's default, and costs minutes)",
     )
     p.add_argument("--tserve-max", type=int, default=16, help="most streams for serial transformers serve")
     p.add_argument("--tserve-reps", type=int, default=1, help="repetitions of the transformers servers")
     p.add_argument(
         "--level-cap-s",
         type=float,
-        help="time cap in seconds for one concurrency level (default 90, quick 40); a system that hits it "
+        help="time cap in seconds for one concurrency level (default 60, quick 40); a system that hits it "
         "skips its larger levels",
     )
     p.add_argument("--deadline-min", type=float, help="skip the systems not started after this many minutes")
@@ -79,9 +79,9 @@ def parse_args() -> argparse.Namespace:
     if args.dtypes is None:
         args.dtypes = "" if args.quick else "float32,bfloat16"
     if args.cb_sized is None:
-        args.cb_sized = not args.quick
+        args.cb_sized = False
     if args.level_cap_s is None:
-        args.level_cap_s = 40.0 if args.quick else 90.0
+        args.level_cap_s = 40.0 if args.quick else 60.0
     return args
 
 
@@ -276,7 +276,9 @@ def main() -> None:
     results["default_dtype"] = default_dtype()
     for dtype in dtypes:
         print(f"Bare model.generate, batch 1, {dtype}", flush=True)
-        results["bare"][dtype] = run_subprocess_json("bench.bare", "--dtype", dtype, "--max-tokens", "64")
+        results["bare"][dtype] = run_subprocess_json(
+            "bench.bare", "--dtype", dtype, "--max-tokens", str(args.max_tokens)
+        )
         print(f"    {results['bare'][dtype]['tokens_per_s']:.1f} tok/s", flush=True)
     long_prompts = LongPrompts(MODEL_DIR)
     for rep in range(1, args.reps + 1):

@@ -27,11 +27,11 @@ OUT = REPO / ".cache" / "bench"
 FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")  # py-spy's "function (path/file.py:line)"
 
 
-def summarise(collapsed: Path, top: int, rate: int, wall_s: float) -> str:
+def summarise(collapsed: Path, top: int) -> str:
     """Inclusive sample share per function, split by thread (engine worker vs event loop).
 
-    Idle samples are not recorded, so a thread's sample count over rate x wall time is the
-    share of the wall time it was busy.
+    Idle samples are not recorded; a thread waiting in an OpenMP barrier counts as idle too,
+    so sample counts are not a reliable busy time and only shares are shown.
     """
     per_thread: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     totals: collections.Counter[str] = collections.Counter()
@@ -48,10 +48,7 @@ def summarise(collapsed: Path, top: int, rate: int, wall_s: float) -> str:
             per_thread[thread][frame] += int(count)
     lines = []
     for thread, total in totals.most_common(2):
-        busy = total / (rate * wall_s) if wall_s else 0.0
-        lines.append(
-            f"{thread}: busy {100 * min(busy, 1):.0f} % of the wall time; share of its busy samples:"
-        )
+        lines.append(f"{thread}: {total} samples; share of them per function:")
         # Frames in every sample (thread start, run loop) say nothing; they are left out.
         informative = [(f, c) for f, c in per_thread[thread].most_common() if c < 0.995 * total]
         for frame, count in informative[:top]:
@@ -89,7 +86,7 @@ def profile_ours(streams: list[int], max_tokens: int, dtype: str | None, top: in
                     "streams": count,
                     "tokens_per_s": level.tokens_per_s,
                     "file": str(out.relative_to(REPO)),
-                    "summary": summarise(out, top, rate, level.wall_s + 1) if out.is_file() else "no profile",
+                    "summary": summarise(out, top) if out.is_file() else "no profile",
                 }
             )
     return results

@@ -218,6 +218,14 @@ class Report:
             "Ratios are of aggregate generated tokens/s (mean of the repetitions) measured in this run.",
             "",
         )
+        load = self.r.get("load_before") or {}
+        if load.get("other_cpu_percent", 0) > 25:
+            self.add(
+                f"**The machine was not idle: other processes used {load['other_cpu_percent']:.0f} % CPU "
+                "when the run started (see Machine). Every figure is depressed, and unevenly: llama.cpp's "
+                "and torch's two spinning threads lose most when a core is taken away.**",
+                "",
+            )
         self.table(["Target", "Needed", "Measured", "Verdict"], rows)
         # The same ratios for every precision of ours, so a faster non-default mode is visible.
         other = [k for k in self.cells if k.startswith("ours-")]
