@@ -59,7 +59,7 @@ interface OpenAIErrorBody {
 }
 
 /** Maps an OpenAI-shaped error (HTTP status and/or `error.code`) to what the page tells the user. */
-export function classifyError(status: number | undefined, body: OpenAIErrorBody | null): ChatError {
+function classifyError(status: number | undefined, body: OpenAIErrorBody | null): ChatError {
   const err = body?.error
   const code = typeof err?.code === 'string' ? err.code : ''
   const message = typeof err?.message === 'string' ? err.message : status ? `HTTP ${status}` : 'Unknown error'

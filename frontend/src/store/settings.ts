@@ -24,7 +24,7 @@ interface SettingsActions {
 // `npm run dev` serves the page on :5173 while the API stays on :8000 (the backend allows that origin).
 const DEV_API = import.meta.env.DEV ? 'http://127.0.0.1:8000/v1' : ''
 
-export const SETTINGS_KEY = 'localchat.settings'
+const SETTINGS_KEY = 'localchat.settings'
 
 export const settingsStore = createStore<Settings & SettingsActions>()(
   persist(
