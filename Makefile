@@ -52,10 +52,11 @@ frontend: frontend/dist/index.html
 frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SRC)
 	cd frontend && npm run build
 
-# Debian's Chromium (browser tests) and Nginx (production site); a browser download fails offline.
+# Debian's Chromium (browser tests), Nginx (production site) and CJK fonts (readable Chinese in
+# screenshots); a browser download fails offline.
 sysdeps:
-	@command -v chromium >/dev/null && command -v nginx >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx >/dev/null; }
+	@command -v chromium >/dev/null && command -v nginx >/dev/null && [ -d /usr/share/fonts/opentype/noto ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx fonts-noto-cjk >/dev/null; }
 
 lint: setup $(FRONTEND_STAMP)
 	$(BIN)/ruff check backend deploy bench
