@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -248,6 +249,9 @@ def save(results: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    # `timeout` or a CI runner ends the bench with SIGTERM: raise instead, so every started
+    # server is stopped by its context manager rather than left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args = parse_args()
     if args.from_json:
         report.write(json.loads(args.from_json.read_text()), args.md, args.png)
