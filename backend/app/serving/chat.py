@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -24,25 +24,11 @@ from ..protocol import (
     CompletionUsage,
     DeltaMessage,
 )
-from .common import (
-    ModelContext,
-    TokenTexts,
-    first_output,
-    new_id,
-    refuse_stream_options_without_stream,
-    refuse_unsupported,
-    sse_response,
-    start_generation,
-    stream_error_event,
-    until_disconnected,
-    with_first,
-)
+from .common import GenerationService, stream_error_event
 
 
-class ChatService:
-    def __init__(self, ctx: ModelContext) -> None:
-        self.ctx = ctx
-        self.tokens = TokenTexts(ctx.tokenizer)
+class ChatService(GenerationService):
+    id_prefix = "chatcmpl"
 
     def _prompt_ids(self, request: ChatCompletionRequest) -> list[int]:
         for i, message in enumerate(request.messages):
@@ -71,9 +57,7 @@ class ChatService:
         return self.ctx.tokenizer.encode(text, add_special_tokens=False)
 
     async def create(self, request: ChatCompletionRequest, raw: Request) -> Response:
-        self.ctx.check_model(request.model)
-        refuse_unsupported(request)
-        refuse_stream_options_without_stream(request)
+        self.check(request)
         fmt = (request.response_format or {}).get("type", "text")
         if fmt != "text":
             raise OpenAIError(
@@ -100,15 +84,12 @@ class ChatService:
             )
             for i in range(n)
         ]
-        outputs = start_generation(self.ctx, prompts)
-        first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
-        response_id, created = new_id("chatcmpl"), int(time.time())
-        if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            events = self._stream(with_first(first, outputs), response_id, created, request, n, include_usage)
-            return sse_response(events, self.ctx.sse_ping_s)
-        return await until_disconnected(
-            raw, lambda: self._collect(with_first(first, outputs), response_id, created, request, n)
+        return await self.respond(
+            request,
+            raw,
+            prompts,
+            partial(self._stream, request=request, n=n),
+            partial(self._collect, request=request, n=n),
         )
 
     def _logprobs(self, entries: list[TokenLogprobs]) -> list[ChatCompletionTokenLogprob]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from transformers import PreTrainedTokenizerBase
@@ -69,6 +70,10 @@ class ModelContext:
     max_context: int
     fingerprint: str
     sse_ping_s: float
+    tokens: TokenTexts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenTexts(self.tokenizer)
 
     def check_model(self, requested: str) -> None:
         if requested != self.name:
@@ -295,3 +300,37 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[JSON
         return await task
     finally:
         watcher.cancel()
+
+
+class GenerationService:
+    """What chat and text completions share: checks, submitting every choice, waiting for the
+    first output, then a stream or one collected body."""
+
+    id_prefix: str
+
+    def __init__(self, ctx: ModelContext) -> None:
+        self.ctx = ctx
+        self.tokens = ctx.tokens
+
+    def check(self, request: SamplingRequest) -> None:
+        self.ctx.check_model(request.model)
+        refuse_unsupported(request)
+        refuse_stream_options_without_stream(request)
+
+    async def respond(
+        self,
+        request: SamplingRequest,
+        raw: Request,
+        jobs: list[tuple[list[int], SamplingParams]],
+        stream: Callable[..., AsyncIterator[str]],
+        collect: Callable[..., Awaitable[JSONResponse]],
+    ) -> Response:
+        outputs = start_generation(self.ctx, jobs)
+        first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
+        ordered = with_first(first, outputs)
+        response_id, created = new_id(self.id_prefix), int(time.time())
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            events = stream(ordered, response_id, created, include_usage=include_usage)
+            return sse_response(events, self.ctx.sse_ping_s)
+        return await until_disconnected(raw, lambda: collect(ordered, response_id, created))

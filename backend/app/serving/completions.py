@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -18,25 +18,11 @@ from ..protocol import (
     CompletionResponse,
     CompletionUsage,
 )
-from .common import (
-    ModelContext,
-    TokenTexts,
-    first_output,
-    new_id,
-    refuse_stream_options_without_stream,
-    refuse_unsupported,
-    sse_response,
-    start_generation,
-    stream_error_event,
-    until_disconnected,
-    with_first,
-)
+from .common import GenerationService, stream_error_event
 
 
-class CompletionService:
-    def __init__(self, ctx: ModelContext) -> None:
-        self.ctx = ctx
-        self.tokens = TokenTexts(ctx.tokenizer)
+class CompletionService(GenerationService):
+    id_prefix = "cmpl"
 
     def _prompts(self, request: CompletionRequest) -> list[list[int]]:
         prompt = request.prompt
@@ -61,9 +47,7 @@ class CompletionService:
         return result
 
     async def create(self, request: CompletionRequest, raw: Request) -> Response:
-        self.ctx.check_model(request.model)
-        refuse_unsupported(request)
-        refuse_stream_options_without_stream(request)
+        self.check(request)
         n = request.n or 1
         if request.best_of is not None and request.best_of != n:
             raise OpenAIError(400, "best_of must equal n here (no server-side ranking).", param="best_of")
@@ -87,17 +71,12 @@ class CompletionService:
             for i in range(n)
         ]
         echoes = [self.ctx.tokenizer.decode(ids) if request.echo else "" for ids in prompts for _ in range(n)]
-        outputs = start_generation(self.ctx, jobs)
-        first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
-        response_id, created = new_id("cmpl"), int(time.time())
-        if request.stream:
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            events = self._stream(
-                with_first(first, outputs), response_id, created, request, echoes, include_usage
-            )
-            return sse_response(events, self.ctx.sse_ping_s)
-        return await until_disconnected(
-            raw, lambda: self._collect(with_first(first, outputs), response_id, created, request, echoes)
+        return await self.respond(
+            request,
+            raw,
+            jobs,
+            partial(self._stream, request=request, echoes=echoes),
+            partial(self._collect, request=request, echoes=echoes),
         )
 
     def _logprobs(self, entries: list[tuple[TokenLogprobs, int]]) -> CompletionLogprobs:
