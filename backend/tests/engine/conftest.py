@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -28,21 +29,30 @@ def model_and_tokenizer() -> tuple[torch.nn.Module, object]:
     return load_chat_model(Settings())
 
 
-@pytest.fixture(scope="session")
-def engine(model_and_tokenizer: tuple[torch.nn.Module, object]) -> Iterator[Engine]:
-    model, tokenizer = model_and_tokenizer
+@contextmanager
+def running_engine(model: torch.nn.Module, tokenizer: object, fast_path: bool = True) -> Iterator[Engine]:
+    """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
     eng = Engine(
-        model,
-        tokenizer,
+        model,  # type: ignore[arg-type]
+        tokenizer,  # type: ignore[arg-type]
         max_context=2048,
         max_num_seqs=8,
         max_waiting=4,
         max_num_batched_tokens=256,
         queue_timeout_s=60,
+        fast_path=fast_path,
     )
     eng.start()
-    yield eng
-    eng.shutdown(10)
+    try:
+        yield eng
+    finally:
+        eng.shutdown(10)
+
+
+@pytest.fixture(scope="session")
+def engine(model_and_tokenizer: tuple[torch.nn.Module, object]) -> Iterator[Engine]:
+    with running_engine(*model_and_tokenizer) as eng:
+        yield eng
 
 
 def chat_ids(tokenizer: object, text: str) -> list[int]:

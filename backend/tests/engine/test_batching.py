@@ -10,7 +10,7 @@ import pytest
 from app.engine.engine import Engine, EngineBusy
 from app.engine.sampling import SamplingParams
 
-from .conftest import chat_ids, collect, run_together
+from .conftest import chat_ids, collect, run_together, running_engine
 
 PROMPTS = [
     "What is the capital of France?",
@@ -132,18 +132,7 @@ def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_token
 def test_fast_path_gives_the_tokens_of_the_transformers_forward(engine: Engine, model_and_tokenizer) -> None:
     model, tokenizer = model_and_tokenizer
     assert engine.fast is not None, "the default model should take the fast path"
-    plain = Engine(
-        model,
-        tokenizer,
-        max_context=2048,
-        max_num_seqs=8,
-        max_waiting=4,
-        max_num_batched_tokens=256,
-        queue_timeout_s=60,
-        fast_path=False,
-    )
-    plain.start()
-    try:
+    with running_engine(model, tokenizer, fast_path=False) as plain:
         jobs = [
             (
                 chat_ids(tokenizer, text),
@@ -154,5 +143,3 @@ def test_fast_path_gives_the_tokens_of_the_transformers_forward(engine: Engine, 
         fast = run_together(engine, jobs)
         slow = run_together(plain, jobs)
         assert [r.token_ids for r in fast] == [r.token_ids for r in slow]
-    finally:
-        plain.shutdown(10)
