@@ -217,6 +217,8 @@ class Engine:
             try:
                 while True:
                     busy = bool(self._slots or self._waiting)
+                    if not busy and self.cache.capacity > self.cache.initial_shape[2]:
+                        self.cache.shrink()
                     if not self._drain(block=not busy):
                         break
                     self._expire_waiting()

@@ -27,17 +27,28 @@ class SlotKVCache(Cache):
     ) -> None:
         super().__init__(layers=[])
         self.num_layers = num_layers
-        self.shape = (max_slots, num_kv_heads, initial_capacity, head_dim)
+        self.initial_shape = (max_slots, num_kv_heads, initial_capacity, head_dim)
         self.dtype = dtype
         self.device = device
-        self.keys = [torch.zeros(self.shape, dtype=dtype, device=device) for _ in range(num_layers)]
-        self.values = [torch.zeros(self.shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.shrink()
         self._rows = slice(0, 0)
         self._row_index = torch.zeros(0, dtype=torch.long, device=device)
         self._starts: list[int] = []
         self._start_index = torch.zeros(0, dtype=torch.long, device=device)
         self._q_len = 0
         self._kv_len = 0
+
+    def shrink(self) -> None:
+        """Back to the initial size: called when no sequence runs, so one long prompt's memory
+        is given back once it is done."""
+        self.shape = self.initial_shape
+        device = self.keys[0].device if self.keys else self.device
+        self.keys = [torch.zeros(self.shape, dtype=self.dtype, device=device) for _ in range(self.num_layers)]
+        self.values = [
+            torch.zeros(self.shape, dtype=self.dtype, device=device) for _ in range(self.num_layers)
+        ]
 
     @property
     def capacity(self) -> int:
