@@ -58,7 +58,6 @@ class RequestOutput:
 class EngineStats:
     running: int = 0
     waiting: int = 0
-    steps: int = 0
     aborted: int = 0
 
 
@@ -278,7 +277,6 @@ class Engine:
                 self._prefill_step()
             if self._num_decoding:
                 self._decode_step()
-            self.stats.steps += 1
         except Exception as exc:  # a failed forward fails its batch, not the server
             log.exception("engine step failed")
             for seq in list(self._slots):
@@ -304,8 +302,7 @@ class Engine:
         positions = starts_t + torch.arange(chunk).unsqueeze(0)
         done = [i for i, s in enumerate(batch) if s.num_cached + lengths[i] == len(s.prompt_ids)]
         keep_at = sorted({lengths[i] - 1 for i in done})
-        self.cache.plan(self._num_decoding, starts, chunk)
-        kv_positions = torch.arange(self.cache._kv_len)
+        kv_positions = torch.arange(self.cache.plan(self._num_decoding, starts, chunk))
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(batch), 1, chunk, 1)).to(self.device)
         logits = self._forward(
             input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
@@ -338,8 +335,7 @@ class Engine:
     def _decode_step(self) -> None:
         batch = self._slots[: self._num_decoding]
         starts = [s.num_cached for s in batch]
-        self.cache.plan(0, starts, 1)
-        kv_positions = torch.arange(self.cache._kv_len).view(1, 1, 1, -1)
+        kv_positions = torch.arange(self.cache.plan(0, starts, 1)).view(1, 1, 1, -1)
         mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
         logits = self._forward(
             torch.tensor([[s.last_token] for s in batch]), torch.tensor(starts).unsqueeze(1), mask, 1

@@ -64,8 +64,10 @@ class SlotKVCache(Cache):
                 store[i] = torch.nn.functional.pad(t, (0, 0, 0, pad))
         self.shape = (self.shape[0], self.shape[1], new_cap, self.shape[3])
 
-    def plan(self, first_row: int, starts: list[int], q_len: int) -> None:
-        """Set up the next forward: rows first_row.. take q_len new tokens each at `starts`."""
+    def plan(self, first_row: int, starts: list[int], q_len: int) -> int:
+        """Set up the next forward: rows first_row.. take q_len new tokens each at `starts`.
+
+        Returns how many key positions the attention will see (the mask's width)."""
         kv_len = max(starts) + q_len
         if kv_len > self.capacity:
             self._grow(kv_len)
@@ -76,6 +78,7 @@ class SlotKVCache(Cache):
         if q_len == 1:
             self._row_index = torch.arange(first_row, first_row + len(starts), device=self.device)
             self._start_index = torch.tensor(starts, dtype=torch.long, device=self.device)
+        return kv_len
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
