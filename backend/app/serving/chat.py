@@ -24,7 +24,7 @@ from ..protocol import (
     CompletionUsage,
     DeltaMessage,
 )
-from .common import GenerationService, stream_error_event
+from .common import Choice, GenerationService, collect_choices, stream_error_event, usage_of
 
 
 class ChatService(GenerationService):
@@ -113,18 +113,7 @@ class ChatService(GenerationService):
         request: ChatCompletionRequest,
         n: int,
     ) -> JSONResponse:
-        texts = [""] * n
-        logprobs: list[list[TokenLogprobs]] = [[] for _ in range(n)]
-        finish: list[str] = ["length"] * n
-        prompt_tokens, completion_tokens = 0, [0] * n
-        async for index, out in outputs:
-            if out.error is not None:
-                raise OpenAIError(500, out.error, type="server_error")
-            texts[index] += out.text
-            logprobs[index].extend(out.logprobs)
-            prompt_tokens, completion_tokens[index] = out.prompt_tokens, out.completion_tokens
-            if out.finish_reason is not None:
-                finish[index] = out.finish_reason
+        choices = await collect_choices(outputs, [""] * n)
         body = ChatCompletionResponse(
             id=response_id,
             created=created,
@@ -133,19 +122,15 @@ class ChatService(GenerationService):
             choices=[
                 ChatCompletionChoice(
                     index=i,
-                    message=ChatCompletionResponseMessage(content=texts[i]),
-                    logprobs=ChoiceLogprobs(content=self._logprobs(logprobs[i]))
+                    message=ChatCompletionResponseMessage(content=choice.text),
+                    logprobs=ChoiceLogprobs(content=self._logprobs([e for e, _ in choice.logprobs]))
                     if request.logprobs
                     else None,
-                    finish_reason="stop" if finish[i] == "stop" else "length",
+                    finish_reason=choice.finish_reason,
                 )
-                for i in range(n)
+                for i, choice in enumerate(choices)
             ],
-            usage=CompletionUsage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=sum(completion_tokens),
-                total_tokens=prompt_tokens + sum(completion_tokens),
-            ),
+            usage=usage_of(choices, n),
         )
         return JSONResponse(body.model_dump())
 
@@ -169,7 +154,7 @@ class ChatService(GenerationService):
             )
             return body.model_dump_json(exclude=None if include_usage else {"usage"})
 
-        prompt_tokens, completion_tokens = 0, [0] * n
+        choices = [Choice() for _ in range(n)]
         for i in range(n):
             yield chunk(
                 [ChatCompletionStreamChoice(index=i, delta=DeltaMessage(role="assistant", content=""))]
@@ -178,7 +163,7 @@ class ChatService(GenerationService):
             if out.error is not None:
                 yield stream_error_event(out.error)
                 return
-            prompt_tokens, completion_tokens[index] = out.prompt_tokens, out.completion_tokens
+            choices[index].add(out)
             if out.text or out.logprobs:
                 yield chunk(
                     [
@@ -192,15 +177,12 @@ class ChatService(GenerationService):
                     ]
                 )
             if out.finish_reason is not None:
-                reason = "stop" if out.finish_reason == "stop" else "length"
                 yield chunk(
-                    [ChatCompletionStreamChoice(index=index, delta=DeltaMessage(), finish_reason=reason)]
+                    [
+                        ChatCompletionStreamChoice(
+                            index=index, delta=DeltaMessage(), finish_reason=choices[index].finish_reason
+                        )
+                    ]
                 )
         if include_usage:
-            total = sum(completion_tokens)
-            yield chunk(
-                [],
-                CompletionUsage(
-                    prompt_tokens=prompt_tokens, completion_tokens=total, total_tokens=prompt_tokens + total
-                ),
-            )
+            yield chunk([], usage_of(choices, n))

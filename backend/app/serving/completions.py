@@ -18,7 +18,7 @@ from ..protocol import (
     CompletionResponse,
     CompletionUsage,
 )
-from .common import GenerationService, stream_error_event
+from .common import Choice, GenerationService, collect_choices, stream_error_event, usage_of
 
 
 class CompletionService(GenerationService):
@@ -109,36 +109,22 @@ class CompletionService(GenerationService):
         request: CompletionRequest,
         echoes: list[str],
     ) -> JSONResponse:
-        count = len(echoes)
-        texts = list(echoes)
-        logprobs: list[list[tuple[TokenLogprobs, int]]] = [[] for _ in range(count)]
-        finish = ["length"] * count
-        prompt_tokens, completion_tokens = [0] * count, [0] * count
-        async for index, out in outputs:
-            if out.error is not None:
-                raise OpenAIError(500, out.error, type="server_error")
-            logprobs[index].extend((entry, len(texts[index])) for entry in out.logprobs)
-            texts[index] += out.text
-            prompt_tokens[index], completion_tokens[index] = out.prompt_tokens, out.completion_tokens
-            if out.finish_reason is not None:
-                finish[index] = out.finish_reason
-        n = request.n or 1
-        prompt_total = sum(prompt_tokens[::n])  # each prompt counts once, however many choices
-        choices = [
-            CompletionChoice(
-                index=i,
-                text=texts[i],
-                logprobs=self._logprobs(logprobs[i]) if request.logprobs is not None else None,
-                finish_reason="stop" if finish[i] == "stop" else "length",
-            )
-            for i in range(count)
-        ]
-        usage = CompletionUsage(
-            prompt_tokens=prompt_total,
-            completion_tokens=sum(completion_tokens),
-            total_tokens=prompt_total + sum(completion_tokens),
+        choices = await collect_choices(outputs, echoes)
+        body = self._response(
+            response_id,
+            created,
+            [
+                CompletionChoice(
+                    index=i,
+                    text=choice.text,
+                    logprobs=self._logprobs(choice.logprobs) if request.logprobs is not None else None,
+                    finish_reason=choice.finish_reason,
+                )
+                for i, choice in enumerate(choices)
+            ],
+            usage_of(choices, request.n or 1),
         )
-        return JSONResponse(self._response(response_id, created, choices, usage).model_dump())
+        return JSONResponse(body.model_dump())
 
     async def _stream(
         self,
@@ -154,9 +140,7 @@ class CompletionService(GenerationService):
                 exclude=None if include_usage else {"usage"}
             )
 
-        count = len(echoes)
-        offsets = [len(e) for e in echoes]
-        prompt_tokens, completion_tokens = [0] * count, [0] * count
+        choices = [Choice(text=echo) for echo in echoes]
         for i, echo in enumerate(echoes):
             if echo:
                 yield chunk([CompletionChoice(index=i, text=echo, finish_reason=None)])
@@ -164,27 +148,18 @@ class CompletionService(GenerationService):
             if out.error is not None:
                 yield stream_error_event(out.error)
                 return
-            prompt_tokens[index], completion_tokens[index] = out.prompt_tokens, out.completion_tokens
+            choice = choices[index]
+            offset = len(choice.text)
+            choice.add(out)
             if out.text or out.logprobs or out.finish_reason is not None:
-                reason = (
-                    None if out.finish_reason is None else "stop" if out.finish_reason == "stop" else "length"
-                )
                 logprobs = (
-                    self._logprobs([(entry, offsets[index]) for entry in out.logprobs])
+                    self._logprobs([(entry, offset) for entry in out.logprobs])
                     if request.logprobs is not None
                     else None
                 )
-                offsets[index] += len(out.text)
+                reason = choice.finish_reason if out.finish_reason is not None else None
                 yield chunk(
                     [CompletionChoice(index=index, text=out.text, logprobs=logprobs, finish_reason=reason)]
                 )
         if include_usage:
-            n = request.n or 1
-            prompt_total = sum(prompt_tokens[::n])
-            total = sum(completion_tokens)
-            yield chunk(
-                [],
-                CompletionUsage(
-                    prompt_tokens=prompt_total, completion_tokens=total, total_tokens=prompt_total + total
-                ),
-            )
+            yield chunk([], usage_of(choices, request.n or 1))
