@@ -27,7 +27,18 @@ from . import llama_build, report
 from .load import percentile, run_level
 from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
-from .servers import MODEL_DIR, REPO, Server, System, llama_server, ours, transformers_serve
+from .servers import (
+    MODEL_DIR,
+    REPO,
+    Server,
+    System,
+    llama_server,
+    mode_label,
+    mode_name,
+    ours,
+    split_mode,
+    transformers_serve,
+)
 
 RESULTS = REPO / ".cache" / "bench" / "results.json"
 
@@ -41,12 +52,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--prefill", help="prompt sizes in tokens for the prefill rate (default 100,1000,4000)")
     p.add_argument(
         "--systems",
-        help="subset of: ours, ours-float32, ours-bfloat16, tserve, tserve-cb, tserve-cb-sized, llama",
+        help="subset of: ours, ours-<mode> (e.g. ours-float32), tserve, tserve-cb, tserve-cb-sized, llama",
     )
     p.add_argument(
-        "--dtypes",
-        help="our precision modes to run besides the default, as DTYPE values (default float32,bfloat16; "
-        "quick: none; float16 is slow on CPUs)",
+        "--modes",
+        help="our precision modes to run besides the default, as DTYPE or DTYPE+QUANTIZATION "
+        "(default float32,bfloat16,bfloat16+int8; quick: none; float16 is slow on CPUs)",
     )
     p.add_argument(
         "--cb-sized",
@@ -77,8 +88,8 @@ def parse_args() -> argparse.Namespace:
     args.reps = args.reps or (1 if args.quick else 2)
     args.levels = _ints(args.levels or ("1,4,16" if args.quick else "1,2,4,8,16,32"))
     args.prefill = _ints(args.prefill or ("100,1000" if args.quick else "100,1000,4000"))
-    if args.dtypes is None:
-        args.dtypes = "" if args.quick else "float32,bfloat16"
+    if args.modes is None:
+        args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8"
     if args.cb_sized is None:
         args.cb_sized = False
     if args.level_cap_s is None:
@@ -90,26 +101,28 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def default_dtype() -> str:
-    """The precision our server picks with DTYPE unset, decided by its own code."""
+def default_mode() -> str:
+    """The precision mode our server picks with DTYPE and QUANTIZATION unset, decided by its own
+    code on the default model (QUANTIZATION=auto looks at the weights)."""
     from app.core.config import Settings
-    from app.engine.loader import resolve_device, resolve_dtype
+    from app.engine.quantization import quantization_of
+    from app.services import load_chat_model
 
-    settings = Settings()
-    return str(resolve_dtype(settings.dtype, resolve_device(settings.device))).removeprefix("torch.")
+    model, _ = load_chat_model(Settings())
+    return mode_name(str(model.dtype).removeprefix("torch."), quantization_of(model))
 
 
 def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[System], list[str]]:
-    """The systems to run, and the precisions of ours among them (for bare generate)."""
-    default = default_dtype()
+    """The systems to run, and the precision modes of ours among them (for bare generate)."""
+    default = default_mode()
     systems = [ours("ours", f"ours, default ({default})", None)]
-    dtypes = [default]
-    for dtype in [d for d in args.dtypes.split(",") if d]:
-        if dtype == default:
-            notes.append(f"Our default precision is {dtype}, so the `ours` rows are also its {dtype} rows.")
+    modes = [default]
+    for mode in [mode_name(*split_mode(m)) for m in args.modes.split(",") if m]:
+        if mode == default:
+            notes.append(f"Our default precision mode is {mode}, so the `ours` rows are also its rows.")
             continue
-        systems.append(ours(f"ours-{dtype}", f"ours, DTYPE={dtype}", dtype))
-        dtypes.append(dtype)
+        systems.append(ours(f"ours-{mode}", f"ours, {mode_label(mode)}", mode))
+        modes.append(mode)
     systems.append(transformers_serve(False, args.tserve_max, args.tserve_reps))
     systems.append(transformers_serve(True, 1 << 30, args.tserve_reps))
     if args.cb_sized:
@@ -125,8 +138,8 @@ def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[Sys
     if args.systems:
         wanted = set(args.systems.split(","))
         systems = [s for s in systems if s.key in wanted]
-        dtypes = [d for d in dtypes if (d == default and "ours" in wanted) or f"ours-{d}" in wanted]
-    return systems, dtypes
+        modes = [m for m in modes if (m == default and "ours" in wanted) or f"ours-{m}" in wanted]
+    return systems, modes
 
 
 def run_subprocess_json(module: str, *argv: str) -> dict[str, Any]:
@@ -271,19 +284,19 @@ def main() -> None:
         "bare": {},
         "systems": {},
     }
-    systems, dtypes = choose_systems(args, notes)
+    systems, modes = choose_systems(args, notes)
     results["llama_version"] = llama_build.version()
     try:
         results["gguf_bytes"] = llama_build.gguf_path().stat().st_size
     except (ImportError, OSError):
         results["gguf_bytes"] = None
-    results["default_dtype"] = default_dtype()
-    for dtype in dtypes:
-        print(f"Bare model.generate, batch 1, {dtype}", flush=True)
-        results["bare"][dtype] = run_subprocess_json(
-            "bench.bare", "--dtype", dtype, "--max-tokens", str(args.max_tokens)
+    results["default_mode"] = modes[0] if modes else default_mode()
+    for mode in modes:
+        print(f"Bare model.generate, batch 1, {mode}", flush=True)
+        results["bare"][mode] = run_subprocess_json(
+            "bench.bare", "--mode", mode, "--max-tokens", str(args.max_tokens)
         )
-        print(f"    {results['bare'][dtype]['tokens_per_s']:.1f} tok/s", flush=True)
+        print(f"    {results['bare'][mode]['tokens_per_s']:.1f} tok/s", flush=True)
     long_prompts = LongPrompts(MODEL_DIR)
     for rep in range(1, args.reps + 1):
         order = systems if rep % 2 else list(reversed(systems))

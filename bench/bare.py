@@ -1,6 +1,6 @@
 """Bare `model.generate` in-process, batch 1: the speed our server's single stream must match.
 
-Run as `python -m bench.bare --dtype bfloat16` (a fresh process, as the server is). It uses the
+Run as `python -m bench.bare --mode bfloat16+int4` (a fresh process, as the server is). It uses the
 same chat prompt, greedy decoding and a fixed answer length as the load sweep, and the same
 thread count our server sets (all cores). Prints one JSON object.
 """
@@ -14,23 +14,26 @@ import time
 
 import psutil
 import torch
+from app.engine.quantization import quantize_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .prompts import chat_prompt
-from .servers import MODEL_DIR
+from .servers import MODEL_DIR, split_mode
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--mode", default="float32", help="DTYPE or DTYPE+QUANTIZATION, e.g. bfloat16+int4")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR, local_files_only=True)
+    dtype, quantization = split_mode(args.mode)
     model = AutoModelForCausalLM.from_pretrained(
-        MODEL_DIR, local_files_only=True, dtype=getattr(torch, args.dtype), attn_implementation="sdpa"
+        MODEL_DIR, local_files_only=True, dtype=getattr(torch, dtype), attn_implementation="sdpa"
     ).eval()
+    quantize_model(model, quantization)  # type: ignore[arg-type]
     times = []
     for i in range(args.repeats + 1):  # the first run warms up and is not counted
         ids = tokenizer.apply_chat_template(
@@ -54,7 +57,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "dtype": args.dtype,
+                "mode": args.mode,
                 "max_tokens": args.max_tokens,
                 "times_s": times,
                 "tokens_per_s": args.max_tokens / median,

@@ -56,13 +56,13 @@ def summarise(collapsed: Path, top: int) -> str:
     return "\n".join(lines)
 
 
-def profile_ours(streams: list[int], max_tokens: int, dtype: str | None, top: int) -> list[dict[str, object]]:
+def profile_ours(streams: list[int], max_tokens: int, mode: str | None, top: int) -> list[dict[str, object]]:
     """Start our server, drive each stream count once under py-spy; one summary per count."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     OUT.mkdir(parents=True, exist_ok=True)
     rate = 200
     results: list[dict[str, object]] = []
-    with Server(ours("ours", "ours", dtype), max(streams), "profile") as server:
+    with Server(ours("ours", "ours", mode), max(streams), "profile") as server:
         server.wait_ready()
         body = server.body_factory()
         asyncio.run(run_level(server.base_url, body, load_prompts("warm", 4), 16, 120))
@@ -96,10 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--dtype", help="DTYPE for our server (default: its own default)")
+    parser.add_argument("--mode", help="DTYPE or DTYPE+QUANTIZATION for our server (default: its own)")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    for entry in profile_ours(args.streams, args.max_tokens, args.dtype, args.top):
+    for entry in profile_ours(args.streams, args.max_tokens, args.mode, args.top):
         print(
             f"== {entry['streams']} streams: {entry['tokens_per_s']:.1f} tokens/s; stacks in {entry['file']}"
         )

@@ -1,7 +1,8 @@
 """Does a lower precision keep the default model's quality? Writes docs/precision.md.
 
-Measures, for each precision against float32: perplexity on fixed held-out texts (English and
-Chinese) and greedy-token agreement over a fixed set of prompts. Run: `python -m bench.quality`.
+Measures, for each precision mode (DTYPE and QUANTIZATION) against float32: perplexity on fixed
+held-out texts (English and Chinese) and greedy-token agreement over a fixed set of prompts. Each
+model is loaded as the server loads it. Run: `python -m bench.quality`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import torch
 from app.core.config import Settings
-from app.engine.attention import NAME as BATCH_INVARIANT
 from app.engine.loader import cpu_has_native_bf16, resolve_dtype
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from app.engine.quantization import quantization_of
+from app.services import load_chat_model
 
 HELD_OUT = {
     "English": (
@@ -55,6 +56,14 @@ PROMPTS = [
     "推荐三本适合初学者的书。",
 ]
 NEW_TOKENS = 32
+# (DTYPE, QUANTIZATION): fp32 first, as the reference.
+MODES = [
+    ("float32", "none"),
+    ("bfloat16", "none"),
+    ("bfloat16", "int8"),
+    ("bfloat16", "int4"),
+    ("float32", "int4"),
+]
 
 
 def perplexity(model: torch.nn.Module, ids: list[int]) -> float:
@@ -79,16 +88,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/precision.md"))
     args = parser.parse_args()
     settings = Settings()
-    tokenizer = AutoTokenizer.from_pretrained(settings.chat_model_path, local_files_only=True)
     results: dict[str, dict[str, object]] = {}
     reference: list[list[int]] = []
-    for dtype in (torch.float32, torch.bfloat16):
-        model = AutoModelForCausalLM.from_pretrained(
-            settings.chat_model_path, local_files_only=True, dtype=dtype, attn_implementation=BATCH_INVARIANT
-        ).eval()
+    for dtype, quantization in MODES:
+        model, tokenizer = load_chat_model(Settings(dtype=dtype, quantization=quantization))
         ppl = {name: perplexity(model, tokenizer.encode(text)) for name, text in HELD_OUT.items()}
         outputs = [greedy(model, tokenizer, p) for p in PROMPTS]
-        if dtype == torch.float32:
+        if not reference:
             reference = outputs
         agree = [
             sum(a == b for a, b in zip(out, ref, strict=False)) / max(len(ref), 1)
@@ -100,7 +106,8 @@ def main() -> None:
             )
             for out, ref in zip(outputs, reference, strict=True)
         ]
-        results[str(dtype).removeprefix("torch.")] = {
+        name = dtype if quantization == "none" else f"{dtype} + {quantization}"
+        results[name] = {
             "ppl": ppl,
             "identical": sum(o == r for o, r in zip(outputs, reference, strict=True)),
             "agreement": sum(agree) / len(agree),
@@ -109,6 +116,7 @@ def main() -> None:
         print(results, flush=True)
 
     auto = str(resolve_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    auto_quantization = quantization_of(load_chat_model(settings)[0])
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -124,9 +132,11 @@ def main() -> None:
         f"torch {torch.__version__}, model `{settings.chat_model_name}`, with `python -m bench.quality`.",
         "",
         f"Native bf16 on this CPU (avx512_bf16 or AMX): {'yes' if cpu_has_native_bf16() else 'no'}. "
-        f"`DTYPE=auto` on this machine: **{auto}**.",
+        f"`DTYPE=auto` on this machine: **{auto}**. "
+        f"`QUANTIZATION=auto` for this model: **{auto_quantization}**.",
         "",
-        "| precision | perplexity, English | perplexity, Chinese | greedy answers identical to fp32 "
+        "| precision (DTYPE + QUANTIZATION) | perplexity, English | perplexity, Chinese "
+        "| greedy answers identical to fp32 "
         f"({len(PROMPTS)} prompts × {NEW_TOKENS} tokens) | token agreement "
         "| mean tokens before first difference |",
         "|---|---|---|---|---|---|",
@@ -144,6 +154,15 @@ def main() -> None:
         "English, half Chinese prompts. A greedy answer that differs usually differs late and stays fluent: "
         "once one token differs the rest of the continuation follows a different path, so agreement after "
         "the first difference says little.",
+        "",
+        "Quantisation is weight-only (the linear layers of every decoder layer; activations and the "
+        "output layer keep the model's dtype). int8 has one scale per output channel; int4 has a scale and "
+        "an offset per group of 32 inputs, the layout of llama.cpp's Q4_1. The default model comes from a "
+        "Q4_1 GGUF, so its weights already sit on that 4-bit grid: int4 packs them without loss (the "
+        "small differences come from rounding the scales to the model's dtype), while int8's per-channel "
+        "grid does not contain them and rounds every weight again. `QUANTIZATION=auto` picks int4 only "
+        "for such weights; for a full-precision model it picks none, and int4 or int8 is the user's trade "
+        "of quality for speed.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,19 +64,19 @@ def ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f}"
 
 
-def safetensors_params(path: Path) -> int:
-    """Parameter count from the safetensors header, without loading the weights."""
+def safetensors_params(path: Path) -> dict[str, int]:
+    """Parameter count per tensor from the safetensors header, without loading the weights."""
     with path.open("rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(size))
-    total = 0
+    counts = {}
     for name, entry in header.items():
         if name != "__metadata__":
             count = 1
             for dim in entry["shape"]:
                 count *= dim
-            total += count
-    return total
+            counts[name] = count
+    return counts
 
 
 class Report:
@@ -122,7 +122,7 @@ class Report:
             f"avx512_bf16 {'yes' if cpu['avx512_bf16'] else 'no'}, "
             f"AMX {', '.join(cpu['amx']) if cpu['amx'] else 'no'}",
             f"- Software: torch {r['machine']['torch']} ({r['machine']['threads']} threads), "
-            f"llama.cpp `{r.get('llama_version')}`; our default precision: {r.get('default_dtype')}",
+            f"llama.cpp `{r.get('llama_version')}`; our default precision: {r.get('default_mode')}",
         )
         for when in ("load_before", "load_after"):
             load = r.get(when)
@@ -138,7 +138,12 @@ class Report:
     def ceilings(self) -> None:
         m = self.r["machine"]
         bw = m["bandwidth"]
-        params = safetensors_params(MODEL_DIR / "model.safetensors")
+        counts = safetensors_params(MODEL_DIR / "model.safetensors")
+        params = sum(counts.values())
+        # What QUANTIZATION=int4 packs: the decoder layers' linear weights (4 bits + a bf16 scale
+        # and offset per 32); the rest, the tied embedding / output layer included, stays bf16.
+        linear = sum(n for name, n in counts.items() if name.endswith("_proj.weight"))
+        int4_bytes = linear * (0.5 + 4 / 32) + (params - linear) * 2
         gguf = self.r.get("gguf_bytes")
         read = bw["read_gbs"] * 1e9
         self.add(
@@ -164,6 +169,13 @@ class Report:
                 f"{read / (params * 2):.0f}",
             ],
         ]
+        rows.append(
+            [
+                f"ours bf16 + int4 ({linear / 1e6:.0f} M linear params x 0.625 B, the rest x 2 B)",
+                f"{int4_bytes / 1e6:.0f} MB",
+                f"{read / int4_bytes:.0f}",
+            ]
+        )
         if gguf:
             rows.append(["llama-server Q4_1 GGUF", f"{gguf / 1e6:.0f} MB", f"{read / gguf:.0f}"])
         self.add(
@@ -177,7 +189,7 @@ class Report:
 
     def targets(self) -> None:
         default = "ours"
-        bare = self.r["bare"].get(self.r.get("default_dtype", ""), {}).get("tokens_per_s")
+        bare = self.r["bare"].get(self.r.get("default_mode", ""), {}).get("tokens_per_s")
         one = self.rate(default, 1)
         eight = self.rate(default, 8)
         sixteen = self.rate(default, 16)
@@ -232,8 +244,8 @@ class Report:
         if other:
             rows2 = []
             for key in ["ours", *other]:
-                dtype = self.r.get("default_dtype") if key == "ours" else key.removeprefix("ours-")
-                bare_k = self.r["bare"].get(dtype or "", {}).get("tokens_per_s")
+                mode = self.r.get("default_mode") if key == "ours" else key.removeprefix("ours-")
+                bare_k = self.r["bare"].get(mode or "", {}).get("tokens_per_s")
                 cols = [self.systems[key]["label"]]
                 for value, ref in (
                     (self.rate(key, 1), bare_k),
@@ -263,12 +275,12 @@ class Report:
 
     def bare(self) -> None:
         rows = []
-        for dtype, b in self.r["bare"].items():
-            key = "ours" if dtype == self.r.get("default_dtype") else f"ours-{dtype}"
+        for mode, b in self.r["bare"].items():
+            key = "ours" if mode == self.r.get("default_mode") else f"ours-{mode}"
             one = self.rate(key, 1)
             rows.append(
                 [
-                    dtype,
+                    mode,
                     f"{b['tokens_per_s']:.1f}",
                     fmt(one, "", 1),
                     f"{one / b['tokens_per_s']:.2f}x" if one else "–",
@@ -459,10 +471,10 @@ def plot(rep: Report, path: Path) -> None:
         right.plot(
             [c for c, t in zip(levels, ttft, strict=True) if t], [t for t in ttft if t], style, label=label
         )
-    for dtype, b in rep.r["bare"].items():
+    for mode, b in rep.r["bare"].items():
         left.plot([1], [b["tokens_per_s"]], "k*", markersize=10)
         left.annotate(
-            f"bare generate {dtype}", (1, b["tokens_per_s"]), textcoords="offset points", xytext=(6, 0)
+            f"bare generate {mode}", (1, b["tokens_per_s"]), textcoords="offset points", xytext=(6, 0)
         )
     for ax, title, ylabel in (
         (left, "Aggregate generated tokens/s", "tokens/s"),

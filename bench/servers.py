@@ -172,9 +172,26 @@ class Server:
         return openai_body(self.model_id)
 
 
-def ours(key: str, label: str, dtype: str | None) -> System:
+def split_mode(mode: str) -> tuple[str, str]:
+    """A precision mode, "bfloat16" or "bfloat16+int4", as (DTYPE, QUANTIZATION)."""
+    dtype, _, quantization = mode.partition("+")
+    return dtype, quantization or "none"
+
+
+def mode_name(dtype: str, quantization: str) -> str:
+    return dtype if quantization == "none" else f"{dtype}+{quantization}"
+
+
+def mode_label(mode: str) -> str:
+    dtype, quantization = split_mode(mode)
+    return f"DTYPE={dtype} QUANTIZATION={quantization}"
+
+
+def ours(key: str, label: str, mode: str | None) -> System:
+    """Our server; mode None leaves DTYPE and QUANTIZATION to its defaults."""
+
     def command(port: int, _concurrency: int) -> tuple[list[str], dict[str, str]]:
-        env = {"DTYPE": dtype} if dtype else {}
+        env = dict(zip(("DTYPE", "QUANTIZATION"), split_mode(mode), strict=True)) if mode else {}
         return [str(VENV_BIN / "python"), "-m", "app", "--host", "127.0.0.1", "--port", str(port)], env
 
     return System(key, label, "ours", command)

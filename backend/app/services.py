@@ -20,10 +20,13 @@ from .engine.engine import Engine
 from .engine.loader import (
     ModelLoadError,
     check_model_folder,
+    check_quantization,
     resolve_attention,
     resolve_device,
     resolve_dtype,
+    resolve_quantization,
 )
+from .engine.quantization import quantization_of, quantize_model
 from .protocol import ModelCard
 from .serving.chat import ChatService
 from .serving.common import ModelContext
@@ -55,6 +58,7 @@ def preflight(settings: Settings) -> Placement:
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
     device = resolve_device(settings.device)
+    check_quantization(settings.quantization, device)
     return Placement(
         device, resolve_dtype(settings.dtype, device), resolve_attention(settings.attention, device)
     )
@@ -82,7 +86,11 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
         )
         if settings.device_map is None:
             model = model.to(place.device)
-        return model.eval(), tokenizer
+    quantization = resolve_quantization(settings.quantization, model)
+    if quantization != "none":
+        count = quantize_model(model, quantization)
+        log.info("quantised %d linear layers to %s (weight-only)", count, quantization)
+    return model.eval(), tokenizer
 
 
 @contextmanager
@@ -122,7 +130,7 @@ def load_services(settings: Settings) -> Services:
     fingerprint = (
         "fp_"
         + hashlib.sha256(
-            f"{settings.chat_model_name}|{model.dtype}|{device.type}|{torch.__version__}".encode()
+            f"{settings.chat_model_name}|{model.dtype}|{quantization_of(model)}|{device.type}|{torch.__version__}".encode()
         ).hexdigest()[:10]
     )
     ctx = ModelContext(

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
+    # Weight-only quantisation of the linear layers (CPU kernels); auto: int4 where it is lossless.
+    quantization: Literal["auto", "none", "int8", "int4"] = "auto"
     # accelerate's placement, e.g. "auto" to split a model too large for one GPU over several.
     device_map: str | None = None
     # A lean forward for Llama-family models (same tokens, less per-step overhead).

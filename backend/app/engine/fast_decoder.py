@@ -8,6 +8,7 @@ the calls. Architectures it does not know use the model's own forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,32 +22,29 @@ from .kv_cache import SlotKVCache
 SUPPORTED = {"llama", "qwen2", "mistral"}
 
 
+Projection = Callable[[torch.Tensor], torch.Tensor]
+
+
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    q: torch.Tensor
-    k: torch.Tensor
-    v: torch.Tensor
-    q_bias: torch.Tensor | None
-    k_bias: torch.Tensor | None
-    v_bias: torch.Tensor | None
-    o: torch.Tensor
+    q: Projection
+    k: Projection
+    v: Projection
+    o: Projection
     ln2: torch.Tensor
-    gate: torch.Tensor
-    up: torch.Tensor
-    down: torch.Tensor
+    gate: Projection
+    up: Projection
+    down: Projection
 
 
 def fast_decoder_for(model: PreTrainedModel) -> FastDecoder | None:
     config = model.config
     sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
-    llama_bias = config.model_type == "llama" and getattr(config, "attention_bias", False)
     if (
         config.model_type not in SUPPORTED
         or sliding
-        or llama_bias
         or getattr(config, "hidden_act", "silu") != "silu"
-        or getattr(config, "mlp_bias", False)
         or config._attn_implementation != "batch_invariant"
         or len(set(getattr(model, "hf_device_map", {}).values())) > 1
     ):
@@ -61,7 +59,9 @@ class FastDecoder:
         self.rotary = base.rotary_emb
         self.norm = base.norm.weight
         self.eps = base.norm.variance_epsilon
-        self.lm_head = model.lm_head.weight
+        # Each projection is its module's forward, called without nn.Module's hook machinery:
+        # a plain or a quantised linear layer (quantization.py) alike.
+        self.lm_head: Projection = model.lm_head.forward
         self.heads = model.config.num_attention_heads
         self.kv_heads = model.config.num_key_value_heads
         self.head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // self.heads
@@ -72,17 +72,14 @@ class FastDecoder:
             self.layers.append(
                 _Layer(
                     ln1=layer.input_layernorm.weight,
-                    q=attn.q_proj.weight,
-                    k=attn.k_proj.weight,
-                    v=attn.v_proj.weight,
-                    q_bias=attn.q_proj.bias,
-                    k_bias=attn.k_proj.bias,
-                    v_bias=attn.v_proj.bias,
-                    o=attn.o_proj.weight,
+                    q=attn.q_proj.forward,
+                    k=attn.k_proj.forward,
+                    v=attn.v_proj.forward,
+                    o=attn.o_proj.forward,
                     ln2=layer.post_attention_layernorm.weight,
-                    gate=mlp.gate_proj.weight,
-                    up=mlp.up_proj.weight,
-                    down=mlp.down_proj.weight,
+                    gate=mlp.gate_proj.forward,
+                    up=mlp.up_proj.forward,
+                    down=mlp.down_proj.forward,
                 )
             )
 
@@ -112,16 +109,16 @@ class FastDecoder:
         for index, w in enumerate(self.layers):
             residual = hidden
             x = self._rms_norm(hidden, w.ln1)
-            q = F.linear(x, w.q, w.q_bias).view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-            k = F.linear(x, w.k, w.k_bias).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = F.linear(x, w.v, w.v_bias).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = w.q(x).view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+            k = w.k(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = w.v(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             k, v = cache.update(k, v, index)
             attn, _ = batch_invariant_attention(None, q, k, v, attention_mask, scaling=self.scaling)  # type: ignore[arg-type]
-            hidden = residual + F.linear(attn.reshape(batch, seq, -1), w.o)
+            hidden = residual + w.o(attn.reshape(batch, seq, -1))
             residual = hidden
             x = self._rms_norm(hidden, w.ln2)
-            hidden = residual + F.linear(F.silu(F.linear(x, w.gate)) * F.linear(x, w.up), w.down)
+            hidden = residual + w.down(F.silu(w.gate(x)) * w.up(x))
         hidden = self._rms_norm(hidden, self.norm)
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        return F.linear(hidden[:, keep], self.lm_head)
+        return self.lm_head(hidden[:, keep])

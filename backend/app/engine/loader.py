@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedModel
 
 from .attention import NAME
+from .quantization import Quantization, on_int4_grid
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,22 @@ def resolve_attention(attention: str, device: torch.device) -> str:
     if attention == "auto":
         return NAME if device.type == "cpu" else "sdpa"
     return attention
+
+
+def check_quantization(quantization: str, device: torch.device) -> None:
+    if quantization in ("int8", "int4") and device.type != "cpu":
+        raise ModelLoadError(
+            f"QUANTIZATION={quantization} uses PyTorch's CPU kernels and this model runs on {device.type}: "
+            "set QUANTIZATION=none (or auto) on a GPU."
+        )
+
+
+def resolve_quantization(quantization: str, model: PreTrainedModel) -> Quantization:
+    """auto: int4 on a CPU when the weights already sit on a 4-bit grid (a model converted from a
+    4-bit GGUF file, like the default one), so it is faster and loses nothing; else none."""
+    if quantization == "auto":
+        return "int4" if model.device.type == "cpu" and on_int4_grid(model) else "none"
+    return quantization  # type: ignore[return-value]
 
 
 def check_model_folder(path: Path, what: str) -> None:

@@ -102,7 +102,7 @@ def test_cancelled_streams_free_their_slots(engine: Engine, model_and_tokenizer)
         assert engine.stats.running == 3
         for stream in streams:
             await stream.aclose()
-        await asyncio.to_thread(_wait_until, lambda: engine.stats.running == 0)
+        await asyncio.to_thread(_wait_until, lambda: engine.stats.running == 0 and engine.idle)
 
     asyncio.run(abandon())
     assert engine.stats.aborted - aborted_before == 3
@@ -115,6 +115,7 @@ def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_token
     _, tokenizer = model_and_tokenizer
     ids = chat_ids(tokenizer, "Write a very long story.")
     capacity = engine.max_num_seqs + engine.max_waiting
+    _wait_until(lambda: engine.idle)  # requests of earlier tests are all accounted for
 
     async def overfill() -> None:
         streams = [

@@ -1,0 +1,103 @@
+"""Weight-only quantisation: lossless on 4-bit weights, auto picks it only there, and a quantised
+model gives the same tokens alone or batched and on the fast or the Transformers path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from app.core.config import Settings
+from app.engine.loader import ModelLoadError, check_quantization, resolve_quantization
+from app.engine.quantization import INT4_GROUP, Int4Linear, Int8Linear, quantization_of, quantize_model
+from app.engine.sampling import SamplingParams
+from app.services import load_chat_model
+
+from .conftest import chat_ids, run_together, running_engine
+
+PRECISION_DOC = Path(__file__).resolve().parents[3] / "docs" / "precision.md"
+
+
+def tiny_llama(on_grid: bool) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4
+    )
+    model = LlamaForCausalLM(config).eval()
+    if on_grid:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module is not model.lm_head:
+                module.weight.data = grid_weight(*module.weight.shape)
+    return model
+
+
+def grid_weight(out_features: int, in_features: int) -> torch.Tensor:
+    """Weights as a Q4_1 file stores them: codes 0..15 times a per-group step, plus a group minimum."""
+    groups = in_features // INT4_GROUP
+    codes = torch.randint(0, 16, (out_features, groups, INT4_GROUP)).float()
+    codes[..., 0], codes[..., 1] = 0, 15  # each group spans its whole range, as a quantiser makes it
+    step = torch.rand(out_features, groups, 1) * 0.01 + 0.001
+    low = -8 * step + torch.randn(out_features, groups, 1) * 0.001
+    return (codes * step + low).view(out_features, in_features)
+
+
+def test_int4_packing_of_4bit_weights_is_lossless_and_int8_is_close() -> None:
+    linear = torch.nn.Linear(128, 48, bias=True)
+    linear.weight.data = grid_weight(48, 128)
+    x = torch.randn(5, 3, 128)
+    exact = linear(x)
+    assert torch.allclose(Int4Linear(linear)(x), exact, atol=1e-5, rtol=1e-5)
+    error = (Int8Linear(linear)(x) - exact).abs().max() / exact.abs().max()
+    assert 0 < error < 0.02
+
+
+def test_auto_quantizes_only_weights_already_on_a_4bit_grid() -> None:
+    assert resolve_quantization("auto", tiny_llama(on_grid=True)) == "int4"
+    assert resolve_quantization("auto", tiny_llama(on_grid=False)) == "none"
+    assert resolve_quantization("int8", tiny_llama(on_grid=False)) == "int8"
+
+
+def test_quantization_replaces_every_linear_but_the_output_layer() -> None:
+    model = tiny_llama(on_grid=False)
+    assert quantize_model(model, "int4") == 2 * 7
+    assert quantization_of(model) == "int4"
+    assert type(model.lm_head) is torch.nn.Linear
+    ids = torch.tensor([[1, 2, 3]])
+    assert model(input_ids=ids).logits.shape == (1, 3, 96)
+
+
+def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
+    model, _ = model_and_tokenizer
+    mode = quantization_of(model)
+    assert mode == "int4", "the default model comes from a Q4_1 GGUF: auto should pack it to int4 on a CPU"
+    doc = PRECISION_DOC.read_text()
+    recorded = re.search(r"`QUANTIZATION=auto` for this model: \*\*(\w+)\*\*", doc)
+    assert recorded and recorded.group(1) == mode
+    dtype = str(model.dtype).removeprefix("torch.")
+    assert re.search(rf"^\| {dtype} \+ {mode} \| [\d.]+ \| [\d.]+ \|", doc, re.M)
+
+
+def test_quantization_on_a_gpu_is_refused_before_loading() -> None:
+    with pytest.raises(ModelLoadError, match="QUANTIZATION=none"):
+        check_quantization("int4", torch.device("cuda"))
+    check_quantization("auto", torch.device("cuda"))
+
+
+def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
+    model, tokenizer = load_chat_model(Settings(quantization="int8"))
+    assert quantization_of(model) == "int8"
+    prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
+    jobs = [
+        (chat_ids(tokenizer, text), SamplingParams(max_tokens=12, temperature=0.0 if i % 2 else 0.8, seed=i))
+        for i, text in enumerate(prompts)
+    ]
+    with running_engine(model, tokenizer) as fast, running_engine(model, tokenizer, fast_path=False) as plain:
+        assert fast.fast is not None
+        batched = run_together(fast, jobs)
+        alone = [run_together(fast, [job])[0] for job in jobs]
+        transformers_path = run_together(plain, jobs)
+    assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+    assert [r.token_ids for r in batched] == [r.token_ids for r in transformers_path]
