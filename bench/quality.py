@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import platform
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def main() -> None:
     reference: list[list[int]] = []
     for dtype, quantization in MODES:
         model, tokenizer = load_chat_model(Settings(dtype=dtype, quantization=quantization))
+        torch.set_num_threads(os.cpu_count() or 1)  # loading leaves this thread single-threaded
         ppl = {name: perplexity(model, tokenizer.encode(text)) for name, text in HELD_OUT.items()}
         outputs = [greedy(model, tokenizer, p) for p in PROMPTS]
         if not reference:

@@ -66,8 +66,9 @@ def preflight(settings: Settings) -> Placement:
 
 def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     place = preflight(settings)
-    if place.device.type == "cpu":
-        torch.set_num_threads(settings.num_threads or os.cpu_count() or 1)
+    # Loading runs single-threaded: a second OpenMP thread team beside the engine's (whose thread
+    # count is NUM_THREADS) makes libgomp throttle its spin-waits, which halved decode speed here.
+    torch.set_num_threads(1)
     log.info(
         "loading chat model %s on %s (%s, %s attention)",
         settings.chat_model_path,
@@ -125,6 +126,7 @@ def load_services(settings: Settings) -> Services:
         max_num_batched_tokens=settings.max_num_batched_tokens,
         queue_timeout_s=settings.queue_timeout_s,
         fast_path=settings.fast_path,
+        num_threads=settings.num_threads or os.cpu_count() or 1,
     )
     engine.start()
     fingerprint = (

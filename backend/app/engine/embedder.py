@@ -33,7 +33,11 @@ class Embedder:
             else positions
         )
         self.dimensions = self.model.config.hidden_size
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
+        # One CPU thread: a multi-threaded OpenMP team here would slow the chat engine's (see
+        # services.load_chat_model), and a small encoder gains little from more.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="embedder", initializer=torch.set_num_threads, initargs=(1,)
+        )
 
     @staticmethod
     def _read_pooling(path: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -118,8 +119,10 @@ class Engine:
         max_num_batched_tokens: int,
         queue_timeout_s: float,
         fast_path: bool = True,
+        num_threads: int = 0,
     ) -> None:
         self.model = model
+        self.num_threads = num_threads or os.cpu_count() or 1
         self.fast = fast_decoder_for(model) if fast_path else None
         self.tokenizer = tokenizer
         self.max_context = max_context
@@ -212,6 +215,8 @@ class Engine:
     # ---- worker thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Thread counts are per thread under OpenMP: this one does the model's work.
+        torch.set_num_threads(self.num_threads)
         with torch.inference_mode():
             try:
                 while True:
