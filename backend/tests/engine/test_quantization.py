@@ -18,7 +18,9 @@ from app.services import load_chat_model
 
 from .conftest import chat_ids, run_together, running_engine
 
-PRECISION_DOC = Path(__file__).resolve().parents[3] / "docs" / "precision.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+PRECISION_DOC = DOCS / "precision.md"
+BENCHMARKS_DOC = DOCS / "benchmarks.md"
 
 
 def tiny_llama(on_grid: bool) -> LlamaForCausalLM:
@@ -78,6 +80,9 @@ def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
     assert recorded and recorded.group(1) == mode
     dtype = str(model.dtype).removeprefix("torch.")
     assert re.search(rf"^\| {dtype} \+ {mode} \| [\d.]+ \| [\d.]+ \|", doc, re.M)
+    # ... and the mode whose speed docs/benchmarks.md reports as the default.
+    bench = re.search(r"our default precision: (\S+)", BENCHMARKS_DOC.read_text())
+    assert bench and bench.group(1) == f"{dtype}+{mode}"
 
 
 def test_quantization_on_a_gpu_is_refused_before_loading() -> None:
