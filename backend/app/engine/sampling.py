@@ -92,7 +92,9 @@ def sample(logits: torch.Tensor, states: list[SampleState]) -> tuple[list[int], 
         top_ks = [states[i].params.top_k for i in random_rows]
         top_ps = [states[i].params.top_p for i in random_rows]
         if any(k > 0 for k in top_ks) or any(p < 1.0 for p in top_ps):
-            sorted_logits, order = torch.sort(sub, dim=-1, descending=True)
+            # Stable: tied logits (common in bf16) keep index order, so rank 0 is argmax's token
+            # and top_k=1 or a tiny top_p gives exactly the greedy answer.
+            sorted_logits, order = torch.sort(sub, dim=-1, descending=True, stable=True)
             rank = torch.arange(sub.shape[-1]).unsqueeze(0)
             k = torch.tensor([k if k > 0 else sub.shape[-1] for k in top_ks]).unsqueeze(1)
             drop = rank >= k
