@@ -8,8 +8,9 @@ from app.engine.sampling import SampleState, SamplingParams, sample
 
 
 def test_top_k_one_and_tiny_top_p_pick_argmax_among_tied_logits() -> None:
-    logits = torch.zeros(1, 1000)
-    logits[0, [17, 400, 901]] = 20.0  # a three-way tie at the top
+    # A vocabulary-sized row (an unstable sort reorders ties there) with a three-way tie at the top.
+    logits = torch.randn(1, 49152, generator=torch.Generator().manual_seed(0))
+    logits[0, [17, 400, 901]] = 20.0
     greedy, _ = sample(logits.clone(), [SampleState(SamplingParams(max_tokens=1, temperature=0.0), [])])
     assert greedy == [17]
     for seed in range(20):
