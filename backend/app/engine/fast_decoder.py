@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from .attention import batch_invariant_attention
+from .attention import additive_mask, batch_invariant_attention
 from .kv_cache import SlotKVCache
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
@@ -106,6 +106,7 @@ class FastDecoder:
         hidden = F.embedding(input_ids, self.embed)
         cos, sin = self.rotary(hidden, position_ids=position_ids)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        mask = additive_mask(attention_mask)  # once, not in every layer
         for index, w in enumerate(self.layers):
             residual = hidden
             x = self._rms_norm(hidden, w.ln1)
@@ -114,7 +115,7 @@ class FastDecoder:
             v = w.v(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             k, v = cache.update(k, v, index)
-            attn, _ = batch_invariant_attention(None, q, k, v, attention_mask, scaling=self.scaling)  # type: ignore[arg-type]
+            attn, _ = batch_invariant_attention(None, q, k, v, mask, scaling=self.scaling)  # type: ignore[arg-type]
             hidden = residual + w.o(attn.reshape(batch, seq, -1))
             residual = hidden
             x = self._rms_norm(hidden, w.ln2)
