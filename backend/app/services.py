@@ -26,6 +26,7 @@ from .engine.loader import (
     resolve_dtype,
     resolve_quantization,
 )
+from .engine.memory import trim_heap
 from .engine.quantization import quantization_of, quantize_model
 from .protocol import ModelCard
 from .serving.chat import ChatService
@@ -90,6 +91,7 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
     quantization = resolve_quantization(settings.quantization, model)
     if quantization != "none":
         count = quantize_model(model, quantization)
+        trim_heap()  # the replaced full-precision weights
         log.info("quantised %d linear layers to %s (weight-only)", count, quantization)
     return model.eval(), tokenizer
 

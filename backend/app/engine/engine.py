@@ -26,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .fast_decoder import fast_decoder_for
 from .kv_cache import SlotKVCache
+from .memory import trim_heap
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
 from .text import IncrementalDetokenizer
 
@@ -223,6 +224,7 @@ class Engine:
                     busy = bool(self._slots or self._waiting)
                     if not busy and self.cache.capacity > self.cache.initial_shape[2]:
                         self.cache.shrink()
+                        trim_heap()
                     if not self._drain(block=not busy):
                         break
                     self._expire_waiting()
