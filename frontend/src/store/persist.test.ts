@@ -44,24 +44,40 @@ describe('persistence to IndexedDB', () => {
     expect(second.getState().activeId).toBe(id)
   })
 
-  it('batches a stream of changes into few writes, and deletes removed conversations', async () => {
+  it('batches a streaming answer into few writes, and deletes removed conversations', async () => {
     const db = freshDb()
     const store = createChatStore()
     store.getState().load([], null)
     const saver = persistChanges(store, db, 50)
     const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    await saver.flush()
     store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
     for (let i = 1; i <= 100; i++) store.getState().updateMessage(id, 'a1', { content: 'x'.repeat(i) })
-    expect(await entries(db)).toEqual([])
+    const saved = async () => ((await entries<string, Conversation>(db)) as [[string, Conversation]])[0][1]
+    expect((await saved()).messages).toEqual([])
 
     await new Promise((r) => setTimeout(r, 60))
     await saver.flush()
-    const [[, saved]] = (await entries<string, Conversation>(db)) as [[string, Conversation]]
-    expect(saved.messages[0]?.content).toBe('x'.repeat(100))
+    expect((await saved()).messages[0]?.content).toBe('x'.repeat(100))
 
     store.getState().remove(id)
     await saver.flush()
     expect(await entries(db)).toEqual([])
+    await saver.stop()
+  })
+
+  it('writes an answer that ended at once, without waiting for the batch', async () => {
+    const db = freshDb()
+    const store = createChatStore()
+    store.getState().load([], null)
+    const saver = persistChanges(store, db, 60_000)
+    const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
+    store.getState().updateMessage(id, 'a1', { content: '1, 2, 3, 4, 5' })
+    store.getState().updateMessage(id, 'a1', { status: 'done' })
+    await new Promise((r) => setTimeout(r, 50)) // far less than the batch delay
+    const [[, saved]] = (await entries<string, Conversation>(db)) as [[string, Conversation]]
+    expect(saved.messages[0]).toMatchObject({ content: '1, 2, 3, 4, 5', status: 'done' })
     await saver.stop()
   })
 

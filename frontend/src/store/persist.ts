@@ -15,8 +15,10 @@ export async function loadInto(store: StoreApi<ChatStore>, db: UseStore): Promis
 }
 
 /**
- * Writes changed conversations to IndexedDB, at most once per `delayMs` (streaming changes one
- * every frame), so a reload or crash loses at most that much of an answer.
+ * Writes changed conversations to IndexedDB. A conversation whose answer is still streaming
+ * changes every frame, so it is written at most once per `delayMs` (a crash loses at most that
+ * much of it); any other change (an answer that ended, a rename, a deletion) is written at once,
+ * so a reload right after an answer finishes keeps all of it.
  */
 export function persistChanges(store: StoreApi<ChatStore>, db: UseStore, delayMs = 500) {
   const dirty = new Set<string>()
@@ -49,10 +51,15 @@ export function persistChanges(store: StoreApi<ChatStore>, db: UseStore, delayMs
       else localStorage.removeItem(ACTIVE_KEY)
     }
     if (state.conversations === prev.conversations || !state.loaded) return
+    let now = false
     for (const id of new Set([...Object.keys(state.conversations), ...Object.keys(prev.conversations)])) {
-      if (state.conversations[id] !== prev.conversations[id]) dirty.add(id)
+      const conv = state.conversations[id]
+      if (conv === prev.conversations[id]) continue
+      dirty.add(id)
+      if (!conv?.messages.some((m) => m.status === 'streaming')) now = true
     }
-    if (!timer) timer = setTimeout(() => void flush(), delayMs)
+    if (now) void flush()
+    else if (!timer) timer = setTimeout(() => void flush(), delayMs)
   })
 
   return {
