@@ -204,6 +204,17 @@ def measure_prefill(
     return rows
 
 
+def measure_burst_prefill(server: Server, rep: int, cap_s: float, streams: int = 16) -> dict[str, Any]:
+    """A burst of short prompts with one output token each: the prefill rate when the server may
+    batch prompts, which is what bounds the time to first token of a burst of users."""
+    prompts = load_prompts(f"burst-{server.system.key}-{rep}", streams)
+    level = asyncio.run(run_level(server.base_url, server.body_factory(), prompts, 1, cap_s))
+    tokens = sum(s.prompt_tokens or 0 for s in level.streams)
+    rate = tokens / level.wall_s if tokens and level.wall_s > 0 and not level.errors else None
+    print(f"    burst prefill {streams} x short prompt: {rate or float('nan'):.0f} tokens/s", flush=True)
+    return {"streams": streams, "prompt_tokens": tokens, "wall_s": level.wall_s, "tokens_per_s": rate}
+
+
 def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts: LongPrompts) -> dict:
     """Start the system, warm it, then prefill sizes, idle memory and the concurrency sweep."""
     run: dict[str, Any] = {"rep": rep, "levels": [], "prefill": [], "idle_rss_mb": None}
@@ -226,6 +237,7 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
                 run["idle_rss_mb"] = server.rss_mb()
             if wants_prefill and 1 in group:
                 run["prefill"] = measure_prefill(server, long_prompts, args.prefill, rep, args.level_cap_s)
+                run["burst_prefill"] = measure_burst_prefill(server, rep, args.level_cap_s)
             for c in group:
                 if c in run.get("skipped_levels", []):
                     continue

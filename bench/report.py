@@ -94,6 +94,49 @@ class Report:
         cell = self.cells.get(key, {}).get(streams)
         return percentile(cell.ttft, 50) if cell else None
 
+    def prefill_rate(self, key: str, target: int) -> float | None:
+        """Mean prefill tokens/s of one prompt of about `target` tokens, over the repetitions."""
+        rates = [
+            p["tokens_per_s"]
+            for run in self.systems.get(key, {}).get("runs", [])
+            for p in run["prefill"]
+            if p["target"] == target and p["tokens_per_s"]
+        ]
+        return statistics.fmean(rates) if rates else None
+
+    def burst_prefill_rate(self, key: str) -> float | None:
+        rates = [
+            run["burst_prefill"]["tokens_per_s"]
+            for run in self.systems.get(key, {}).get("runs", [])
+            if (run.get("burst_prefill") or {}).get("tokens_per_s")
+        ]
+        return statistics.fmean(rates) if rates else None
+
+    def ttft_floor(self, key: str, streams: int) -> str | None:
+        """What prefill alone costs the median request of a burst: the prompts of the first half
+        of the streams must be prefilled before its first token, at our batched prefill rate."""
+        cell = self.cells.get(key, {}).get(streams)
+        rate = self.burst_prefill_rate(key)
+        prompts = [
+            t
+            for run in self.systems.get(key, {}).get("runs", [])
+            for level in run["levels"]
+            if level["concurrency"] == streams
+            for t in level.get("prompt_tokens", [])
+            if t
+        ]
+        if not cell or not rate or not prompts:
+            return None
+        ahead = (streams // 2) * statistics.fmean(prompts)
+        return (
+            f"TTFT at {streams} streams: the median request's first token needs the prompts of "
+            f"{streams // 2} requests ({ahead:.0f} tokens) prefilled; at our batched prefill rate of "
+            f"{rate:.0f} tokens/s (burst row under 'Prefill rate') that alone takes {ahead / rate:.2f} s "
+            "of the "
+            f"{fmt(self.ttft_p50(key, streams), ' s')} measured. Prefill is compute-bound: see the matmul "
+            "rates under 'What this machine can do at best'."
+        )
+
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 
@@ -239,6 +282,9 @@ class Report:
                 "",
             )
         self.table(["Target", "Needed", "Measured", "Verdict"], rows)
+        floor = self.ttft_floor(default, 16)
+        if floor:
+            self.add(floor, "")
         # The same ratios for every precision of ours, so a faster non-default mode is visible.
         other = [k for k in self.cells if k.startswith("ours-")]
         if other:
@@ -364,6 +410,18 @@ class Report:
                         f"**{statistics.fmean(rates):.0f}**" if rates else "–",
                     ]
                 )
+            bursts = [run["burst_prefill"] for run in system["runs"] if run.get("burst_prefill")]
+            if bursts:
+                first = bursts[0]
+                burst_rate = self.burst_prefill_rate(key)
+                rows.append(
+                    [
+                        system["label"],
+                        f"burst: {first['streams']} x {first['prompt_tokens'] // first['streams']}",
+                        " / ".join(fmt(b["wall_s"]) for b in bursts),
+                        f"**{burst_rate:.0f}**" if burst_rate else "–",
+                    ]
+                )
             idle = [run["idle_rss_mb"] for run in system["runs"] if run.get("idle_rss_mb")]
             cell = self.cells.get(key, {}).get(16)
             if idle or (cell and cell.peak_rss):
@@ -378,7 +436,9 @@ class Report:
             self.add(
                 "## Prefill rate",
                 "",
-                "One request alone, one output token; rate = prompt tokens / time to first token.",
+                "One request alone, one output token; rate = prompt tokens / time to first token. Burst: "
+                "that many short prompts sent at once, one output token each; rate = all their prompt "
+                "tokens / time until the last first token (the server may batch them).",
                 "",
             )
             self.table(["System", "Prompt tokens", "TTFT s (per repetition)", "prefill tokens/s"], rows)
