@@ -57,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--modes",
         help="our precision modes to run besides the default, as DTYPE or DTYPE+QUANTIZATION "
-        "(default float32,bfloat16,bfloat16+int8,float32+int4; quick: none; float16 is slow on CPUs)",
+        "(default float32,bfloat16,bfloat16+int8; quick: none; float16 is slow on CPUs)",
     )
     p.add_argument(
         "--cb-sized",
@@ -89,7 +89,7 @@ def parse_args() -> argparse.Namespace:
     args.levels = _ints(args.levels or ("1,4,16" if args.quick else "1,2,4,8,16,32"))
     args.prefill = _ints(args.prefill or ("100,1000" if args.quick else "100,1000,4000"))
     if args.modes is None:
-        args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8,float32+int4"
+        args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8"
     if args.cb_sized is None:
         args.cb_sized = False
     if args.level_cap_s is None:

@@ -63,7 +63,6 @@ MODES = [
     ("bfloat16", "none"),
     ("bfloat16", "int8"),
     ("bfloat16", "int4"),
-    ("float32", "int4"),
 ]
 
 
@@ -163,7 +162,8 @@ def main() -> None:
         "Q4_1 GGUF, so its weights already sit on that 4-bit grid: int4 packs them without loss (the "
         "small differences come from rounding the scales to the model's dtype), while int8's per-channel "
         "grid does not contain them and rounds every weight again. `QUANTIZATION=auto` picks int4 only "
-        "for such weights; for a full-precision model it picks none, and int4 or int8 is the user's trade "
+        "for such weights and only in bfloat16 (with float32 activations the kernels are slower than no "
+        "quantisation); for a full-precision model it picks none, and int4 or int8 is the user's trade "
         "of quality for speed.",
         "",
     ]

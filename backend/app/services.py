@@ -59,10 +59,9 @@ def preflight(settings: Settings) -> Placement:
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
     device = resolve_device(settings.device)
-    check_quantization(settings.quantization, device)
-    return Placement(
-        device, resolve_dtype(settings.dtype, device), resolve_attention(settings.attention, device)
-    )
+    dtype = resolve_dtype(settings.dtype, device)
+    check_quantization(settings.quantization, device, dtype)
+    return Placement(device, dtype, resolve_attention(settings.attention, device))
 
 
 def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

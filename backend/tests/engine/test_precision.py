@@ -42,8 +42,17 @@ def test_cuda_without_a_gpu_is_refused() -> None:
         resolve_device("cuda")
 
 
-def test_server_stops_with_one_line_for_a_setting_it_cannot_run() -> None:
-    env = {**os.environ, "DTYPE": "float16", "DEVICE": "cpu"}
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"DTYPE": "float16"}, ("float16", "bfloat16 or float32")),
+        ({"DTYPE": "float32", "QUANTIZATION": "int4"}, ("QUANTIZATION=int4", "needs DTYPE=bfloat16")),
+    ],
+)
+def test_server_stops_with_one_line_for_a_setting_it_cannot_run(
+    settings: dict[str, str], expected: tuple[str, ...]
+) -> None:
+    env = {**os.environ, "DEVICE": "cpu", **settings}
     done = subprocess.run(
         [sys.executable, "-m", "app", "--port", "1"],
         cwd=BACKEND,
@@ -54,4 +63,4 @@ def test_server_stops_with_one_line_for_a_setting_it_cannot_run() -> None:
     )
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "float16" in errors[0] and "bfloat16 or float32" in errors[0]
+    assert len(errors) == 1 and all(text in errors[0] for text in expected)

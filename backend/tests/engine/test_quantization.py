@@ -41,9 +41,10 @@ def grid_weight(out_features: int, in_features: int) -> torch.Tensor:
     groups = in_features // INT4_GROUP
     codes = torch.randint(0, 16, (out_features, groups, INT4_GROUP)).float()
     codes[..., 0], codes[..., 1] = 0, 15  # each group spans its whole range, as a quantiser makes it
-    step = torch.rand(out_features, groups, 1) * 0.01 + 0.001
-    low = -8 * step + torch.randn(out_features, groups, 1) * 0.001
-    return (codes * step + low).view(out_features, in_features)
+    # Steps that are powers of two and groups centred as a quantiser centres them: every value is
+    # exact in bfloat16 too, as a converted Q4_1 file's are.
+    step = 2.0 ** -torch.randint(6, 10, (out_features, groups, 1)).float()
+    return ((codes - 8) * step).view(out_features, in_features)
 
 
 def test_int4_packing_of_4bit_weights_is_lossless_and_int8_is_close() -> None:
@@ -56,9 +57,11 @@ def test_int4_packing_of_4bit_weights_is_lossless_and_int8_is_close() -> None:
     assert 0 < error < 0.02
 
 
-def test_auto_quantizes_only_weights_already_on_a_4bit_grid() -> None:
-    assert resolve_quantization("auto", tiny_llama(on_grid=True)) == "int4"
-    assert resolve_quantization("auto", tiny_llama(on_grid=False)) == "none"
+def test_auto_quantizes_only_bf16_models_whose_weights_sit_on_a_4bit_grid() -> None:
+    assert resolve_quantization("auto", tiny_llama(on_grid=True).to(torch.bfloat16)) == "int4"
+    assert resolve_quantization("auto", tiny_llama(on_grid=False).to(torch.bfloat16)) == "none"
+    # float32 activations make the int4 kernel slower than no quantisation at all.
+    assert resolve_quantization("auto", tiny_llama(on_grid=True)) == "none"
     assert resolve_quantization("int8", tiny_llama(on_grid=False)) == "int8"
 
 
@@ -85,10 +88,13 @@ def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
     assert bench and bench.group(1) == f"{dtype}+{mode}"
 
 
-def test_quantization_on_a_gpu_is_refused_before_loading() -> None:
+def test_quantization_it_cannot_run_fast_is_refused_before_loading() -> None:
     with pytest.raises(ModelLoadError, match="QUANTIZATION=none"):
-        check_quantization("int4", torch.device("cuda"))
-    check_quantization("auto", torch.device("cuda"))
+        check_quantization("int4", torch.device("cuda"), torch.bfloat16)
+    with pytest.raises(ModelLoadError, match="needs DTYPE=bfloat16"):
+        check_quantization("int8", torch.device("cpu"), torch.float32)
+    check_quantization("auto", torch.device("cuda"), torch.float16)
+    check_quantization("int4", torch.device("cpu"), torch.bfloat16)
 
 
 def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
