@@ -25,47 +25,60 @@ Quantization = Literal["none", "int8", "int4"]
 INT4_GROUP = 32
 
 
-class Int8Linear(nn.Module):
+def _int4_grid(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each group of 32 inputs on its own 16-step grid from its minimum to its maximum: returns
+    the (unrounded) codes, the group minima and the steps."""
+    groups = weight.detach().float().view(weight.shape[0], -1, INT4_GROUP)
+    low, high = groups.amin(dim=-1), groups.amax(dim=-1)
+    steps = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny)
+    return (groups - low[..., None]) / steps[..., None], low, steps
+
+
+class _PackedLinear(nn.Module):
+    """A linear layer whose weight lives in a packed format; `_matmul` takes 2-D inputs."""
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
+        self.bias = linear.bias
+        self.out_features = linear.out_features
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._matmul(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+class Int8Linear(_PackedLinear):
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__(linear)
         weight = linear.weight.detach().float()
         scales = (weight.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
         quantized = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
         self.register_buffer("weight_int8", quantized)
         self.register_buffer("scales", scales.to(linear.weight.dtype))
-        self.bias = linear.bias
-        self.out_features = linear.out_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.aten._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), self.weight_int8, self.scales)
-        y = y.view(*x.shape[:-1], self.out_features)
-        return y if self.bias is None else y + self.bias
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int8pack_mm(x, self.weight_int8, self.scales)
 
 
-class Int4Linear(nn.Module):
+class Int4Linear(_PackedLinear):
     def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        out_features, in_features = linear.weight.shape
-        groups = linear.weight.detach().float().view(out_features, in_features // INT4_GROUP, INT4_GROUP)
-        low, high = groups.amin(dim=-1), groups.amax(dim=-1)
-        scales = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny)
-        codes = torch.round((groups - low[..., None]) / scales[..., None]).clamp(0, 15)
+        super().__init__(linear)
+        codes, low, steps = _int4_grid(linear.weight)
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-            codes.to(torch.int32).view(out_features, in_features), 1
+            codes.round().clamp(0, 15).to(torch.int32).view(linear.weight.shape), 1
         )
         # The kernel computes (code - 8) * scale + zero, so the zero is the value of code 8.
-        scales_and_zeros = torch.stack([scales, low + 8 * scales], dim=-1).transpose(0, 1).contiguous()
+        scales_and_zeros = torch.stack([steps, low + 8 * steps], dim=-1).transpose(0, 1).contiguous()
         self.register_buffer("weight_int4", packed)
         self.register_buffer("scales_and_zeros", scales_and_zeros.to(linear.weight.dtype))
-        self.bias = linear.bias
-        self.out_features = out_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.reshape(-1, x.shape[-1]), self.weight_int4, INT4_GROUP, self.scales_and_zeros
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x, self.weight_int4, INT4_GROUP, self.scales_and_zeros
         )
-        y = y.view(*x.shape[:-1], self.out_features)
-        return y if self.bias is None else y + self.bias
 
 
 def _linears(model: PreTrainedModel) -> list[tuple[nn.Module, str, nn.Linear]]:
@@ -86,11 +99,7 @@ def on_int4_grid(model: PreTrainedModel) -> bool:
     if not linears or any(linear.in_features % INT4_GROUP for _, _, linear in linears):
         return False
     for _, _, linear in linears:
-        weight = linear.weight.detach().float()
-        groups = weight.view(weight.shape[0], -1, INT4_GROUP)
-        low, high = groups.amin(dim=-1, keepdim=True), groups.amax(dim=-1, keepdim=True)
-        step = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny)
-        codes = (groups - low) / step
+        codes, _, _ = _int4_grid(linear.weight)
         # Tolerance: the converted weights were rounded to bf16/fp16 after dequantising.
         if (codes - codes.round()).abs().amax() > 0.05:
             return False
