@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,7 +126,7 @@ def load_services(settings: Settings) -> Services:
         max_num_batched_tokens=settings.max_num_batched_tokens,
         queue_timeout_s=settings.queue_timeout_s,
         fast_path=settings.fast_path,
-        num_threads=settings.num_threads or os.cpu_count() or 1,
+        num_threads=settings.num_threads,
     )
     engine.start()
     fingerprint = (

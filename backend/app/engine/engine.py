@@ -120,7 +120,7 @@ class Engine:
         max_num_batched_tokens: int,
         queue_timeout_s: float,
         fast_path: bool = True,
-        num_threads: int = 0,
+        num_threads: int = 0,  # 0: all cores
     ) -> None:
         self.model = model
         self.num_threads = num_threads or os.cpu_count() or 1
