@@ -32,6 +32,7 @@ from .servers import (
     REPO,
     Server,
     System,
+    default_mode,
     llama_server,
     mode_label,
     mode_name,
@@ -99,17 +100,6 @@ def parse_args() -> argparse.Namespace:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
-
-
-def default_mode() -> str:
-    """The precision mode our server picks with DTYPE and QUANTIZATION unset, decided by its own
-    code on the default model (QUANTIZATION=auto looks at the weights)."""
-    from app.core.config import Settings
-    from app.engine.quantization import quantization_of
-    from app.services import load_chat_model
-
-    model, _ = load_chat_model(Settings())
-    return mode_name(str(model.dtype).removeprefix("torch."), quantization_of(model))
 
 
 def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[System], list[str]]:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 from app.core.config import Settings
-from app.engine.loader import cpu_has_native_bf16, resolve_dtype
-from app.engine.quantization import quantization_of
+from app.engine.loader import cpu_has_native_bf16
 from app.services import load_chat_model
+
+from .servers import default_mode, split_mode
 
 HELD_OUT = {
     "English": (
@@ -116,8 +117,7 @@ def main() -> None:
         }
         print(results, flush=True)
 
-    auto = str(resolve_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
-    auto_quantization = quantization_of(load_chat_model(settings)[0])
+    auto, auto_quantization = split_mode(default_mode())
     cpu = next(
         (
             line.split(":", 1)[1].strip()

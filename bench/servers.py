@@ -187,6 +187,17 @@ def mode_label(mode: str) -> str:
     return f"DTYPE={dtype} QUANTIZATION={quantization}"
 
 
+def default_mode() -> str:
+    """The precision mode our server picks with DTYPE and QUANTIZATION unset, decided by its own
+    code on the default model (QUANTIZATION=auto looks at the weights)."""
+    from app.core.config import Settings
+    from app.engine.quantization import quantization_of
+    from app.services import load_chat_model
+
+    model, _ = load_chat_model(Settings())
+    return mode_name(str(model.dtype).removeprefix("torch."), quantization_of(model))
+
+
 def ours(key: str, label: str, mode: str | None) -> System:
     """Our server; mode None leaves DTYPE and QUANTIZATION to its defaults."""
 
