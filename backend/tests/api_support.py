@@ -9,7 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -228,6 +231,38 @@ def post_stream(http: httpx.Client, path: str, body: dict[str, Any]) -> SSEStrea
         raw = "".join(resp.iter_text())
     data, comments = parse_sse(raw) if resp.status_code == 200 else ([], [])
     return SSEStream(resp.status_code, resp.headers, data, comments, raw)
+
+
+@contextmanager
+def stream_in_background(
+    base_url: str,
+    path: str,
+    body: dict[str, Any],
+    started_within: float,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> Iterator[threading.Thread]:
+    """Streams `body` from another thread; enters once its first data event arrived (else fails)
+    and hangs up when the block ends, which cancels the rest of the answer. Yields the thread,
+    alive while the stream runs."""
+    started, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        with httpx.stream("POST", f"{base_url}{path}", json=body, headers=headers, timeout=timeout) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    started.set()
+                if release.is_set() or line == "data: [DONE]":
+                    break
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert started.wait(started_within), f"the streamed request to {path} never started"
+        yield worker
+    finally:
+        release.set()
+        worker.join(timeout=timeout)
 
 
 def chat_stream_text(chunks: list[dict[str, Any]], index: int = 0) -> str:

@@ -6,7 +6,6 @@ arrives after the stream has started)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from api_support import (
     post_stream,
     schema_validator,
     start_server,
+    stream_in_background,
 )
 
 CONTEXT = 256
@@ -190,33 +190,19 @@ def test_hanging_up_a_plain_request_frees_its_slot(small: ServerProcess, small_h
 @pytest.fixture(scope="module")
 def waited_stream(small: ServerProcess, small_http: httpx.Client) -> SSEStream:
     """A stream that waits behind a long request for the only slot until its queue timeout."""
-    busy = long_answer()
-    started, release = threading.Event(), threading.Event()
-
-    def occupy() -> None:
-        # Holds the slot until released (leaving cancels it), so the wait does not hang on speed.
-        with (
-            httpx.Client(base_url=small.url, timeout=REQUEST_TIMEOUT_S) as other,
-            other.stream("POST", "/v1/completions", json={**busy, "stream": True}) as resp,
-        ):
-            for line in resp.iter_lines():
-                if line.startswith("data:"):
-                    started.set()
-                if release.is_set() or line == "data: [DONE]":
-                    break
-
-    worker = threading.Thread(target=occupy)
-    worker.start()
-    try:
-        assert started.wait(REQUEST_TIMEOUT_S), "the busy request never started"
+    # The long request holds the slot until the block ends, so the wait does not hang on speed.
+    with stream_in_background(
+        small.url,
+        "/v1/completions",
+        {**long_answer(), "stream": True},
+        started_within=REQUEST_TIMEOUT_S,
+        timeout=REQUEST_TIMEOUT_S,
+    ):
         return post_stream(
             small_http,
             "/v1/chat/completions",
             {"model": NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "stream": True},
         )
-    finally:
-        release.set()
-        worker.join(timeout=REQUEST_TIMEOUT_S)
 
 
 def test_keep_alive_comments_while_a_stream_waits(waited_stream: SSEStream) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import openai
 import pytest
-from api_support import CHAT_MODEL, EMBEDDING_MODEL, SchemaValidator, assert_error, tiny_chat
+from api_support import (
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    SchemaValidator,
+    assert_error,
+    stream_in_background,
+    tiny_chat,
+)
 
 
 def test_list_models_matches_schema_and_lists_both_models(
@@ -84,23 +90,9 @@ def test_cors_allows_configured_origins_only(http: httpx.Client) -> None:
 def test_event_loop_stays_responsive_during_generation(http: httpx.Client, base_url: str) -> None:
     # The model runs off the event loop: /health answers at once while a long answer is generated.
     long_answer = tiny_chat(max_tokens=250, ignore_eos=True, stream=True)
-    generating, release = threading.Event(), threading.Event()
-
-    def generate() -> None:
-        # Streams until released, then hangs up (which cancels the rest of the answer).
-        with httpx.stream(
-            "POST", f"{base_url}/v1/chat/completions", json=long_answer, headers=http.headers, timeout=120
-        ) as resp:
-            for line in resp.iter_lines():
-                if line.startswith("data:"):
-                    generating.set()
-                if release.is_set() or line == "data: [DONE]":
-                    break
-
-    worker = threading.Thread(target=generate)
-    worker.start()
-    try:
-        assert generating.wait(60), "the long answer never started"
+    with stream_in_background(
+        base_url, "/v1/chat/completions", long_answer, started_within=60, timeout=120, headers=http.headers
+    ) as worker:
         during: list[float] = []
         while worker.is_alive() and len(during) < 8:
             started = time.monotonic()
@@ -109,8 +101,5 @@ def test_event_loop_stays_responsive_during_generation(http: httpx.Client, base_
             if worker.is_alive():
                 during.append(elapsed)
             time.sleep(0.2)
-    finally:
-        release.set()
-        worker.join(timeout=120)
     assert len(during) >= 3, "the long answer ended too soon to measure anything"
     assert max(during) < 2.0, f"/health blocked while generating: {during}"
