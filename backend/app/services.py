@@ -88,9 +88,14 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
             model = model.to(place.device)
     quantization = resolve_quantization(settings.quantization, model)
     if quantization != "none":
-        count = quantize_model(model, quantization)
+        count = quantize_model(model, quantization, keep_dense=settings.dense_prefill)
         trim_heap()  # the replaced full-precision weights
-        log.info("quantised %d linear layers to %s (weight-only)", count, quantization)
+        log.info(
+            "quantised %d linear layers to %s (weight-only%s)",
+            count,
+            quantization,
+            ", dense weights kept for prefill" if settings.dense_prefill else "",
+        )
     return model.eval(), tokenizer
 
 
@@ -132,7 +137,8 @@ def load_services(settings: Settings) -> Services:
     fingerprint = (
         "fp_"
         + hashlib.sha256(
-            f"{settings.chat_model_name}|{model.dtype}|{quantization_of(model)}|{device.type}|{torch.__version__}".encode()
+            f"{settings.chat_model_name}|{model.dtype}|{quantization_of(model)}|{settings.dense_prefill}|"
+            f"{device.type}|{torch.__version__}".encode()
         ).hexdigest()[:10]
     )
     ctx = ModelContext(

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
     # Weight-only quantisation of the linear layers (CPU kernels); auto: int4 where it is lossless.
     quantization: Literal["auto", "none", "int8", "int4"] = "auto"
+    # With int8/int4: keep the dense weights too and prefill prompts with them (about 2x faster
+    # prefill on CPU, 2 more bytes per parameter). false keeps only the packed weights.
+    dense_prefill: bool = True
     # accelerate's placement, e.g. "auto" to split a model too large for one GPU over several.
     device_map: str | None = None
     # A lean forward for Llama-family models (same tokens, less per-step overhead).

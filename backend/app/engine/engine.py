@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .fast_decoder import fast_decoder_for
 from .kv_cache import SlotKVCache
 from .memory import trim_heap
+from .quantization import dense_capable, dense_weights
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
 from .text import IncrementalDetokenizer
 
@@ -125,6 +126,8 @@ class Engine:
         self.model = model
         self.num_threads = num_threads or os.cpu_count() or 1
         self.fast = fast_decoder_for(model) if fast_path else None
+        # Packed layers that kept their dense weight: prompts are prefilled with it (quantization.py).
+        self._dense = dense_capable(model)
         self.tokenizer = tokenizer
         self.max_context = max_context
         self.max_num_seqs = max_num_seqs
@@ -311,9 +314,10 @@ class Engine:
         keep_at = sorted({lengths[i] - 1 for i in done})
         kv_positions = torch.arange(self.cache.plan(self._num_decoding, starts, chunk))
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(batch), 1, chunk, 1)).to(self.device)
-        logits = self._forward(
-            input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
-        )
+        with dense_weights(self._dense):
+            logits = self._forward(
+                input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
+            )
         for seq, n in zip(batch, lengths, strict=True):
             seq.num_cached += n
         if not done:

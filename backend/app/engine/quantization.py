@@ -11,13 +11,22 @@ weights on such a grid, so packing them to int4 loses nothing: that is what QUAN
 detects. The output layer keeps the model's dtype: sampling reads its logits (int4 there cost
 English perplexity 55.4 -> 61.5 on the default model when we tried it), and for that wide matrix the int8
 kernel is slower than bf16 once a few sequences are batched.
+
+Prefill is the opposite case: hundreds of rows per product make it compute-bound, and there these
+kernels are 2.5x slower than a bf16 matrix product (they dequantise as they go). So a packed layer
+may keep its dense weight as well, and inside `dense_weights` it multiplies by that one. The
+engine prefills every prompt token that way and decodes every generated token with the packed
+weight, whatever the batch, so a request's tokens still do not depend on its neighbours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -35,24 +44,29 @@ def _int4_grid(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 class _PackedLinear(nn.Module):
-    """A linear layer whose weight lives in a packed format; `_matmul` takes 2-D inputs."""
+    """A linear layer whose weight lives in a packed format; `_matmul` takes 2-D inputs. With
+    keep_dense it also keeps the layer's own weight, used while `dense` is set."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, keep_dense: bool) -> None:
         super().__init__()
         self.bias = linear.bias
         self.out_features = linear.out_features
+        self.weight = linear.weight if keep_dense else None
+        self.dense = False
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dense and self.weight is not None:
+            return F.linear(x, self.weight, self.bias)
         y = self._matmul(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 
 class Int8Linear(_PackedLinear):
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__(linear)
+    def __init__(self, linear: nn.Linear, keep_dense: bool = False) -> None:
+        super().__init__(linear, keep_dense)
         weight = linear.weight.detach().float()
         scales = (weight.abs().amax(dim=1) / 127).clamp(min=torch.finfo(torch.float32).tiny)
         quantized = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
@@ -64,8 +78,8 @@ class Int8Linear(_PackedLinear):
 
 
 class Int4Linear(_PackedLinear):
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__(linear)
+    def __init__(self, linear: nn.Linear, keep_dense: bool = False) -> None:
+        super().__init__(linear, keep_dense)
         codes, low, steps = _int4_grid(linear.weight)
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
             codes.round().clamp(0, 15).to(torch.int32).view(linear.weight.shape), 1
@@ -106,16 +120,33 @@ def on_int4_grid(model: PreTrainedModel) -> bool:
     return True
 
 
-def quantize_model(model: PreTrainedModel, mode: Quantization) -> int:
+def quantize_model(model: PreTrainedModel, mode: Quantization, keep_dense: bool = False) -> int:
     """Replace the model's linear layers in place; returns how many were quantised. A layer whose
     input width is not a multiple of the int4 group takes int8 instead."""
     if mode == "none":
         return 0
     linears = _linears(model)
     for parent, name, linear in linears:
-        int4 = mode == "int4" and linear.in_features % INT4_GROUP == 0
-        setattr(parent, name, Int4Linear(linear) if int4 else Int8Linear(linear))
+        packed = Int4Linear if mode == "int4" and linear.in_features % INT4_GROUP == 0 else Int8Linear
+        setattr(parent, name, packed(linear, keep_dense))
     return len(linears)
+
+
+def dense_capable(model: nn.Module) -> list[_PackedLinear]:
+    """The packed layers that kept their dense weight."""
+    return [m for m in model.modules() if isinstance(m, _PackedLinear) and m.weight is not None]
+
+
+@contextmanager
+def dense_weights(layers: Sequence[_PackedLinear]) -> Iterator[None]:
+    """Within: these layers multiply by their dense weight instead of the packed one."""
+    for layer in layers:
+        layer.dense = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.dense = False
 
 
 def quantization_of(model: nn.Module) -> Quantization:

@@ -12,7 +12,7 @@ import torch
 
 from app.core.config import Settings
 from app.engine.engine import Engine
-from app.engine.sampling import SamplingParams
+from app.engine.sampling import SamplingParams, TokenLogprobs
 from app.services import load_chat_model
 
 
@@ -21,6 +21,7 @@ class Result:
     token_ids: list[int]
     text: str
     finish_reason: str | None
+    logprobs: list[TokenLogprobs]
 
 
 @pytest.fixture(scope="session")
@@ -64,13 +65,15 @@ def chat_ids(tokenizer: object, text: str) -> list[int]:
 
 async def collect(engine: Engine, prompt_ids: list[int], params: SamplingParams) -> Result:
     ids: list[int] = []
+    logprobs: list[TokenLogprobs] = []
     text = ""
     finish = None
     async for out in engine.generate(prompt_ids, params):
         ids += out.token_ids
+        logprobs += out.logprobs
         text += out.text
         finish = out.finish_reason
-    return Result(ids, text, finish)
+    return Result(ids, text, finish, logprobs)
 
 
 def run_together(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -> list[Result]:

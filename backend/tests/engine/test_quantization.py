@@ -12,7 +12,15 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from app.core.config import Settings
 from app.engine.loader import ModelLoadError, check_quantization, resolve_quantization
-from app.engine.quantization import INT4_GROUP, Int4Linear, Int8Linear, quantization_of, quantize_model
+from app.engine.quantization import (
+    INT4_GROUP,
+    Int4Linear,
+    Int8Linear,
+    dense_capable,
+    dense_weights,
+    quantization_of,
+    quantize_model,
+)
 from app.engine.sampling import SamplingParams
 from app.services import load_chat_model
 
@@ -55,6 +63,19 @@ def test_int4_packing_of_4bit_weights_is_lossless_and_int8_is_close() -> None:
     assert torch.allclose(Int4Linear(linear)(x), exact, atol=1e-5, rtol=1e-5)
     error = (Int8Linear(linear)(x) - exact).abs().max() / exact.abs().max()
     assert 0 < error < 0.02
+
+
+@pytest.mark.parametrize("packed", [Int4Linear, Int8Linear])
+def test_a_packed_layer_multiplies_by_its_kept_dense_weight_only_inside_dense_weights(packed: type) -> None:
+    linear = torch.nn.Linear(128, 64, bias=True).to(torch.bfloat16)
+    x = torch.randn(7, 128, dtype=torch.bfloat16)
+    kept, dropped = packed(linear, keep_dense=True), packed(linear)
+    assert dense_capable(torch.nn.Sequential(kept, dropped)) == [kept]
+    outside = kept(x)
+    assert torch.equal(outside, dropped(x))
+    with dense_weights([kept]):
+        assert torch.equal(kept(x), linear(x))  # bit for bit the unquantised layer
+    assert torch.equal(kept(x), outside)  # and packed again afterwards
 
 
 def test_auto_quantizes_only_bf16_models_whose_weights_sit_on_a_4bit_grid() -> None:
@@ -112,3 +133,25 @@ def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
         transformers_path = run_together(plain, jobs)
     assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
     assert [r.token_ids for r in batched] == [r.token_ids for r in transformers_path]
+
+
+def test_prompts_are_prefilled_with_the_dense_weights_and_can_skip_them() -> None:
+    """The first token comes from the prefill: with DENSE_PREFILL it is the unquantised model's,
+    logprobs and all. DENSE_PREFILL=false keeps only the packed weights and stays batch-invariant."""
+    dense_model, tokenizer = load_chat_model(Settings(quantization="int4"))
+    plain_model, _ = load_chat_model(Settings(quantization="none"))
+    packed_model, _ = load_chat_model(Settings(quantization="int4", dense_prefill=False))
+    assert len(dense_capable(dense_model)) == 210 and dense_capable(packed_model) == []
+    prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
+    params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=True, top_logprobs=5)
+    jobs = [(chat_ids(tokenizer, text), params) for text in prompts]
+    firsts = {}
+    for name, model in (("dense", dense_model), ("plain", plain_model), ("packed", packed_model)):
+        with running_engine(model, tokenizer) as engine:
+            batched = run_together(engine, jobs)
+            if name == "packed":
+                alone = [run_together(engine, [job])[0] for job in jobs]
+                assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+        firsts[name] = [r.logprobs[0] for r in batched]
+    assert firsts["dense"] == firsts["plain"]
+    assert firsts["packed"] != firsts["plain"]  # the packed kernels round differently
