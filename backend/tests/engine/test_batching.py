@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from app.engine import engine as engine_module
 from app.engine.engine import Engine, EngineBusy
 from app.engine.sampling import SamplingParams
 
@@ -81,6 +82,31 @@ def test_long_prompt_is_prefilled_in_chunks_beside_running_streams(
     assert alone[1].token_ids == run_together(engine, [(short, greedy)])[0].token_ids
     # The cache grew for the long prompt and is given back once nothing runs.
     _wait_until(lambda: engine.cache.capacity == engine.cache.initial_shape[2])
+
+
+def test_a_burst_reaching_an_idle_engine_shares_one_prefill(
+    engine: Engine, model_and_tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests handed over one by one (as the HTTP layer does) are prefilled together, not the
+    first alone with the rest queued behind it."""
+    _, tokenizer = model_and_tokenizer
+    # A wider window than the default, so a loaded machine cannot stretch the gaps past it.
+    monkeypatch.setattr(engine_module, "BURST_GAP_S", 0.1)
+    monkeypatch.setattr(engine_module, "BURST_MAX_S", 2.0)
+    _wait_until(lambda: engine.idle)
+    before = engine.stats.prefill_steps
+
+    async def burst() -> None:
+        streams = []
+        for text in PROMPTS[:4]:
+            streams.append(engine.generate(chat_ids(tokenizer, text), SamplingParams(max_tokens=2)))
+            await asyncio.sleep(0.01)
+        for stream in streams:
+            async for _ in stream:
+                pass
+
+    asyncio.run(burst())
+    assert engine.stats.prefill_steps - before == 1
 
 
 def _wait_until(condition, timeout: float = 30.0) -> None:
