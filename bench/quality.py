@@ -2,7 +2,9 @@
 
 Measures, for each precision mode (DTYPE and QUANTIZATION) against float32: perplexity on fixed
 held-out texts (English and Chinese) and greedy-token agreement over a fixed set of prompts. Each
-model is loaded as the server loads it. Run: `python -m bench.quality`.
+model is loaded as the server loads it and computes as the server does: perplexity is a prefill
+(with the dense weights where a quantised model keeps them), and answers come from our engine.
+Run: `python -m bench.quality`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import datetime
 import math
 import os
 import platform
+import threading
 from pathlib import Path
 
 import torch
 from app.core.config import Settings
+from app.engine.engine import Engine, RequestOutput
 from app.engine.loader import cpu_has_native_bf16
+from app.engine.quantization import dense_capable, dense_weights
+from app.engine.sampling import SamplingParams
 from app.services import load_chat_model
 
 from .servers import default_mode, split_mode
@@ -58,30 +64,39 @@ PROMPTS = [
     "推荐三本适合初学者的书。",
 ]
 NEW_TOKENS = 32
-# (DTYPE, QUANTIZATION): fp32 first, as the reference.
+# (DTYPE, QUANTIZATION, DENSE_PREFILL): fp32 first, as the reference.
 MODES = [
-    ("float32", "none"),
-    ("bfloat16", "none"),
-    ("bfloat16", "int8"),
-    ("bfloat16", "int4"),
+    ("float32", "none", True),
+    ("bfloat16", "none", True),
+    ("bfloat16", "int8", True),
+    ("bfloat16", "int8", False),
+    ("bfloat16", "int4", True),
+    ("bfloat16", "int4", False),
 ]
 
 
 def perplexity(model: torch.nn.Module, ids: list[int]) -> float:
-    with torch.inference_mode():
+    with torch.inference_mode(), dense_weights(dense_capable(model)):
         tensor = torch.tensor([ids])
         loss = model(input_ids=tensor, labels=tensor).loss
     return math.exp(loss.float().item())
 
 
-def greedy(model: torch.nn.Module, tokenizer: object, prompt: str) -> list[int]:
-    text = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-    )
-    ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])  # type: ignore[attr-defined]
-    with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
-    return out[0, ids.shape[1] :].tolist()
+def greedy(engine: Engine, tokenizer: object, prompt: str) -> list[int]:
+    ids = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_dict=True
+    )["input_ids"]
+    tokens: list[int] = []
+    done = threading.Event()
+
+    def sink(out: RequestOutput) -> None:
+        tokens.extend(out.token_ids)
+        if out.finish_reason is not None:
+            done.set()
+
+    engine.submit(ids, SamplingParams(max_tokens=NEW_TOKENS, temperature=0.0), sink)
+    done.wait()
+    return tokens
 
 
 def main() -> None:
@@ -91,11 +106,16 @@ def main() -> None:
     settings = Settings()
     results: dict[str, dict[str, object]] = {}
     reference: list[list[int]] = []
-    for dtype, quantization in MODES:
-        model, tokenizer = load_chat_model(Settings(dtype=dtype, quantization=quantization))
+    for dtype, quantization, dense_prefill in MODES:
+        model, tokenizer = load_chat_model(
+            Settings(dtype=dtype, quantization=quantization, dense_prefill=dense_prefill)
+        )
         torch.set_num_threads(os.cpu_count() or 1)  # loading leaves this thread single-threaded
         ppl = {name: perplexity(model, tokenizer.encode(text)) for name, text in HELD_OUT.items()}
-        outputs = [greedy(model, tokenizer, p) for p in PROMPTS]
+        engine = Engine(model, tokenizer, 2048, 1, len(PROMPTS), 512, 600.0)
+        engine.start()
+        outputs = [greedy(engine, tokenizer, p) for p in PROMPTS]
+        engine.shutdown()
         if not reference:
             reference = outputs
         agree = [
@@ -109,6 +129,7 @@ def main() -> None:
             for out, ref in zip(outputs, reference, strict=True)
         ]
         name = dtype if quantization == "none" else f"{dtype} + {quantization}"
+        name += "" if dense_prefill or quantization == "none" else " (DENSE_PREFILL=false)"
         results[name] = {
             "ppl": ppl,
             "identical": sum(o == r for o, r in zip(outputs, reference, strict=True)),
@@ -129,7 +150,7 @@ def main() -> None:
     lines = [
         "# Precision and quality",
         "",
-        f"Measured {datetime.date.today()} on {cpu} ({torch.get_num_threads()} threads), "
+        f"Measured {datetime.date.today()} on {cpu} ({os.cpu_count()} threads), "
         f"torch {torch.__version__}, model `{settings.chat_model_name}`, with `python -m bench.quality`.",
         "",
         f"Native bf16 on this CPU (avx512_bf16 or AMX): {'yes' if cpu_has_native_bf16() else 'no'}. "
@@ -157,8 +178,11 @@ def main() -> None:
         "the first difference says little.",
         "",
         "Quantisation is weight-only (the linear layers of every decoder layer; activations and the "
-        "output layer keep the model's dtype). int8 has one scale per output channel; int4 has a scale and "
-        "an offset per group of 32 inputs, the layout of llama.cpp's Q4_1. The default model comes from a "
+        "output layer keep the model's dtype). With `DENSE_PREFILL` (the default) a quantised model keeps "
+        "its own weights too and prefills prompts with them, so its perplexity, which is a prefill, is the "
+        "unquantised model's, and only the generated tokens read the packed weights. int8 has one scale "
+        "per output channel; int4 has a scale and an offset per group of 32 inputs, the layout of "
+        "llama.cpp's Q4_1. The default model comes from a "
         "Q4_1 GGUF, so its weights already sit on that 4-bit grid: int4 packs them without loss (the "
         "small differences come from rounding the scales to the model's dtype), while int8's per-channel "
         "grid does not contain them and rounds every weight again. `QUANTIZATION=auto` picks int4 only "
