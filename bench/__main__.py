@@ -35,9 +35,8 @@ from .servers import (
     default_mode,
     llama_server,
     mode_label,
-    mode_name,
+    normal_mode,
     ours,
-    split_mode,
     transformers_serve,
 )
 
@@ -57,8 +56,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument(
         "--modes",
-        help="our precision modes to run besides the default, as DTYPE or DTYPE+QUANTIZATION "
-        "(default float32,bfloat16,bfloat16+int8; quick: none; float16 is slow on CPUs)",
+        help="our precision modes to run besides the default, as DTYPE or DTYPE+QUANTIZATION, "
+        "+packed-prefill for DENSE_PREFILL=false (default float32,bfloat16,bfloat16+int8,"
+        "bfloat16+int4+packed-prefill; quick: none; float16 is slow on CPUs)",
     )
     p.add_argument(
         "--cb-sized",
@@ -90,7 +90,7 @@ def parse_args() -> argparse.Namespace:
     args.levels = _ints(args.levels or ("1,4,16" if args.quick else "1,2,4,8,16,32"))
     args.prefill = _ints(args.prefill or ("100,1000" if args.quick else "100,1000,4000"))
     if args.modes is None:
-        args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8"
+        args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8,bfloat16+int4+packed-prefill"
     if args.cb_sized is None:
         args.cb_sized = False
     if args.level_cap_s is None:
@@ -107,7 +107,7 @@ def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[Sys
     default = default_mode()
     systems = [ours("ours", f"ours, default ({default})", None)]
     modes = [default]
-    for mode in [mode_name(*split_mode(m)) for m in args.modes.split(",") if m]:
+    for mode in [normal_mode(m) for m in args.modes.split(",") if m]:
         if mode == default:
             notes.append(f"Our default precision mode is {mode}, so the `ours` rows are also its rows.")
             continue

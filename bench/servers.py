@@ -172,37 +172,56 @@ class Server:
         return openai_body(self.model_id)
 
 
+# A mode's last part that turns DENSE_PREFILL off: "bfloat16+int4+packed-prefill".
+PACKED_PREFILL = "packed-prefill"
+
+
 def split_mode(mode: str) -> tuple[str, str]:
-    """A precision mode, "bfloat16" or "bfloat16+int4", as (DTYPE, QUANTIZATION)."""
-    dtype, _, quantization = mode.partition("+")
-    return dtype, quantization or "none"
+    """A precision mode, "bfloat16", "bfloat16+int4" or "bfloat16+int4+packed-prefill", as
+    (DTYPE, QUANTIZATION)."""
+    parts = mode.split("+")
+    return parts[0], parts[1] if len(parts) > 1 else "none"
 
 
-def mode_name(dtype: str, quantization: str) -> str:
-    return dtype if quantization == "none" else f"{dtype}+{quantization}"
+def mode_name(dtype: str, quantization: str, packed_prefill: bool = False) -> str:
+    name = dtype if quantization == "none" else f"{dtype}+{quantization}"
+    return f"{name}+{PACKED_PREFILL}" if packed_prefill and quantization != "none" else name
+
+
+def normal_mode(mode: str) -> str:
+    """The one spelling of a mode ("bfloat16+none" is "bfloat16")."""
+    return mode_name(*split_mode(mode), packed_prefill=mode.endswith(f"+{PACKED_PREFILL}"))
+
+
+def mode_env(mode: str) -> dict[str, str]:
+    dtype, quantization = split_mode(mode)
+    env = {"DTYPE": dtype, "QUANTIZATION": quantization}
+    if normal_mode(mode).endswith(f"+{PACKED_PREFILL}"):
+        env["DENSE_PREFILL"] = "false"
+    return env
 
 
 def mode_label(mode: str) -> str:
-    dtype, quantization = split_mode(mode)
-    return f"DTYPE={dtype} QUANTIZATION={quantization}"
+    return " ".join(f"{name}={value}" for name, value in mode_env(mode).items())
 
 
 def default_mode() -> str:
     """The precision mode our server picks with DTYPE and QUANTIZATION unset, decided by its own
     code on the default model (QUANTIZATION=auto looks at the weights)."""
     from app.core.config import Settings
-    from app.engine.quantization import quantization_of
+    from app.engine.quantization import dense_capable, quantization_of
     from app.services import load_chat_model
 
     model, _ = load_chat_model(Settings())
-    return mode_name(str(model.dtype).removeprefix("torch."), quantization_of(model))
+    dtype = str(model.dtype).removeprefix("torch.")
+    return mode_name(dtype, quantization_of(model), packed_prefill=not dense_capable(model))
 
 
 def ours(key: str, label: str, mode: str | None) -> System:
     """Our server; mode None leaves DTYPE and QUANTIZATION to its defaults."""
 
     def command(port: int, _concurrency: int) -> tuple[list[str], dict[str, str]]:
-        env = dict(zip(("DTYPE", "QUANTIZATION"), split_mode(mode), strict=True)) if mode else {}
+        env = mode_env(mode) if mode else {}
         return [str(VENV_BIN / "python"), "-m", "app", "--host", "127.0.0.1", "--port", str(port)], env
 
     return System(key, label, "ours", command)
