@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ FinishReason = Literal["stop", "length", "abort", "error"]
 # hands over one request every half millisecond or so on a 2-core machine.
 BURST_GAP_S = 0.002
 BURST_MAX_S = 0.02
+GIL_SWITCH_S = 0.0001
 
 
 class EngineBusy(Exception):
@@ -170,6 +172,10 @@ class Engine:
     # ---- public, thread-safe -------------------------------------------------------------
 
     def start(self) -> None:
+        # The worker drops the GIL inside every torch op and needs it back between ops; while the
+        # event loop runs Python, that waits up to the switch interval (5 ms by default). 0.1 ms
+        # measured 4-10 % more tokens/s at 8-32 streams here.
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._thread.start()
 
     @property
