@@ -89,7 +89,7 @@ def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedToke
     quantization = resolve_quantization(settings.quantization, model)
     if quantization != "none":
         count = quantize_model(model, quantization, keep_dense=settings.dense_prefill)
-        trim_heap()  # the replaced full-precision weights
+        trim_heap()  # the float copies quantising made, and the weights it replaced (unless kept)
         log.info(
             "quantised %d linear layers to %s (weight-only%s)",
             count,

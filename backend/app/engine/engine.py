@@ -40,6 +40,7 @@ FinishReason = Literal["stop", "length", "abort", "error"]
 # hands over one request every half millisecond or so on a 2-core machine.
 BURST_GAP_S = 0.002
 BURST_MAX_S = 0.02
+# Python's GIL switch interval while an engine runs (see Engine.start).
 GIL_SWITCH_S = 0.0001
 
 
