@@ -16,6 +16,16 @@ class MemoryStorage {
 let dbCount = 0
 const freshDb = () => createIdbStore(`test-${++dbCount}`, 'conversations')
 
+/** A loaded store saving to a fresh database after `delayMs`, with one new conversation. */
+function savingStore(delayMs: number) {
+  const db = freshDb()
+  const store = createChatStore()
+  store.getState().load([], null)
+  const saver = persistChanges(store, db, delayMs)
+  const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+  return { db, store, saver, id }
+}
+
 describe('persistence to IndexedDB', () => {
   beforeEach(() => {
     vi.stubGlobal('localStorage', new MemoryStorage())
@@ -25,11 +35,7 @@ describe('persistence to IndexedDB', () => {
   })
 
   it('saves conversations and reads them back into a new store, as after a restart', async () => {
-    const db = freshDb()
-    const first = createChatStore()
-    first.getState().load([], null)
-    const saver = persistChanges(first, db, 10)
-    const id = first.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    const { db, store: first, saver, id } = savingStore(10)
     first.getState().addMessage(id, { id: 'u1', role: 'user', content: 'Hello', createdAt: 1 })
     first.getState().addMessage(id, { id: 'a1', role: 'assistant', content: 'Hi', createdAt: 2, status: 'streaming' })
     await saver.stop()
@@ -45,11 +51,7 @@ describe('persistence to IndexedDB', () => {
   })
 
   it('batches a streaming answer into few writes, and deletes removed conversations', async () => {
-    const db = freshDb()
-    const store = createChatStore()
-    store.getState().load([], null)
-    const saver = persistChanges(store, db, 50)
-    const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    const { db, store, saver, id } = savingStore(50)
     await saver.flush()
     store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
     for (let i = 1; i <= 100; i++) store.getState().updateMessage(id, 'a1', { content: 'x'.repeat(i) })
@@ -67,11 +69,7 @@ describe('persistence to IndexedDB', () => {
   })
 
   it('writes an answer that ended at once, without waiting for the batch', async () => {
-    const db = freshDb()
-    const store = createChatStore()
-    store.getState().load([], null)
-    const saver = persistChanges(store, db, 60_000)
-    const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    const { db, store, saver, id } = savingStore(60_000)
     store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
     store.getState().updateMessage(id, 'a1', { content: '1, 2, 3, 4, 5' })
     store.getState().updateMessage(id, 'a1', { status: 'done' })
