@@ -20,6 +20,7 @@ from .engine.loader import (
     ModelLoadError,
     check_model_folder,
     check_quantization,
+    pin_cpu_kernels,
     resolve_attention,
     resolve_device,
     resolve_dtype,
@@ -65,6 +66,7 @@ def preflight(settings: Settings) -> Placement:
 
 def load_chat_model(settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     place = preflight(settings)
+    pin_cpu_kernels(place.device, place.attention)
     # Loading runs single-threaded: a second OpenMP thread team beside the engine's (whose thread
     # count is NUM_THREADS) makes libgomp throttle its spin-waits, which halved decode speed here.
     torch.set_num_threads(1)

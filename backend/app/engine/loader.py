@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -64,6 +65,16 @@ def resolve_attention(attention: str, device: torch.device) -> str:
     if attention == "auto":
         return NAME if device.type == "cpu" else "sdpa"
     return attention
+
+
+def pin_cpu_kernels(device: torch.device, attention: str) -> None:
+    """Where a request's tokens must not depend on its batch (the batch-invariant kernel on a
+    CPU), keep oneDNN off AMX: its AMX bf16 matrix products round some rows differently with the
+    number of rows (measured on a Sapphire Rapids core), while the AVX512-BF16 ones give every
+    row the same result whatever the batch. Read by oneDNN at its first product, so this runs
+    before the model is built; an explicit ONEDNN_MAX_CPU_ISA wins."""
+    if device.type == "cpu" and attention == NAME:
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
 
 
 def check_quantization(quantization: str, device: torch.device, dtype: torch.dtype) -> None:
