@@ -61,6 +61,7 @@ sysdeps:
 lint: setup $(FRONTEND_STAMP)
 	$(BIN)/ruff check backend deploy bench
 	$(BIN)/ruff format --check backend deploy bench
+	cd backend && ../$(BIN)/lint-imports
 	cd frontend && npm run lint
 
 test-backend: setup models

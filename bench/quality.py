@@ -15,15 +15,16 @@ import math
 import os
 import platform
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from app.core.config import Settings
+from app.engine.config import EngineConfig, ModelOptions
 from app.engine.engine import Engine, RequestOutput
-from app.engine.loader import cpu_has_native_bf16
+from app.engine.loader import cpu_has_native_bf16, load_chat_model
 from app.engine.quantization import dense_capable, dense_weights
 from app.engine.sampling import SamplingParams
-from app.services import load_chat_model
 
 from .servers import default_mode, split_mode
 
@@ -108,11 +109,15 @@ def main() -> None:
     reference: list[list[int]] = []
     for dtype, quantization, dense_prefill in MODES:
         model, tokenizer = load_chat_model(
-            Settings(dtype=dtype, quantization=quantization, dense_prefill=dense_prefill)
+            ModelOptions.of(Settings(dtype=dtype, quantization=quantization, dense_prefill=dense_prefill))
         )
         torch.set_num_threads(os.cpu_count() or 1)  # loading leaves this thread single-threaded
         ppl = {name: perplexity(model, tokenizer.encode(text)) for name, text in HELD_OUT.items()}
-        engine = Engine(model, tokenizer, 2048, 1, len(PROMPTS), 512, 600.0)
+        # The server's engine, one sequence at a time: every prompt is decoded alone.
+        config = replace(
+            EngineConfig.of(settings), max_num_seqs=1, max_waiting=len(PROMPTS), queue_timeout_s=600
+        )
+        engine = Engine(model, tokenizer, config)
         engine.start()
         outputs = [greedy(engine, tokenizer, p) for p in PROMPTS]
         engine.shutdown()

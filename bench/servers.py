@@ -209,10 +209,11 @@ def default_mode() -> str:
     """The precision mode our server picks with DTYPE and QUANTIZATION unset, decided by its own
     code on the default model (QUANTIZATION=auto looks at the weights)."""
     from app.core.config import Settings
+    from app.engine.config import ModelOptions
+    from app.engine.loader import load_chat_model
     from app.engine.quantization import dense_capable, quantization_of
-    from app.services import load_chat_model
 
-    model, _ = load_chat_model(Settings())
+    model, _ = load_chat_model(ModelOptions.of(Settings()))
     dtype = str(model.dtype).removeprefix("torch.")
     return mode_name(dtype, quantization_of(model), packed_prefill=not dense_capable(model))
 

@@ -38,7 +38,7 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.draining = True
-        engine = services.ctx.engine
+        engine = services.engine
         engine.stop_admitting()
         logging.getLogger(__name__).info("draining: waiting up to %.0f s for running requests", self.grace_s)
 

@@ -1,7 +1,7 @@
 """Request and response bodies of the OpenAI API, field by field, as pydantic models.
 
 Requests forbid unknown fields (OpenAI answers those with a 400 too). Fields of OpenAI's schema
-that this server does not implement are declared, so they parse, and `serving.common` refuses
+that this server does not implement are declared, so they parse, and `serving.unsupported` refuses
 any non-default value with a 400 naming the parameter: never silently ignored.
 """
 
@@ -107,6 +107,10 @@ class SamplingRequest(Request):
     repetition_penalty: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
     ignore_eos: bool = False
 
+    def requested_max_tokens(self) -> int | None:
+        """The cap on generated tokens the client set, if any (the endpoint has a default)."""
+        return self.max_tokens
+
 
 # ---- chat completions ---------------------------------------------------------------------
 
@@ -135,6 +139,7 @@ class ChatMessage(Request):
 
 class ChatCompletionRequest(SamplingRequest):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    # OpenAI's newer name for max_tokens; it wins when both are set.
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     logprobs: bool | None = False
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
@@ -160,6 +165,9 @@ class ChatCompletionRequest(SamplingRequest):
     reasoning_effort: str | None = None
     verbosity: str | None = None
     moderation: Any = None
+
+    def requested_max_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
 
 
 class ChatCompletionTopLogprob(Response):
@@ -250,7 +258,6 @@ class CompletionRequest(SamplingRequest):
         | TokenIds
         | Annotated[list[TokenIds], Field(min_length=1)]
     )
-    max_tokens: Annotated[int, Field(ge=1)] | None = 16
     echo: bool | None = False
     logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
     best_of: Annotated[int, Field(ge=1, le=16)] | None = None

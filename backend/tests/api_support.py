@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,18 +17,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from server_process import CHAT_MODEL
 
-BACKEND_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = BACKEND_DIR.parent
-# The spec lives next to the clone, not inside it (…/shared/reference beside …/main).
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "openai-openapi.yaml"
-CHAT_MODEL_DIR = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
-EMBEDDING_MODEL_DIR = REPO_ROOT / "models" / "all-MiniLM-L6-v2"
-
+# OpenAI's published spec, kept in the repository (see reference/README.md).
+SPEC_PATH = Path(__file__).resolve().parent / "reference" / "openai-openapi.yaml"
 API_KEY = "test-key-5f1c"
-CHAT_MODEL = "SmolLM2-135M-Instruct"
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-STARTUP_TIMEOUT_S = 180.0
 REQUEST_TIMEOUT_S = 60.0
 
 SPEC_URI = "urn:openai-openapi"
@@ -43,9 +30,6 @@ SPEC_URI = "urn:openai-openapi"
 # the published CreateCompletionResponse does not allow; chunks are validated against a copy of
 # it that differs only in those two nulls.
 COMPLETION_CHUNK_SCHEMA = "_CompletionStreamChunk"
-
-# Every server this session started, so its log can be shown when something failed.
-SERVER_LOGS: list[Path] = []
 
 
 def _nullable_to_anyof(node: Any) -> Any:
@@ -100,91 +84,6 @@ class SchemaValidator:
 @lru_cache(maxsize=1)
 def schema_validator() -> SchemaValidator:
     return SchemaValidator(SPEC_PATH)
-
-
-# --- server processes -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_env(**overrides: str) -> dict[str, str]:
-    """Environment for a server under test: explicit models and names, so a developer's .env
-    cannot change what the tests talk to."""
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        CHAT_MODEL_PATH=str(CHAT_MODEL_DIR),
-        CHAT_MODEL_NAME=CHAT_MODEL,
-        EMBEDDING_MODEL_PATH=str(EMBEDDING_MODEL_DIR),
-        EMBEDDING_MODEL_NAME=EMBEDDING_MODEL,
-        API_KEY="",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(overrides)
-    return env
-
-
-def log_tail(path: Path, lines: int = 80) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "<no log>"
-
-
-@dataclass
-class ServerProcess:
-    proc: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
-    api_key: str | None
-    _log_file: Any = field(repr=False, default=None)
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._log_file is not None:
-            self._log_file.close()
-
-
-def start_server(log_path: Path, api_key: str | None = None, **env: str) -> ServerProcess:
-    """Starts `python -m app` on a free port and waits until GET /health answers 200."""
-    port = free_port()
-    log_file = log_path.open("wb")
-    SERVER_LOGS.append(log_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=BACKEND_DIR,
-        env=server_env(API_KEY=api_key or "", **env),
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, api_key, log_file)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            server.stop()
-            raise RuntimeError(f"server exited with {proc.returncode} during start-up:\n{log_tail(log_path)}")
-        try:
-            if httpx.get(f"{server.url}/health", headers=server.headers(), timeout=5).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"server not healthy after {STARTUP_TIMEOUT_S:.0f}s:\n{log_tail(log_path)}")
 
 
 # --- SSE ------------------------------------------------------------------------------------------

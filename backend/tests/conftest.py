@@ -8,17 +8,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from api_support import (
-    API_KEY,
-    CHAT_MODEL_DIR,
-    REQUEST_TIMEOUT_S,
-    SERVER_LOGS,
-    SchemaValidator,
-    ServerProcess,
-    log_tail,
-    schema_validator,
-    start_server,
-)
+from api_support import API_KEY, REQUEST_TIMEOUT_S, SchemaValidator, schema_validator
+from server_process import CHAT_MODEL_DIR, LOGS, ServerProcess, log_tail, start_server
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +55,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     """When anything failed, show the tail of each server's log next to the failures."""
     if not (terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")):
         return
-    for path in SERVER_LOGS:
+    for path in LOGS:
         terminalreporter.section(f"server log {path}")
         terminalreporter.write_line(log_tail(path, 120))

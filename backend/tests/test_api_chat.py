@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from api_support import CHAT_MODEL, SchemaValidator, chat_prompt_len
+from api_support import SchemaValidator, chat_prompt_len
+from server_process import CHAT_MODEL
 
 # SmolLM2 answers this at temperature 0 in 8 tokens and then stops by itself.
 SHORT_ANSWER = [{"role": "user", "content": "What is 2+2? Answer with a number only."}]

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import CHAT_MODEL, chat_stream_text, completion_stream_text, post_stream
+from api_support import chat_stream_text, completion_stream_text, post_stream
+from server_process import CHAT_MODEL
 
 CHAT_MESSAGES = [{"role": "user", "content": "请用中文介绍一下北京。"}]
 COMPLETION_PROMPT = "北京是中国的首都，"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from api_support import CHAT_MODEL, SchemaValidator
+from api_support import SchemaValidator
+from server_process import CHAT_MODEL
 
 PROMPT = "The capital of France is"
 

@@ -9,7 +9,8 @@ import struct
 import httpx
 import openai
 import pytest
-from api_support import EMBEDDING_MODEL, SchemaValidator, assert_error, assert_serves
+from api_support import SchemaValidator, assert_error, assert_serves
+from server_process import EMBEDDING_MODEL
 
 DIM = 384  # all-MiniLM-L6-v2
 

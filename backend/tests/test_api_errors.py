@@ -9,15 +9,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from api_support import (
-    API_KEY,
-    CHAT_MODEL,
-    EMBEDDING_MODEL,
-    assert_error,
-    assert_serves,
-    chat_prompt_len,
-    tiny_chat,
-)
+from api_support import API_KEY, assert_error, assert_serves, chat_prompt_len, tiny_chat
+from server_process import CHAT_MODEL, EMBEDDING_MODEL
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

@@ -13,18 +13,15 @@ import httpx
 import openai
 import pytest
 from api_support import (
-    CHAT_MODEL,
-    EMBEDDING_MODEL,
     REQUEST_TIMEOUT_S,
-    ServerProcess,
     SSEStream,
     assert_error,
     chat_prompt_len,
     post_stream,
     schema_validator,
-    start_server,
     stream_in_background,
 )
+from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess, start_server
 
 CONTEXT = 256
 NAME = "smol-ctx256"

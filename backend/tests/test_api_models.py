@@ -7,14 +7,8 @@ import time
 import httpx
 import openai
 import pytest
-from api_support import (
-    CHAT_MODEL,
-    EMBEDDING_MODEL,
-    SchemaValidator,
-    assert_error,
-    stream_in_background,
-    tiny_chat,
-)
+from api_support import SchemaValidator, assert_error, stream_in_background, tiny_chat
+from server_process import CHAT_MODEL, EMBEDDING_MODEL
 
 
 def test_list_models_matches_schema_and_lists_both_models(

@@ -11,16 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import torch
-from api_support import (
-    CHAT_MODEL_DIR,
-    EMBEDDING_MODEL,
-    REQUEST_TIMEOUT_S,
-    ServerProcess,
-    assert_error,
-    chat_stream_text,
-    post_stream,
-    start_server,
-)
+from api_support import REQUEST_TIMEOUT_S, assert_error, chat_stream_text, post_stream
+from server_process import CHAT_MODEL_DIR, EMBEDDING_MODEL, ServerProcess, start_server
 
 NAME = "tiny-gpt2"
 MESSAGES = [{"role": "user", "content": "Hi there, how are you?"}]

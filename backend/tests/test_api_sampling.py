@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from api_support import CHAT_MODEL, SchemaValidator, chat_stream_text, finish_reasons, post_stream
+from api_support import SchemaValidator, chat_stream_text, finish_reasons, post_stream
+from server_process import CHAT_MODEL
 
 POEM = [{"role": "user", "content": "Write a short poem about the sea."}]
 # Greedy decoding of this prompt falls into repeating tokens, which the penalties must break.

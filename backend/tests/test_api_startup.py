@@ -11,13 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from api_support import (
-    BACKEND_DIR,
-    CHAT_MODEL_DIR,
-    ServerProcess,
-    free_port,
-    server_env,
-)
+from server_process import BACKEND_DIR, CHAT_MODEL_DIR, ServerProcess, free_port, server_env
 
 from app.engine.loader import cpu_has_native_bf16
 

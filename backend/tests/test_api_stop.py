@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import CHAT_MODEL, chat_stream_text, completion_stream_text, finish_reasons, post_stream
+from api_support import chat_stream_text, completion_stream_text, finish_reasons, post_stream
+from server_process import CHAT_MODEL
 
 MESSAGES = [{"role": "user", "content": "Write a short poem about the sea."}]
 PROMPT = "The waves of the ocean"

@@ -9,7 +9,6 @@ import openai
 import pytest
 from api_support import (
     API_KEY,
-    CHAT_MODEL,
     SchemaValidator,
     SSEStream,
     assert_serves,
@@ -18,6 +17,7 @@ from api_support import (
     finish_reasons,
     post_stream,
 )
+from server_process import CHAT_MODEL
 
 MESSAGES = [{"role": "user", "content": "Write a short poem about the sea."}]
 PROMPT = "The capital of France is"

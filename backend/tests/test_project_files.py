@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from api_support import BACKEND_DIR, CHAT_MODEL_DIR, EMBEDDING_MODEL_DIR, REPO_ROOT
 from packaging.requirements import Requirement
+from server_process import BACKEND_DIR, CHAT_MODEL_DIR, EMBEDDING_MODEL_DIR, REPO_ROOT
 
 from app.core.config import Settings
 

@@ -11,25 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from server_process import LOGS, ServerProcess, free_port, log_tail, wait_healthy
 
-from support import (
-    LOGS,
-    Nginx,
-    Replica,
-    free_port,
-    log_tail,
-    make_run_dir,
-    release_copy,
-    start_nginx,
-    start_replica,
-    wait_healthy,
-)
+from support import Nginx, make_run_dir, release_copy, start_nginx, start_replica
 
 
 @dataclass
 class Site:
     nginx: Nginx
-    replicas: list[Replica]
+    replicas: list[ServerProcess]
     html: Path
 
     @property
@@ -50,8 +40,8 @@ def html(run_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def replicas(run_root: Path) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
+def replicas(run_root: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
     try:
         for i in range(2):
             started.append(start_replica(free_port(), run_root / f"backend-{i}.log"))
@@ -63,7 +53,7 @@ def replicas(run_root: Path) -> Iterator[list[Replica]]:
 
 
 @pytest.fixture(scope="session")
-def site(run_root: Path, html: Path, replicas: list[Replica]) -> Iterator[Site]:
+def site(run_root: Path, html: Path, replicas: list[ServerProcess]) -> Iterator[Site]:
     """The production site: Nginx with both replicas in its upstream."""
     nginx = start_nginx(run_root / "nginx", html, [f"127.0.0.1:{r.port}" for r in replicas])
     yield Site(nginx=nginx, replicas=replicas, html=html)

@@ -10,32 +10,29 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from server_process import (
+    CHAT_MODEL,
+    LOGS,
+    ServerProcess,
+    free_port,
+    launch,
+    log_tail,
+)
+
+import render_nginx
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 REPO = DEPLOY_DIR.parent
-sys.path.insert(0, str(DEPLOY_DIR))
 
-import render_nginx  # noqa: E402
-
-PYTHON = REPO / ".venv" / "bin" / "python"
-CHAT_MODEL = "SmolLM2-135M-Instruct"
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-CHAT_MODEL_DIR = REPO / "models" / CHAT_MODEL
-EMBEDDING_MODEL_DIR = REPO / "models" / EMBEDDING_MODEL
 # The built page; DEPLOY_TEST_DIST may point at another build (e.g. while frontend/ is in flux).
 DIST = Path(os.environ.get("DEPLOY_TEST_DIST", REPO / "frontend" / "dist"))
-STARTUP_TIMEOUT_S = 300.0
-
-# Logs of every process started, shown when a test fails.
-LOGS: list[Path] = []
 
 
 def nginx_binary() -> str:
@@ -45,23 +42,10 @@ def nginx_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def log_tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "<no log>"
 
 
 def make_run_dir(prefix: str) -> Path:
@@ -81,87 +65,9 @@ def release_copy(dest: Path) -> Path:
     return dest
 
 
-@dataclass
-class Replica:
-    port: int
-    log_path: Path
-    proc: subprocess.Popen[bytes]
-    _log: Any = field(repr=False, default=None)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        """As a crash would: SIGKILL, no draining."""
-        if self.alive:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._log:
-            self._log.close()
-            self._log = None
-
-
-def start_replica(port: int, log_path: Path, **env_overrides: str) -> Replica:
-    if not PYTHON.exists():
-        raise RuntimeError(f"{PYTHON} not found: run `make setup`")
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-        CHAT_MODEL_PATH=str(CHAT_MODEL_DIR),
-        CHAT_MODEL_NAME=CHAT_MODEL,
-        EMBEDDING_MODEL_PATH=str(EMBEDDING_MODEL_DIR),
-        EMBEDDING_MODEL_NAME=EMBEDDING_MODEL,
-        API_KEY="",
-        DEVICE="cpu",
-        # Two replicas share this machine's cores: one thread each.
-        NUM_THREADS="1",
-    )
-    env.update(env_overrides)
-    log = log_path.open("wb")
-    LOGS.append(log_path)
-    proc = subprocess.Popen(
-        [str(PYTHON), "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    return Replica(port=port, log_path=log_path, proc=proc, _log=log)
-
-
-def wait_healthy(replicas: list[Replica], timeout: float = STARTUP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    pending = list(replicas)
-    while pending:
-        for r in list(pending):
-            if not r.alive:
-                raise RuntimeError(f"backend on port {r.port} exited:\n{log_tail(r.log_path)}")
-            try:
-                if httpx.get(f"{r.url}/health", timeout=2).status_code == 200:
-                    pending.remove(r)
-            except httpx.HTTPError:
-                pass
-        if pending:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"backend on port {pending[0].port} not healthy after {timeout:.0f}s")
-            time.sleep(0.5)
+def start_replica(port: int, log_path: Path, **env: str) -> ServerProcess:
+    """A backend replica: two of them share this machine's cores, so one thread each."""
+    return launch(log_path, port=port, DEVICE="cpu", NUM_THREADS="1", **env)
 
 
 @dataclass
@@ -275,7 +181,7 @@ def timed_chat_stream(
 # --- what each replica says about itself ---------------------------------------------------------
 
 
-def replica_requests(replica: Replica, route: str, status: str = "200") -> float:
+def replica_requests(replica: ServerProcess, route: str, status: str = "200") -> float:
     """The replica's own count of answered requests (Prometheus counter on its /metrics)."""
     text = httpx.get(f"{replica.url}/metrics", timeout=10).text
     total = 0.0
@@ -289,7 +195,7 @@ def replica_requests(replica: Replica, route: str, status: str = "200") -> float
     return total
 
 
-def replica_metric(replica: Replica, name: str) -> float:
+def replica_metric(replica: ServerProcess, name: str) -> float:
     """An unlabelled sample (counter or gauge) from the replica's /metrics."""
     for line in httpx.get(f"{replica.url}/metrics", timeout=10).text.splitlines():
         if line.startswith(f"{name} "):
@@ -297,7 +203,7 @@ def replica_metric(replica: Replica, name: str) -> float:
     raise AssertionError(f"{name} not in {replica.url}/metrics")
 
 
-def replica_running(replica: Replica) -> int:
+def replica_running(replica: ServerProcess) -> int:
     """Sequences the replica is generating right now (its /health)."""
     return int(httpx.get(f"{replica.url}/health", timeout=10).json()["running"])
 

@@ -8,16 +8,10 @@ import json
 import time
 
 import httpx
+from server_process import CHAT_MODEL, EMBEDDING_MODEL
 
 from conftest import Site
-from support import (
-    CHAT_MODEL,
-    EMBEDDING_MODEL,
-    chat_body,
-    replica_metric,
-    replica_running,
-    timed_chat_stream,
-)
+from support import chat_body, replica_metric, replica_running, timed_chat_stream
 
 STORY = "Tell a long story about a dragon who learns to bake bread."
 

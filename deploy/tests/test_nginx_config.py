@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import free_port
 
 import render_nginx
-from support import DEPLOY_DIR, Nginx, free_port, make_run_dir, nginx_binary, port_open, start_nginx
+from support import DEPLOY_DIR, Nginx, make_run_dir, nginx_binary, port_open, start_nginx
 
 CONF = (DEPLOY_DIR / "nginx.conf").read_text()
 

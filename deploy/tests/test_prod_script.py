@@ -16,17 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import CHAT_MODEL, CHAT_MODEL_DIR, EMBEDDING_MODEL_DIR, free_port
 
-from support import (
-    CHAT_MODEL,
-    CHAT_MODEL_DIR,
-    DIST,
-    EMBEDDING_MODEL_DIR,
-    REPO,
-    chat_body,
-    free_port,
-    port_open,
-)
+from support import DIST, REPO, chat_body, port_open
 
 
 def consecutive_free_ports() -> int:

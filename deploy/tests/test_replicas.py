@@ -11,16 +11,10 @@ import time
 
 import httpx
 import pytest
+from server_process import wait_healthy
 
 from conftest import Site
-from support import (
-    chat_body,
-    replica_requests,
-    replica_running,
-    start_replica,
-    timed_chat_stream,
-    wait_healthy,
-)
+from support import chat_body, replica_requests, replica_running, start_replica, timed_chat_stream
 
 CHAT = "/v1/chat/completions"
 

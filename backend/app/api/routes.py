@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..core.errors import model_not_found
 from ..protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
 from ..services import Services
-from ..serving.common import model_not_found
 from .deps import require_api_key, services
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
@@ -52,7 +52,7 @@ health = APIRouter()
 @health.get("/health")
 async def get_health(request: Request) -> JSONResponse:
     loaded: Services | None = getattr(request.app.state, "services", None)
-    engine = loaded.ctx.engine if loaded else None
+    engine = loaded.engine if loaded else None
     body = {
         "status": "ok",
         "model_loaded": loaded is not None,

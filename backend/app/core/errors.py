@@ -39,6 +39,15 @@ class OpenAIError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
+def model_not_found(name: str) -> OpenAIError:
+    return OpenAIError(
+        404,
+        f"The model '{name}' does not exist. GET /v1/models lists the models served here.",
+        param="model",
+        code="model_not_found",
+    )
+
+
 def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:
     """('body', 'messages', 0, 'role') -> 'messages[0].role'; union-branch tags are dropped."""
     param = ""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ..engine.engine import RequestOutput
 
 REQUESTS = Counter("llm_http_requests_total", "HTTP requests by route and status.", ["route", "status"])
 PROMPT_TOKENS = Counter("llm_prompt_tokens_total", "Prompt tokens prefilled.")
@@ -32,28 +29,6 @@ E2E = Histogram(
 def track_engine(running: Callable[[], float], waiting: Callable[[], float]) -> None:
     RUNNING.set_function(running)
     WAITING.set_function(waiting)
-
-
-class GenerationTimer:
-    """Times one generation stream and counts its tokens, output by output."""
-
-    def __init__(self) -> None:
-        self.start = self.last = time.monotonic()
-        self.first = True
-
-    def record(self, out: RequestOutput) -> None:
-        now = time.monotonic()
-        if out.token_ids:
-            if self.first:
-                TTFT.observe(now - self.start)
-                PROMPT_TOKENS.inc(out.prompt_tokens)
-                self.first = False
-            else:
-                ITL.observe(now - self.last)
-            GENERATED_TOKENS.inc(len(out.token_ids))
-            self.last = now
-        if out.finish_reason in ("stop", "length"):
-            E2E.observe(now - self.start)
 
 
 class RequestMetrics:

@@ -34,7 +34,7 @@ class Embedder:
         )
         self.dimensions = self.model.config.hidden_size
         # One CPU thread: a multi-threaded OpenMP team here would slow the chat engine's (see
-        # services.load_chat_model), and a small encoder gains little from more.
+        # loader.load_chat_model), and a small encoder gains little from more.
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="embedder", initializer=torch.set_num_threads, initargs=(1,)
         )

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .config import EngineConfig
 from .fast_decoder import fast_decoder_for
 from .kv_cache import SlotKVCache
 from .memory import trim_heap
@@ -34,7 +35,8 @@ from .text import IncrementalDetokenizer
 
 log = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length", "abort", "error"]
+# Why a sequence ended: the API's two finish reasons, or cut short by a client or a failure.
+EndReason = Literal["stop", "length", "abort", "error"]
 
 # An idle engine's wait for the rest of a burst of requests (see Engine._drain): the event loop
 # hands over one request every half millisecond or so on a 2-core machine.
@@ -59,7 +61,7 @@ class RequestOutput:
     text: str
     token_ids: list[int]
     logprobs: list[TokenLogprobs]
-    finish_reason: FinishReason | None
+    finish_reason: EndReason | None
     prompt_tokens: int
     completion_tokens: int
     error: str | None = None
@@ -121,39 +123,30 @@ class GenerationStream:
 
 class Engine:
     def __init__(
-        self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
-        max_context: int,
-        max_num_seqs: int,
-        max_waiting: int,
-        max_num_batched_tokens: int,
-        queue_timeout_s: float,
-        fast_path: bool = True,
-        num_threads: int = 0,  # 0: all cores
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: EngineConfig
     ) -> None:
         self.model = model
-        self.num_threads = num_threads or os.cpu_count() or 1
-        self.fast = fast_decoder_for(model) if fast_path else None
+        self.config = config
+        self.num_threads = config.num_threads or os.cpu_count() or 1
+        self.fast = fast_decoder_for(model) if config.fast_path else None
         # Packed layers that kept their dense weight: prompts are prefilled with it (quantization.py).
         self._dense = dense_capable(model)
         self.tokenizer = tokenizer
-        self.max_context = max_context
-        self.max_num_seqs = max_num_seqs
-        self.max_waiting = max_waiting
-        self.max_num_batched_tokens = max_num_batched_tokens
-        self.queue_timeout_s = queue_timeout_s
+        text_config = model.config.get_text_config()
+        self.max_context: int = getattr(text_config, "max_position_embeddings", None) or 2048
+        if config.max_model_len:
+            self.max_context = min(self.max_context, config.max_model_len)
         self.device = model.device
-        config = model.config.get_text_config()
         eos = model.generation_config.eos_token_id
         if eos is None:
             eos = tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self.cache = SlotKVCache(
-            num_layers=config.num_hidden_layers,
-            num_kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
-            head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
-            max_slots=max_num_seqs,
+            num_layers=text_config.num_hidden_layers,
+            num_kv_heads=getattr(text_config, "num_key_value_heads", None) or text_config.num_attention_heads,
+            head_dim=getattr(text_config, "head_dim", None)
+            or text_config.hidden_size // text_config.num_attention_heads,
+            max_slots=config.max_num_seqs,
             dtype=model.dtype,
             device=self.device,
         )
@@ -204,11 +197,9 @@ class Engine:
         if not self._accepting or not self.alive:
             raise EngineUnavailable("The server is shutting down; retry on another replica or later.")
         with self._lock:
-            if self._in_flight >= self.max_num_seqs + self.max_waiting:
-                raise EngineBusy(
-                    f"The server is busy: {self._in_flight - self.max_num_seqs} requests already wait. "
-                    "Retry shortly."
-                )
+            if self._in_flight >= self.config.max_num_seqs + self.config.max_waiting:
+                waiting = self._in_flight - self.config.max_num_seqs
+                raise EngineBusy(f"The server is busy: {waiting} requests already wait. Retry shortly.")
             self._in_flight += 1
         request_id = uuid.uuid4().hex
         seq = _Sequence(
@@ -286,15 +277,16 @@ class Engine:
 
     def _expire_waiting(self) -> None:
         now = time.monotonic()
-        while self._waiting and now - self._waiting[0].arrival > self.queue_timeout_s:
+        while self._waiting and now - self._waiting[0].arrival > self.config.queue_timeout_s:
             self._finish(
                 self._waiting[0],
                 "error",
-                f"The request waited more than {self.queue_timeout_s:g} s for a free slot. Retry later.",
+                f"The request waited more than {self.config.queue_timeout_s:g} s for a free slot. "
+                "Retry later.",
             )
 
     def _admit(self) -> None:
-        while self._waiting and len(self._slots) < self.max_num_seqs:
+        while self._waiting and len(self._slots) < self.config.max_num_seqs:
             seq = self._waiting.popleft()
             seq.slot = len(self._slots)
             self._slots.append(seq)
@@ -314,7 +306,7 @@ class Engine:
 
     def _prefill_step(self) -> None:
         self.stats.prefill_steps += 1
-        budget = self.max_num_batched_tokens
+        budget = self.config.max_num_batched_tokens
         batch: list[_Sequence] = []
         chunk = 0
         for seq in self._slots[self._num_decoding :]:
@@ -384,7 +376,7 @@ class Engine:
             seq.last_token = token
             seq.num_output += 1
             seq.state.record(token)
-            finish: FinishReason | None = None
+            finish: EndReason | None = None
             if token in self.eos_ids and not seq.params.ignore_eos:
                 text, finish = seq.detok.flush(), "stop"
             else:
@@ -410,7 +402,7 @@ class Engine:
             if finish is not None or not delivered:
                 self._release(seq)
 
-    def _finish(self, seq: _Sequence, reason: FinishReason, error: str | None = None) -> None:
+    def _finish(self, seq: _Sequence, reason: EndReason, error: str | None = None) -> None:
         """End a request early (abort, timeout, failure) and tell its consumer."""
         if seq.slot >= 0:
             self._release(seq)

@@ -1,22 +1,37 @@
-"""Loading models from local folders, choosing the device and dtype."""
+"""Loading the chat model from a local folder: device, dtype, attention kernel, quantisation.
+
+HTTP-free, so the server, the benchmarks and the tests load the model the same way.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .attention import NAME
-from .quantization import Quantization, on_int4_grid
+from .config import ModelOptions
+from .memory import trim_heap
+from .quantization import Quantization, on_int4_grid, quantize_model
 
 log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
     """A model folder is missing or unreadable; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype: torch.dtype
+    attention: str
 
 
 def resolve_device(device: str) -> torch.device:
@@ -67,16 +82,6 @@ def resolve_attention(attention: str, device: torch.device) -> str:
     return attention
 
 
-def pin_cpu_kernels(device: torch.device, attention: str) -> None:
-    """Where a request's tokens must not depend on its batch (the batch-invariant kernel on a
-    CPU), keep oneDNN off AMX: its AMX bf16 matrix products round some rows differently with the
-    number of rows (measured on a Sapphire Rapids core), while the AVX512-BF16 ones give every
-    row the same result whatever the batch. Read by oneDNN at its first product, so this runs
-    before the model is built; an explicit ONEDNN_MAX_CPU_ISA wins."""
-    if device.type == "cpu" and attention == NAME:
-        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
-
-
 def check_quantization(quantization: str, device: torch.device, dtype: torch.dtype) -> None:
     if quantization not in ("int8", "int4"):
         return
@@ -110,3 +115,71 @@ def check_model_folder(path: Path, what: str) -> None:
             f"{what} model folder {path} has no config.json: run `make models`, "
             f"or point the setting at a Hugging Face model folder."
         )
+
+
+def preflight(options: ModelOptions) -> Placement:
+    """Everything that can be checked before loading: fails with one line saying what to fix."""
+    check_model_folder(options.chat_model_path, "Chat")
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    check_quantization(options.quantization, device, dtype)
+    return Placement(device, dtype, resolve_attention(options.attention, device))
+
+
+def pin_cpu_kernels(device: torch.device, attention: str) -> None:
+    """Where a request's tokens must not depend on its batch (the batch-invariant kernel on a
+    CPU), keep oneDNN off AMX: its AMX bf16 matrix products round some rows differently with the
+    number of rows (measured on a Sapphire Rapids core), while the AVX512-BF16 ones give every
+    row the same result whatever the batch. Read by oneDNN at its first product, so this runs
+    before the model is built; an explicit ONEDNN_MAX_CPU_ISA wins."""
+    if device.type == "cpu" and attention == NAME:
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+
+
+def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    place = preflight(options)
+    pin_cpu_kernels(place.device, place.attention)
+    # Loading runs single-threaded: a second OpenMP thread team beside the engine's (whose thread
+    # count is NUM_THREADS) makes libgomp throttle its spin-waits, which halved decode speed here.
+    torch.set_num_threads(1)
+    path = options.chat_model_path
+    log.info(
+        "loading chat model %s on %s (%s, %s attention)", path, place.device, place.dtype, place.attention
+    )
+    with loading("Chat", path):
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            local_files_only=True,
+            dtype=place.dtype,
+            attn_implementation=place.attention,
+            device_map=options.device_map,
+        )
+        if options.device_map is None:
+            model = model.to(place.device)
+    quantization = resolve_quantization(options.quantization, model)
+    if quantization != "none":
+        count = quantize_model(model, quantization, keep_dense=options.dense_prefill)
+        trim_heap()  # the float copies quantising made, and the weights it replaced (unless kept)
+        log.info(
+            "quantised %d linear layers to %s (weight-only%s)",
+            count,
+            quantization,
+            ", dense weights kept for prefill" if options.dense_prefill else "",
+        )
+    return model.eval(), tokenizer
+
+
+@contextmanager
+def loading(what: str, path: Path) -> Iterator[None]:
+    """Turn any failure to read a model folder into one line naming the folder and the fix."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise ModelLoadError(
+            f"{what} model folder {path} could not be loaded ({type(exc).__name__}: {first_line[:200]}). "
+            "Run `make models` for the default models, or point the setting at a complete model folder."
+        ) from exc

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import partial
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from ..core.errors import OpenAIError
-from ..engine.engine import RequestOutput
 from ..engine.sampling import TokenLogprobs
 from ..protocol import (
     ChatCompletionChoice,
@@ -24,20 +21,32 @@ from ..protocol import (
     CompletionUsage,
     DeltaMessage,
 )
-from .common import Choice, GenerationService, collect_choices, stream_error_event, usage_of
+from .choices import Choice, collect_choices, usage_of
+from .generation import GenerationService, Reply
+from .streams import Outputs, stream_error_event
 
 
-class ChatService(GenerationService):
+class ChatService(GenerationService[ChatCompletionRequest]):
     id_prefix = "chatcmpl"
+    default_max_tokens = None  # the rest of the context
 
-    def _prompt_ids(self, request: ChatCompletionRequest) -> list[int]:
+    def prompts(self, request: ChatCompletionRequest) -> list[list[int]]:
+        fmt = (request.response_format or {}).get("type", "text")
+        if fmt != "text":
+            raise OpenAIError(
+                400,
+                f"response_format type '{fmt}' is not supported; only 'text' is.",
+                param="response_format",
+            )
+        if request.top_logprobs and not request.logprobs:
+            raise OpenAIError(400, "top_logprobs requires logprobs to be true.", param="top_logprobs")
         for i, message in enumerate(request.messages):
-            for field in ("tool_calls", "function_call", "audio"):
-                if getattr(message, field) is not None:
+            for name in ("tool_calls", "function_call", "audio"):
+                if getattr(message, name) is not None:
                     raise OpenAIError(
                         400,
-                        f"Assistant messages with '{field}' are not supported by this server.",
-                        param=f"messages[{i}].{field}",
+                        f"Assistant messages with '{name}' are not supported by this server.",
+                        param=f"messages[{i}].{name}",
                     )
             if message.content is None and message.role != "assistant":
                 raise OpenAIError(400, f"Message {i} has no content.", param=f"messages[{i}].content")
@@ -54,108 +63,62 @@ class ChatService(GenerationService):
             raise OpenAIError(
                 400, f"The model's chat template rejected the messages: {exc}", param="messages"
             ) from exc
-        return self.ctx.tokenizer.encode(text, add_special_tokens=False)
+        return [self.ctx.tokenizer.encode(text, add_special_tokens=False)]
 
-    async def create(self, request: ChatCompletionRequest, raw: Request) -> Response:
-        self.check(request)
-        fmt = (request.response_format or {}).get("type", "text")
-        if fmt != "text":
-            raise OpenAIError(
-                400,
-                f"response_format type '{fmt}' is not supported; only 'text' is.",
-                param="response_format",
-            )
-        if request.top_logprobs and not request.logprobs:
-            raise OpenAIError(400, "top_logprobs requires logprobs to be true.", param="top_logprobs")
-        prompt_ids = self._prompt_ids(request)
-        max_tokens = request.max_completion_tokens or request.max_tokens
-        n = request.n or 1
-        prompts = [
-            (
-                prompt_ids,
-                self.ctx.sampling_params(
-                    request,
-                    len(prompt_ids),
-                    max_tokens,
-                    i,
-                    logprobs=bool(request.logprobs),
-                    top_logprobs=request.top_logprobs or 0,
-                ),
-            )
-            for i in range(n)
-        ]
-        return await self.respond(
-            request,
-            raw,
-            prompts,
-            partial(self._stream, request=request, n=n),
-            partial(self._collect, request=request, n=n),
-        )
+    def logprobs(self, request: ChatCompletionRequest) -> tuple[bool, int]:
+        return bool(request.logprobs), request.top_logprobs or 0
 
-    def _logprobs(self, entries: list[TokenLogprobs]) -> list[ChatCompletionTokenLogprob]:
-        result = []
+    def _logprobs(
+        self, request: ChatCompletionRequest, entries: list[TokenLogprobs]
+    ) -> ChoiceLogprobs | None:
+        if not request.logprobs:
+            return None
+        content = []
         for entry in entries:
             text, raw = self.tokens.get(entry.token_id)
             top = [
                 ChatCompletionTopLogprob(token=t, logprob=lp, bytes=b)
                 for t, b, lp in ((*self.tokens.get(tid), lp) for tid, lp in entry.top)
             ]
-            result.append(
+            content.append(
                 ChatCompletionTokenLogprob(token=text, logprob=entry.logprob, bytes=raw, top_logprobs=top)
             )
-        return result
+        return ChoiceLogprobs(content=content)
 
-    async def _collect(
-        self,
-        outputs: AsyncIterator[tuple[int, RequestOutput]],
-        response_id: str,
-        created: int,
-        request: ChatCompletionRequest,
-        n: int,
-    ) -> JSONResponse:
-        choices = await collect_choices(outputs, [""] * n)
+    async def collect(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> JSONResponse:
+        choices = await collect_choices(outputs, reply.echoes)
         body = ChatCompletionResponse(
-            id=response_id,
-            created=created,
+            id=reply.id,
+            created=reply.created,
             model=self.ctx.name,
             system_fingerprint=self.ctx.fingerprint,
             choices=[
                 ChatCompletionChoice(
                     index=i,
                     message=ChatCompletionResponseMessage(content=choice.text),
-                    logprobs=ChoiceLogprobs(content=self._logprobs([e for e, _ in choice.logprobs]))
-                    if request.logprobs
-                    else None,
+                    logprobs=self._logprobs(reply.request, [e for e, _ in choice.logprobs]),
                     finish_reason=choice.finish_reason,
                 )
                 for i, choice in enumerate(choices)
             ],
-            usage=usage_of(choices, n),
+            usage=usage_of(choices, reply.n),
         )
         return JSONResponse(body.model_dump())
 
-    async def _stream(
-        self,
-        outputs: AsyncIterator[tuple[int, RequestOutput]],
-        response_id: str,
-        created: int,
-        request: ChatCompletionRequest,
-        n: int,
-        include_usage: bool,
-    ) -> AsyncIterator[str]:
+    async def stream(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> AsyncIterator[str]:
         def chunk(choices: list[ChatCompletionStreamChoice], usage: CompletionUsage | None = None) -> str:
             body = ChatCompletionStreamResponse(
-                id=response_id,
-                created=created,
+                id=reply.id,
+                created=reply.created,
                 model=self.ctx.name,
                 choices=choices,
                 system_fingerprint=self.ctx.fingerprint,
                 usage=usage,
             )
-            return body.model_dump_json(exclude=None if include_usage else {"usage"})
+            return body.model_dump_json(exclude=None if reply.include_usage else {"usage"})
 
-        choices = [Choice() for _ in range(n)]
-        for i in range(n):
+        choices = [Choice() for _ in reply.echoes]
+        for i in range(len(choices)):
             yield chunk(
                 [ChatCompletionStreamChoice(index=i, delta=DeltaMessage(role="assistant", content=""))]
             )
@@ -170,9 +133,7 @@ class ChatService(GenerationService):
                         ChatCompletionStreamChoice(
                             index=index,
                             delta=DeltaMessage(content=out.text),
-                            logprobs=ChoiceLogprobs(content=self._logprobs(out.logprobs))
-                            if request.logprobs
-                            else None,
+                            logprobs=self._logprobs(reply.request, out.logprobs),
                         )
                     ]
                 )
@@ -184,5 +145,5 @@ class ChatService(GenerationService):
                         )
                     ]
                 )
-        if include_usage:
-            yield chunk([], usage_of(choices, n))
+        if reply.include_usage:
+            yield chunk([], usage_of(choices, reply.n))

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import partial
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from ..core.errors import OpenAIError
-from ..engine.engine import RequestOutput
 from ..engine.sampling import TokenLogprobs
 from ..protocol import (
     CompletionChoice,
@@ -18,13 +15,21 @@ from ..protocol import (
     CompletionResponse,
     CompletionUsage,
 )
-from .common import Choice, GenerationService, collect_choices, stream_error_event, usage_of
+from .choices import Choice, collect_choices, usage_of
+from .generation import GenerationService, Reply
+from .streams import Outputs, stream_error_event
 
 
-class CompletionService(GenerationService):
+class CompletionService(GenerationService[CompletionRequest]):
     id_prefix = "cmpl"
+    default_max_tokens = 16  # OpenAI's, for completions
 
-    def _prompts(self, request: CompletionRequest) -> list[list[int]]:
+    def prompts(self, request: CompletionRequest) -> list[list[int]]:
+        n = request.n or 1
+        if request.best_of is not None and request.best_of != n:
+            raise OpenAIError(400, "best_of must equal n here (no server-side ranking).", param="best_of")
+        if request.echo and request.logprobs is not None:
+            raise OpenAIError(400, "echo with logprobs (prompt logprobs) is not supported.", param="echo")
         prompt = request.prompt
         if isinstance(prompt, str):
             prompt = [prompt]
@@ -46,41 +51,18 @@ class CompletionService(GenerationService):
             result.append(ids)
         return result
 
-    async def create(self, request: CompletionRequest, raw: Request) -> Response:
-        self.check(request)
-        n = request.n or 1
-        if request.best_of is not None and request.best_of != n:
-            raise OpenAIError(400, "best_of must equal n here (no server-side ranking).", param="best_of")
-        if request.echo and request.logprobs is not None:
-            raise OpenAIError(400, "echo with logprobs (prompt logprobs) is not supported.", param="echo")
-        prompts = self._prompts(request)
-        jobs = [
-            (
-                ids,
-                self.ctx.sampling_params(
-                    request,
-                    len(ids),
-                    request.max_tokens if "max_tokens" in request.model_fields_set else None,
-                    i,
-                    default_max=request.max_tokens,
-                    logprobs=request.logprobs is not None,
-                    top_logprobs=request.logprobs or 0,
-                ),
-            )
-            for ids in prompts
-            for i in range(n)
-        ]
-        echoes = [self.ctx.tokenizer.decode(ids) if request.echo else "" for ids in prompts for _ in range(n)]
-        return await self.respond(
-            request,
-            raw,
-            jobs,
-            partial(self._stream, request=request, echoes=echoes),
-            partial(self._collect, request=request, echoes=echoes),
-        )
+    def logprobs(self, request: CompletionRequest) -> tuple[bool, int]:
+        return request.logprobs is not None, request.logprobs or 0
 
-    def _logprobs(self, entries: list[tuple[TokenLogprobs, int]]) -> CompletionLogprobs:
+    def echo(self, request: CompletionRequest, prompt_ids: list[int]) -> str:
+        return self.ctx.tokenizer.decode(prompt_ids) if request.echo else ""
+
+    def _logprobs(
+        self, request: CompletionRequest, entries: list[tuple[TokenLogprobs, int]]
+    ) -> CompletionLogprobs | None:
         """Legacy logprobs; each entry comes with the offset in the text where its token's text begins."""
+        if request.logprobs is None:
+            return None
         result = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
         for entry, offset in entries:
             result.tokens.append(self.tokens.get(entry.token_id)[0])
@@ -90,58 +72,42 @@ class CompletionService(GenerationService):
         return result
 
     def _response(
-        self, response_id: str, created: int, choices: list[CompletionChoice], usage: CompletionUsage | None
-    ):
+        self, reply: Reply[CompletionRequest], choices: list[CompletionChoice], usage: CompletionUsage | None
+    ) -> CompletionResponse:
         return CompletionResponse(
-            id=response_id,
-            created=created,
+            id=reply.id,
+            created=reply.created,
             model=self.ctx.name,
             choices=choices,
             usage=usage,
             system_fingerprint=self.ctx.fingerprint,
         )
 
-    async def _collect(
-        self,
-        outputs: AsyncIterator[tuple[int, RequestOutput]],
-        response_id: str,
-        created: int,
-        request: CompletionRequest,
-        echoes: list[str],
-    ) -> JSONResponse:
-        choices = await collect_choices(outputs, echoes)
+    async def collect(self, reply: Reply[CompletionRequest], outputs: Outputs) -> JSONResponse:
+        choices = await collect_choices(outputs, reply.echoes)
         body = self._response(
-            response_id,
-            created,
+            reply,
             [
                 CompletionChoice(
                     index=i,
                     text=choice.text,
-                    logprobs=self._logprobs(choice.logprobs) if request.logprobs is not None else None,
+                    logprobs=self._logprobs(reply.request, choice.logprobs),
                     finish_reason=choice.finish_reason,
                 )
                 for i, choice in enumerate(choices)
             ],
-            usage_of(choices, request.n or 1),
+            usage_of(choices, reply.n),
         )
         return JSONResponse(body.model_dump())
 
-    async def _stream(
-        self,
-        outputs: AsyncIterator[tuple[int, RequestOutput]],
-        response_id: str,
-        created: int,
-        request: CompletionRequest,
-        echoes: list[str],
-        include_usage: bool,
-    ) -> AsyncIterator[str]:
+    async def stream(self, reply: Reply[CompletionRequest], outputs: Outputs) -> AsyncIterator[str]:
         def chunk(choices: list[CompletionChoice], usage: CompletionUsage | None = None) -> str:
-            return self._response(response_id, created, choices, usage).model_dump_json(
-                exclude=None if include_usage else {"usage"}
+            return self._response(reply, choices, usage).model_dump_json(
+                exclude=None if reply.include_usage else {"usage"}
             )
 
-        choices = [Choice(text=echo) for echo in echoes]
-        for i, echo in enumerate(echoes):
+        choices = [Choice(text=echo) for echo in reply.echoes]
+        for i, echo in enumerate(reply.echoes):
             if echo:
                 yield chunk([CompletionChoice(index=i, text=echo, finish_reason=None)])
         async for index, out in outputs:
@@ -152,14 +118,10 @@ class CompletionService(GenerationService):
             offset = len(choice.text)
             choice.add(out)
             if out.text or out.logprobs or out.finish_reason is not None:
-                logprobs = (
-                    self._logprobs([(entry, offset) for entry in out.logprobs])
-                    if request.logprobs is not None
-                    else None
-                )
+                logprobs = self._logprobs(reply.request, [(entry, offset) for entry in out.logprobs])
                 reason = choice.finish_reason if out.finish_reason is not None else None
                 yield chunk(
                     [CompletionChoice(index=index, text=out.text, logprobs=logprobs, finish_reason=reason)]
                 )
-        if include_usage:
-            yield chunk([], usage_of(choices, request.n or 1))
+        if reply.include_usage:
+            yield chunk([], usage_of(choices, reply.n))

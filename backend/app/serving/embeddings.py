@@ -6,10 +6,9 @@ import base64
 
 from fastapi.responses import JSONResponse
 
-from ..core.errors import OpenAIError
+from ..core.errors import OpenAIError, model_not_found
 from ..engine.embedder import Embedder
 from ..protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
-from .common import model_not_found
 
 
 class EmbeddingService:

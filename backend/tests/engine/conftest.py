@@ -6,14 +6,16 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
 
 from app.core.config import Settings
+from app.engine.config import EngineConfig, ModelOptions
 from app.engine.engine import Engine
+from app.engine.loader import load_chat_model
 from app.engine.sampling import SamplingParams, TokenLogprobs
-from app.services import load_chat_model
 
 
 @dataclass
@@ -24,25 +26,30 @@ class Result:
     logprobs: list[TokenLogprobs]
 
 
+def load_model(**settings: Any) -> tuple[torch.nn.Module, Any]:
+    """The chat model as the server loads it with these settings (the defaults otherwise)."""
+    return load_chat_model(ModelOptions.of(Settings(**settings)))
+
+
 @pytest.fixture(scope="session")
 def model_and_tokenizer() -> tuple[torch.nn.Module, object]:
     """The model as the server loads it by default: same precision, same attention kernel."""
-    return load_chat_model(Settings())
+    return load_model()
 
 
 @contextmanager
 def running_engine(model: torch.nn.Module, tokenizer: object, fast_path: bool = True) -> Iterator[Engine]:
     """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
-    eng = Engine(
-        model,  # type: ignore[arg-type]
-        tokenizer,  # type: ignore[arg-type]
-        max_context=2048,
+    config = EngineConfig(
+        max_model_len=2048,
         max_num_seqs=8,
         max_waiting=4,
         max_num_batched_tokens=256,
         queue_timeout_s=60,
         fast_path=fast_path,
+        num_threads=0,
     )
+    eng = Engine(model, tokenizer, config)  # type: ignore[arg-type]
     eng.start()
     try:
         yield eng

@@ -75,7 +75,7 @@ def test_long_prompt_is_prefilled_in_chunks_beside_running_streams(
     _, tokenizer = model_and_tokenizer
     short = chat_ids(tokenizer, "Say something nice.")
     long = chat_ids(tokenizer, "Summarise: " + "The quick brown fox jumps over the lazy dog. " * 60)
-    assert len(long) > 2 * engine.max_num_batched_tokens
+    assert len(long) > 2 * engine.config.max_num_batched_tokens
     greedy = SamplingParams(max_tokens=10, temperature=0.0)
     alone = run_together(engine, [(long, greedy), (short, greedy)])
     assert alone[0].token_ids == run_together(engine, [(long, greedy)])[0].token_ids
@@ -140,7 +140,7 @@ def test_cancelled_streams_free_their_slots(engine: Engine, model_and_tokenizer)
 def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_tokenizer) -> None:
     _, tokenizer = model_and_tokenizer
     ids = chat_ids(tokenizer, "Write a very long story.")
-    capacity = engine.max_num_seqs + engine.max_waiting
+    capacity = engine.config.max_num_seqs + engine.config.max_waiting
     _wait_until(lambda: engine.idle)  # requests of earlier tests are all accounted for
 
     async def overfill() -> None:

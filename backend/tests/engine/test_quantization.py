@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from app.core.config import Settings
 from app.engine.loader import ModelLoadError, check_quantization, resolve_quantization
 from app.engine.quantization import (
     INT4_GROUP,
@@ -22,9 +21,8 @@ from app.engine.quantization import (
     quantize_model,
 )
 from app.engine.sampling import SamplingParams
-from app.services import load_chat_model
 
-from .conftest import chat_ids, run_together, running_engine
+from .conftest import chat_ids, load_model, run_together, running_engine
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 PRECISION_DOC = DOCS / "precision.md"
@@ -119,7 +117,7 @@ def test_quantization_it_cannot_run_fast_is_refused_before_loading() -> None:
 
 
 def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
-    model, tokenizer = load_chat_model(Settings(quantization="int8"))
+    model, tokenizer = load_model(quantization="int8")
     assert quantization_of(model) == "int8"
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     jobs = [
@@ -138,9 +136,9 @@ def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
 def test_prompts_are_prefilled_with_the_dense_weights_and_can_skip_them() -> None:
     """The first token comes from the prefill: with DENSE_PREFILL it is the unquantised model's,
     logprobs and all. DENSE_PREFILL=false keeps only the packed weights and stays batch-invariant."""
-    dense_model, tokenizer = load_chat_model(Settings(quantization="int4"))
-    plain_model, _ = load_chat_model(Settings(quantization="none"))
-    packed_model, _ = load_chat_model(Settings(quantization="int4", dense_prefill=False))
+    dense_model, tokenizer = load_model(quantization="int4")
+    plain_model, _ = load_model(quantization="none")
+    packed_model, _ = load_model(quantization="int4", dense_prefill=False)
     assert len(dense_capable(dense_model)) == 210 and dense_capable(packed_model) == []
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=True, top_logprobs=5)

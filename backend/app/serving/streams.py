@@ -1,0 +1,154 @@
+"""From engine streams to HTTP: merging n choices, the first output, SSE framing, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
+
+from ..core.errors import OpenAIError
+from ..core.metrics import E2E, GENERATED_TOKENS, ITL, PROMPT_TOKENS, TTFT
+from ..engine.engine import Engine, EngineBusy, EngineUnavailable, GenerationStream, RequestOutput
+from ..engine.sampling import SamplingParams
+
+Outputs = AsyncIterator[tuple[int, RequestOutput]]
+
+
+class GenerationTimer:
+    """Times one generation stream and counts its tokens, output by output."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.first = True
+
+    def record(self, out: RequestOutput) -> None:
+        now = time.monotonic()
+        if out.token_ids:
+            if self.first:
+                TTFT.observe(now - self.start)
+                PROMPT_TOKENS.inc(out.prompt_tokens)
+                self.first = False
+            else:
+                ITL.observe(now - self.last)
+            GENERATED_TOKENS.inc(len(out.token_ids))
+            self.last = now
+        if out.finish_reason in ("stop", "length"):
+            E2E.observe(now - self.start)
+
+
+async def merge_streams(streams: list[GenerationStream]) -> Outputs:
+    """Interleave the outputs of n choices as they come; closing this aborts them all."""
+    queue: asyncio.Queue[tuple[int, RequestOutput]] = asyncio.Queue()
+    timers = [GenerationTimer() for _ in streams]
+
+    async def pump(index: int) -> None:
+        async for out in streams[index]:
+            await queue.put((index, out))
+
+    tasks = [asyncio.create_task(pump(i)) for i in range(len(streams))]
+    try:
+        while any(not s.finished for s in streams) or not queue.empty():
+            index, out = await queue.get()
+            timers[index].record(out)
+            yield index, out
+    finally:
+        for task in tasks:
+            task.cancel()
+        for stream in streams:
+            stream.cancel()
+
+
+def start_generation(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -> Outputs:
+    """Submit every job at once (all or none), as one merged stream of (job index, output)."""
+    streams: list[GenerationStream] = []
+    try:
+        for ids, params in jobs:
+            streams.append(engine.generate(ids, params))
+    except (EngineBusy, EngineUnavailable) as exc:
+        for stream in streams:  # n > 1 and only some got in: none of them may run
+            stream.cancel()
+        if isinstance(exc, EngineBusy):
+            raise OpenAIError(
+                429,
+                str(exc),
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": "1"},
+            ) from exc
+        raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
+    return merge_streams(streams)
+
+
+async def first_output(outputs: Outputs, patience: float | None) -> asyncio.Task[tuple[int, RequestOutput]]:
+    """Wait up to `patience` seconds for the first output before answering.
+
+    A request that fails in that time (a queue timeout, say) still gets a real status code; a
+    stream that must wait longer starts anyway, so keep-alive comments flow while it waits.
+    """
+    first = asyncio.ensure_future(anext(outputs))
+    await asyncio.wait({first}, timeout=patience)
+    if first.done():
+        error = first.exception()
+        if error is None and first.result()[1].error is not None:
+            error = OpenAIError(
+                503, str(first.result()[1].error), type="server_error", code="service_unavailable"
+            )
+        if error is not None:
+            await outputs.aclose()  # type: ignore[attr-defined]
+            raise error
+    return first
+
+
+async def with_first(first: asyncio.Task[tuple[int, RequestOutput]], rest: Outputs) -> Outputs:
+    try:
+        yield await first
+        async for item in rest:
+            yield item
+    finally:
+        first.cancel()
+        await rest.aclose()  # type: ignore[attr-defined]
+
+
+def stream_error_event(message: str) -> str:
+    return json.dumps(
+        {"error": {"message": message, "type": "server_error", "param": None, "code": "generation_failed"}}
+    )
+
+
+def sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
+    """OpenAI's framing: `data: …` lines, `\\n` separators; no caching or proxy buffering."""
+
+    async def framed() -> AsyncIterator[dict[str, str]]:
+        async for data in events:
+            yield {"data": data}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(
+        framed(),
+        ping=ping_s,
+        sep="\n",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def until_disconnected(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
+    """Run a non-streaming request, cancelling it (and so its generation) if the client leaves."""
+    task = asyncio.create_task(work())
+
+    async def watch() -> None:
+        while not task.done():
+            if await request.is_disconnected():
+                task.cancel()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
