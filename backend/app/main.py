@@ -28,10 +28,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or await asyncio.to_thread(load_services, settings)
-        stats = app.state.services.engine.stats
-        track_engine(lambda: stats.running, lambda: stats.waiting)
-        yield
         engine = app.state.services.engine
+        track_engine(
+            lambda: engine.stats.running,
+            lambda: engine.stats.waiting,
+            lambda: engine.blocks.in_use / engine.blocks.usable,
+        )
+        yield
         engine.stop_admitting()
         await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s)
 

@@ -198,10 +198,15 @@ class ChatCompletionChoice(Response):
     finish_reason: FinishReason
 
 
+class PromptTokensDetails(Response):
+    cached_tokens: int
+
+
 class CompletionUsage(Response):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails
 
 
 def _now() -> int:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_num_seqs: int = Field(default=16, ge=1)
     max_waiting: int = Field(default=64, ge=0)
     max_num_batched_tokens: int = Field(default=512, ge=16)
+    # The KV cache's memory (GiB); 0 sizes it for the machine: a quarter of RAM on a CPU (8 GiB at
+    # most), half the free GPU memory after loading. Memory is used as tokens arrive.
+    kv_cache_memory_gb: float = Field(default=0, ge=0)
+    # Reuse the keys of prompt prefixes seen before (earlier turns, shared system prompts).
+    enable_prefix_caching: bool = True
     queue_timeout_s: float = Field(default=120.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)

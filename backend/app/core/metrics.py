@@ -10,7 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("llm_http_requests_total", "HTTP requests by route and status.", ["route", "status"])
-PROMPT_TOKENS = Counter("llm_prompt_tokens_total", "Prompt tokens prefilled.")
+PROMPT_TOKENS = Counter("llm_prompt_tokens_total", "Prompt tokens of requests that started answering.")
+# vLLM's names: prompt tokens looked up in the prefix cache, and those found there.
+PREFIX_QUERIES = Counter("llm_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.")
+PREFIX_HITS = Counter("llm_prefix_cache_hits_total", "Prompt tokens whose keys came from the prefix cache.")
+KV_USAGE = Gauge("llm_kv_cache_usage_ratio", "Share of the KV cache's blocks held by running requests.")
 GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.")
 RUNNING = Gauge("llm_running_sequences", "Sequences in the running batch.")
 WAITING = Gauge("llm_waiting_requests", "Requests waiting for a slot.")
@@ -26,9 +30,12 @@ E2E = Histogram(
 )
 
 
-def track_engine(running: Callable[[], float], waiting: Callable[[], float]) -> None:
+def track_engine(
+    running: Callable[[], float], waiting: Callable[[], float], kv_usage: Callable[[], float]
+) -> None:
     RUNNING.set_function(running)
     WAITING.set_function(waiting)
+    KV_USAGE.set_function(kv_usage)
 
 
 class RequestMetrics:

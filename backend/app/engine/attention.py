@@ -47,25 +47,31 @@ def batch_invariant_attention(
     kv_heads, kv_len = key.shape[1], key.shape[2]
     groups = heads // kv_heads
     scale = scaling if scaling is not None else head_dim**-0.5
-    # Grouped-query attention without copying the keys: fold the query groups into rows.
+    # Head-major: one matrix product per (kv head, sequence) over contiguous keys. The engine's
+    # cache hands them over laid out so (the transposes below are then free); the query groups
+    # of grouped-query attention fold into rows, so the keys are never repeated.
     q = query.float() * (1.0 if softcap is not None else scale)
-    q = q.view(batch, kv_heads, groups, q_len, head_dim)
-    keys_t, values = key.float().transpose(-1, -2), value.float()
+    q = q.view(batch, kv_heads, groups, q_len, head_dim).transpose(0, 1)
+    keys_t = key.transpose(0, 1).float().contiguous().transpose(-1, -2)
+    values = value.transpose(0, 1).float().contiguous()
     bias = None
     if attention_mask is not None:
         bias = additive_mask(attention_mask[..., :kv_len]).unsqueeze(2)  # [batch, 1, 1, q_len, kv_len]
     blocks = []
     for start in range(0, q_len, QUERY_BLOCK):
         n = min(QUERY_BLOCK, q_len - start)
-        scores = q[:, :, :, start : start + n].reshape(batch, kv_heads, groups * n, head_dim) @ keys_t
+        scores = q[:, :, :, start : start + n].reshape(kv_heads, batch, groups * n, head_dim) @ keys_t
         if softcap is not None:
             scores = torch.tanh(scores * (scale / softcap)) * softcap
         if bias is not None:
-            scores.view(batch, kv_heads, groups, n, kv_len).add_(bias[..., start : start + n, :])
+            scores.view(kv_heads, batch, groups, n, kv_len).add_(
+                bias[..., start : start + n, :].transpose(0, 1)
+            )
         probs = torch.softmax(scores, dim=-1)
-        blocks.append((probs @ values).view(batch, kv_heads, groups, n, head_dim))
+        blocks.append((probs @ values).view(kv_heads, batch, groups, n, head_dim))
     out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=3)
-    return out.view(batch, heads, q_len, head_dim).transpose(1, 2).contiguous().to(query.dtype), None
+    # [batch, q_len, heads, head_dim], heads numbered kv head by kv head as in the query.
+    return out.permute(1, 3, 0, 2, 4).reshape(batch, q_len, heads, head_dim).to(query.dtype), None
 
 
 AttentionInterface.register(NAME, batch_invariant_attention)

@@ -38,7 +38,9 @@ class EngineConfig(_FromSettings):
     max_model_len: int  # caps the context below the model's own limit; 0: the model's
     max_num_seqs: int  # sequences decoded together
     max_waiting: int  # requests that may wait for a slot
-    max_num_batched_tokens: int  # prompt tokens prefilled per step
+    max_num_batched_tokens: int  # prompt tokens prefilled per step, at most
+    kv_cache_memory_gb: float  # the KV cache's budget; 0: sized for the machine (memory.py)
+    enable_prefix_caching: bool  # reuse the keys of prompt prefixes seen before (blocks.py)
     queue_timeout_s: float  # a request waiting longer for a slot fails
     fast_path: bool  # the lean Llama-family forward (fast_decoder.py)
     num_threads: int  # torch CPU threads; 0: all cores

@@ -1,10 +1,12 @@
 """The generation engine: one worker thread owns the model and runs continuous batching.
 
-Each iteration of the worker admits waiting requests into free slots, prefills a chunk of new
-prompts (bounded by max_num_batched_tokens, so running streams never stall for long), then runs
-one decode step for every running sequence together. A finished or aborted sequence leaves at
-once. Requests and outputs cross the thread boundary through queues; the asyncio side never
-waits on the model.
+Each iteration of the worker admits waiting requests (reusing the cached blocks of any prefix
+it has seen: blocks.py), prefills a chunk of the prompts being prefilled, shortest first, then runs
+one decode step for every decoding sequence together. Prefill chunks are sized from the measured
+prefill rate to take a fraction of a second, so a long prompt never stalls decoding streams for
+long, and a short prompt arriving meanwhile is prefilled at the next step.
+A finished or aborted sequence leaves at once. Requests and outputs cross the thread boundary
+through queues; the asyncio side never waits on the model.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .attention import NAME as ATTENTION
+from .blocks import BLOCK_SIZE, BlockManager, block_hashes
 from .config import EngineConfig
 from .fast_decoder import fast_decoder_for
-from .kv_cache import SlotKVCache
-from .memory import trim_heap
+from .kv_cache import PagedKVCache, bytes_per_token
+from .memory import kv_budget_bytes, trim_heap
 from .quantization import dense_capable, dense_weights
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
 from .text import IncrementalDetokenizer
@@ -44,6 +48,13 @@ BURST_GAP_S = 0.002
 BURST_MAX_S = 0.02
 # Python's GIL switch interval while an engine runs (see Engine.start).
 GIL_SWITCH_S = 0.0001
+# A prefill chunk's target duration while other sequences decode (their gap between tokens is
+# about this plus one decode step), and while none do (a new short prompt waits about this).
+PREFILL_SLICE_S = 0.12
+IDLE_PREFILL_SLICE_S = 0.5
+# A prompt waits for another request's prefill of the prefix they share (rather than computing
+# it a second time beside it) when that prefix is at least this long and half the prompt.
+SHARED_PREFIX_MIN_TOKENS = 128
 
 
 class EngineBusy(Exception):
@@ -52,6 +63,10 @@ class EngineBusy(Exception):
 
 class EngineUnavailable(Exception):
     """The engine is shutting down, dead, or a request waited too long (HTTP 503)."""
+
+
+class RequestTooLarge(Exception):
+    """The prompt cannot fit in the KV cache even alone (HTTP 400)."""
 
 
 @dataclass
@@ -64,6 +79,7 @@ class RequestOutput:
     finish_reason: EndReason | None
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose keys came from the prefix cache
     error: str | None = None
 
 
@@ -72,21 +88,27 @@ class EngineStats:
     running: int = 0
     waiting: int = 0
     aborted: int = 0
+    preempted: int = 0
     prefill_steps: int = 0
+    decode_steps: int = 0
 
 
 @dataclass(eq=False)
 class _Sequence:
     request_id: str
-    prompt_ids: list[int]
+    tokens: list[int]  # the prompt, then each generated token
+    num_prompt: int
+    hashes: list[bytes]  # of the prompt's full blocks
     params: SamplingParams
     sink: Callable[[RequestOutput], None]
     detok: IncrementalDetokenizer
     state: SampleState
     arrival: float = field(default_factory=time.monotonic)
-    slot: int = -1
+    table: list[int] = field(default_factory=list)  # the KV blocks holding tokens[:num_cached]
+    promised: int = 0  # blocks promised to this prompt's prefill and not yet taken
     num_cached: int = 0
-    last_token: int = 0
+    num_named: int = 0  # leading blocks published to the prefix cache
+    cached_tokens: int = -1  # prompt tokens reused on first admission; -1 until admitted
     num_output: int = 0
 
 
@@ -141,25 +163,32 @@ class Engine:
         if eos is None:
             eos = tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        self.cache = SlotKVCache(
+        shape = dict(
             num_layers=text_config.num_hidden_layers,
             num_kv_heads=getattr(text_config, "num_key_value_heads", None) or text_config.num_attention_heads,
             head_dim=getattr(text_config, "head_dim", None)
             or text_config.hidden_size // text_config.num_attention_heads,
-            max_slots=config.max_num_seqs,
-            dtype=model.dtype,
-            device=self.device,
         )
+        # The batch-invariant kernel attends in float32: keys stored so are gathered without a
+        # conversion per step (twice the bytes of bfloat16, in exchange).
+        kv_dtype = torch.float32 if model.config._attn_implementation == ATTENTION else model.dtype
+        budget = kv_budget_bytes(config.kv_cache_memory_gb, self.device)
+        num_blocks = 1 + max(1, budget // (BLOCK_SIZE * bytes_per_token(dtype=kv_dtype, **shape)))
+        self.cache = PagedKVCache(num_blocks=num_blocks, dtype=kv_dtype, device=self.device, **shape)
+        self.blocks = BlockManager(num_blocks, caching=config.enable_prefix_caching)
+        self.kv_capacity_tokens = self.blocks.usable * BLOCK_SIZE
+        # A sequence ends ("length") at the model's context or when it alone fills the cache.
+        self._longest = min(self.max_context, self.kv_capacity_tokens)
         self.stats = EngineStats()
         self._commands: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._waiting: deque[_Sequence] = deque()
-        self._slots: list[_Sequence] = []
-        self._num_decoding = 0
+        self._prefilling: list[_Sequence] = []
+        self._decoding: list[_Sequence] = []
         self._by_id: dict[str, _Sequence] = {}
+        self._prefill_rate: float | None = None  # tokens/s of the last prefill chunk
         self._lock = threading.Lock()
-        self._in_flight = 0  # submitted and not yet ended, running or waiting
+        self._live: set[str] = set()  # submitted and neither ended nor aborted
         self._accepting = True
-        self._stop = False
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self.error: str | None = None
 
@@ -177,8 +206,13 @@ class Engine:
         return self._thread.is_alive() and self.error is None
 
     @property
+    def in_flight(self) -> int:
+        """Requests submitted and neither ended nor aborted: running or waiting."""
+        return len(self._live)
+
+    @property
     def idle(self) -> bool:
-        return self._in_flight == 0
+        return not self._live
 
     @property
     def accepting(self) -> bool:
@@ -196,15 +230,25 @@ class Engine:
     ) -> str:
         if not self._accepting or not self.alive:
             raise EngineUnavailable("The server is shutting down; retry on another replica or later.")
-        with self._lock:
-            if self._in_flight >= self.config.max_num_seqs + self.config.max_waiting:
-                waiting = self._in_flight - self.config.max_num_seqs
-                raise EngineBusy(f"The server is busy: {waiting} requests already wait. Retry shortly.")
-            self._in_flight += 1
+        if len(prompt_ids) + 1 > self.kv_capacity_tokens:
+            raise RequestTooLarge(
+                f"The prompt has {len(prompt_ids)} tokens but the KV cache holds "
+                f"{self.kv_capacity_tokens} tokens in all (KV_CACHE_MEMORY_GB). Shorten the prompt, "
+                "or give the server a larger KV cache budget."
+            )
         request_id = uuid.uuid4().hex
+        with self._lock:
+            if len(self._live) >= self.config.max_num_seqs + self.config.max_waiting:
+                waiting = len(self._live) - self.config.max_num_seqs
+                raise EngineBusy(f"The server is busy: {waiting} requests already wait. Retry shortly.")
+            self._live.add(request_id)
+        # Only prompt blocks are named; the hit stops one token short so the last is computed.
+        hashes = block_hashes(prompt_ids, len(prompt_ids)) if self.blocks.caching else []
         seq = _Sequence(
             request_id=request_id,
-            prompt_ids=prompt_ids,
+            tokens=list(prompt_ids),
+            num_prompt=len(prompt_ids),
+            hashes=hashes,
             params=params,
             sink=sink,
             detok=IncrementalDetokenizer(self.tokenizer.backend_tokenizer, params.stop),
@@ -214,6 +258,10 @@ class Engine:
         return request_id
 
     def abort(self, request_id: str) -> None:
+        # Counted out at once (a waiting client that left no longer holds a place in the queue);
+        # the worker frees its blocks before its next step.
+        with self._lock:
+            self._live.discard(request_id)
         self._commands.put(("abort", request_id))
 
     def generate(self, prompt_ids: list[int], params: SamplingParams) -> GenerationStream:
@@ -227,23 +275,27 @@ class Engine:
         torch.set_num_threads(self.num_threads)
         with torch.inference_mode():
             try:
+                busy = False
                 while True:
-                    busy = bool(self._slots or self._waiting)
-                    if not busy and self.cache.capacity > self.cache.initial_shape[2]:
-                        self.cache.shrink()
-                        trim_heap()
+                    if busy and not self._running:
+                        trim_heap()  # a long prompt's attention buffers go back to the system
+                    busy = bool(self._running or self._waiting)
                     if not self._drain(block=not busy):
                         break
                     self._expire_waiting()
                     self._admit()
-                    if self._slots:
+                    if self._running:
                         self._step_safely()
             except Exception as exc:  # the engine is dead; /health reports it
                 log.exception("engine worker died")
                 self.error = f"{type(exc).__name__}: {exc}"
             finally:
-                for seq in [*self._slots, *self._waiting]:
+                for seq in [*self._running, *self._waiting]:
                     self._finish(seq, "error", "The engine stopped before this request completed.")
+
+    @property
+    def _running(self) -> list[_Sequence]:
+        return self._decoding + self._prefilling
 
     def _drain(self, block: bool) -> bool:
         """Apply queued commands; returns False when the worker should stop.
@@ -262,8 +314,9 @@ class Engine:
                 return False
             if command == "add":
                 assert isinstance(arg, _Sequence)
-                self._waiting.append(arg)
-                self._by_id[arg.request_id] = arg
+                if arg.request_id in self._live:  # not aborted while in the command queue
+                    self._waiting.append(arg)
+                    self._by_id[arg.request_id] = arg
             elif command == "abort":
                 seq = self._by_id.get(str(arg))
                 if seq is not None:
@@ -277,69 +330,137 @@ class Engine:
 
     def _expire_waiting(self) -> None:
         now = time.monotonic()
-        while self._waiting and now - self._waiting[0].arrival > self.config.queue_timeout_s:
+        # A preempted request (admitted before) is never expired: it was accepted.
+        limit = self.config.queue_timeout_s
+        for seq in [s for s in self._waiting if s.cached_tokens < 0 and now - s.arrival > limit]:
             self._finish(
-                self._waiting[0],
+                seq,
                 "error",
                 f"The request waited more than {self.config.queue_timeout_s:g} s for a free slot. "
                 "Retry later.",
             )
 
     def _admit(self) -> None:
-        while self._waiting and len(self._slots) < self.config.max_num_seqs:
-            seq = self._waiting.popleft()
-            seq.slot = len(self._slots)
-            self._slots.append(seq)
-        self.stats.running = len(self._slots)
+        """Admit waiting requests in order while there are slots and blocks for their prompts.
+
+        A request skips its turn (without blocking those behind it) while another request is
+        prefilling a long prefix it shares, so that prefix is computed once."""
+        pending = {h for s in self._prefilling for h in s.hashes[s.num_named :]}
+        for seq in list(self._waiting):
+            if len(self._running) >= self.config.max_num_seqs:
+                break
+            hit = self.blocks.lookup(seq.hashes[: (len(seq.tokens) - 1) // BLOCK_SIZE])
+            shared = 0
+            for h in seq.hashes[len(hit) :]:
+                if h not in pending:
+                    break
+                shared += BLOCK_SIZE
+            prefix = len(hit) * BLOCK_SIZE + shared
+            if shared and prefix >= max(SHARED_PREFIX_MIN_TOKENS, len(seq.tokens) // 2):
+                continue
+            need = -(-len(seq.tokens) // BLOCK_SIZE) - len(hit)
+            if not self.blocks.can_admit(hit, need):
+                break  # in order: a large prompt is not overtaken for ever by small ones
+            self.blocks.admit(hit, need)
+            self._waiting.remove(seq)
+            seq.table, seq.promised = list(hit), need
+            seq.num_cached, seq.num_named = len(hit) * BLOCK_SIZE, len(hit)
+            if seq.cached_tokens < 0:
+                seq.cached_tokens = seq.num_cached
+            self._prefilling.append(seq)
+            pending.update(seq.hashes[len(hit) :])
+        self.stats.running = len(self._running)
         self.stats.waiting = len(self._waiting)
 
     def _step_safely(self) -> None:
         try:
-            if self._num_decoding < len(self._slots):
+            if self._prefilling:
                 self._prefill_step()
-            if self._num_decoding:
+            if self._decoding:
                 self._decode_step()
         except Exception as exc:  # a failed forward fails its batch, not the server
             log.exception("engine step failed")
-            for seq in list(self._slots):
+            for seq in self._running:
                 self._finish(seq, "error", f"Generation failed: {type(exc).__name__}.")
 
     def _prefill_step(self) -> None:
+        """One chunk for the prompts with the fewest tokens left, padded to one length."""
         self.stats.prefill_steps += 1
         budget = self.config.max_num_batched_tokens
+        if self._prefill_rate is not None:
+            target = PREFILL_SLICE_S if self._decoding else IDLE_PREFILL_SLICE_S
+            budget = max(BLOCK_SIZE, min(budget, int(self._prefill_rate * target)))
         batch: list[_Sequence] = []
         chunk = 0
-        for seq in self._slots[self._num_decoding :]:
-            remaining = len(seq.prompt_ids) - seq.num_cached
-            wanted = min(budget, max(chunk, remaining))
+        for seq in sorted(self._prefilling, key=lambda s: len(s.tokens) - s.num_cached):
+            wanted = min(budget, max(chunk, len(seq.tokens) - seq.num_cached))
             if batch and (len(batch) + 1) * wanted > budget:
                 break
             batch.append(seq)
             chunk = wanted
+        lengths = [min(len(s.tokens) - s.num_cached, chunk) for s in batch]
+        for seq, n in zip(batch, lengths, strict=True):
+            self._grow(seq, seq.num_cached + n)
+        batch = [s for s in batch if s in self._prefilling]  # a preempted one waits again
+        if not batch:
+            return
+        lengths = [min(len(s.tokens) - s.num_cached, chunk) for s in batch]
         starts = [s.num_cached for s in batch]
-        lengths = [min(len(s.prompt_ids) - s.num_cached, chunk) for s in batch]
         input_ids = torch.zeros((len(batch), chunk), dtype=torch.long)
         for i, (seq, n) in enumerate(zip(batch, lengths, strict=True)):
-            input_ids[i, :n] = torch.tensor(seq.prompt_ids[seq.num_cached : seq.num_cached + n])
-        starts_t = torch.tensor(starts).unsqueeze(1)
-        positions = starts_t + torch.arange(chunk).unsqueeze(0)
-        done = [i for i, s in enumerate(batch) if s.num_cached + lengths[i] == len(s.prompt_ids)]
+            input_ids[i, :n] = torch.tensor(seq.tokens[seq.num_cached : seq.num_cached + n])
+        positions = torch.tensor(starts).unsqueeze(1) + torch.arange(chunk).unsqueeze(0)
+        done = [i for i, s in enumerate(batch) if s.num_cached + lengths[i] == len(s.tokens)]
         keep_at = sorted({lengths[i] - 1 for i in done})
-        kv_positions = torch.arange(self.cache.plan(self._num_decoding, starts, chunk))
+        kv_len = self.cache.plan([s.table for s in batch], starts, lengths, chunk)
+        kv_positions = torch.arange(kv_len)
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(batch), 1, chunk, 1)).to(self.device)
+        began = time.monotonic()
         with dense_weights(self._dense):
             logits = self._forward(
                 input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
             )
+        self._prefill_rate = len(batch) * chunk / max(time.monotonic() - began, 1e-3)
         for seq, n in zip(batch, lengths, strict=True):
             seq.num_cached += n
+            self._name_blocks(seq)
         if not done:
             return
         rows = torch.stack([logits[i, keep_at.index(lengths[i] - 1)] for i in done])
         finishing = [batch[i] for i in done]
-        # Prefill finishes in slot order, so the decoding rows stay contiguous.
-        self._num_decoding += len(finishing)
+        for seq in finishing:
+            self._prefilling.remove(seq)
+            self._decoding.append(seq)
         self._emit_tokens(finishing, rows)
+
+    def _name_blocks(self, seq: _Sequence) -> None:
+        """Publish the prompt's blocks that are now full and computed."""
+        full = min(seq.num_cached, seq.num_prompt) // BLOCK_SIZE
+        for index in range(seq.num_named, min(full, len(seq.hashes))):
+            self.blocks.name(seq.table[index], seq.hashes[index])
+        seq.num_named = max(seq.num_named, full)
+
+    def _grow(self, seq: _Sequence, length: int) -> None:
+        """Give seq blocks for `length` tokens, preempting the newest request if none are left."""
+        while len(seq.table) * BLOCK_SIZE < length:
+            block = self.blocks.take(promised=seq.promised > 0)
+            if block is not None:
+                seq.promised = max(0, seq.promised - 1)
+                seq.table.append(block)
+                continue
+            victim = max(self._running, key=lambda s: s.arrival)
+            if victim is seq and len(self._running) == 1:
+                raise RuntimeError("the KV cache cannot hold one sequence")  # submit() prevents it
+            self._preempt(victim)
+            if victim is seq:
+                return
+
+    def _preempt(self, seq: _Sequence) -> None:
+        """Give back a request's blocks and queue it first: it prefills its tokens again later."""
+        self.stats.preempted += 1
+        self._drop(seq)
+        seq.num_cached = seq.num_named = 0
+        self._waiting.appendleft(seq)
 
     def _forward(
         self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, keep: int | torch.Tensor
@@ -357,23 +478,30 @@ class Engine:
         ).logits
 
     def _decode_step(self) -> None:
-        batch = self._slots[: self._num_decoding]
+        for seq in list(self._decoding):
+            if seq in self._decoding:
+                self._grow(seq, seq.num_cached + 1)
+        if not self._decoding:
+            return
+        self.stats.decode_steps += 1
+        batch = list(self._decoding)
         starts = [s.num_cached for s in batch]
-        kv_positions = torch.arange(self.cache.plan(0, starts, 1)).view(1, 1, 1, -1)
+        kv_len = self.cache.plan([s.table for s in batch], starts, [1] * len(batch), 1)
+        kv_positions = torch.arange(kv_len).view(1, 1, 1, -1)
         mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
         logits = self._forward(
-            torch.tensor([[s.last_token] for s in batch]), torch.tensor(starts).unsqueeze(1), mask, 1
+            torch.tensor([[s.tokens[-1]] for s in batch]), torch.tensor(starts).unsqueeze(1), mask, 1
         )[:, -1]
         for seq in batch:
             seq.num_cached += 1
-        self._emit_tokens(list(batch), logits)
+        self._emit_tokens(batch, logits)
 
     def _emit_tokens(self, batch: list[_Sequence], logits: torch.Tensor) -> None:
         # Sampling runs on the CPU in float32 whatever the model's device: a few MB a step, and
         # each request's generator and settings then behave the same everywhere.
         tokens, logprobs = sample(logits.float().cpu(), [s.state for s in batch])
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
-            seq.last_token = token
+            seq.tokens.append(token)
             seq.num_output += 1
             seq.state.record(token)
             finish: EndReason | None = None
@@ -383,34 +511,34 @@ class Engine:
                 text, hit = seq.detok.feed(token)
                 if hit:
                     finish = "stop"
-                elif seq.num_output >= seq.params.max_tokens or seq.num_cached + 1 >= self.max_context:
+                elif seq.num_output >= seq.params.max_tokens or seq.num_cached + 1 >= self._longest:
                     text += seq.detok.flush()
                     finish = "length"
-            delivered = self._deliver(
-                seq,
-                RequestOutput(
-                    text=text,
-                    token_ids=[token],
-                    logprobs=[lp] if lp is not None else [],
-                    finish_reason=finish,
-                    prompt_tokens=len(seq.prompt_ids),
-                    completion_tokens=seq.num_output,
-                ),
+            out = RequestOutput(
+                text=text,
+                token_ids=[token],
+                logprobs=[lp] if lp is not None else [],
+                finish_reason=finish,
+                prompt_tokens=seq.num_prompt,
+                completion_tokens=seq.num_output,
+                cached_tokens=seq.cached_tokens,
             )
-            if not delivered:
+            if finish is not None:
+                self._end(seq)  # before the consumer hears of it: its blocks and place are free
+            if not self._deliver(seq, out):
                 self.stats.aborted += 1
-            if finish is not None or not delivered:
-                self._release(seq)
+                if finish is None:
+                    self._end(seq)
 
     def _finish(self, seq: _Sequence, reason: EndReason, error: str | None = None) -> None:
         """End a request early (abort, timeout, failure) and tell its consumer."""
-        if seq.slot >= 0:
-            self._release(seq)
-        elif seq in self._waiting:
-            self._waiting.remove(seq)
-            self._by_id.pop(seq.request_id, None)
-            self._ended()
-        self._deliver(seq, RequestOutput("", [], [], reason, len(seq.prompt_ids), seq.num_output, error))
+        self._end(seq)
+        self._deliver(
+            seq,
+            RequestOutput(
+                "", [], [], reason, seq.num_prompt, seq.num_output, max(seq.cached_tokens, 0), error
+            ),
+        )
 
     def _deliver(self, seq: _Sequence, out: RequestOutput) -> bool:
         """Hand an output to its consumer; False when the consumer is gone (its loop closed)."""
@@ -421,29 +549,21 @@ class Engine:
             return False
         return True
 
-    def _release(self, seq: _Sequence) -> None:
-        """Free a slot, keeping decoding rows and prefilling rows each contiguous."""
+    def _end(self, seq: _Sequence) -> None:
+        if seq in self._waiting:
+            self._waiting.remove(seq)
+        else:
+            self._drop(seq)
         self._by_id.pop(seq.request_id, None)
-        hole = seq.slot
-        if hole < self._num_decoding:
-            last_decoding = self._num_decoding - 1
-            self._move(last_decoding, hole)
-            self._num_decoding -= 1
-            hole = last_decoding
-        self._move(len(self._slots) - 1, hole)
-        self._slots.pop()
-        seq.slot = -1
-        self.stats.running = len(self._slots)
-        self._ended()
-
-    def _ended(self) -> None:
         with self._lock:
-            self._in_flight -= 1
+            self._live.discard(seq.request_id)
+        self.stats.running = len(self._running)
+        self.stats.waiting = len(self._waiting)
 
-    def _move(self, src: int, dst: int) -> None:
-        if src == dst:
-            return
-        moved = self._slots[src]
-        self.cache.move_row(src, dst, moved.num_cached)
-        self._slots[dst] = moved
-        moved.slot = dst
+    def _drop(self, seq: _Sequence) -> None:
+        """Out of the running batch, its blocks given back."""
+        for group in (self._decoding, self._prefilling):
+            if seq in group:
+                group.remove(seq)
+        self.blocks.release(seq.table, seq.promised)
+        seq.table, seq.promised = [], 0

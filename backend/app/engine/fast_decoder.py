@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from .attention import additive_mask, batch_invariant_attention
-from .kv_cache import SlotKVCache
+from .kv_cache import PagedKVCache
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
 SUPPORTED = {"llama", "qwen2", "mistral"}
@@ -99,7 +99,7 @@ class FastDecoder:
         input_ids: torch.Tensor,
         position_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        cache: SlotKVCache,
+        cache: PagedKVCache,
         logits_to_keep: int | torch.Tensor,
     ) -> torch.Tensor:
         batch, seq = input_ids.shape

@@ -120,12 +120,16 @@ class GenerationService(ABC, Generic[RequestT]):
             [self.echo(request, ids) for ids in prompts for _ in range(n)],
             f"{self.id_prefix}-{uuid.uuid4().hex}",
         )
-        outputs = start_generation(self.ctx.engine, jobs)
+        outputs = start_generation(self.ctx.engine, jobs, self.prompt_param(request))
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         ordered = with_first(first, outputs)
         if request.stream:
             return sse_response(self.stream(reply, ordered), self.ctx.sse_ping_s)
         return await until_disconnected(raw, lambda: self.collect(reply, ordered))
+
+    @staticmethod
+    def prompt_param(request: RequestT) -> str:
+        return "messages" if "messages" in type(request).model_fields else "prompt"
 
     def sampling_params(self, request: RequestT, prompt_len: int, index: int, **extra: Any) -> SamplingParams:
         """Settings for choice `index` of one prompt: the request's limits, checked, in one place.
@@ -142,7 +146,7 @@ class GenerationService(ABC, Generic[RequestT]):
                 f"This model's maximum context length is {ctx.max_context} tokens. However, you requested "
                 f"{prompt_len + (requested or 0)} tokens ({prompt_len} in the prompt{asked}). "
                 "Shorten the prompt or lower max_tokens.",
-                param="messages" if "messages" in type(request).model_fields else "prompt",
+                param=self.prompt_param(request),
                 code="context_length_exceeded",
             )
         vocab = len(ctx.tokenizer)

@@ -12,8 +12,15 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
 from ..core.errors import OpenAIError
-from ..core.metrics import E2E, GENERATED_TOKENS, ITL, PROMPT_TOKENS, TTFT
-from ..engine.engine import Engine, EngineBusy, EngineUnavailable, GenerationStream, RequestOutput
+from ..core.metrics import E2E, GENERATED_TOKENS, ITL, PREFIX_HITS, PREFIX_QUERIES, PROMPT_TOKENS, TTFT
+from ..engine.engine import (
+    Engine,
+    EngineBusy,
+    EngineUnavailable,
+    GenerationStream,
+    RequestOutput,
+    RequestTooLarge,
+)
 from ..engine.sampling import SamplingParams
 
 Outputs = AsyncIterator[tuple[int, RequestOutput]]
@@ -32,6 +39,8 @@ class GenerationTimer:
             if self.first:
                 TTFT.observe(now - self.start)
                 PROMPT_TOKENS.inc(out.prompt_tokens)
+                PREFIX_QUERIES.inc(out.prompt_tokens)
+                PREFIX_HITS.inc(out.cached_tokens)
                 self.first = False
             else:
                 ITL.observe(now - self.last)
@@ -63,15 +72,19 @@ async def merge_streams(streams: list[GenerationStream]) -> Outputs:
             stream.cancel()
 
 
-def start_generation(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -> Outputs:
+def start_generation(
+    engine: Engine, jobs: list[tuple[list[int], SamplingParams]], prompt_param: str
+) -> Outputs:
     """Submit every job at once (all or none), as one merged stream of (job index, output)."""
     streams: list[GenerationStream] = []
     try:
         for ids, params in jobs:
             streams.append(engine.generate(ids, params))
-    except (EngineBusy, EngineUnavailable) as exc:
+    except (EngineBusy, EngineUnavailable, RequestTooLarge) as exc:
         for stream in streams:  # n > 1 and only some got in: none of them may run
             stream.cancel()
+        if isinstance(exc, RequestTooLarge):
+            raise OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded") from exc
         if isinstance(exc, EngineBusy):
             raise OpenAIError(
                 429,

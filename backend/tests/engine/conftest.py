@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,13 +39,22 @@ def model_and_tokenizer() -> tuple[torch.nn.Module, object]:
 
 
 @contextmanager
-def running_engine(model: torch.nn.Module, tokenizer: object, fast_path: bool = True) -> Iterator[Engine]:
+def running_engine(
+    model: torch.nn.Module,
+    tokenizer: object,
+    fast_path: bool = True,
+    kv_cache_memory_gb: float = 1.0,
+    enable_prefix_caching: bool = True,
+    max_num_seqs: int = 8,
+) -> Iterator[Engine]:
     """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
     config = EngineConfig(
         max_model_len=2048,
-        max_num_seqs=8,
+        max_num_seqs=max_num_seqs,
         max_waiting=4,
         max_num_batched_tokens=256,
+        kv_cache_memory_gb=kv_cache_memory_gb,
+        enable_prefix_caching=enable_prefix_caching,
         queue_timeout_s=60,
         fast_path=fast_path,
         num_threads=0,
@@ -88,3 +98,10 @@ def run_together(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -
         return await asyncio.gather(*(collect(engine, ids, p) for ids, p in jobs))
 
     return asyncio.run(main())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "engine state did not settle"
+        time.sleep(0.02)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -11,7 +10,7 @@ from app.engine import engine as engine_module
 from app.engine.engine import Engine, EngineBusy
 from app.engine.sampling import SamplingParams
 
-from .conftest import chat_ids, collect, run_together, running_engine
+from .conftest import chat_ids, collect, run_together, running_engine, wait_until
 
 PROMPTS = [
     "What is the capital of France?",
@@ -80,8 +79,8 @@ def test_long_prompt_is_prefilled_in_chunks_beside_running_streams(
     alone = run_together(engine, [(long, greedy), (short, greedy)])
     assert alone[0].token_ids == run_together(engine, [(long, greedy)])[0].token_ids
     assert alone[1].token_ids == run_together(engine, [(short, greedy)])[0].token_ids
-    # The cache grew for the long prompt and is given back once nothing runs.
-    _wait_until(lambda: engine.cache.capacity == engine.cache.initial_shape[2])
+    # Its blocks are given back (kept as cache, not in use) once nothing runs.
+    wait_until(lambda: engine.blocks.in_use == 0)
 
 
 def test_a_burst_reaching_an_idle_engine_shares_one_prefill(
@@ -93,7 +92,7 @@ def test_a_burst_reaching_an_idle_engine_shares_one_prefill(
     # A wider window than the default, so a loaded machine cannot stretch the gaps past it.
     monkeypatch.setattr(engine_module, "BURST_GAP_S", 0.1)
     monkeypatch.setattr(engine_module, "BURST_MAX_S", 2.0)
-    _wait_until(lambda: engine.idle)
+    wait_until(lambda: engine.idle)
     before = engine.stats.prefill_steps
 
     async def burst() -> None:
@@ -109,13 +108,6 @@ def test_a_burst_reaching_an_idle_engine_shares_one_prefill(
     assert engine.stats.prefill_steps - before == 1
 
 
-def _wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "engine state did not settle"
-        time.sleep(0.02)
-
-
 def test_cancelled_streams_free_their_slots(engine: Engine, model_and_tokenizer) -> None:
     _, tokenizer = model_and_tokenizer
     ids = chat_ids(tokenizer, "Write a very long story.")
@@ -128,7 +120,7 @@ def test_cancelled_streams_free_their_slots(engine: Engine, model_and_tokenizer)
         assert engine.stats.running == 3
         for stream in streams:
             await stream.aclose()
-        await asyncio.to_thread(_wait_until, lambda: engine.stats.running == 0 and engine.idle)
+        await asyncio.to_thread(wait_until, lambda: engine.stats.running == 0 and engine.idle)
 
     asyncio.run(abandon())
     assert engine.stats.aborted - aborted_before == 3
@@ -141,7 +133,7 @@ def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_token
     _, tokenizer = model_and_tokenizer
     ids = chat_ids(tokenizer, "Write a very long story.")
     capacity = engine.config.max_num_seqs + engine.config.max_waiting
-    _wait_until(lambda: engine.idle)  # requests of earlier tests are all accounted for
+    wait_until(lambda: engine.idle)  # requests of earlier tests are all accounted for
 
     async def overfill() -> None:
         streams = [
@@ -153,7 +145,7 @@ def test_full_queue_is_refused_and_leaks_no_slot(engine: Engine, model_and_token
             await stream.aclose()
 
     asyncio.run(overfill())
-    _wait_until(lambda: engine.idle)
+    wait_until(lambda: engine.idle)
     result = asyncio.run(collect(engine, ids, SamplingParams(max_tokens=4, temperature=0.0)))
     assert len(result.token_ids) == 4
 
