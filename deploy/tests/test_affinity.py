@@ -6,7 +6,11 @@ Which replica answered is read from each replica's own request counter on its /m
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +18,12 @@ import pytest
 from server_process import CHAT_MODEL
 
 from conftest import Site
-from support import DEPLOY_DIR, replica_requests, restart_replica, timed_chat_stream
+from support import DEPLOY_DIR, REPO, replica_requests, restart_replica, timed_chat_stream
 
 CHAT = "/v1/chat/completions"
 HEADER = "X-Conversation-Id"
 CONF = (DEPLOY_DIR / "nginx.conf").read_text()
+BROWSER_SCRIPT = Path(__file__).with_name("browser_conversation.mjs")
 
 
 def answered(site: Site) -> list[float]:
@@ -92,3 +97,64 @@ def test_a_killed_replicas_conversation_moves_to_the_other(site: Site, http: htt
 
     # Back to two replicas for the tests that follow.
     restart_replica(site.url, site.replicas, home, run_root / f"backend-{home}-affinity-restarted.log", http)
+
+
+@pytest.mark.destructive
+def test_the_pages_conversation_survives_its_replica_in_chromium(
+    site: Site, http: httpx.Client, run_root
+) -> None:
+    """The real page in Chromium: its turns carry one X-Conversation-Id and land on one replica;
+    that replica is killed between turns, and the next turn is answered by the other with no error
+    shown in the page."""
+    if shutil.which("node") is None or not Path("/usr/bin/chromium").exists():
+        pytest.fail("node and Debian's Chromium are needed: `make sysdeps`")
+    proc = subprocess.Popen(
+        ["node", str(BROWSER_SCRIPT), site.url, "3"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    turns: list[dict[str, Any]] = []
+    served: list[list[float]] = []  # per turn: chat requests each live replica answered
+
+    def turn() -> None:
+        live = [i for i, r in enumerate(site.replicas) if r.alive]
+        before = {i: replica_requests(site.replicas[i], CHAT) for i in live}
+        if turns:
+            proc.stdin.write("next\n")  # the script waits for this before each later turn
+            proc.stdin.flush()
+        line = proc.stdout.readline()
+        assert line, f"the browser script ended early:\n{proc.stderr.read()[-3000:]}"
+        result = json.loads(line)
+        assert "error" not in result, result["error"]
+        turns.append(result)
+        after = {i: replica_requests(site.replicas[i], CHAT) for i in live}
+        served.append([after[i] - before[i] if i in live else 0 for i in range(2)])
+
+    try:
+        turn()
+        turn()
+        assert served[0] == served[1] and sorted(served[0]) == [0, 1], served
+        home = served[0].index(1)
+        site.replicas[home].kill()
+        turn()
+        assert served[2][1 - home] == 1, served
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    ids = {t["conversationId"] for t in turns}
+    assert len(ids) == 1 and None not in ids and "" not in ids, ids
+    for t in turns:
+        assert t["status"] == 200, t
+        assert t["alerts"] == [] and t["pageErrors"] == [], t
+        assert t["answer"].strip(), t
+
+    log = run_root / f"backend-{home}-browser-restarted.log"
+    restart_replica(site.url, site.replicas, home, log, http)
