@@ -7,6 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WEB_PORT ?= 8080
 REPLICAS ?= 1
+DEMO_PORT ?= 7860
 MODELS_DIR := models
 TORCH_SPEC := torch==2.13.0
 SETUP_STAMP := $(VENV)/.setup-done
@@ -17,7 +18,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.conf
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run serve setup models frontend sysdeps test lint test-backend test-frontend test-deploy bench prod clean
+.PHONY: run serve demo setup models frontend sysdeps test lint test-backend test-frontend test-deploy bench prod clean
 
 run: setup models frontend
 	@echo "Serving the chat page and the API on http://$(HOST):$(PORT)"
@@ -25,6 +26,12 @@ run: setup models frontend
 
 serve:
 	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+
+# A Gradio chat over the API of a server started with `make serve` (or `make run`), for quick
+# demos: http://127.0.0.1:$(DEMO_PORT). Gradio is the optional extra backend[demo] (part of the
+# dev install that `make setup` makes; a server installed from ./backend alone goes without it).
+demo: setup
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app.demo --port $(DEMO_PORT)
 
 setup: $(SETUP_STAMP)
 
@@ -71,7 +78,8 @@ test-frontend: setup models frontend sysdeps
 	cd frontend && npm test
 	cd frontend && npm run e2e
 
-# docker-compose (Debian's) validates docker-compose.yml without a Docker engine.
+# docker-compose (Debian's) validates docker-compose.yml without a Docker engine; kubectl (its
+# `kustomize`, shipped with the machine image) builds deploy/k8s.
 test-deploy: setup models frontend sysdeps
 	@command -v docker-compose >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }

@@ -27,7 +27,9 @@ from pathlib import Path
 
 SITE_TEMPLATE = Path(__file__).resolve().parent / "nginx.conf"
 
-MARKERS = ("upstream servers", "listen", "access log", "html root", "rate limit switch")
+# The two upstream groups (least connections, conversation affinity) list the same replicas.
+SERVER_MARKERS = ("upstream servers", "affinity servers")
+MARKERS = (*SERVER_MARKERS, "listen", "access log", "html root", "rate limit switch")
 
 
 class RenderError(RuntimeError):
@@ -67,12 +69,13 @@ def render_site(
         raise RenderError("at least one upstream address is needed")
     text = template
 
-    m = _marked_line(text, "upstream servers")
-    server = re.fullmatch(r"server\s+(\S+)(?P<params>(\s+[^;]+)?);", m.group("body").strip())
-    if server is None:
-        raise RenderError(f"cannot parse the upstream line: {m.group('body')!r}")
-    params = server.group("params") or ""
-    text = _replace(text, m, [f"server {addr}{params};" for addr in upstreams])
+    for name in SERVER_MARKERS:
+        m = _marked_line(text, name)
+        server = re.fullmatch(r"server\s+(\S+)(?P<params>(\s+[^;]+)?);", m.group("body").strip())
+        if server is None:
+            raise RenderError(f"cannot parse the upstream line: {m.group('body')!r}")
+        params = server.group("params") or ""
+        text = _replace(text, m, [f"server {addr}{params};" for addr in upstreams])
 
     m = _marked_line(text, "listen")
     text = _replace(text, m, [f"listen {listen};"])

@@ -24,6 +24,7 @@ from server_process import (
     free_port,
     launch,
     log_tail,
+    wait_healthy,
 )
 
 import render_nginx
@@ -68,6 +69,25 @@ def release_copy(dest: Path) -> Path:
 def start_replica(port: int, log_path: Path, **env: str) -> ServerProcess:
     """A backend replica: two of them share this machine's cores, so one thread each."""
     return launch(log_path, port=port, DEVICE="cpu", NUM_THREADS="1", **env)
+
+
+def restart_replica(
+    site_url: str, replicas: list[ServerProcess], index: int, log_path: Path, http: httpx.Client
+) -> None:
+    """Start replica `index` again on its port (as systemd would after a crash or a restart) and
+    wait until Nginx sends it a request again (it retries a failed server after fail_timeout)."""
+    chat = "/v1/chat/completions"
+    old = replicas[index]
+    old.proc.wait(timeout=60)
+    restarted = start_replica(old.port, log_path)
+    replicas[index] = restarted
+    wait_healthy([restarted])
+    deadline = time.monotonic() + 30
+    before = replica_requests(restarted, chat)
+    while replica_requests(restarted, chat) == before and time.monotonic() < deadline:
+        assert http.post(f"{site_url}{chat}", json=chat_body("Hi.", 2)).status_code == 200
+        time.sleep(0.5)
+    assert replica_requests(restarted, chat) > before, "the restarted replica got no request"
 
 
 @dataclass

@@ -11,10 +11,9 @@ import time
 
 import httpx
 import pytest
-from server_process import wait_healthy
 
 from conftest import Site
-from support import chat_body, replica_requests, replica_running, start_replica, timed_chat_stream
+from support import chat_body, replica_requests, replica_running, restart_replica, timed_chat_stream
 
 CHAT = "/v1/chat/completions"
 
@@ -115,19 +114,9 @@ def test_draining_replica_finishes_its_answer_and_hands_new_requests_over(
     assert stream.status == 200
     assert len(stream.deltas) >= 30, len(stream.deltas)
     assert stream.raw.rstrip().endswith(b"data: [DONE]")
-    draining.proc.wait(timeout=60)
-
-    # Back in service on the same port (as systemd would restart it).
+    # Back in service on the same port.
     index = site.replicas.index(draining)
-    restarted = start_replica(draining.port, run_root / f"backend-{index}-restarted.log")
-    site.replicas[index] = restarted
-    wait_healthy([restarted])
-    deadline = time.monotonic() + 30  # Nginx tries it again after fail_timeout (10 s)
-    before = replica_requests(restarted, CHAT)
-    while replica_requests(restarted, CHAT) == before and time.monotonic() < deadline:
-        assert http.post(f"{site.url}{CHAT}", json=chat_body("Hi.", 2)).status_code == 200
-        time.sleep(0.5)
-    assert replica_requests(restarted, CHAT) > before, "the restarted replica got no request"
+    restart_replica(site.url, site.replicas, index, run_root / f"backend-{index}-restarted.log", http)
 
 
 @pytest.mark.destructive

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     sse_ping_s: float = Field(default=15.0, gt=0)
     num_threads: int = Field(default=0, ge=0)
 
+    @property
+    def base_url(self) -> str:
+        """The API's URL for a client on this machine (`python -m app.client`, the demo): a server
+        listening on every interface is reached through the loopback."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/v1"
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

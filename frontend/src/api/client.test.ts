@@ -137,7 +137,7 @@ describe('over HTTP', () => {
     try {
       await streamChat(
         { baseUrl: base(kase), apiKey: 'k' },
-        { model: 'm', messages: [{ role: 'user', content: 'hi' }], params: DEFAULT_PARAMS },
+        { model: 'm', messages: [{ role: 'user', content: 'hi' }], params: DEFAULT_PARAMS, conversationId: 'c1' },
         () => undefined,
         new AbortController().signal,
       )
@@ -165,13 +165,17 @@ describe('over HTTP', () => {
     expect(await chatError('502', html)).toEqual({ kind: 'server', status: 502, message: 'HTTP 502' })
   })
 
-  it('sends the OpenAI streaming request with the key, and streams the answer back', async () => {
-    let seen: { auth?: string; body?: Record<string, unknown> } = {}
+  it('sends the OpenAI streaming request with the key and conversation id, and streams the answer back', async () => {
+    let seen: { auth?: string; conversation?: string; body?: Record<string, unknown> } = {}
     routes.set('stream', (req, res) => {
       let raw = ''
       req.on('data', (d: Buffer) => (raw += d.toString()))
       req.on('end', () => {
-        seen = { auth: req.headers.authorization, body: JSON.parse(raw) as Record<string, unknown> }
+        seen = {
+          auth: req.headers.authorization,
+          conversation: req.headers['x-conversation-id'] as string,
+          body: JSON.parse(raw) as Record<string, unknown>,
+        }
         res.writeHead(200, { 'Content-Type': 'text/event-stream' })
         res.write(chunk('Hi'))
         setTimeout(() => res.end(chunk(' there', 'stop') + usage + 'data: [DONE]\n\n'), 20)
@@ -180,13 +184,19 @@ describe('over HTTP', () => {
     const deltas: string[] = []
     const result = await streamChat(
       { baseUrl: base('stream'), apiKey: 'secret' },
-      { model: 'm', messages: [{ role: 'user', content: 'hi' }], params: { ...DEFAULT_PARAMS, seed: 7 } },
+      {
+        model: 'm',
+        messages: [{ role: 'user', content: 'hi' }],
+        params: { ...DEFAULT_PARAMS, seed: 7 },
+        conversationId: 'conv-42',
+      },
       (d) => deltas.push(d),
       new AbortController().signal,
     )
     expect(result.sawDone).toBe(true)
     expect(deltas.join('')).toBe('Hi there')
     expect(seen.auth).toBe('Bearer secret')
+    expect(seen.conversation).toBe('conv-42')
     expect(seen.body).toMatchObject({
       model: 'm',
       stream: true,
@@ -214,7 +224,7 @@ describe('over HTTP', () => {
     const controller = new AbortController()
     const run = streamChat(
       { baseUrl: base('slow'), apiKey: '' },
-      { model: 'm', messages: [], params: DEFAULT_PARAMS },
+      { model: 'm', messages: [], params: DEFAULT_PARAMS, conversationId: 'c1' },
       () => controller.abort(),
       controller.signal,
     )

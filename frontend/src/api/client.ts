@@ -183,6 +183,8 @@ export interface ChatStreamRequest {
   model: string
   messages: ChatRequestMessage[]
   params: GenParams
+  /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache). */
+  conversationId: string
 }
 
 export async function streamChat(
@@ -194,7 +196,7 @@ export async function streamChat(
   const { seed, ...sampling } = req.params
   const res = await request(cfg, '/chat/completions', {
     method: 'POST',
-    headers: headers(cfg, true),
+    headers: { ...headers(cfg, true), 'X-Conversation-Id': req.conversationId },
     body: JSON.stringify({
       model: req.model,
       messages: req.messages,

@@ -128,7 +128,7 @@ export async function generate(convId: string): Promise<void> {
     startedAt = performance.now()
     const result = await streamChat(
       apiConfig(),
-      { model, messages: requestMessages(conv), params: conv.params },
+      { model, messages: requestMessages(conv), params: conv.params, conversationId: conv.id },
       onDelta,
       controller.signal,
     )
