@@ -1,3 +1,6 @@
+// The global sheets come first, so the components' own sheets (imported below) follow them.
+import './styles.css'
+import './ui/controls.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
@@ -5,7 +8,6 @@ import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
 import { loadInto, openConversationDb, persistChanges } from './store/persist'
 import { settingsStore } from './store/settings'
-import './styles.css'
 
 const db = openConversationDb()
 const persistence = persistChanges(chatStore, db)

@@ -1,11 +1,12 @@
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { useStore } from 'zustand'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
 import { uiStore } from '../store/ui'
 import type { Conversation, GenParams } from '../types'
-import { Dialog } from './Dialog'
+import { Dialog } from '../ui/Dialog'
+import { Form } from '../ui/Form'
 
 export function ChatSettingsDialog() {
   const t = useT()
@@ -27,8 +28,7 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
   const [maxTokens, setMaxTokens] = useState(String(conv.params.max_tokens))
   const [seed, setSeed] = useState(conv.params.seed === null ? '' : String(conv.params.seed))
 
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
+  const submit = () => {
     const params: GenParams = {
       temperature: Number(temperature),
       top_p: Number(topP),
@@ -42,7 +42,7 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
   }
 
   return (
-    <form className="form" onSubmit={submit}>
+    <Form onSubmit={submit} onCancel={onDone}>
       <label className="field">
         <span>{t('systemPrompt')}</span>
         <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
@@ -96,14 +96,6 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
           />
         </label>
       </div>
-      <div className="form-actions">
-        <button type="button" className="btn" onClick={onDone}>
-          {t('cancel')}
-        </button>
-        <button type="submit" className="btn primary">
-          {t('save')}
-        </button>
-      </div>
-    </form>
+    </Form>
   )
 }

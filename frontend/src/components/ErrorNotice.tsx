@@ -1,9 +1,9 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { apiUrl } from '../api/client'
 import { useT, type MessageKey } from '../i18n'
-import { settingsStore } from '../store/settings'
+import { apiBaseHref, settingsStore } from '../store/settings'
 import { startNewChat, uiStore } from '../store/ui'
 import type { ChatError, ErrorKind } from '../types'
+import './ErrorNotice.css'
 
 const TEXT: Record<ErrorKind, { title: MessageKey; help?: MessageKey }> = {
   unreachable: { title: 'errUnreachableTitle', help: 'errUnreachableHelp' },
@@ -40,7 +40,6 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
   const text = TEXT[error.kind]
   const waitLeft = useCountdown(error.kind === 'rate_limit' ? error.retryAfterS : undefined)
   const [key, setKey] = useState('')
-  const baseUrl = new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
 
   const saveKey = (e: FormEvent) => {
     e.preventDefault()
@@ -53,7 +52,7 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
   return (
     <div className={`error-notice kind-${error.kind}`} role="alert">
       <p className="error-title">{t(text.title)}</p>
-      {text.help && <p>{t(text.help, { url: baseUrl })}</p>}
+      {text.help && <p>{t(text.help, { url: apiBaseHref() })}</p>}
       {detail && error.message && <p className="error-detail">{error.message}</p>}
       {error.kind === 'auth' && onRetry ? (
         <form className="row" onSubmit={saveKey}>

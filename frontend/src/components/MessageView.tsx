@@ -1,11 +1,12 @@
 import { memo, useState, type KeyboardEvent } from 'react'
-import { editAndResend, regenerate } from '../chat/generate'
+import { editAndResend, regenerate } from '../chat/actions'
 import { useT, type Translate } from '../i18n'
 import { Markdown } from '../markdown/Markdown'
 import type { Message, Metrics } from '../types'
-import { CopyButton } from './CopyButton'
+import { CopyButton } from '../ui/CopyButton'
 import { ErrorNotice } from './ErrorNotice'
-import { EditIcon, RefreshIcon } from './icons'
+import { EditIcon, RefreshIcon } from '../ui/icons'
+import './MessageView.css'
 
 function metricsText(m: Metrics, t: Translate): string[] {
   const parts = [t(m.approximate ? 'tokensApprox' : 'tokens', { n: m.completionTokens })]

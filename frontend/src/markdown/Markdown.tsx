@@ -5,11 +5,12 @@ import remarkGfm from 'remark-gfm'
 import { toText } from 'hast-util-to-text'
 import type { Root } from 'mdast'
 import { visit } from 'unist-util-visit'
-import { CopyButton } from '../components/CopyButton'
+import { CopyButton } from '../ui/CopyButton'
 import { useT } from '../i18n'
 import { splitBlocks } from './blocks'
 import { closeIncomplete } from './streaming'
 import { safeUrl } from './urls'
+import './Markdown.css'
 
 /**
  * Raw HTML in model output is shown as the text it is, never parsed into the page (there is no

@@ -1,7 +1,7 @@
 import { createStore } from 'zustand/vanilla'
 import { createJSONStorage, persist } from 'zustand/middleware'
 import { DEFAULT_PARAMS, type GenParams } from '../types'
-import type { ApiConfig } from '../api/client'
+import { apiUrl, type ApiConfig } from '../api/client'
 
 export type LanguagePref = 'auto' | 'en' | 'zh'
 export type ThemePref = 'system' | 'light' | 'dark'
@@ -48,4 +48,9 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
 export function apiConfig(): ApiConfig {
   const s = settingsStore.getState()
   return { baseUrl: s.apiBaseUrl, apiKey: s.apiKey }
+}
+
+/** The API's absolute base URL as requests will use it (an empty setting means this site's `/v1`). */
+export function apiBaseHref(): string {
+  return new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
 }
