@@ -52,6 +52,8 @@ describe('markdown safety (model output is untrusted)', () => {
     '[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)',
     '[click](vbscript:msgbox)',
     '<javascript:alert(1)>',
+    '$\\href{javascript:alert(1)}{click}$',
+    '\\(\\url{javascript:alert(1)}\\)',
   ])('drops dangerous link targets: %s', (md) => {
     const root = parse(html(md))
     for (const a of root.querySelectorAll('a')) expect(a.getAttribute('href') ?? '').not.toMatch(/script|data:/i)
@@ -86,6 +88,22 @@ describe('markdown rendering', () => {
     expect(root.querySelector('.code-lang')?.textContent).toBe('python')
     expect(root.querySelector('pre code.language-python')?.textContent).toBe('print("hi")')
     expect(root.querySelector('.code-block button[aria-label="Copy code"]')).not.toBeNull()
+  })
+
+  it('renders TeX with KaTeX in all four delimiters, keeping its backslashes; prices stay text', () => {
+    const root = parse(html('Inline $a^2$ and \\(b\\,c\\).\n\n$$\n\\frac{1}{2}\n$$\n\n\\[x\\,y\\]\n\nCosts $5 and $10.'))
+    expect(root.querySelectorAll('.katex')).toHaveLength(4)
+    expect(root.querySelectorAll('.katex-display')).toHaveLength(2)
+    const tex = [...root.querySelectorAll('annotation[encoding="application/x-tex"]')].map((a) => a.textContent)
+    expect(tex).toEqual(['a^2', 'b\\,c', '\\frac{1}{2}', 'x\\,y'])
+    expect(root.textContent).toContain('Costs $5 and $10.')
+  })
+
+  it('shows math that is still arriving, and a formula KaTeX cannot read as its source', () => {
+    for (const partial of ['Then $$\n\\frac{a}{', 'Then \\[\\sum_{i', 'Price $5 and $', 'Then $x'])
+      expect(() => parse(html(partial, true))).not.toThrow()
+    expect(parse(html('Then \\(a^2', true)).querySelector('.katex annotation')?.textContent).toBe('a^2')
+    expect(parse(html('Bad $$\\frac{a}{$$')).querySelector('.katex-error')?.textContent).toBe('\\frac{a}{')
   })
 
   it('while streaming, closes half-written emphasis, tables and links, and shows an unterminated fence as code', () => {

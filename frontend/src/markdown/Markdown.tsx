@@ -1,11 +1,15 @@
 import { memo, useMemo, type ComponentProps } from 'react'
 import ReactMarkdown, { type Components, type ExtraProps, type Options } from 'react-markdown'
+import rehypeKatex from 'rehype-katex'
 import remarkGfm from 'remark-gfm'
+import remarkMath from 'remark-math'
+import 'katex/dist/katex.min.css'
 import { toText } from 'hast-util-to-text'
 import type { Root } from 'mdast'
 import { visit } from 'unist-util-visit'
 import { splitBlocks } from './blocks'
 import { CodeBlock } from './CodeBlock'
+import { normalizeMath } from './math'
 import { closeIncomplete } from './streaming'
 import { safeUrl } from './urls'
 import './Markdown.css'
@@ -22,7 +26,10 @@ function remarkHtmlAsText() {
   }
 }
 
-const remarkPlugins: Options['remarkPlugins'] = [remarkGfm, remarkHtmlAsText]
+// Single dollars are left to normalizeMath, which does not take "$5 and $10" for math.
+const remarkPlugins: Options['remarkPlugins'] = [remarkGfm, [remarkMath, { singleDollarTextMath: false }], remarkHtmlAsText]
+// A formula KaTeX cannot read (or one still arriving) shows as its source, in the text colour.
+const rehypePlugins: Options['rehypePlugins'] = [[rehypeKatex, { errorColor: 'inherit', strict: false }]]
 
 function Link({ href, children }: ComponentProps<'a'> & ExtraProps) {
   if (!href) return <span className="md-link-text">{children}</span>
@@ -78,10 +85,11 @@ const Block = memo(function Block({
   return (
     <ReactMarkdown
       remarkPlugins={remarkPlugins}
+      rehypePlugins={rehypePlugins}
       components={growing ? growingComponents : components}
       urlTransform={safeUrl}
     >
-      {source}
+      {growing ? closeIncomplete(source) : normalizeMath(source)}
     </ReactMarkdown>
   )
 })
@@ -90,8 +98,9 @@ const Block = memo(function Block({
  * Renders markdown as memoised blocks: while streaming, finished blocks keep their rendered
  * output and only the last one is parsed again. The last block is closed while it grows, so a
  * half-written `**bold`, link or table header does not flash as raw syntax; an unterminated code
- * fence renders as a code block that grows. A code block is rendered from the lexer's text, with
- * no markdown parse, and highlighted off the main thread once complete (see CodeBlock).
+ * fence renders as a code block that grows. TeX math (`$…$`, `\(…\)`, `$$…$$`, `\[…\]`) is
+ * rendered by KaTeX. A code block is rendered from the lexer's text, with no markdown parse, and
+ * highlighted off the main thread once complete (see CodeBlock).
  */
 export const Markdown = memo(function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
   const blocks = useMemo(() => splitBlocks(text), [text])
@@ -99,9 +108,8 @@ export const Markdown = memo(function Markdown({ text, streaming }: { text: stri
     <div className="md">
       {blocks.map((block, i) => {
         const growing = streaming && i === blocks.length - 1
-        const source = growing && !block.code ? closeIncomplete(block.source) : block.source
         return (
-          <Block key={i} source={source} code={block.code?.text} language={block.code?.language} growing={growing} />
+          <Block key={i} source={block.source} code={block.code?.text} language={block.code?.language} growing={growing} />
         )
       })}
     </div>
