@@ -1,6 +1,7 @@
 import { newId } from '../lib/id'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
+import type { Conversation } from '../types'
 import { generate, isGenerating, stop } from './generate'
 
 /** Creates (and selects) a conversation that starts from the default parameters. */
@@ -34,4 +35,17 @@ export function editAndResend(convId: string, messageId: string, text: string): 
 export function removeConversation(convId: string): void {
   stop(convId)
   chatStore.getState().remove(convId)
+}
+
+/**
+ * Saves one conversation's settings. New chats keep their defaults unless `asDefault` says so
+ * (the system prompt is always the conversation's own).
+ */
+export function saveChatSettings(
+  convId: string,
+  settings: Pick<Conversation, 'systemPrompt' | 'params'>,
+  asDefault: boolean,
+): void {
+  chatStore.getState().patch(convId, settings)
+  if (asDefault) settingsStore.getState().update({ defaultParams: settings.params })
 }

@@ -1,8 +1,8 @@
 import { useState } from 'react'
 import { useStore } from 'zustand'
+import { saveChatSettings } from '../chat/actions'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
-import { settingsStore } from '../store/settings'
 import { uiStore } from '../store/ui'
 import type { Conversation, GenParams } from '../types'
 import { Dialog } from '../ui/Dialog'
@@ -27,6 +27,7 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
   const [topP, setTopP] = useState(String(conv.params.top_p))
   const [maxTokens, setMaxTokens] = useState(String(conv.params.max_tokens))
   const [seed, setSeed] = useState(conv.params.seed === null ? '' : String(conv.params.seed))
+  const [asDefault, setAsDefault] = useState(false)
 
   const submit = () => {
     const params: GenParams = {
@@ -35,9 +36,7 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
       max_tokens: Math.round(Number(maxTokens)),
       seed: seed.trim() === '' ? null : Math.round(Number(seed)),
     }
-    chatStore.getState().patch(conv.id, { systemPrompt, params })
-    // The next new chat starts with these parameters (not the system prompt, which is per chat).
-    settingsStore.getState().update({ defaultParams: params })
+    saveChatSettings(conv.id, { systemPrompt, params }, asDefault)
     onDone()
   }
 
@@ -96,6 +95,10 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
           />
         </label>
       </div>
+      <label className="check">
+        <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
+        <span>{t('saveAsDefault')}</span>
+      </label>
     </Form>
   )
 }

@@ -12,7 +12,7 @@ export interface Settings {
   apiKey: string
   language: LanguagePref
   theme: ThemePref
-  /** Parameters a new conversation starts with: the last ones the user chose. */
+  /** Parameters a new conversation starts with; changed only by an explicit "save as default". */
   defaultParams: GenParams
   lastModel: string
 }
