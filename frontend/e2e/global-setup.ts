@@ -37,8 +37,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
     cwd: FRONTEND,
     // A small queue (4 running + 8 waiting) so one request asking for 16 answers meets a real 429.
-    // FRONTEND_DIST: this checkout's dist/, even where the backend is installed from another one.
-    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8', FRONTEND_DIST: join(FRONTEND, 'dist') },
+    // PYTHONPATH: this checkout's backend (and so its dist/), even where the venv's editable
+    // install points at another checkout (a git worktree sharing the venv).
+    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8', PYTHONPATH: join(FRONTEND, '..', 'backend') },
     stdio: ['ignore', log, log],
     // Own process group: stopping it stops make and the Python server under it.
     detached: true,

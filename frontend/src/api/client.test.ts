@@ -196,6 +196,18 @@ describe('over HTTP', () => {
     })
   })
 
+  it('a web page where the API should be (a base URL without /v1) is "not_api", not a JSON parse error', async () => {
+    // Like the chat page's own server: index.html for any GET, 405 for a POST it does not route.
+    routes.set('site', (req, res) => {
+      if (req.method === 'GET') res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p>LocalChat')
+      else res.writeHead(405, { 'Content-Type': 'text/plain' }).end('Method Not Allowed')
+    })
+    await expect(listModels({ baseUrl: `${origin}/site`, apiKey: '' })).rejects.toMatchObject({
+      info: { kind: 'not_api', status: 200, message: `${origin}/site/models answered HTTP 200 with text/html, not the API's JSON` },
+    })
+    expect(await chatError('site', routes.get('site') as Handler)).toMatchObject({ kind: 'not_api', status: 405 })
+  })
+
   it('says "unreachable" when nothing listens', async () => {
     const closed = createServer()
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))

@@ -92,14 +92,28 @@ export function errorFromException(e: unknown): ChatError {
   return { kind: 'unreachable', message }
 }
 
+/**
+ * An answer that is not the API's JSON or event stream: a success, or a 404/405, is then a page
+ * of a web site (the chat page's own index.html, when the base URL lacks /v1), not an API error.
+ */
+function notApi(url: string, res: Response): ChatError | null {
+  const type = res.headers.get('Content-Type') ?? ''
+  if (/json|event-stream/i.test(type) || !(res.ok || res.status === 404 || res.status === 405)) return null
+  const what = type.split(';')[0] || 'no content type'
+  return { kind: 'not_api', message: `${url} answered HTTP ${res.status} with ${what}, not the API's JSON`, status: res.status }
+}
+
 async function request(cfg: ApiConfig, path: string, init: RequestInit): Promise<Response> {
+  const url = apiUrl(cfg.baseUrl, path)
   let res: Response
   try {
-    res = await fetch(apiUrl(cfg.baseUrl, path), init)
+    res = await fetch(url, init)
   } catch (e) {
     if (init.signal?.aborted) throw e
     throw new ApiError(errorFromException(e))
   }
+  const wrongPlace = notApi(url, res)
+  if (wrongPlace) throw new ApiError(wrongPlace)
   if (!res.ok) throw new ApiError(await errorFromResponse(res))
   return res
 }

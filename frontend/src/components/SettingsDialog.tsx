@@ -31,11 +31,13 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
   const test = async () => {
     setProbe(null)
     const result = await probeServer({ baseUrl: apiBaseUrl, apiKey })
-    setProbe(
-      'count' in result
-        ? { ok: true, text: t('connectionOk', { n: result.count }) }
-        : { ok: false, text: result.error.message },
-    )
+    if ('count' in result) {
+      setProbe({ ok: true, text: t('connectionOk', { n: result.count }) })
+      return
+    }
+    const { kind, message } = result.error
+    // A web page where the API should be: say what to change, not which content type came back.
+    setProbe({ ok: false, text: kind === 'not_api' ? t('errNotApiHelp', { url: apiBaseUrl }) : message })
   }
 
   const submit = () => {

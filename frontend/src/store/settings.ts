@@ -54,3 +54,9 @@ export function apiConfig(): ApiConfig {
 export function apiBaseHref(): string {
   return new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
 }
+
+/** The base URL with /v1 added, where the saved one lacks it (the usual cause of a `not_api` error). */
+export function suggestedBaseUrl(): string | null {
+  const base = settingsStore.getState().apiBaseUrl.trim().replace(/\/+$/, '')
+  return base && !/\/v1$/.test(base) ? `${base}/v1` : null
+}
