@@ -35,6 +35,8 @@ export interface Message {
   id: string
   role: Role
   content: string
+  /** The model's reasoning, from `reasoning_content` / `reasoning` deltas (`<think>` stays in content). */
+  reasoning?: string
   createdAt: number
   status?: MessageStatus
   error?: ChatError

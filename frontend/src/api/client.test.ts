@@ -42,6 +42,18 @@ describe('readChatStream', () => {
     })
   })
 
+  it('tells reasoning deltas (reasoning_content or reasoning) from the answer', async () => {
+    const delta = (d: Record<string, string>) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: d }] })}\n\n`
+    const parts: [string, string][] = []
+    const body = bytes([delta({ reasoning_content: 'Hmm' }), delta({ reasoning: ', France' }), chunk('Paris'), 'data: [DONE]\n\n'])
+    await readChatStream(body, (text, part) => parts.push([part, text]))
+    expect(parts).toEqual([
+      ['reasoning', 'Hmm'],
+      ['reasoning', ', France'],
+      ['content', 'Paris'],
+    ])
+  })
+
   it('reassembles events split at any byte, including inside a UTF-8 character', async () => {
     const all = enc.encode(chunk('你好') + chunk('，世界', 'stop') + 'data: [DONE]\n\n')
     for (const size of [1, 2, 3, 7]) {

@@ -132,8 +132,15 @@ export function chatModels(models: ModelInfo[]): ModelInfo[] {
   return models.filter((m) => !/embed|minilm/i.test(m.id))
 }
 
+/** What a delta adds to: the answer, or the reasoning before it. */
+export type DeltaPart = 'content' | 'reasoning'
+
 interface ChunkEvent {
-  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[]
+  choices?: {
+    // `reasoning_content` (DeepSeek, vLLM, llama.cpp) or `reasoning` (OpenRouter, Ollama).
+    delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null }
+    finish_reason?: string | null
+  }[]
   usage?: Usage | null
   error?: OpenAIErrorBody['error']
 }
@@ -145,7 +152,7 @@ interface ChunkEvent {
  */
 export async function readChatStream(
   body: ReadableStream<BufferSource>,
-  onDelta: (text: string) => void,
+  onDelta: (text: string, part: DeltaPart) => void,
 ): Promise<StreamResult> {
   const result: StreamResult = { sawDone: false, finishReason: null, usage: null, error: null }
   const reader = body
@@ -181,8 +188,10 @@ export async function readChatStream(
       }
       if (event.usage) result.usage = event.usage
       for (const choice of event.choices ?? []) {
+        const reasoning = choice.delta?.reasoning_content ?? choice.delta?.reasoning
+        if (reasoning) onDelta(reasoning, 'reasoning')
         const text = choice.delta?.content
-        if (text) onDelta(text)
+        if (text) onDelta(text, 'content')
         if (choice.finish_reason) result.finishReason = choice.finish_reason
       }
     }
@@ -202,7 +211,7 @@ export interface ChatStreamRequest {
 export async function streamChat(
   cfg: ApiConfig,
   req: ChatStreamRequest,
-  onDelta: (text: string) => void,
+  onDelta: (text: string, part: DeltaPart) => void,
   signal: AbortSignal,
 ): Promise<StreamResult> {
   const { seed, ...sampling } = req.params

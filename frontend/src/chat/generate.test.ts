@@ -28,6 +28,15 @@ describe('requestMessages', () => {
       { role: 'user', content: 'Go on' },
     ])
     expect(requestMessages({ ...conv, systemPrompt: '  ' })[0]?.role).toBe('user')
+    // Earlier answers go back without their reasoning; one that is all reasoning is left out.
+    const reasoned = [
+      { id: '6', role: 'assistant' as const, content: '<think>hmm</think>Sure.', reasoning: 'more', createdAt: 0 },
+      { id: '7', role: 'assistant' as const, content: '<think>only thinking', createdAt: 0, status: 'stopped' as const },
+    ]
+    expect(requestMessages({ ...conv, messages: reasoned })).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'assistant', content: 'Sure.' },
+    ])
   })
 })
 

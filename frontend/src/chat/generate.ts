@@ -1,11 +1,12 @@
 import { flushSync } from 'react-dom'
-import { errorFromException, streamChat, type ChatRequestMessage, type StreamResult } from '../api/client'
+import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
 import { newId } from '../lib/id'
 import { chatStore } from '../store/conversations'
 import { apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { streamClock } from './metrics'
 import { pickModel } from './model'
+import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
 
 /** Open requests by conversation: one answer at a time per conversation. */
@@ -15,13 +16,17 @@ export function isGenerating(conv: Conversation | undefined): boolean {
   return conv?.messages.at(-1)?.status === 'streaming'
 }
 
-/** Failed answers (nothing arrived) are left out; stopped and cut-off ones are part of the chat. */
+/**
+ * Failed answers (nothing arrived) are left out; stopped and cut-off ones are part of the chat.
+ * Earlier answers go back without their reasoning, as reasoning models expect.
+ */
 export function requestMessages(conv: Conversation): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
   for (const m of conv.messages) {
-    if (m.role === 'assistant' && !m.content) continue
-    messages.push({ role: m.role, content: m.content })
+    const content = m.role === 'assistant' ? splitThinking(m).answer : m.content
+    if (m.role === 'assistant' && !content) continue
+    messages.push({ role: m.role, content })
   }
   return messages
 }
@@ -54,12 +59,15 @@ export async function generate(convId: string): Promise<void> {
   })
 
   let content = ''
+  let reasoning = ''
+  const text = () => ({ content, ...(reasoning ? { reasoning } : {}) })
   const clock = streamClock()
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
-  const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, { content })))
-  const onDelta = (text: string) => {
+  const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
+  const onDelta = (delta: string, part: DeltaPart) => {
     clock.chunk()
-    content += text
+    if (part === 'reasoning') reasoning += delta
+    else content += delta
     throttle.request()
   }
 
@@ -70,16 +78,16 @@ export async function generate(convId: string): Promise<void> {
     clock.start()
     const request = { model, messages: requestMessages(conv), params: conv.params }
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
-    final = { ...outcome(result, content !== ''), metrics: clock.metrics(result) }
+    final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
   } catch (e) {
     final = controller.signal.aborted
       ? { status: 'stopped', metrics: clock.metrics(null) }
-      : { status: content ? 'interrupted' : 'error', error: errorFromException(e) }
+      : { status: content || reasoning ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
     running.delete(convId)
     throttle.cancel()
   }
-  chatStore.getState().updateMessage(convId, messageId, { ...final, content, model })
+  chatStore.getState().updateMessage(convId, messageId, { ...final, ...text(), model })
 }
 
 export function stop(convId: string): void {

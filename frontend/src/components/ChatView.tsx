@@ -22,7 +22,8 @@ export function ChatView() {
       <Header conv={conv} />
       {/* An answer already showing the same trouble inline says enough. */}
       {!conv?.messages.at(-1)?.error && <ConnectionProblem />}
-      {conv && conv.messages.length > 0 ? <MessageList conv={conv} busy={busy} /> : <Welcome />}
+      {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
+      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} busy={busy} /> : <Welcome />}
       <Composer conv={conv} busy={busy} />
     </main>
   )
