@@ -45,6 +45,11 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
   ),
 )
 
+// Another tab saved settings: take them, so every tab talks to the same server in the same language.
+globalThis.addEventListener?.('storage', (e: StorageEvent) => {
+  if (e.key === SETTINGS_KEY) void settingsStore.persist.rehydrate()
+})
+
 export function apiConfig(): ApiConfig {
   const s = settingsStore.getState()
   return { baseUrl: s.apiBaseUrl, apiKey: s.apiKey }
