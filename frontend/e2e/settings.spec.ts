@@ -1,13 +1,11 @@
 import type { Page } from '@playwright/test'
-import { expect, isChatPost, lastAnswer, send, test, waitDone } from './fixtures.ts'
+import { expect, isChatPost, send, test } from './fixtures.ts'
 
-/** Sends a message and returns the request body the page posted. */
+/** Sends a message and returns the request body the page posted (the answer is not awaited). */
 async function sentBody(page: Page, text: string): Promise<Record<string, unknown>> {
   const request = page.waitForRequest((r) => isChatPost(r.url(), r.method()))
   await send(page, text)
-  const body = (await request).postDataJSON() as Record<string, unknown>
-  await waitDone(lastAnswer(page))
-  return body
+  return (await request).postDataJSON() as Record<string, unknown>
 }
 
 async function setParams(page: Page, maxTokens: string, seed: string, asDefault: boolean): Promise<void> {
