@@ -7,6 +7,7 @@
 // Per turn: the X-Conversation-Id the page sent, the HTTP status it got, the answer's text and
 // any alert (error notice) shown in the page. Answers are kept short (max_tokens set on the way
 // out). Uses the frontend's own playwright-core; never downloads a browser.
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
@@ -15,6 +16,8 @@ import { fileURLToPath } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 const frontend = resolve(here, '..', '..', 'frontend')
 const { chromium } = createRequire(join(frontend, 'package.json'))('playwright-core')
+// The frontend's e2e tests launch Chromium with the same path and flags.
+const CHROMIUM = JSON.parse(readFileSync(join(frontend, 'e2e', 'chromium.json'), 'utf8'))
 
 const [siteUrl, turnsArg] = process.argv.slice(2)
 if (!siteUrl || !turnsArg) {
@@ -25,16 +28,9 @@ const TURNS = Number(turnsArg)
 const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]()
 
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  executablePath: process.env.CHROMIUM ?? CHROMIUM.executablePath,
   headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
+  args: CHROMIUM.args,
 })
 try {
   const page = await (await browser.newContext({ locale: 'en-US' })).newPage()

@@ -6,7 +6,7 @@
 // Prints one JSON object (read by test_browser.py, which makes the assertions). Uses the
 // frontend's own playwright-core (frontend/node_modules, installed by `npm ci`); never
 // downloads a browser.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 const frontend = resolve(here, '..', '..', 'frontend')
 const { chromium } = createRequire(join(frontend, 'package.json'))('playwright-core')
+// The frontend's e2e tests launch Chromium with the same path and flags.
+const CHROMIUM = JSON.parse(readFileSync(join(frontend, 'e2e', 'chromium.json'), 'utf8'))
 
 const [siteUrl, outDir] = process.argv.slice(2)
 if (!siteUrl || !outDir) {
@@ -55,16 +57,9 @@ function instrument() {
 }
 
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  executablePath: process.env.CHROMIUM ?? CHROMIUM.executablePath,
   headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
+  args: CHROMIUM.args,
 })
 const result = { siteUrl, maxTokens: MAX_TOKENS, console: [], pageErrors: [], failedRequests: [] }
 try {

@@ -137,3 +137,27 @@ test('a connection lost mid-answer keeps what arrived and offers retry', async (
     await network.close()
   }
 })
+
+test('a base URL without /v1 is recognised (the server answers with its web page) and fixed in one click', async ({
+  page,
+  baseURL,
+}) => {
+  await page.goto('/')
+  await page.getByRole('button', { name: 'Settings', exact: true }).click()
+  const dialog = page.getByRole('dialog', { name: 'Settings', exact: true })
+  await dialog.getByLabel('API base URL').fill(baseURL ?? '')
+  await dialog.getByRole('button', { name: 'Test connection' }).click()
+  await expect(dialog.getByRole('status')).toContainText('answered with a web page instead of the API')
+  await dialog.getByRole('button', { name: 'Save' }).click()
+
+  const banner = page.locator('.banner').getByRole('alert')
+  await expect(banner).toContainText('This address is not the API')
+  await expect(banner).not.toContainText('JSON.parse')
+  await shot(page, 'error-not-api')
+  await banner.getByRole('button', { name: `Use ${baseURL}/v1` }).click()
+  await expect(page.locator('.banner')).toHaveCount(0)
+  await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue('SmolLM2-135M-Instruct')
+  await send(page, 'Hello!')
+  await waitDone(lastAnswer(page))
+  await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+})

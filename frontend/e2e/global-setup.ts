@@ -37,7 +37,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
     cwd: FRONTEND,
     // A small queue (4 running + 8 waiting) so one request asking for 16 answers meets a real 429.
-    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8' },
+    // PYTHONPATH: this checkout's backend (and so its dist/), even where the venv's editable
+    // install points at another checkout (a git worktree sharing the venv).
+    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8', PYTHONPATH: join(FRONTEND, '..', 'backend') },
     stdio: ['ignore', log, log],
     // Own process group: stopping it stops make and the Python server under it.
     detached: true,

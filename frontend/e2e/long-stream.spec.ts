@@ -1,19 +1,12 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect, extendChatRequests, lastAnswer, send, SHOTS, test, waitDone } from './fixtures.ts'
+import { longTasksSince, recordLongTasks } from './perf.ts'
 
 const TOKENS = 2000
 
-interface Frame {
-  start: number
-  duration: number
-  scripts: { invoker: string; duration: number }[]
-}
-
 declare global {
   interface Window {
-    __longTasks: { start: number; duration: number }[]
-    __longFrames: Frame[]
     __maxFrameGap: number
     __frames: number
   }
@@ -26,20 +19,7 @@ declare global {
 test('a 2,000-token answer streams without long main-thread tasks', async ({ page }) => {
   // ~1 min at the 30–60 tokens/s this model does on two cores; far longer on a busy machine.
   test.setTimeout(600_000)
-  await page.addInitScript(() => {
-    window.__longTasks = []
-    new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration })
-    }).observe({ type: 'longtask', buffered: true })
-    // Long Animation Frames say which script made a frame long (Chromium 123+).
-    window.__longFrames = []
-    new PerformanceObserver((list) => {
-      for (const e of list.getEntries() as (PerformanceEntry & { scripts?: { invoker: string; duration: number }[] })[]) {
-        const scripts = (e.scripts ?? []).map((x) => ({ invoker: x.invoker, duration: Math.round(x.duration) }))
-        window.__longFrames.push({ start: e.startTime, duration: Math.round(e.duration), scripts })
-      }
-    }).observe({ type: 'long-animation-frame', buffered: true })
-  })
+  await recordLongTasks(page)
   await extendChatRequests(page, { max_tokens: TOKENS, ignore_eos: true })
   await page.goto('/')
   await send(
@@ -64,24 +44,16 @@ test('a 2,000-token answer streams without long main-thread tasks', async ({ pag
   await waitDone(answer, 560_000)
 
   const metrics = await answer.locator('.metrics').textContent()
-  const perf = await page.evaluate((t0) => {
-    const tasks = window.__longTasks.filter((t) => t.start >= t0)
-    return {
-      longTasks: tasks.length,
-      longestTaskMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
-      longTaskTotalMs: Math.round(tasks.reduce((sum, t) => sum + t.duration, 0)),
+  const perf = {
+    ...(await longTasksSince(page, start)),
+    ...(await page.evaluate((t0) => ({
       maxFrameGapMs: Math.round(window.__maxFrameGap),
       frames: window.__frames,
       streamSeconds: Math.round((performance.now() - t0) / 100) / 10,
       characters: document.querySelector('article.msg.assistant .md')?.textContent?.length ?? 0,
       blocks: document.querySelectorAll('article.msg.assistant .md > *').length,
-      slowestFrames: window.__longFrames
-        .filter((f) => f.start >= t0)
-        .sort((a, b) => b.duration - a.duration)
-        .slice(0, 5)
-        .map((f) => ({ duration: f.duration, scripts: f.scripts })),
-    }
-  }, start)
+    }), start)),
+  }
   const report = { ...perf, metrics }
   const { slowestFrames: _details, ...summary } = report
   console.log(`long stream: ${JSON.stringify(summary)}`)

@@ -8,6 +8,7 @@ import { Sidebar } from './components/Sidebar'
 import { useLanguage } from './i18n'
 import { chatStore } from './store/conversations'
 import { settingsStore } from './store/settings'
+import './App.css'
 
 export function App() {
   const loaded = useStore(chatStore, (s) => s.loaded)

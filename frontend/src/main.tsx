@@ -1,14 +1,17 @@
+// The global sheets come first, so the components' own sheets (imported below) follow them.
+import './styles.css'
+import './ui/controls.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
 import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
-import { loadInto, openConversationDb, persistChanges } from './store/persist'
+import { loadInto, openConversationDb, openTabChannel, persistChanges } from './store/persist'
 import { settingsStore } from './store/settings'
-import './styles.css'
 
 const db = openConversationDb()
-const persistence = persistChanges(chatStore, db)
+// Other tabs of this page write the same conversations: they tell each other on a channel.
+const persistence = persistChanges(chatStore, db, undefined, openTabChannel())
 // Last changes (e.g. a half-streamed answer) are written before the tab goes away.
 addEventListener('pagehide', () => void persistence.flush())
 document.addEventListener('visibilitychange', () => {

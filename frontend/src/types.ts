@@ -5,6 +5,8 @@ export type MessageStatus = 'streaming' | 'done' | 'stopped' | 'error' | 'interr
 
 export type ErrorKind =
   | 'unreachable'
+  /** Something answered, but with a web page or other non-API body: usually a base URL without /v1. */
+  | 'not_api'
   | 'auth'
   | 'rate_limit'
   | 'context_length'
@@ -33,6 +35,8 @@ export interface Message {
   id: string
   role: Role
   content: string
+  /** The model's reasoning, from `reasoning_content` / `reasoning` deltas (`<think>` stays in content). */
+  reasoning?: string
   createdAt: number
   status?: MessageStatus
   error?: ChatError

@@ -42,6 +42,18 @@ describe('readChatStream', () => {
     })
   })
 
+  it('tells reasoning deltas (reasoning_content or reasoning) from the answer', async () => {
+    const delta = (d: Record<string, string>) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: d }] })}\n\n`
+    const parts: [string, string][] = []
+    const body = bytes([delta({ reasoning_content: 'Hmm' }), delta({ reasoning: ', France' }), chunk('Paris'), 'data: [DONE]\n\n'])
+    await readChatStream(body, (text, part) => parts.push([part, text]))
+    expect(parts).toEqual([
+      ['reasoning', 'Hmm'],
+      ['reasoning', ', France'],
+      ['content', 'Paris'],
+    ])
+  })
+
   it('reassembles events split at any byte, including inside a UTF-8 character', async () => {
     const all = enc.encode(chunk('你好') + chunk('，世界', 'stop') + 'data: [DONE]\n\n')
     for (const size of [1, 2, 3, 7]) {
@@ -204,6 +216,18 @@ describe('over HTTP', () => {
       seed: 7,
       max_tokens: DEFAULT_PARAMS.max_tokens,
     })
+  })
+
+  it('a web page where the API should be (a base URL without /v1) is "not_api", not a JSON parse error', async () => {
+    // Like the chat page's own server: index.html for any GET, 405 for a POST it does not route.
+    routes.set('site', (req, res) => {
+      if (req.method === 'GET') res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p>LocalChat')
+      else res.writeHead(405, { 'Content-Type': 'text/plain' }).end('Method Not Allowed')
+    })
+    await expect(listModels({ baseUrl: `${origin}/site`, apiKey: '' })).rejects.toMatchObject({
+      info: { kind: 'not_api', status: 200, message: `${origin}/site/models answered HTTP 200 with text/html, not the API's JSON` },
+    })
+    expect(await chatError('site', routes.get('site') as Handler)).toMatchObject({ kind: 'not_api', status: 405 })
   })
 
   it('says "unreachable" when nothing listens', async () => {

@@ -92,14 +92,28 @@ export function errorFromException(e: unknown): ChatError {
   return { kind: 'unreachable', message }
 }
 
+/**
+ * An answer that is not the API's JSON or event stream: a success, or a 404/405, is then a page
+ * of a web site (the chat page's own index.html, when the base URL lacks /v1), not an API error.
+ */
+function notApi(url: string, res: Response): ChatError | null {
+  const type = res.headers.get('Content-Type') ?? ''
+  if (/json|event-stream/i.test(type) || !(res.ok || res.status === 404 || res.status === 405)) return null
+  const what = type.split(';')[0] || 'no content type'
+  return { kind: 'not_api', message: `${url} answered HTTP ${res.status} with ${what}, not the API's JSON`, status: res.status }
+}
+
 async function request(cfg: ApiConfig, path: string, init: RequestInit): Promise<Response> {
+  const url = apiUrl(cfg.baseUrl, path)
   let res: Response
   try {
-    res = await fetch(apiUrl(cfg.baseUrl, path), init)
+    res = await fetch(url, init)
   } catch (e) {
     if (init.signal?.aborted) throw e
     throw new ApiError(errorFromException(e))
   }
+  const wrongPlace = notApi(url, res)
+  if (wrongPlace) throw new ApiError(wrongPlace)
   if (!res.ok) throw new ApiError(await errorFromResponse(res))
   return res
 }
@@ -118,8 +132,15 @@ export function chatModels(models: ModelInfo[]): ModelInfo[] {
   return models.filter((m) => !/embed|minilm/i.test(m.id))
 }
 
+/** What a delta adds to: the answer, or the reasoning before it. */
+export type DeltaPart = 'content' | 'reasoning'
+
 interface ChunkEvent {
-  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[]
+  choices?: {
+    // `reasoning_content` (DeepSeek, vLLM, llama.cpp) or `reasoning` (OpenRouter, Ollama).
+    delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null }
+    finish_reason?: string | null
+  }[]
   usage?: Usage | null
   error?: OpenAIErrorBody['error']
 }
@@ -131,7 +152,7 @@ interface ChunkEvent {
  */
 export async function readChatStream(
   body: ReadableStream<BufferSource>,
-  onDelta: (text: string) => void,
+  onDelta: (text: string, part: DeltaPart) => void,
 ): Promise<StreamResult> {
   const result: StreamResult = { sawDone: false, finishReason: null, usage: null, error: null }
   const reader = body
@@ -167,8 +188,10 @@ export async function readChatStream(
       }
       if (event.usage) result.usage = event.usage
       for (const choice of event.choices ?? []) {
+        const reasoning = choice.delta?.reasoning_content ?? choice.delta?.reasoning
+        if (reasoning) onDelta(reasoning, 'reasoning')
         const text = choice.delta?.content
-        if (text) onDelta(text)
+        if (text) onDelta(text, 'content')
         if (choice.finish_reason) result.finishReason = choice.finish_reason
       }
     }
@@ -190,7 +213,7 @@ export interface ChatStreamRequest {
 export async function streamChat(
   cfg: ApiConfig,
   req: ChatStreamRequest,
-  onDelta: (text: string) => void,
+  onDelta: (text: string, part: DeltaPart) => void,
   signal: AbortSignal,
 ): Promise<StreamResult> {
   const { seed, ...sampling } = req.params

@@ -1,30 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
-import { measure, requestMessages, resolveModel } from './generate'
-
-describe('measure', () => {
-  it('reports server token counts, tokens/s after the first token, and time to first token', () => {
-    const usage = { prompt_tokens: 10, completion_tokens: 101 }
-    const m = measure(1000, 1250, 3250, 99, { sawDone: true, finishReason: 'stop', usage, error: null })
-    expect(m).toEqual({
-      completionTokens: 101,
-      approximate: false,
-      promptTokens: 10,
-      ttftMs: 250,
-      tokensPerSecond: 50,
-      durationMs: 2250,
-    })
-  })
-
-  it('counts chunks when stopped before the usage arrived', () => {
-    const m = measure(0, 100, 1100, 11, null)
-    expect(m).toMatchObject({ completionTokens: 11, approximate: true, tokensPerSecond: 10 })
-  })
-
-  it('has no rate or first-token time when nothing arrived', () => {
-    expect(measure(0, null, 500, 0, null)).toMatchObject({ completionTokens: 0, ttftMs: null, tokensPerSecond: null })
-  })
-})
+import { outcome, requestMessages } from './generate'
 
 describe('requestMessages', () => {
   it('puts the system prompt first and leaves out answers that failed before any text', () => {
@@ -52,21 +28,28 @@ describe('requestMessages', () => {
       { role: 'user', content: 'Go on' },
     ])
     expect(requestMessages({ ...conv, systemPrompt: '  ' })[0]?.role).toBe('user')
+    // Earlier answers go back without their reasoning; one that is all reasoning is left out.
+    const reasoned = [
+      { id: '6', role: 'assistant' as const, content: '<think>hmm</think>Sure.', reasoning: 'more', createdAt: 0 },
+      { id: '7', role: 'assistant' as const, content: '<think>only thinking', createdAt: 0, status: 'stopped' as const },
+    ]
+    expect(requestMessages({ ...conv, messages: reasoned })).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'assistant', content: 'Sure.' },
+    ])
   })
 })
 
-describe('resolveModel', () => {
-  const listed = [{ id: 'a' }, { id: 'b' }]
-  it("takes the conversation's model, else the last chosen, if the server lists it", () => {
-    expect(resolveModel(['b', 'a'], listed)).toBe('b')
-    expect(resolveModel(['', 'b'], listed)).toBe('b')
-    expect(resolveModel(['gone', 'b'], listed)).toBe('b')
+describe('outcome', () => {
+  const result = { sawDone: true, finishReason: 'stop', usage: null, error: null }
+  it('is done when the stream ended with [DONE] or a finish reason', () => {
+    expect(outcome(result, true)).toEqual({ status: 'done', finishReason: 'stop' })
+    expect(outcome({ ...result, sawDone: false }, true).status).toBe('done')
   })
-  it("falls back to the server's first model", () => {
-    expect(resolveModel(['gone', ''], listed)).toBe('a')
-  })
-  it('tries a named model as is while the list is unknown', () => {
-    expect(resolveModel(['', 'x'], [])).toBe('x')
-    expect(resolveModel(['', ''], [])).toBe('')
+  it('is interrupted when the body closed without either, or an error event came after some text', () => {
+    const cut = outcome({ ...result, sawDone: false, finishReason: null }, true)
+    expect(cut).toMatchObject({ status: 'interrupted', error: { kind: 'interrupted' } })
+    const failed = outcome({ ...result, error: { kind: 'server', message: 'boom' } }, false)
+    expect(failed).toMatchObject({ status: 'error', error: { kind: 'server', message: 'boom' } })
   })
 })

@@ -1,11 +1,12 @@
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { useStore } from 'zustand'
+import { saveChatSettings } from '../chat/actions'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
-import { settingsStore } from '../store/settings'
 import { uiStore } from '../store/ui'
 import type { Conversation, GenParams } from '../types'
-import { Dialog } from './Dialog'
+import { Dialog } from '../ui/Dialog'
+import { Form } from '../ui/Form'
 
 export function ChatSettingsDialog() {
   const t = useT()
@@ -26,23 +27,21 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
   const [topP, setTopP] = useState(String(conv.params.top_p))
   const [maxTokens, setMaxTokens] = useState(String(conv.params.max_tokens))
   const [seed, setSeed] = useState(conv.params.seed === null ? '' : String(conv.params.seed))
+  const [asDefault, setAsDefault] = useState(false)
 
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
+  const submit = () => {
     const params: GenParams = {
       temperature: Number(temperature),
       top_p: Number(topP),
       max_tokens: Math.round(Number(maxTokens)),
       seed: seed.trim() === '' ? null : Math.round(Number(seed)),
     }
-    chatStore.getState().patch(conv.id, { systemPrompt, params })
-    // The next new chat starts with these parameters (not the system prompt, which is per chat).
-    settingsStore.getState().update({ defaultParams: params })
+    saveChatSettings(conv.id, { systemPrompt, params }, asDefault)
     onDone()
   }
 
   return (
-    <form className="form" onSubmit={submit}>
+    <Form onSubmit={submit} onCancel={onDone}>
       <label className="field">
         <span>{t('systemPrompt')}</span>
         <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
@@ -96,14 +95,10 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
           />
         </label>
       </div>
-      <div className="form-actions">
-        <button type="button" className="btn" onClick={onDone}>
-          {t('cancel')}
-        </button>
-        <button type="submit" className="btn primary">
-          {t('save')}
-        </button>
-      </div>
-    </form>
+      <label className="check">
+        <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
+        <span>{t('saveAsDefault')}</span>
+      </label>
+    </Form>
   )
 }

@@ -1,6 +1,8 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
-import { isGenerating, resolveModel, sendMessage, stop } from '../chat/generate'
+import { newConversation, sendMessage } from '../chat/actions'
+import { isGenerating, stop } from '../chat/generate'
+import { resolveModel } from '../chat/model'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
@@ -8,8 +10,9 @@ import { settingsStore } from '../store/settings'
 import { isPhoneWidth, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
 import { ErrorNotice } from './ErrorNotice'
-import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from './icons'
+import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
+import './ChatView.css'
 
 export function ChatView() {
   const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
@@ -19,7 +22,8 @@ export function ChatView() {
       <Header conv={conv} />
       {/* An answer already showing the same trouble inline says enough. */}
       {!conv?.messages.at(-1)?.error && <ConnectionProblem />}
-      {conv && conv.messages.length > 0 ? <MessageList conv={conv} busy={busy} /> : <Welcome />}
+      {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
+      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} busy={busy} /> : <Welcome />}
       <Composer conv={conv} busy={busy} />
     </main>
   )
@@ -42,10 +46,7 @@ function Header({ conv }: { conv: Conversation | undefined }) {
     settingsStore.getState().update({ lastModel: id })
   }
   const openChatSettings = () => {
-    if (!conv) {
-      const { defaultParams } = settingsStore.getState()
-      chatStore.getState().create({ params: defaultParams, model: selected })
-    }
+    if (!conv) newConversation(selected)
     uiStore.setState({ chatSettingsOpen: true })
   }
 

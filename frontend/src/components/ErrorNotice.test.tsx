@@ -58,6 +58,20 @@ describe('ErrorNotice', () => {
     expect(onRetry).toHaveBeenCalledOnce()
   })
 
+  it('a web page where the API should be: says so and offers the base URL with /v1', () => {
+    settingsStore.getState().update({ apiBaseUrl: 'http://h:8000/' })
+    const onRetry = render({ kind: 'not_api', message: 'http://h:8000/models answered HTTP 200 with text/html', status: 200 })
+    expect(container.textContent).toContain('This address is not the API')
+    expect(container.textContent).toContain('under /v1')
+    act(() => button('Use http://h:8000/v1')?.click())
+    expect(settingsStore.getState().apiBaseUrl).toBe('http://h:8000/v1')
+    expect(onRetry).toHaveBeenCalledOnce()
+    // Already /v1 (or this site's own): nothing to suggest.
+    render({ kind: 'not_api', message: 'x', status: 200 })
+    expect(container.textContent).not.toContain('Use http')
+    settingsStore.getState().update({ apiBaseUrl: '' })
+  })
+
   it('context too long: explains what to do and offers a new chat', () => {
     render({ kind: 'context_length', message: 'too long', status: 400 })
     expect(container.textContent).toContain('too long for the model')

@@ -1,12 +1,13 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { apiUrl } from '../api/client'
 import { useT, type MessageKey } from '../i18n'
-import { settingsStore } from '../store/settings'
+import { apiBaseHref, settingsStore, suggestedBaseUrl } from '../store/settings'
 import { startNewChat, uiStore } from '../store/ui'
 import type { ChatError, ErrorKind } from '../types'
+import './ErrorNotice.css'
 
 const TEXT: Record<ErrorKind, { title: MessageKey; help?: MessageKey }> = {
   unreachable: { title: 'errUnreachableTitle', help: 'errUnreachableHelp' },
+  not_api: { title: 'errNotApiTitle', help: 'errNotApiHelp' },
   auth: { title: 'errAuthTitle', help: 'errAuthHelp' },
   rate_limit: { title: 'errRateTitle', help: 'errRateHelp' },
   context_length: { title: 'errContextTitle', help: 'errContextHelp' },
@@ -40,7 +41,6 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
   const text = TEXT[error.kind]
   const waitLeft = useCountdown(error.kind === 'rate_limit' ? error.retryAfterS : undefined)
   const [key, setKey] = useState('')
-  const baseUrl = new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
 
   const saveKey = (e: FormEvent) => {
     e.preventDefault()
@@ -49,11 +49,16 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
   }
 
   // Server-written detail is shown only where our own help text does not already say it all.
-  const detail = error.kind === 'bad_request' || error.kind === 'server' || error.kind === 'unreachable'
+  const detail = (['bad_request', 'server', 'unreachable', 'not_api'] as ErrorKind[]).includes(error.kind)
+  const suggestion = error.kind === 'not_api' ? suggestedBaseUrl() : null
+  const applySuggestion = (url: string) => {
+    settingsStore.getState().update({ apiBaseUrl: url })
+    onRetry?.()
+  }
   return (
     <div className={`error-notice kind-${error.kind}`} role="alert">
       <p className="error-title">{t(text.title)}</p>
-      {text.help && <p>{t(text.help, { url: baseUrl })}</p>}
+      {text.help && <p>{t(text.help, { url: apiBaseHref() })}</p>}
       {detail && error.message && <p className="error-detail">{error.message}</p>}
       {error.kind === 'auth' && onRetry ? (
         <form className="row" onSubmit={saveKey}>
@@ -75,7 +80,12 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
             <button type="button" className="btn small" disabled={waitLeft > 0} onClick={onRetry}>
               {waitLeft > 0 ? t('errRateWait', { n: waitLeft }) : t('retry')}
             </button>
-            {error.kind === 'unreachable' && (
+            {suggestion && (
+              <button type="button" className="btn primary small" onClick={() => applySuggestion(suggestion)}>
+                {t('useUrl', { url: suggestion })}
+              </button>
+            )}
+            {(error.kind === 'unreachable' || error.kind === 'not_api') && (
               <button type="button" className="btn small" onClick={() => uiStore.setState({ settingsOpen: true })}>
                 {t('openSettings')}
               </button>

@@ -1,11 +1,13 @@
 import { memo, useState, type KeyboardEvent } from 'react'
-import { editAndResend, regenerate } from '../chat/generate'
+import { editAndResend, regenerate } from '../chat/actions'
+import { splitThinking } from '../chat/thinking'
 import { useT, type Translate } from '../i18n'
 import { Markdown } from '../markdown/Markdown'
 import type { Message, Metrics } from '../types'
-import { CopyButton } from './CopyButton'
+import { CopyButton } from '../ui/CopyButton'
 import { ErrorNotice } from './ErrorNotice'
-import { EditIcon, RefreshIcon } from './icons'
+import { EditIcon, RefreshIcon } from '../ui/icons'
+import './MessageView.css'
 
 function metricsText(m: Metrics, t: Translate): string[] {
   const parts = [t(m.approximate ? 'tokensApprox' : 'tokens', { n: m.completionTokens })]
@@ -94,18 +96,37 @@ function UserMessage({ convId, message, busy }: Omit<Props, 'isLast'>) {
   )
 }
 
+/**
+ * The reasoning before an answer, collapsible: open while it streams and the answer has not
+ * begun, closed after that unless the reader opened it.
+ */
+function Reasoning({ text, live }: { text: string; live: boolean }) {
+  const t = useT()
+  const [chosen, setChosen] = useState<boolean | null>(null)
+  const open = chosen ?? live
+  return (
+    <details className="reasoning" open={open} onToggle={(e) => e.currentTarget.open !== open && setChosen(e.currentTarget.open)}>
+      <summary>{t(live ? 'reasoningLive' : 'reasoning')}</summary>
+      {open && <Markdown text={text} streaming={live} />}
+    </details>
+  )
+}
+
 function AssistantMessage({ convId, message, isLast, busy }: Props) {
   const t = useT()
   const streaming = message.status === 'streaming'
+  const { reasoning, answer } = splitThinking(message)
   const retry = isLast && !busy ? () => regenerate(convId) : undefined
   const error =
     message.error ?? (message.status === 'error' ? { kind: 'server' as const, message: '' } : undefined)
   return (
     <article className="msg assistant" aria-label={t('assistant')} aria-busy={streaming}>
-      {message.content ? (
-        <Markdown text={message.content} streaming={streaming} />
+      {reasoning !== null && <Reasoning text={reasoning} live={streaming && !answer} />}
+      {answer ? (
+        <Markdown text={answer} streaming={streaming} />
       ) : (
-        streaming && (
+        streaming &&
+        reasoning === null && (
           <p className="thinking" role="status">
             <span className="visually-hidden">{t('thinking')}</span>
             <i />
@@ -120,7 +141,7 @@ function AssistantMessage({ convId, message, isLast, busy }: Props) {
       {!streaming && (
         <footer className="msg-meta">
           <div className="msg-actions">
-            {message.content && <CopyButton text={message.content} label={t('copyMessage')} />}
+            {answer && <CopyButton text={answer} label={t('copyMessage')} />}
             {retry && !error && (
               <button
                 type="button"

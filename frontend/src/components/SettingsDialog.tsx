@@ -1,10 +1,11 @@
-import { useState, type FormEvent } from 'react'
+import { useState } from 'react'
 import { useStore } from 'zustand'
-import { chatModels, errorFromException, listModels } from '../api/client'
 import { useT } from '../i18n'
+import { probeServer } from '../store/models'
 import { settingsStore, type LanguagePref, type ThemePref } from '../store/settings'
 import { uiStore } from '../store/ui'
-import { Dialog } from './Dialog'
+import { Dialog } from '../ui/Dialog'
+import { Form } from '../ui/Form'
 
 export function SettingsDialog() {
   const t = useT()
@@ -29,22 +30,23 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
 
   const test = async () => {
     setProbe(null)
-    try {
-      const models = chatModels(await listModels({ baseUrl: apiBaseUrl, apiKey }))
-      setProbe({ ok: true, text: t('connectionOk', { n: models.length }) })
-    } catch (e) {
-      setProbe({ ok: false, text: errorFromException(e).message })
+    const result = await probeServer({ baseUrl: apiBaseUrl, apiKey })
+    if ('count' in result) {
+      setProbe({ ok: true, text: t('connectionOk', { n: result.count }) })
+      return
     }
+    const { kind, message } = result.error
+    // A web page where the API should be: say what to change, not which content type came back.
+    setProbe({ ok: false, text: kind === 'not_api' ? t('errNotApiHelp', { url: apiBaseUrl }) : message })
   }
 
-  const submit = (e: FormEvent) => {
-    e.preventDefault()
+  const submit = () => {
     settingsStore.getState().update({ apiBaseUrl: apiBaseUrl.trim(), apiKey: apiKey.trim(), language, theme })
     onDone()
   }
 
   return (
-    <form className="form" onSubmit={submit}>
+    <Form onSubmit={submit} onCancel={onDone}>
       <fieldset>
         <legend>{t('connection')}</legend>
         <label className="field">
@@ -101,14 +103,6 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
           </select>
         </label>
       </fieldset>
-      <div className="form-actions">
-        <button type="button" className="btn" onClick={onDone}>
-          {t('cancel')}
-        </button>
-        <button type="submit" className="btn primary">
-          {t('save')}
-        </button>
-      </div>
-    </form>
+    </Form>
   )
 }

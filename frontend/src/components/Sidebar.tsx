@@ -1,12 +1,13 @@
 import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent } from 'react'
 import { useStore } from 'zustand'
-import { removeConversation } from '../chat/generate'
+import { removeConversation } from '../chat/actions'
 import { useT, type MessageKey } from '../i18n'
 import { exportJson, parseImport } from '../lib/transfer'
 import { chatStore, matchesQuery, sortedConversations } from '../store/conversations'
 import { closeOnPhone, startNewChat, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
-import { DownloadIcon, EditIcon, PlusIcon, SearchIcon, SettingsIcon, TrashIcon, UploadIcon } from './icons'
+import { DownloadIcon, EditIcon, PlusIcon, SearchIcon, SettingsIcon, TrashIcon, UploadIcon } from '../ui/icons'
+import './Sidebar.css'
 
 const DAY = 24 * 60 * 60 * 1000
 

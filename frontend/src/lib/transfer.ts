@@ -32,6 +32,7 @@ function toMessage(v: unknown, index: number): Message | null {
     const metrics = toMetrics(v.metrics)
     if (metrics) message.metrics = metrics
     if (typeof v.model === 'string') message.model = v.model
+    if (typeof v.reasoning === 'string' && v.reasoning) message.reasoning = v.reasoning
   }
   return message
 }

@@ -52,6 +52,8 @@ describe('markdown safety (model output is untrusted)', () => {
     '[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)',
     '[click](vbscript:msgbox)',
     '<javascript:alert(1)>',
+    '$\\href{javascript:alert(1)}{click}$',
+    '\\(\\url{javascript:alert(1)}\\)',
   ])('drops dangerous link targets: %s', (md) => {
     const root = parse(html(md))
     for (const a of root.querySelectorAll('a')) expect(a.getAttribute('href') ?? '').not.toMatch(/script|data:/i)
@@ -80,12 +82,28 @@ describe('markdown safety (model output is untrusted)', () => {
 })
 
 describe('markdown rendering', () => {
-  it('renders GFM tables, highlighted code with its language and a copy button', () => {
+  it('renders GFM tables, and code with its language and a copy button', () => {
     const root = parse(html('| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint("hi")\n```'))
     expect(root.querySelectorAll('table td')).toHaveLength(2)
     expect(root.querySelector('.code-lang')?.textContent).toBe('python')
-    expect(root.querySelector('pre code.hljs.language-python .hljs-string')?.textContent).toBe('"hi"')
+    expect(root.querySelector('pre code.language-python')?.textContent).toBe('print("hi")')
     expect(root.querySelector('.code-block button[aria-label="Copy code"]')).not.toBeNull()
+  })
+
+  it('renders TeX with KaTeX in all four delimiters, keeping its backslashes; prices stay text', () => {
+    const root = parse(html('Inline $a^2$ and \\(b\\,c\\).\n\n$$\n\\frac{1}{2}\n$$\n\n\\[x\\,y\\]\n\nCosts $5 and $10.'))
+    expect(root.querySelectorAll('.katex')).toHaveLength(4)
+    expect(root.querySelectorAll('.katex-display')).toHaveLength(2)
+    const tex = [...root.querySelectorAll('annotation[encoding="application/x-tex"]')].map((a) => a.textContent)
+    expect(tex).toEqual(['a^2', 'b\\,c', '\\frac{1}{2}', 'x\\,y'])
+    expect(root.textContent).toContain('Costs $5 and $10.')
+  })
+
+  it('shows math that is still arriving, and a formula KaTeX cannot read as its source', () => {
+    for (const partial of ['Then $$\n\\frac{a}{', 'Then \\[\\sum_{i', 'Price $5 and $', 'Then $x'])
+      expect(() => parse(html(partial, true))).not.toThrow()
+    expect(parse(html('Then \\(a^2', true)).querySelector('.katex annotation')?.textContent).toBe('a^2')
+    expect(parse(html('Bad $$\\frac{a}{$$')).querySelector('.katex-error')?.textContent).toBe('\\frac{a}{')
   })
 
   it('while streaming, closes half-written emphasis, tables and links, and shows an unterminated fence as code', () => {
@@ -104,20 +122,27 @@ describe('markdown rendering', () => {
   })
 })
 
+// Highlighting runs after the render, in this thread under Node: seconds on a busy machine.
+const WAIT = { timeout: 30_000 }
+
 describe('memoised blocks', () => {
   let root: ReturnType<typeof createRoot> | null = null
   afterEach(() => {
     act(() => root?.unmount())
     root = null
   })
-
-  it('re-renders only the last block as the answer grows', () => {
+  const mount = () => {
     const container = document.createElement('div')
     root = createRoot(container)
+    return container
+  }
+
+  it('re-renders only the last block as the answer grows; code blocks skip the markdown parser', () => {
+    const container = mount()
     const start = '# Heading\n\nFirst paragraph.\n\n```js\nconst x = 1\n```\n\nGrowing'
     renders.count = 0
     act(() => root?.render(<Markdown text={start} streaming />))
-    expect(renders.count).toBe(4)
+    expect(renders.count).toBe(3)
 
     renders.count = 0
     let text = start
@@ -130,5 +155,44 @@ describe('memoised blocks', () => {
     // One render per update, all of them the last block.
     expect(renders.count).toBe(3)
     expect(container.querySelector('h1')?.textContent).toBe('Heading')
+  })
+
+  it('highlights code once it is complete, never while it grows, in list items too', async () => {
+    const container = mount()
+    const fence = 'Intro\n\n```python\ndef f():\n    return "x"\n'
+    act(() => root?.render(<Markdown text={fence} streaming />))
+    await act(() => new Promise((r) => setTimeout(r, 20)))
+    expect(container.querySelector('.hljs-keyword')).toBeNull()
+    expect(container.querySelector('pre code')?.textContent).toBe('def f():\n    return "x"')
+
+    const done = `${fence}\`\`\`\n\n- item\n\n  \`\`\`js\n  let a = 1\n  \`\`\``
+    act(() => root?.render(<Markdown text={done} streaming={false} />))
+    await expect.poll(() => container.querySelectorAll('code.hljs').length, WAIT).toBe(2)
+    expect(container.querySelector('code.hljs.language-python .hljs-keyword')?.textContent).toBe('def')
+    expect(container.querySelector('code.hljs.language-python .hljs-string')?.textContent).toBe('"x"')
+    expect(container.querySelector('code.hljs.language-js .hljs-keyword')?.textContent).toBe('let')
+  })
+
+  it('shows a long block as pieces and swaps in their highlighting one at a time, adding no markup', async () => {
+    const container = mount()
+    const lines = Array.from({ length: 1000 }, (_, i) => `    s${i} = "<img src=x onerror=alert(${i})>"  # """`)
+    const code = ['def f():', ...lines].join('\n')
+    act(() => root?.render(<Markdown text={`\`\`\`python\n${code}\n\`\`\``} streaming={false} />))
+    // 1001 lines in pieces of 200, plain text at first.
+    const pieces = () => [...container.querySelectorAll('pre code > .code-piece')]
+    expect(pieces()).toHaveLength(6)
+    expect(container.querySelector('pre code')?.textContent).toBe(code)
+    const seen = new Set<number>()
+    await expect
+      .poll(() => {
+        seen.add(pieces().filter((p) => p.firstElementChild).length)
+        return container.querySelectorAll('code .hljs-string').length
+      }, WAIT)
+      .toBe(1000)
+    // Highlighted pieces went in over several updates.
+    expect(seen.size).toBeGreaterThan(1)
+    expect(pieces()).toHaveLength(6)
+    expect(container.querySelector('pre code')?.textContent).toBe(code)
+    expect(container.querySelector('pre img, pre [onerror]')).toBeNull()
   })
 })

@@ -1,15 +1,18 @@
 import { memo, useMemo, type ComponentProps } from 'react'
 import ReactMarkdown, { type Components, type ExtraProps, type Options } from 'react-markdown'
-import rehypeHighlight from 'rehype-highlight'
+import rehypeKatex from 'rehype-katex'
 import remarkGfm from 'remark-gfm'
+import remarkMath from 'remark-math'
+import 'katex/dist/katex.min.css'
 import { toText } from 'hast-util-to-text'
 import type { Root } from 'mdast'
 import { visit } from 'unist-util-visit'
-import { CopyButton } from '../components/CopyButton'
-import { useT } from '../i18n'
 import { splitBlocks } from './blocks'
+import { CodeBlock } from './CodeBlock'
+import { normalizeMath } from './math'
 import { closeIncomplete } from './streaming'
 import { safeUrl } from './urls'
+import './Markdown.css'
 
 /**
  * Raw HTML in model output is shown as the text it is, never parsed into the page (there is no
@@ -23,8 +26,10 @@ function remarkHtmlAsText() {
   }
 }
 
-const remarkPlugins: Options['remarkPlugins'] = [remarkGfm, remarkHtmlAsText]
-const rehypePlugins: Options['rehypePlugins'] = [[rehypeHighlight, { detect: false }]]
+// Single dollars are left to normalizeMath, which does not take "$5 and $10" for math.
+const remarkPlugins: Options['remarkPlugins'] = [remarkGfm, [remarkMath, { singleDollarTextMath: false }], remarkHtmlAsText]
+// A formula KaTeX cannot read (or one still arriving) shows as its source, in the text colour.
+const rehypePlugins: Options['rehypePlugins'] = [[rehypeKatex, { errorColor: 'inherit', strict: false }]]
 
 function Link({ href, children }: ComponentProps<'a'> & ExtraProps) {
   if (!href) return <span className="md-link-text">{children}</span>
@@ -41,23 +46,17 @@ function Image({ src, alt }: ComponentProps<'img'> & ExtraProps) {
   return typeof src === 'string' && src ? <Link href={src}>{label}</Link> : <span>{label}</span>
 }
 
-function CodeBlock({ node, children }: ComponentProps<'pre'> & ExtraProps) {
-  const t = useT()
-  const code = node ? toText(node, { whitespace: 'pre' }).replace(/\n$/, '') : ''
-  const codeEl = node?.children.find((c) => c.type === 'element' && c.tagName === 'code')
-  const classes = codeEl?.type === 'element' ? codeEl.properties.className : undefined
-  const language = Array.isArray(classes)
-    ? classes.map(String).find((c) => c.startsWith('language-'))?.slice('language-'.length)
-    : undefined
-  return (
-    <div className="code-block">
-      <div className="code-head">
-        <span className="code-lang">{language ?? 'text'}</span>
-        <CopyButton text={code} label={t('copyCode')} />
-      </div>
-      <pre>{children}</pre>
-    </div>
-  )
+/** A code block inside another block (a list item, a quote): the same as a top-level one. */
+function preFor(final: boolean) {
+  return function Pre({ node }: ComponentProps<'pre'> & ExtraProps) {
+    const code = node ? toText(node, { whitespace: 'pre' }) : ''
+    const codeEl = node?.children.find((c) => c.type === 'element' && c.tagName === 'code')
+    const classes = codeEl?.type === 'element' ? codeEl.properties.className : undefined
+    const language = Array.isArray(classes)
+      ? classes.map(String).find((c) => c.startsWith('language-'))?.slice('language-'.length)
+      : undefined
+    return <CodeBlock code={code} language={language} final={final} />
+  }
 }
 
 function Table({ children }: ComponentProps<'table'> & ExtraProps) {
@@ -68,17 +67,29 @@ function Table({ children }: ComponentProps<'table'> & ExtraProps) {
   )
 }
 
-const components: Components = { a: Link, img: Image, pre: CodeBlock, table: Table }
+const components: Components = { a: Link, img: Image, pre: preFor(true), table: Table }
+const growingComponents: Components = { ...components, pre: preFor(false) }
 
-const Block = memo(function Block({ source, growing }: { source: string; growing: boolean }) {
+const Block = memo(function Block({
+  source,
+  code,
+  language,
+  growing,
+}: {
+  source: string
+  code?: string
+  language?: string
+  growing: boolean
+}) {
+  if (code !== undefined) return <CodeBlock code={code} language={language} final={!growing} />
   return (
     <ReactMarkdown
       remarkPlugins={remarkPlugins}
-      rehypePlugins={growing ? undefined : rehypePlugins}
-      components={components}
+      rehypePlugins={rehypePlugins}
+      components={growing ? growingComponents : components}
       urlTransform={safeUrl}
     >
-      {source}
+      {growing ? closeIncomplete(source) : normalizeMath(source)}
     </ReactMarkdown>
   )
 })
@@ -87,8 +98,9 @@ const Block = memo(function Block({ source, growing }: { source: string; growing
  * Renders markdown as memoised blocks: while streaming, finished blocks keep their rendered
  * output and only the last one is parsed again. The last block is closed while it grows, so a
  * half-written `**bold`, link or table header does not flash as raw syntax; an unterminated code
- * fence renders as a code block that grows. Highlighting waits until a block is complete:
- * re-highlighting a long growing code block on every frame is what makes streams stutter.
+ * fence renders as a code block that grows. TeX math (`$…$`, `\(…\)`, `$$…$$`, `\[…\]`) is
+ * rendered by KaTeX. A code block is rendered from the lexer's text, with no markdown parse, and
+ * highlighted off the main thread once complete (see CodeBlock).
  */
 export const Markdown = memo(function Markdown({ text, streaming }: { text: string; streaming: boolean }) {
   const blocks = useMemo(() => splitBlocks(text), [text])
@@ -96,7 +108,9 @@ export const Markdown = memo(function Markdown({ text, streaming }: { text: stri
     <div className="md">
       {blocks.map((block, i) => {
         const growing = streaming && i === blocks.length - 1
-        return <Block key={i} source={growing ? closeIncomplete(block) : block} growing={growing} />
+        return (
+          <Block key={i} source={block.source} code={block.code?.text} language={block.code?.language} growing={growing} />
+        )
       })}
     </div>
   )

@@ -1,4 +1,5 @@
 import remend, { type RemendHandler } from 'remend'
+import { normalizeMath } from './math'
 
 const PARTIAL_DELIMITER_ROW = /^\s*\|?[\s:|-]*$/
 
@@ -17,7 +18,18 @@ const tableHeader: RemendHandler = {
   },
 }
 
-/** Closes what the growing last block of a streaming answer leaves open (emphasis, links, tables). */
+/** A `\(` or `\[` still waiting for its closer is closed, so the formula shows as it grows. */
+function closeTex(block: string): string {
+  for (const [open, close] of [['\\[', '\\]'], ['\\(', '\\)']] as const) {
+    if (block.lastIndexOf(open) > block.lastIndexOf(close)) return block + close
+  }
+  return block
+}
+
+/**
+ * Closes what the growing last block of a streaming answer leaves open (emphasis, links, tables,
+ * math). Math delimiters are rewritten first, so remend sees the dollars it knows as math.
+ */
 export function closeIncomplete(block: string): string {
-  return remend(block, { linkMode: 'text-only', handlers: [tableHeader] })
+  return remend(normalizeMath(closeTex(block)), { linkMode: 'text-only', handlers: [tableHeader] })
 }

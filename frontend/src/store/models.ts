@@ -1,5 +1,5 @@
 import { createStore } from 'zustand/vanilla'
-import { ApiError, chatModels, errorFromException, listModels, type ModelInfo } from '../api/client'
+import { ApiError, chatModels, errorFromException, listModels, type ApiConfig, type ModelInfo } from '../api/client'
 import type { ChatError } from '../types'
 import { apiConfig } from './settings'
 
@@ -11,6 +11,19 @@ interface ModelsState {
 
 export const modelsStore = createStore<ModelsState>()(() => ({ status: 'idle', models: [], error: null }))
 
+function listChatModels(cfg: ApiConfig, signal?: AbortSignal): Promise<ModelInfo[]> {
+  return listModels(cfg, signal).then(chatModels)
+}
+
+/** Tries an address and key before they are saved: how many chat models it lists, or why not. */
+export async function probeServer(cfg: ApiConfig): Promise<{ count: number } | { error: ChatError }> {
+  try {
+    return { count: (await listChatModels(cfg)).length }
+  } catch (e) {
+    return { error: errorFromException(e) }
+  }
+}
+
 let inFlight: AbortController | null = null
 
 /** Fetches the chat models; a newer call (settings changed) supersedes an older one. */
@@ -20,7 +33,7 @@ export async function refreshModels(): Promise<ModelInfo[]> {
   inFlight = controller
   modelsStore.setState({ status: 'loading' })
   try {
-    const models = chatModels(await listModels(apiConfig(), controller.signal))
+    const models = await listChatModels(apiConfig(), controller.signal)
     if (!controller.signal.aborted) modelsStore.setState({ status: 'ok', models, error: null })
     return models
   } catch (e) {

@@ -1,5 +1,5 @@
 import 'fake-indexeddb/auto'
-import { createStore as createIdbStore, entries } from 'idb-keyval'
+import { createStore as createIdbStore, entries, get } from 'idb-keyval'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
 import { createChatStore } from './conversations'
@@ -17,11 +17,11 @@ let dbCount = 0
 const freshDb = () => createIdbStore(`test-${++dbCount}`, 'conversations')
 
 /** A loaded store saving to a fresh database after `delayMs`, with one new conversation. */
-function savingStore(delayMs: number) {
+function savingStore(delayMs: number, channel: BroadcastChannel | null = null) {
   const db = freshDb()
   const store = createChatStore()
   store.getState().load([], null)
-  const saver = persistChanges(store, db, delayMs)
+  const saver = persistChanges(store, db, delayMs, channel)
   const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
   return { db, store, saver, id }
 }
@@ -77,6 +77,33 @@ describe('persistence to IndexedDB', () => {
     const [[, saved]] = (await entries<string, Conversation>(db)) as [[string, Conversation]]
     expect(saved.messages[0]).toMatchObject({ content: '1, 2, 3, 4, 5', status: 'done' })
     await saver.stop()
+  })
+
+  it('two tabs: changes made at once to one conversation are both kept, and each tab sees the other', async () => {
+    const tabs = `tabs-${Math.random()}`
+    const { db, store: a, saver: saverA, id } = savingStore(10, new BroadcastChannel(tabs))
+    a.getState().addMessage(id, { id: 'u1', role: 'user', content: 'Hello', createdAt: 1 })
+    await saverA.flush()
+    const b = createChatStore()
+    await loadInto(b, db)
+    const saverB = persistChanges(b, db, 10, new BroadcastChannel(tabs))
+
+    // Before either hears of the other: an answer arrives in tab A, tab B renames.
+    a.getState().addMessage(id, { id: 'a1', role: 'assistant', content: 'Hi', createdAt: 2, status: 'done' })
+    b.getState().rename(id, 'Greeting')
+    await Promise.all([saverA.flush(), saverB.flush()])
+    const stored = (await get<Conversation>(id, db)) as Conversation
+    expect(stored.title).toBe('Greeting')
+    expect(stored.messages.map((m) => m.id)).toEqual(['u1', 'a1'])
+
+    // Both tabs catch up, and a deletion in one reaches the other.
+    await vi.waitFor(() => expect(a.getState().conversations[id]?.title).toBe('Greeting'))
+    await vi.waitFor(() => expect(b.getState().conversations[id]?.messages.map((m) => m.id)).toEqual(['u1', 'a1']))
+    b.getState().remove(id)
+    await saverB.flush()
+    await vi.waitFor(() => expect(a.getState().conversations[id]).toBeUndefined())
+    expect(await entries(db)).toEqual([])
+    await Promise.all([saverA.stop(), saverB.stop()])
   })
 
   it('does not write before the saved conversations have been loaded', async () => {

@@ -1,12 +1,24 @@
-import { createStore as createIdbStore, delMany, entries, setMany, type UseStore } from 'idb-keyval'
+import { createStore as createIdbStore, entries, getMany, promisifyRequest, type UseStore } from 'idb-keyval'
 import type { StoreApi } from 'zustand/vanilla'
 import type { Conversation } from '../types'
 import type { ChatStore } from './conversations'
+import { differs, merge, newChange, recordChange, type Change } from './merge'
 
 const ACTIVE_KEY = 'localchat.active'
+const CHANNEL = 'localchat.conversations'
+
+/** Sent to the other tabs after a write: which conversations to read again. */
+interface Written {
+  ids: string[]
+}
 
 export function openConversationDb(): UseStore {
   return createIdbStore('localchat', 'conversations')
+}
+
+/** Where this origin's tabs tell each other what they wrote. */
+export function openTabChannel(): BroadcastChannel {
+  return new BroadcastChannel(CHANNEL)
 }
 
 export async function loadInto(store: StoreApi<ChatStore>, db: UseStore): Promise<void> {
@@ -15,47 +27,118 @@ export async function loadInto(store: StoreApi<ChatStore>, db: UseStore): Promis
 }
 
 /**
- * Writes changed conversations to IndexedDB. A conversation whose answer is still streaming
- * changes every frame, so it is written at most once per `delayMs` (a crash loses at most that
- * much of it); any other change (an answer that ended, a rename, a deletion) is written at once,
- * so a reload right after an answer finishes keeps all of it.
+ * Writes the batch in one transaction, each conversation merged into what is stored (another
+ * tab may have written it since): returns what was stored, null where deleted.
  */
-export function persistChanges(store: StoreApi<ChatStore>, db: UseStore, delayMs = 500) {
-  const dirty = new Set<string>()
+function write(db: UseStore, batch: Map<string, Change | 'deleted'>, local: Record<string, Conversation>) {
+  return db('readwrite', (os) => {
+    const stored = new Map<string, Conversation | null>()
+    for (const [id, change] of batch) {
+      const conv = local[id]
+      if (change === 'deleted' || !conv) {
+        os.delete(id)
+        stored.set(id, null)
+        continue
+      }
+      const read = os.get(id)
+      read.onsuccess = () => {
+        const old = read.result as Conversation | undefined
+        const merged = old ? merge(old, conv, change) : conv
+        os.put(merged, id)
+        stored.set(id, merged)
+      }
+    }
+    return promisifyRequest(os.transaction).then(() => stored)
+  })
+}
+
+/**
+ * Writes changed conversations to IndexedDB and keeps tabs in step. A conversation whose answer
+ * is still streaming changes every frame, so it is written at most once per `delayMs` (a crash
+ * loses at most that much of it); any other change (an answer that ended, a rename, a deletion)
+ * is written at once, so a reload right after an answer finishes keeps all of it.
+ *
+ * Another tab may have written the same conversation meanwhile, so a write takes from this tab
+ * only the fields and messages it changed (see merge). After a write, the other tabs are told
+ * on `channel` (openTabChannel) and read those conversations again.
+ */
+export function persistChanges(
+  store: StoreApi<ChatStore>,
+  db: UseStore,
+  delayMs = 500,
+  channel: BroadcastChannel | null = null,
+) {
+  const pending = new Map<string, Change | 'deleted'>()
   let timer: ReturnType<typeof setTimeout> | null = null
   let writing: Promise<void> = Promise.resolve()
+  // Set while this tab takes in what was stored: not a change of its own to write back.
+  let fromStorage = false
+
+  /** Takes stored versions into the store, except where this tab has changes not yet written. */
+  const take = (stored: Map<string, Conversation | null>, onlyIfDifferent: boolean) => {
+    const current = store.getState().conversations
+    const next = { ...current }
+    let changed = false
+    for (const [id, conv] of stored) {
+      if (pending.has(id)) continue
+      const mine = current[id]
+      if (conv === null) {
+        if (!mine) continue
+        delete next[id]
+      } else if (!mine || !onlyIfDifferent || differs(conv, mine)) next[id] = conv
+      else continue
+      changed = true
+    }
+    if (!changed) return
+    fromStorage = true
+    try {
+      store.setState((s) => ({ conversations: next, activeId: s.activeId && next[s.activeId] ? s.activeId : null }))
+    } finally {
+      fromStorage = false
+    }
+  }
 
   const flush = (): Promise<void> => {
     if (timer) clearTimeout(timer)
     timer = null
-    if (dirty.size === 0) return writing
+    if (pending.size === 0) return writing
+    const batch = new Map(pending)
+    pending.clear()
     const { conversations } = store.getState()
-    const ids = [...dirty]
-    dirty.clear()
-    const toSet = ids.flatMap((id) => {
-      const conv = conversations[id]
-      return conv ? [[id, conv] as [string, Conversation]] : []
-    })
-    const toDelete = ids.filter((id) => !conversations[id])
     // Chained so a slow write never lands after a newer one.
     writing = writing.then(async () => {
-      if (toSet.length) await setMany(toSet, db)
-      if (toDelete.length) await delMany(toDelete, db)
+      const stored = await write(db, batch, conversations)
+      channel?.postMessage({ ids: [...batch.keys()] } satisfies Written)
+      // What other tabs wrote into these conversations shows here too.
+      take(stored, true)
     })
     return writing
   }
+
+  const onMessage = (e: MessageEvent<Written>) => {
+    void getMany<Conversation>(e.data.ids, db).then((values) =>
+      take(new Map(e.data.ids.map((id, i) => [id, values[i] ?? null])), false),
+    )
+  }
+  channel?.addEventListener('message', onMessage)
 
   const unsubscribe = store.subscribe((state, prev) => {
     if (state.activeId !== prev.activeId) {
       if (state.activeId) localStorage.setItem(ACTIVE_KEY, state.activeId)
       else localStorage.removeItem(ACTIVE_KEY)
     }
-    if (state.conversations === prev.conversations || !state.loaded) return
+    if (fromStorage || state.conversations === prev.conversations || !state.loaded) return
     let now = false
     for (const id of new Set([...Object.keys(state.conversations), ...Object.keys(prev.conversations)])) {
       const conv = state.conversations[id]
-      if (conv === prev.conversations[id]) continue
-      dirty.add(id)
+      const before = prev.conversations[id]
+      if (conv === before) continue
+      if (!conv) pending.set(id, 'deleted')
+      else {
+        let change = pending.get(id)
+        if (!change || change === 'deleted') pending.set(id, (change = newChange()))
+        recordChange(change, before, conv)
+      }
       if (!conv?.messages.some((m) => m.status === 'streaming')) now = true
     }
     if (now) void flush()
@@ -66,7 +149,8 @@ export function persistChanges(store: StoreApi<ChatStore>, db: UseStore, delayMs
     flush,
     stop: () => {
       unsubscribe()
-      return flush()
+      channel?.removeEventListener('message', onMessage)
+      return flush().finally(() => channel?.close())
     },
   }
 }

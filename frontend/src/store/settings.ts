@@ -1,7 +1,7 @@
 import { createStore } from 'zustand/vanilla'
 import { createJSONStorage, persist } from 'zustand/middleware'
 import { DEFAULT_PARAMS, type GenParams } from '../types'
-import type { ApiConfig } from '../api/client'
+import { apiUrl, type ApiConfig } from '../api/client'
 
 export type LanguagePref = 'auto' | 'en' | 'zh'
 export type ThemePref = 'system' | 'light' | 'dark'
@@ -12,7 +12,7 @@ export interface Settings {
   apiKey: string
   language: LanguagePref
   theme: ThemePref
-  /** Parameters a new conversation starts with: the last ones the user chose. */
+  /** Parameters a new conversation starts with; changed only by an explicit "save as default". */
   defaultParams: GenParams
   lastModel: string
 }
@@ -45,7 +45,23 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
   ),
 )
 
+// Another tab saved settings: take them, so every tab talks to the same server in the same language.
+globalThis.addEventListener?.('storage', (e: StorageEvent) => {
+  if (e.key === SETTINGS_KEY) void settingsStore.persist.rehydrate()
+})
+
 export function apiConfig(): ApiConfig {
   const s = settingsStore.getState()
   return { baseUrl: s.apiBaseUrl, apiKey: s.apiKey }
+}
+
+/** The API's absolute base URL as requests will use it (an empty setting means this site's `/v1`). */
+export function apiBaseHref(): string {
+  return new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
+}
+
+/** The base URL with /v1 added, where the saved one lacks it (the usual cause of a `not_api` error). */
+export function suggestedBaseUrl(): string | null {
+  const base = settingsStore.getState().apiBaseUrl.trim().replace(/\/+$/, '')
+  return base && !/\/v1$/.test(base) ? `${base}/v1` : null
 }

@@ -1,6 +1,7 @@
 import { useEffect, useId, useRef, type ReactNode } from 'react'
 import { useT } from '../i18n'
 import { CloseIcon } from './icons'
+import './Dialog.css'
 
 /** A native modal <dialog>: focus trapping, Esc and the backdrop come from the browser. */
 export function Dialog({

@@ -1,0 +1,27 @@
+import { ApiError, type ModelInfo } from '../api/client'
+import { chatStore } from '../store/conversations'
+import { modelsStore, refreshModels } from '../store/models'
+import { settingsStore } from '../store/settings'
+import type { Conversation } from '../types'
+
+/**
+ * The model an answer uses: the conversation's, else the last one chosen, as long as the server
+ * lists it; else the server's first. Before the list has loaded, a named model is tried as is.
+ */
+export function resolveModel(preferred: string[], listed: ModelInfo[]): string {
+  const named = preferred.filter(Boolean)
+  if (listed.length === 0) return named[0] ?? ''
+  return named.find((id) => listed.some((m) => m.id === id)) ?? listed[0]?.id ?? ''
+}
+
+/** Resolves the conversation's model (loading the list if nothing is known yet) and records it. */
+export async function pickModel(conv: Conversation): Promise<string> {
+  const { lastModel } = settingsStore.getState()
+  let listed = modelsStore.getState().models
+  if (listed.length === 0 && !conv.model && !lastModel) listed = await refreshModels()
+  const id = resolveModel([conv.model, lastModel], listed)
+  if (!id) throw new ApiError({ kind: 'server', message: 'The server lists no chat model' })
+  if (id !== conv.model) chatStore.getState().patch(conv.id, { model: id })
+  settingsStore.getState().update({ lastModel: id })
+  return id
+}

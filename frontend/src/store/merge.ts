@@ -1,0 +1,58 @@
+import type { Conversation } from '../types'
+
+type Field = Exclude<keyof Conversation, 'id' | 'messages'>
+const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model']
+
+/** What this tab changed in one conversation since it last wrote it. */
+export interface Change {
+  fields: Set<Field>
+  /** Messages added or updated. */
+  messages: Set<string>
+  removed: Set<string>
+}
+
+export const newChange = (): Change => ({ fields: new Set(), messages: new Set(), removed: new Set() })
+
+/** Adds what changed from `before` (undefined: a new conversation) to `after` into `change`. */
+export function recordChange(change: Change, before: Conversation | undefined, after: Conversation): void {
+  for (const field of FIELDS) if (before?.[field] !== after[field]) change.fields.add(field)
+  if (before?.messages === after.messages) return
+  const old = new Map(before?.messages.map((m) => [m.id, m]))
+  for (const m of after.messages) {
+    if (old.get(m.id) === m) continue
+    change.messages.add(m.id)
+    change.removed.delete(m.id)
+  }
+  const kept = new Set(after.messages.map((m) => m.id))
+  for (const id of old.keys()) {
+    if (kept.has(id)) continue
+    change.removed.add(id)
+    change.messages.delete(id)
+  }
+}
+
+/**
+ * This tab's change applied to the stored conversation, which may hold what another tab wrote
+ * since this one read it: only the fields and messages this tab changed are taken from it.
+ */
+export function merge(stored: Conversation, local: Conversation, change: Change): Conversation {
+  const merged: Conversation = { ...stored }
+  for (const field of change.fields) Object.assign(merged, { [field]: local[field] })
+  const mine = new Map(local.messages.map((m) => [m.id, m]))
+  const messages = stored.messages
+    .filter((m) => !change.removed.has(m.id))
+    .map((m) => (change.messages.has(m.id) ? (mine.get(m.id) ?? m) : m))
+  const present = new Set(messages.map((m) => m.id))
+  for (const m of local.messages) if (change.messages.has(m.id) && !present.has(m.id)) messages.push(m)
+  merged.messages = messages
+  return merged
+}
+
+/** Whether a merged conversation holds anything this tab's copy lacks (other tabs' messages or fields). */
+export function differs(a: Conversation, b: Conversation): boolean {
+  return (
+    FIELDS.some((f) => JSON.stringify(a[f]) !== JSON.stringify(b[f])) ||
+    a.messages.length !== b.messages.length ||
+    a.messages.some((m, i) => m.id !== b.messages[i]?.id)
+  )
+}
