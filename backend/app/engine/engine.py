@@ -384,16 +384,23 @@ class Engine:
                 self._finish(seq, "error", f"Generation failed: {type(exc).__name__}.")
 
     def _prefill_step(self) -> None:
-        """One chunk for the prompts with the fewest tokens left, padded to one length."""
+        """Prompts with the fewest tokens left, padded to one length: short prompts together, up to
+        max_num_batched_tokens; a prompt longer than the slice the measured rate allows is cut to
+        that slice and goes alone, after the short ones."""
         self.stats.prefill_steps += 1
         budget = self.config.max_num_batched_tokens
+        slice_ = budget
         if self._prefill_rate is not None:
             target = PREFILL_SLICE_S if self._decoding else IDLE_PREFILL_SLICE_S
-            budget = max(BLOCK_SIZE, min(budget, int(self._prefill_rate * target)))
+            slice_ = max(BLOCK_SIZE, min(budget, int(self._prefill_rate * target)))
         batch: list[_Sequence] = []
         chunk = 0
         for seq in sorted(self._prefilling, key=lambda s: len(s.tokens) - s.num_cached):
-            wanted = min(budget, max(chunk, len(seq.tokens) - seq.num_cached))
+            wanted = max(chunk, len(seq.tokens) - seq.num_cached)
+            if wanted > slice_:
+                if batch:
+                    break
+                wanted = slice_
             if batch and (len(batch) + 1) * wanted > budget:
                 break
             batch.append(seq)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from app.engine.loader import ModelLoadError, check_quantization, resolve_quantization
+from app.engine.loader import ModelLoadError, check_quantization, cpu_has_native_bf16, resolve_quantization
 from app.engine.quantization import (
     INT4_GROUP,
     Int4Linear,
@@ -96,11 +96,15 @@ def test_quantization_replaces_every_linear_but_the_output_layer() -> None:
 def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
     model, _ = model_and_tokenizer
     mode = quantization_of(model)
+    dtype = str(model.dtype).removeprefix("torch.")
+    if not cpu_has_native_bf16():
+        # AVX2-only CPUs (some cloud VMs) compute in float32, where int4 would be slower.
+        assert (dtype, mode) == ("float32", "none")
+        pytest.skip("the documented figures were measured on a CPU with native bfloat16")
     assert mode == "int4", "the default model comes from a Q4_1 GGUF: auto should pack it to int4 on a CPU"
     doc = PRECISION_DOC.read_text()
     recorded = re.search(r"`QUANTIZATION=auto` for this model: \*\*(\w+)\*\*", doc)
     assert recorded and recorded.group(1) == mode
-    dtype = str(model.dtype).removeprefix("torch.")
     assert re.search(rf"^\| {dtype} \+ {mode} \| [\d.]+ \| [\d.]+ \|", doc, re.M)
     # ... and the mode whose speed docs/benchmarks.md reports as the default.
     bench = re.search(r"our default precision: (\S+)", BENCHMARKS_DOC.read_text())
@@ -117,7 +121,7 @@ def test_quantization_it_cannot_run_fast_is_refused_before_loading() -> None:
 
 
 def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
-    model, tokenizer = load_model(quantization="int8")
+    model, tokenizer = load_model(quantization="int8", dtype="bfloat16")
     assert quantization_of(model) == "int8"
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     jobs = [
@@ -136,9 +140,9 @@ def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
 def test_prompts_are_prefilled_with_the_dense_weights_and_can_skip_them() -> None:
     """The first token comes from the prefill: with DENSE_PREFILL it is the unquantised model's,
     logprobs and all. DENSE_PREFILL=false keeps only the packed weights and stays batch-invariant."""
-    dense_model, tokenizer = load_model(quantization="int4")
-    plain_model, _ = load_model(quantization="none")
-    packed_model, _ = load_model(quantization="int4", dense_prefill=False)
+    dense_model, tokenizer = load_model(quantization="int4", dtype="bfloat16")
+    plain_model, _ = load_model(quantization="none", dtype="bfloat16")
+    packed_model, _ = load_model(quantization="int4", dense_prefill=False, dtype="bfloat16")
     assert len(dense_capable(dense_model)) == 210 and dense_capable(packed_model) == []
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=True, top_logprobs=5)
