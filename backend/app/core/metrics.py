@@ -14,6 +14,9 @@ PROMPT_TOKENS = Counter("llm_prompt_tokens_total", "Prompt tokens prefilled.")
 GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.")
 RUNNING = Gauge("llm_running_sequences", "Sequences in the running batch.")
 WAITING = Gauge("llm_waiting_requests", "Requests waiting for a slot.")
+EMBEDDING_WAITING = Gauge("llm_embedding_requests", "Embedding requests queued or being embedded.")
+# A gauge read from the embedder's own count (counters cannot read a function); it only grows.
+EMBEDDED = Gauge("llm_embedded_inputs", "Inputs embedded since start-up.")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TTFT = Histogram("llm_time_to_first_token_seconds", "Time to first token.", buckets=_LATENCY_BUCKETS)
 ITL = Histogram(
@@ -29,6 +32,11 @@ E2E = Histogram(
 def track_engine(running: Callable[[], float], waiting: Callable[[], float]) -> None:
     RUNNING.set_function(running)
     WAITING.set_function(waiting)
+
+
+def track_embeddings(waiting: Callable[[], float], embedded: Callable[[], float]) -> None:
+    EMBEDDING_WAITING.set_function(waiting)
+    EMBEDDED.set_function(embedded)
 
 
 class RequestMetrics:

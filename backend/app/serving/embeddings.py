@@ -1,20 +1,24 @@
-"""POST /v1/embeddings."""
+"""POST /v1/embeddings: inputs checked and tokenised off the event loop, a bounded queue, and
+the response rendered off it too (2,048 vectors make megabytes of JSON)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
+import torch
 from fastapi.responses import JSONResponse
 
 from ..core.errors import OpenAIError, model_not_found
-from ..engine.embedder import Embedder
+from ..engine.embedder import Embedder, EmbedderBusy
 from ..protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 
 
 class EmbeddingService:
-    def __init__(self, name: str, embedder: Embedder) -> None:
+    def __init__(self, name: str, embedder: Embedder, max_tokens: int) -> None:
         self.name = name
         self.embedder = embedder
+        self.max_tokens = max_tokens  # per request, all inputs together
 
     def _inputs(self, request: EmbeddingRequest) -> list[list[int]]:
         items = request.input
@@ -41,20 +45,20 @@ class EmbeddingService:
                 raise OpenAIError(
                     400, f"input[{i}] holds token ids beyond the vocabulary ({vocab}).", param="input"
                 )
-        return inputs
-
-    async def create(self, request: EmbeddingRequest) -> JSONResponse:
-        if request.model != self.name:
-            raise model_not_found(request.model)
-        if request.dimensions is not None and request.dimensions != self.embedder.dimensions:
+        total = sum(len(ids) for ids in inputs)
+        if total > self.max_tokens:
             raise OpenAIError(
                 400,
-                f"This model returns {self.embedder.dimensions}-dimensional vectors and cannot shorten them; "
-                "omit 'dimensions'.",
-                param="dimensions",
+                f"The inputs hold {total} tokens in all; one request may hold at most {self.max_tokens} "
+                "(MAX_EMBEDDING_TOKENS). Send them in several requests.",
+                param="input",
+                code="max_tokens_per_request",
             )
-        inputs = self._inputs(request)
-        vectors = await self.embedder.embed(inputs)
+        return inputs
+
+    def _response(
+        self, request: EmbeddingRequest, inputs: list[list[int]], vectors: torch.Tensor
+    ) -> JSONResponse:
         data = []
         for i, vector in enumerate(vectors):
             if request.encoding_format == "base64":
@@ -67,3 +71,26 @@ class EmbeddingService:
             data=data, model=self.name, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
         )
         return JSONResponse(body.model_dump())
+
+    async def create(self, request: EmbeddingRequest) -> JSONResponse:
+        if request.model != self.name:
+            raise model_not_found(request.model)
+        if request.dimensions is not None and request.dimensions != self.embedder.dimensions:
+            raise OpenAIError(
+                400,
+                f"This model returns {self.embedder.dimensions}-dimensional vectors and cannot shorten them; "
+                "omit 'dimensions'.",
+                param="dimensions",
+            )
+        inputs = await asyncio.to_thread(self._inputs, request)
+        try:
+            vectors = await self.embedder.embed(inputs)
+        except EmbedderBusy as exc:
+            raise OpenAIError(
+                429,
+                str(exc),
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": "1"},
+            ) from exc
+        return await asyncio.to_thread(self._response, request, inputs, vectors)
