@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         track_engine(lambda: stats.running, lambda: stats.waiting)
         if app.state.services.embeddings is not None:
             embedder = app.state.services.embeddings.embedder
-            track_embeddings(lambda: embedder.waiting, lambda: embedder.embedded)
+            track_embeddings(lambda: embedder.waiting, lambda: embedder.embedded, lambda: embedder.batches)
         yield
         engine = app.state.services.engine
         engine.stop_admitting()

@@ -10,10 +10,18 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from ..core.errors import OpenAIError, validation_error
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _number(text: str) -> int | float:
+    """A JSON number: 5.0 is the integer 5, as JSON Schema (and OpenAI) have it, so an integer
+    field takes it; strict validation still refuses "5" and true."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
@@ -23,7 +31,7 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
         try:
             # The standard parser, not pydantic's: it keeps a lone surrogate ("\ud800"), which
             # then gets a 400 naming its field instead of "invalid JSON".
-            data = json.loads(raw)
+            data = json.loads(raw, parse_float=_number)
         except (ValueError, RecursionError):  # bad JSON or UTF-8, or nested beyond the stack
             return validation_error([{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}])
         try:
@@ -34,7 +42,11 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
             return validation_error([{**e, "loc": ("body", *e["loc"])} for e in errors])
 
     async def body(request: Request) -> M:
-        result = await asyncio.to_thread(parse, await request.body())
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # gone, or cut off by the read timeout: nobody to answer
+            raise OpenAIError(400, "The connection closed before the whole body arrived.") from None
+        result = await asyncio.to_thread(parse, raw)
         if isinstance(result, OpenAIError):
             raise result
         return result

@@ -17,6 +17,7 @@ WAITING = Gauge("llm_waiting_requests", "Requests waiting for a slot.")
 EMBEDDING_WAITING = Gauge("llm_embedding_requests", "Embedding requests queued or being embedded.")
 # A gauge read from the embedder's own count (counters cannot read a function); it only grows.
 EMBEDDED = Gauge("llm_embedded_inputs", "Inputs embedded since start-up.")
+EMBEDDING_BATCHES = Gauge("llm_embedding_batches", "Forward passes of the embedding model since start-up.")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TTFT = Histogram("llm_time_to_first_token_seconds", "Time to first token.", buckets=_LATENCY_BUCKETS)
 ITL = Histogram(
@@ -34,9 +35,12 @@ def track_engine(running: Callable[[], float], waiting: Callable[[], float]) -> 
     WAITING.set_function(waiting)
 
 
-def track_embeddings(waiting: Callable[[], float], embedded: Callable[[], float]) -> None:
+def track_embeddings(
+    waiting: Callable[[], float], embedded: Callable[[], float], batches: Callable[[], float]
+) -> None:
     EMBEDDING_WAITING.set_function(waiting)
     EMBEDDED.set_function(embedded)
+    EMBEDDING_BATCHES.set_function(batches)
 
 
 class RequestMetrics:

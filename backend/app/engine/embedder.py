@@ -66,6 +66,7 @@ class Embedder:
         self.dimensions = self.model.config.hidden_size
         self.max_waiting = max_waiting
         self.embedded = 0  # inputs embedded so far
+        self.batches = 0  # forward passes that embedded them
         self._jobs: deque[_Job] = deque()
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="embedder", daemon=True)
@@ -125,6 +126,7 @@ class Embedder:
                 self._end({job for job, _ in batch}, exc)
                 continue
             self.embedded += len(batch)
+            self.batches += 1
             for (job, i), vector in zip(batch, vectors, strict=True):
                 job.rows[i] = vector
                 job.done += 1
