@@ -11,6 +11,8 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from .errors import OpenAIError
+
 API_PREFIXES = ("/v1/", "/health", "/metrics", "/docs", "/openapi.json")
 
 # The same policy as deploy/nginx.conf, for the page served without Nginx in front.
@@ -37,8 +39,14 @@ class SinglePageApp(StaticFiles):
         try:
             response = await super().get_response(path, scope)
         except HTTPException as exc:
-            if exc.status_code != 404 or path.startswith("assets/") or "." in path.rsplit("/", 1)[-1]:
+            if exc.status_code != 404:
                 raise
+            if path.startswith("assets/") or "." in path.rsplit("/", 1)[-1]:
+                response = OpenAIError(
+                    404, f"No file /{path} in the chat page.", code="unknown_url"
+                ).response()
+                response.headers.update({"Cache-Control": "no-cache", **SECURITY_HEADERS})
+                return response
             path = "index.html"
             response = await super().get_response(path, scope)
         if path.startswith("assets/"):
