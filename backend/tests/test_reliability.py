@@ -312,6 +312,7 @@ def test_soak(guarded: ServerProcess, api: httpx.Client) -> None:
         state = wait_idle(api)
         assert state["status"] == "ok", state
         rss.append(psutil.Process(guarded.proc.pid).memory_info().rss)
+    print(f"soak: resident memory after each round {[r >> 20 for r in rss]} MiB")
     assert rss[-1] <= rss[0] * 1.10, f"resident memory grew from {rss[0] >> 20} to {rss[-1] >> 20} MiB"
 
 

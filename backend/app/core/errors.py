@@ -109,6 +109,8 @@ def validation_error(errors: Sequence[Any]) -> OpenAIError:
         )
     got = first.get("input")
     shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    if len(shown) > 80:  # a 4 MB string where a number belongs is not echoed back whole
+        shown = shown[:60] + f"... ({len(shown)} characters)"
     what = "type" if kind.endswith("_type") else "value"
     return OpenAIError(
         400,
