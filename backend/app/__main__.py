@@ -14,8 +14,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from .core.config import get_settings
+from .core.connections import guarded_protocol
 from .engine.loader import ModelLoadError
 from .services import load_services
+
+log = logging.getLogger(__name__)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -24,7 +27,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 class DrainingServer(uvicorn.Server):
     """SIGTERM drains: new generations get 503 and /health turns 503 (so a balancer moves on)
     while the server keeps listening; running sequences finish within the grace period, then
-    the server exits. A second signal exits at once."""
+    the server exits with status 0. Sequences still running when the grace period ends get an
+    error (a stream: one error event, then [DONE]) instead of a cut connection. A second signal
+    exits at once."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI, grace_s: float) -> None:
         super().__init__(config)
@@ -40,13 +45,24 @@ class DrainingServer(uvicorn.Server):
         self.draining = True
         engine = services.engine
         engine.stop_admitting()
-        logging.getLogger(__name__).info("draining: waiting up to %.0f s for running requests", self.grace_s)
+        log.info("draining: waiting up to %.0f s for running requests", self.grace_s)
 
         def drain() -> None:
             deadline = time.monotonic() + self.grace_s
             while not engine.idle and time.monotonic() < deadline:
                 time.sleep(0.1)
-            super(DrainingServer, self).handle_exit(sig, frame)
+            if not engine.idle:
+                log.warning("grace period over: ending the requests still running with an error")
+                # The worker ends every sequence with an error output before it stops.
+                engine.shutdown(timeout=5)
+                deadline = time.monotonic() + 5
+            # The engine is done before the HTTP side has written the last tokens (or the error
+            # event) and [DONE]: wait for the responses in progress too, so none loses its end.
+            while self.server_state.tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # Set here, not through handle_exit, which records the signal for uvicorn to re-raise
+            # at the end: the process would die of SIGTERM (-15) instead of exiting with 0.
+            self.should_exit = True
 
         threading.Thread(target=drain, name="drain", daemon=True).start()
 
@@ -74,6 +90,7 @@ def main() -> None:
         # The engine has drained by then; this only bounds flushing the last responses.
         timeout_graceful_shutdown=5,
         log_level="info",
+        http=guarded_protocol(settings.request_read_timeout_s, settings.max_connections),
     )
     DrainingServer(config, app, settings.shutdown_grace_s).run()
 

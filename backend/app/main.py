@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
+from .api import openapi
 from .api.routes import health, v1
+from .core.auth import ApiKeyGuard
 from .core.config import Settings, get_settings
+from .core.cors import OpenAICORSMiddleware
 from .core.errors import BodySizeLimit, UnexpectedErrors, install_error_handlers
-from .core.metrics import RequestMetrics, track_engine
+from .core.metrics import RequestMetrics, track_embeddings, track_engine
 from .core.metrics import router as metrics_router
 from .core.static import FrontendMount, SinglePageApp
 from .services import Services, load_services
@@ -34,6 +36,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             lambda: engine.stats.waiting,
             lambda: engine.blocks.in_use / engine.blocks.usable,
         )
+        if app.state.services.embeddings is not None:
+            embedder = app.state.services.embeddings.embedder
+            track_embeddings(lambda: embedder.waiting, lambda: embedder.embedded, lambda: embedder.batches)
         yield
         engine.stop_admitting()
         await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s)
@@ -45,15 +50,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    openapi.install(app)
+    # Outermost last: metrics see every answer; CORS headers go on every answer (413 and 401
+    # included, so the page can read them); the key is checked before the body is read.
     app.add_middleware(UnexpectedErrors)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ApiKeyGuard, api_key=settings.api_key, metrics_public=settings.metrics_public)
     app.add_middleware(
-        CORSMiddleware,
+        OpenAICORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["*"],
         expose_headers=["Retry-After"],
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestMetrics)
     app.include_router(health)
     app.include_router(metrics_router)

@@ -35,7 +35,8 @@ Text = Annotated[str, AfterValidator(_encodable)]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict, as OpenAI is: "max_tokens": "1" or "stream": "no" is refused, not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Response(BaseModel):
@@ -89,7 +90,7 @@ Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 class SamplingRequest(Request):
     """Fields shared by chat and text completions, OpenAI's and the usual extensions."""
 
-    model: str
+    model: Text
     temperature: Temperature | None = None
     top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     n: Annotated[int, Field(ge=1, le=16)] | None = 1
@@ -121,9 +122,19 @@ class TextContentPart(Request):
     prompt_cache_breakpoint: Any = None
 
 
+class OtherContentPart(Request):
+    """Images, audio and files: declared so they parse; chat refuses them with a 400 naming them."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["image_url", "input_audio", "file", "refusal"]
+
+
+ContentPart = TextContentPart | OtherContentPart
+
+
 class ChatMessage(Request):
     role: Literal["system", "developer", "user", "assistant"]
-    content: Text | list[TextContentPart] | None = None
+    content: Text | list[ContentPart] | None = None
     name: str | None = None
     # Assistant-message fields this server cannot honour; refused when set.
     refusal: str | None = None
@@ -133,7 +144,7 @@ class ChatMessage(Request):
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.text for part in self.content)
+            return "".join(part.text for part in self.content if isinstance(part, TextContentPart))
         return self.content or ""
 
 
@@ -297,7 +308,7 @@ class CompletionResponse(Response):
 
 
 class EmbeddingRequest(Request):
-    model: str
+    model: Text
     input: (
         Text
         | Annotated[list[Text], Field(min_length=1, max_length=2048)]

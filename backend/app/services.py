@@ -64,9 +64,12 @@ def load_services(settings: Settings) -> Services:
     if settings.embedding_model_path is not None:
         with loading("Embedding", settings.embedding_model_path):
             embedder = Embedder(
-                settings.embedding_model_path, device, torch.float32 if device.type == "cpu" else model.dtype
+                settings.embedding_model_path,
+                device,
+                torch.float32 if device.type == "cpu" else model.dtype,
+                max_waiting=settings.embedding_max_waiting,
             )
-        embeddings = EmbeddingService(settings.embedding_model_name, embedder)
+        embeddings = EmbeddingService(settings.embedding_model_name, embedder, settings.max_embedding_tokens)
         models.append(
             ModelCard(
                 id=settings.embedding_model_name,

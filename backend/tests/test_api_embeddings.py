@@ -128,3 +128,13 @@ def test_invalid_embedding_requests(http: httpx.Client, body: dict[str, object])
     expected = "encoding_format" if "encoding_format" in body else "input"
     assert_error(http.post("/v1/embeddings", json=body), 400, param=expected)
     assert_serves(http)
+
+
+def test_inputs_over_the_per_request_token_cap_are_refused(http: httpx.Client) -> None:
+    # 2,048 inputs of about 20 tokens: within OpenAI's count, over MAX_EMBEDDING_TOKENS (32,768).
+    body = {"model": EMBEDDING_MODEL, "input": ["lorem ipsum dolor sit amet " * 4] * 2048}
+    error = assert_error(
+        http.post("/v1/embeddings", json=body), 400, param="input", code="max_tokens_per_request"
+    )
+    assert "MAX_EMBEDDING_TOKENS" in error["message"], error
+    assert_serves(http)

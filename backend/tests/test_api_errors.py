@@ -3,6 +3,7 @@ and after any bad request the server answers the next good one normally."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import openai
 import pytest
 from api_support import API_KEY, assert_error, assert_serves, chat_prompt_len, tiny_chat
-from server_process import CHAT_MODEL, EMBEDDING_MODEL
+from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -75,6 +76,20 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     # stream_options would silently do nothing without stream (OpenAI refuses it too).
     (CHAT, tiny_chat(stream_options={"include_usage": True}), "stream_options"),
     (CHAT, tiny_chat(audio={"voice": "alloy", "format": "mp3"}), "audio"),
+    # logit_bias keys are token ids in ASCII digits; int() takes "٣" as 3 and refuses "²" (a 500).
+    (CHAT, tiny_chat(logit_bias={"²": 1}), "logit_bias"),
+    (CHAT, tiny_chat(logit_bias={"①": 1}), "logit_bias"),
+    (CHAT, tiny_chat(logit_bias={"٣": 1}), "logit_bias"),
+    (CHAT, tiny_chat(logit_bias={"-1": 1}), "logit_bias"),
+    # Strict types, as OpenAI's: a string where a number or a boolean belongs is refused.
+    (CHAT, tiny_chat(max_tokens="1"), "max_tokens"),
+    (CHAT, tiny_chat(stream="no"), "stream"),
+    (CHAT, tiny_chat(stream="true"), "stream"),
+    (CHAT, tiny_chat(temperature="0.5"), "temperature"),
+    (CHAT, tiny_chat(n="2"), "n"),
+    (CHAT, tiny_chat(logprobs="true"), "logprobs"),
+    (CHAT, tiny_chat(max_tokens=True), "max_tokens"),
+    (CHAT, tiny_chat(seed=1.5), "seed"),
     # Not in OpenAI's schema at all.
     (CHAT, tiny_chat(frobnicate=1), "frobnicate"),
     (COMPLETIONS, tiny_completion(temperature=3), "temperature"),
@@ -84,6 +99,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (COMPLETIONS, tiny_completion(logprobs=6), "logprobs"),
     (COMPLETIONS, tiny_completion(suffix="end"), "suffix"),
     (COMPLETIONS, tiny_completion(frobnicate=True), "frobnicate"),
+    (COMPLETIONS, tiny_completion(echo="yes"), "echo"),
+    (COMPLETIONS, tiny_completion(logit_bias={"²": 1}), "logit_bias"),
+    # More sequences than the engine ever holds (16 running + 64 waiting by default): they could
+    # never be admitted, so a 429 would have the client retry forever.
+    (COMPLETIONS, tiny_completion(prompt=["Hi"] * 81), "prompt"),
+    (COMPLETIONS, tiny_completion(prompt=["Hi"] * 6, n=16), "n"),
 ]
 
 
@@ -156,6 +177,43 @@ def test_lone_surrogate_is_not_a_server_error(http: httpx.Client, path: str, bod
     if resp.status_code != 200:
         assert_error(resp, 400, param_prefix=param)
     assert_serves(http)
+
+
+@pytest.mark.parametrize(
+    ("path", "rest"),
+    [
+        (CHAT, b'"max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]'),
+        (COMPLETIONS, b'"max_tokens": 1, "prompt": "Hi"'),
+        ("/v1/embeddings", b'"input": "Hi"'),
+    ],
+    ids=["chat", "completions", "embeddings"],
+)
+@pytest.mark.parametrize("model", [b"\\ud800", b"\\udfff x"])
+def test_lone_surrogate_as_model_is_a_400(http: httpx.Client, path: str, rest: bytes, model: bytes) -> None:
+    # A 404 naming such a model cannot be encoded as UTF-8: it used to be a 500.
+    body = b'{"model": "' + model + b'", ' + rest + b"}"
+    assert_error(
+        http.post(path, content=body, headers={"content-type": "application/json"}), 400, param="model"
+    )
+    assert_serves(http)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "says"),
+    [
+        # Not "should be a valid string (got list)": the list is the right type, and too long.
+        (CHAT, tiny_chat(stop=["a", "b", "c", "d", "e"]), "at most 4"),
+        (CHAT, user([{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]), "image_url"),
+        (CHAT, user([{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]), "input_audio"),
+        ("/v1/embeddings", {"model": EMBEDDING_MODEL, "input": ["word"] * 10_000}, "at most 2048"),
+        (CHAT, tiny_chat(max_tokens="1"), "integer"),
+    ],
+    ids=["5-stops", "image-url", "input-audio", "10000-inputs", "string-for-integer"],
+)
+def test_messages_say_what_is_wrong(http: httpx.Client, path: str, body: dict[str, Any], says: str) -> None:
+    error = assert_error(http.post(path, json=body), 400)
+    assert says in error["message"], error
+    assert "valid string" not in error["message"], error
 
 
 def test_nulls_mean_defaults(http: httpx.Client) -> None:
@@ -277,3 +335,54 @@ def test_context_length_exceeded_on_default_limit(http: httpx.Client, tokenizer:
     assert str(n_prompt) in error["message"], error
     assert "8192" in error["message"], error
     assert_serves(http)
+
+
+ALLOWED_ORIGIN = "http://127.0.0.1:5173"  # the Vite dev server, in CORS_ORIGINS by default
+
+
+def test_oversized_body_is_413_the_page_can_read(http: httpx.Client) -> None:
+    resp = http.post(CHAT, json=big_body(), headers={"Origin": ALLOWED_ORIGIN})
+    assert_error(resp, 413)
+    assert resp.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN, resp.headers
+
+
+def test_wrong_key_is_401_the_page_can_read(base_url: str) -> None:
+    resp = httpx.get(f"{base_url}/v1/models", headers={"Origin": ALLOWED_ORIGIN}, timeout=30)
+    assert_error(resp, 401)
+    assert resp.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN, resp.headers
+
+
+def test_refused_cors_preflight_is_json(base_url: str) -> None:
+    resp = httpx.options(
+        f"{base_url}{CHAT}",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        timeout=30,
+    )
+    error = assert_error(resp, 400, code="cors_refused")
+    assert "CORS_ORIGINS" in error["message"], error
+
+
+def test_key_is_checked_before_the_body_is_read(server: ServerProcess) -> None:
+    # Headers announcing a 1 MB body, and no body: only a server that reads the body first waits.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(
+            f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000000\r\n\r\n".encode()
+        )
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 401"), head[:200]
+
+
+@pytest.mark.parametrize(
+    ("path", "public"),
+    [("/health", True), ("/openapi.json", True), ("/metrics", False), ("/v1/models", False)],
+)
+def test_public_and_guarded_routes(base_url: str, path: str, public: bool) -> None:
+    # With API_KEY set, /metrics (request and token counts, memory) needs the key too.
+    resp = httpx.get(f"{base_url}{path}", timeout=30)
+    if public:
+        assert resp.status_code == 200, resp.text
+    else:
+        assert_error(resp, 401, code="invalid_api_key")
+        keyed = httpx.get(f"{base_url}{path}", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        assert keyed.status_code == 200, keyed.text

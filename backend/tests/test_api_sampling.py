@@ -37,6 +37,13 @@ def test_temperature_one_samples(client: openai.OpenAI, greedy: str) -> None:
     assert len(texts | {greedy}) > 1
 
 
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-6])
+def test_a_vanishing_temperature_is_greedy(client: openai.OpenAI, greedy: str, temperature: float) -> None:
+    # logits / 1e-300 overflow; such a row used to sample <|endoftext|> at once (an empty answer).
+    assert chat_text(client, temperature=temperature) == greedy
+    assert greedy
+
+
 def test_tiny_top_p_keeps_only_the_most_likely_token(client: openai.OpenAI, greedy: str) -> None:
     for _ in range(3):
         assert chat_text(client, temperature=1.5, top_p=1e-6) == greedy

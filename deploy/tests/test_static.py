@@ -1,5 +1,6 @@
-"""The page as Nginx serves it: cache policy, SPA fallback, gzip and security headers, checked
-with real requests against a release copy of frontend/dist."""
+"""The page as Nginx serves it (a release copy of frontend/dist), and as the backend serves it
+alone (`make run`): cache policy, SPA fallback, 404 for a missing asset, gzip and security
+headers, checked with real requests against both."""
 
 from __future__ import annotations
 
@@ -37,10 +38,16 @@ def assert_security_headers(resp: httpx.Response) -> None:
     assert "server" not in h or "/" not in h["server"], "Nginx version leaked"
 
 
-def test_index_is_revalidated_every_time(site: Site, http: httpx.Client) -> None:
+@pytest.fixture(params=["nginx", "backend"])
+def origin(request: pytest.FixtureRequest, site: Site) -> str:
+    """Where the page is fetched from: the production site, or one backend on its own."""
+    return site.url if request.param == "nginx" else site.replicas[0].url
+
+
+def test_index_is_revalidated_every_time(site: Site, origin: str, http: httpx.Client) -> None:
     index = (site.html / "index.html").read_bytes()
     for path in ("/", "/index.html"):
-        resp = http.get(site.url + path)
+        resp = http.get(origin + path)
         assert resp.status_code == 200
         assert resp.content == index
         assert resp.headers["content-type"].startswith("text/html")
@@ -48,64 +55,64 @@ def test_index_is_revalidated_every_time(site: Site, http: httpx.Client) -> None
         assert "etag" in resp.headers or "last-modified" in resp.headers
         assert_security_headers(resp)
     # no-cache means "ask again": a conditional request is answered 304 while unchanged.
-    etag = http.get(site.url + "/").headers["etag"]
-    again = http.get(site.url + "/", headers={"If-None-Match": etag})
+    etag = http.get(origin + "/").headers["etag"]
+    again = http.get(origin + "/", headers={"If-None-Match": etag})
     assert again.status_code == 304
 
 
-def test_hashed_assets_are_cached_for_a_year(site: Site, http: httpx.Client) -> None:
+def test_hashed_assets_are_cached_for_a_year(site: Site, origin: str, http: httpx.Client) -> None:
     for asset in [*hashed_assets(site.html, ".js"), *hashed_assets(site.html, ".css")]:
-        resp = http.get(f"{site.url}/assets/{asset.name}")
+        resp = http.get(f"{origin}/assets/{asset.name}")
         assert resp.status_code == 200, asset.name
         assert resp.content == asset.read_bytes()
         assert resp.headers["cache-control"] == YEAR_IMMUTABLE, asset.name
         assert_security_headers(resp)
-    js = http.get(f"{site.url}/assets/{hashed_assets(site.html, '.js')[0].name}")
+    js = http.get(f"{origin}/assets/{hashed_assets(site.html, '.js')[0].name}")
     assert js.headers["content-type"].split(";")[0] in ("application/javascript", "text/javascript")
 
 
-def test_every_asset_the_page_references_is_served(site: Site, http: httpx.Client) -> None:
+def test_every_asset_the_page_references_is_served(site: Site, origin: str, http: httpx.Client) -> None:
     """index.html's own script and style references resolve (relative or absolute)."""
-    page = http.get(site.url + "/").text
+    page = http.get(origin + "/").text
     refs = re.findall(r'(?:src|href)="([^"]+)"', page)
     local = [r for r in refs if not re.match(r"^[a-z]+:|^//", r)]
     assert any(r.endswith(".js") for r in local), page
     for ref in local:
-        url = httpx.URL(site.url + "/").join(ref)
+        url = httpx.URL(origin + "/").join(ref)
         resp = http.get(url)
         assert resp.status_code == 200, (ref, resp.status_code)
         assert not resp.headers["content-type"].startswith("text/html"), ref
 
 
-def test_unhashed_public_files_are_not_immutable(site: Site, http: httpx.Client) -> None:
+def test_unhashed_public_files_are_not_immutable(site: Site, origin: str, http: httpx.Client) -> None:
     public = [p for p in site.html.iterdir() if p.is_file() and p.name != "index.html"]
     if not public:
         pytest.skip("the build has no files from public/")
     for p in public:
-        resp = http.get(f"{site.url}/{p.name}")
+        resp = http.get(f"{origin}/{p.name}")
         assert resp.status_code == 200
         assert "immutable" not in resp.headers.get("cache-control", ""), p.name
 
 
-def test_spa_fallback_serves_index_for_client_routes(site: Site, http: httpx.Client) -> None:
+def test_spa_fallback_serves_index_for_client_routes(site: Site, origin: str, http: httpx.Client) -> None:
     index = (site.html / "index.html").read_bytes()
     for path in ("/c/8f2e61", "/settings", "/some/deep/route?x=1"):
-        resp = http.get(site.url + path)
+        resp = http.get(origin + path)
         assert resp.status_code == 200, path
         assert resp.content == index, path
         assert resp.headers["cache-control"] == "no-cache", path
         assert_security_headers(resp)
 
 
-def test_missing_asset_is_404_not_the_page(site: Site, http: httpx.Client) -> None:
+def test_missing_asset_is_404_not_the_page(site: Site, origin: str, http: httpx.Client) -> None:
     """A stale hashed name must not get index.html (cached a year under a .js name)."""
-    resp = http.get(f"{site.url}/assets/index-deadbeef00.js")
+    resp = http.get(f"{origin}/assets/index-deadbeef00.js")
     assert resp.status_code == 404
     assert "immutable" not in resp.headers.get("cache-control", "")
     assert_security_headers(resp)
 
 
-def test_text_assets_are_gzipped(site: Site, http: httpx.Client) -> None:
+def test_text_assets_are_gzipped(site: Site, origin: str, http: httpx.Client) -> None:
     js = max(hashed_assets(site.html, ".js"), key=lambda p: p.stat().st_size)
     css = hashed_assets(site.html, ".css")[0]
     for path, original in (
@@ -113,24 +120,24 @@ def test_text_assets_are_gzipped(site: Site, http: httpx.Client) -> None:
         (f"/assets/{css.name}", css.read_bytes()),
         ("/", (site.html / "index.html").read_bytes()),
     ):
-        with http.stream("GET", site.url + path, headers={"Accept-Encoding": "gzip"}) as resp:
+        with http.stream("GET", origin + path, headers={"Accept-Encoding": "gzip"}) as resp:
             body = resp.read()  # decoded by httpx
             assert resp.headers.get("content-encoding") == "gzip", path
             assert "accept-encoding" in resp.headers.get("vary", "").lower(), path
             assert body == original, path
     # Without Accept-Encoding: identity.
-    plain = http.get(f"{site.url}/assets/{js.name}", headers={"Accept-Encoding": "identity"})
+    plain = http.get(f"{origin}/assets/{js.name}", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.content == js.read_bytes()
 
 
-def test_gzip_really_shrinks_the_bundle(site: Site) -> None:
+def test_gzip_really_shrinks_the_bundle(site: Site, origin: str) -> None:
     """Read the raw bytes off the wire: the main bundle arrives compressed and decompresses to
     the file on disk."""
     js = max(hashed_assets(site.html, ".js"), key=lambda p: p.stat().st_size)
     with (
         httpx.Client(timeout=30) as client,
-        client.stream("GET", f"{site.url}/assets/{js.name}", headers={"Accept-Encoding": "gzip"}) as resp,
+        client.stream("GET", f"{origin}/assets/{js.name}", headers={"Accept-Encoding": "gzip"}) as resp,
     ):
         wire = b"".join(resp.iter_raw())
     assert resp.headers["content-encoding"] == "gzip"

@@ -1,18 +1,65 @@
-"""HTTP routes: validate, hand over to a serving module, return what it gives."""
+"""HTTP routes: validate, hand over to a serving module, return what it gives.
+
+Bodies are parsed off the event loop (body.py); the API key is checked before that, in
+core.auth. Every error a route can answer is documented with OpenAI's error schema.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from ..core.errors import model_not_found
-from ..protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ModelCard, ModelList
+from ..protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+)
 from ..services import Services
-from .deps import require_api_key, services
+from ..serving.streams import until_disconnected
+from .body import documented_body, json_body
+from .deps import services
 
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+ERRORS = {
+    400: "Invalid request; `param` names the field and the message says what to change.",
+    401: "Missing or wrong API key (only when the server has API_KEY set).",
+    404: "No such model (`code` model_not_found).",
+    413: "The body is larger than MAX_REQUEST_BYTES.",
+    429: "The queue is full; retry after the Retry-After header's seconds.",
+    500: "A bug; the message carries no details.",
+    503: "The model is loading, or the server is shutting down.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in (*statuses, 500)}
+
+
+def generated(request: type[BaseModel], response: type[BaseModel], *statuses: int) -> dict[str, Any]:
+    """The documentation of an endpoint that takes `request` and answers `response` (or SSE)."""
+    return {
+        "responses": {
+            200: {
+                "model": response,
+                "description": "The answer; with `stream: true`, Server-Sent Events of its chunks.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **errors(*statuses),
+        },
+        "openapi_extra": documented_body(request),
+    }
+
+
+v1 = APIRouter(prefix="/v1", responses=errors(401, 503))
 Loaded = Annotated[Services, Depends(services)]
 
 
@@ -21,7 +68,7 @@ async def list_models(s: Loaded) -> ModelList:
     return ModelList(data=s.models)
 
 
-@v1.get("/models/{model_id:path}")
+@v1.get("/models/{model_id:path}", responses=errors(404))
 async def get_model(model_id: str, s: Loaded) -> ModelCard:
     for card in s.models:
         if card.id == model_id:
@@ -29,41 +76,66 @@ async def get_model(model_id: str, s: Loaded) -> ModelCard:
     raise model_not_found(model_id)
 
 
-@v1.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request, s: Loaded) -> Response:
+@v1.post("/chat/completions", **generated(ChatCompletionRequest, ChatCompletionResponse, 400, 404, 413, 429))
+async def chat_completions(
+    body: Annotated[ChatCompletionRequest, Depends(json_body(ChatCompletionRequest))],
+    request: Request,
+    s: Loaded,
+) -> Response:
     return await s.chat.create(body, request)
 
 
-@v1.post("/completions")
-async def completions(body: CompletionRequest, request: Request, s: Loaded) -> Response:
+@v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))
+async def completions(
+    body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))], request: Request, s: Loaded
+) -> Response:
     return await s.completions.create(body, request)
 
 
-@v1.post("/embeddings")
-async def embeddings(body: EmbeddingRequest, s: Loaded) -> Response:
-    if s.embeddings is None:
+@v1.post("/embeddings", **generated(EmbeddingRequest, EmbeddingResponse, 400, 404, 413, 429))
+async def embeddings(
+    body: Annotated[EmbeddingRequest, Depends(json_body(EmbeddingRequest))], request: Request, s: Loaded
+) -> Response:
+    service = s.embeddings
+    if service is None:
         raise model_not_found(body.model)
-    return await s.embeddings.create(body)
+    return await until_disconnected(request, lambda: service.create(body))
+
+
+class Health(BaseModel):
+    status: str
+    model_loaded: bool
+    engine_alive: bool
+    accepting: bool
+    running: int
+    waiting: int
+    embedding_waiting: int
+    error: str | None = None
 
 
 health = APIRouter()
 
 
-@health.get("/health")
+@health.get(
+    "/health",
+    response_model=Health,
+    response_model_exclude_none=True,
+    responses={503: {"model": Health, "description": "Loading, draining, or the engine died."}},
+)
 async def get_health(request: Request) -> JSONResponse:
     loaded: Services | None = getattr(request.app.state, "services", None)
     engine = loaded.engine if loaded else None
-    body = {
-        "status": "ok",
-        "model_loaded": loaded is not None,
-        "engine_alive": bool(engine and engine.alive),
-        "accepting": bool(engine and engine.accepting),
-        "running": engine.stats.running if engine else 0,
-        "waiting": engine.stats.waiting if engine else 0,
-    }
+    body = Health(
+        status="ok",
+        model_loaded=loaded is not None,
+        engine_alive=bool(engine and engine.alive),
+        accepting=bool(engine and engine.accepting),
+        running=engine.stats.running if engine else 0,
+        waiting=engine.stats.waiting if engine else 0,
+        embedding_waiting=loaded.embeddings.embedder.waiting if loaded and loaded.embeddings else 0,
+    )
     if engine is None or not engine.alive or not engine.accepting:
-        body["status"] = "loading" if engine is None else "draining" if engine.alive else "dead"
-        if engine is not None and engine.error:
-            body["error"] = engine.error
-        return JSONResponse(body, status_code=503)
-    return JSONResponse(body)
+        body.status = "loading" if engine is None else "draining" if engine.alive else "dead"
+        body.error = engine.error if engine is not None else None
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
+    return JSONResponse(body.model_dump(exclude_none=True))

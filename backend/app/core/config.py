@@ -39,12 +39,20 @@ class Settings(BaseSettings):
     max_model_len: int = Field(default=0, ge=0)
 
     api_key: str | None = None
+    # With API_KEY set, /metrics needs the key too unless this is true (say, for a scraper
+    # on a private network); /health is always public.
+    metrics_public: bool = False
     cors_origins: Annotated[list[str], NoDecode] = [
         "http://127.0.0.1:5173",
         "http://localhost:5173",
     ]
     frontend_dist: Path = REPO_ROOT / "frontend" / "dist"
     max_request_bytes: int = 4 * 1024 * 1024
+    # Slow or silent clients: a request's headers and body must arrive within this many seconds
+    # of its first byte (or of the connection opening), else the connection is closed.
+    request_read_timeout_s: float = Field(default=30.0, gt=0)
+    # Open connections at most; one more is answered 503 and closed (each costs a descriptor).
+    max_connections: int = Field(default=512, ge=1)
 
     # Engine: continuous batching limits.
     max_num_seqs: int = Field(default=16, ge=1)
@@ -59,6 +67,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
     num_threads: int = Field(default=0, ge=0)
+
+    # Embeddings: requests that may wait for the embedding model (more get a 429), and the
+    # tokens one request may send in all (more get a 400).
+    embedding_max_waiting: int = Field(default=64, ge=1)
+    max_embedding_tokens: int = Field(default=32768, ge=1)
 
     @property
     def base_url(self) -> str:

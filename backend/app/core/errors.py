@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,20 +55,36 @@ def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:
     for part in loc[1:] if loc and loc[0] in ("body", "query", "path") else loc:
         if isinstance(part, int):
             param += f"[{part}]"
-        elif "[" in part or part in ("str", "int", "float", "bool", "list", "dict") or "-" in part:
+        elif (
+            "[" in part
+            or part in ("str", "int", "float", "bool", "list", "dict")
+            or "-" in part
+            or part[:1].isupper()  # a model's name, tagging a union branch
+        ):
             continue
         else:
             param += f".{part}" if param else part
     return param or None
 
 
-def validation_error(exc: RequestValidationError) -> OpenAIError:
-    errors = exc.errors()
-    first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "Invalid request."}
+def _telling(errors: Sequence[Any]) -> dict[str, Any]:
+    """The error that says what is wrong. Each branch of a union fails on its own; the first
+    branch's "should be a valid string" misleads when the value is a list with 5 items, so an
+    error from a branch that matched the type (too long, out of range, missing) wins."""
+    for error in errors:
+        kind = error.get("type", "")
+        if not kind.endswith("_type") and kind != "none_required":
+            return dict(error)
+    return dict(errors[0]) if errors else {"type": "value_error", "loc": (), "msg": "Invalid request."}
+
+
+def validation_error(errors: Sequence[Any]) -> OpenAIError:
+    """OpenAI's 400 for pydantic's errors (locations starting with 'body')."""
+    first = _telling(errors)
     loc = tuple(first.get("loc", ()))
     param = _param_from_loc(loc)
     kind = first.get("type", "")
-    if kind == "json_invalid" or (kind == "model_attributes_type" and loc == ("body",)):
+    if kind == "json_invalid" or (kind in ("model_attributes_type", "model_type") and loc == ("body",)):
         return OpenAIError(
             400,
             "We could not parse the JSON body of your request. The body must be a JSON object "
@@ -82,13 +99,24 @@ def validation_error(exc: RequestValidationError) -> OpenAIError:
         return OpenAIError(
             400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
         )
+    ctx = first.get("ctx") or {}
+    if kind == "too_long":
+        return OpenAIError(
+            400,
+            f"'{param}' holds {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed.",
+            param=param,
+            code="array_above_max_length",
+        )
     got = first.get("input")
     shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    if len(shown) > 80:  # a 4 MB string where a number belongs is not echoed back whole
+        shown = shown[:60] + f"... ({len(shown)} characters)"
+    what = "type" if kind.endswith("_type") else "value"
     return OpenAIError(
         400,
-        f"Invalid value for '{param}': {first.get('msg', 'invalid')} (got {shown}).",
+        f"Invalid {what} for '{param}': {first.get('msg', 'invalid')} (got {shown}).",
         param=param,
-        code="invalid_value",
+        code=f"invalid_{what}",
     )
 
 
@@ -99,7 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_error(exc).response()
+        return validation_error(exc.errors()).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

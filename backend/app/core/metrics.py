@@ -18,6 +18,10 @@ KV_USAGE = Gauge("llm_kv_cache_usage_ratio", "Share of the KV cache's blocks hel
 GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.")
 RUNNING = Gauge("llm_running_sequences", "Sequences in the running batch.")
 WAITING = Gauge("llm_waiting_requests", "Requests waiting for a slot.")
+EMBEDDING_WAITING = Gauge("llm_embedding_requests", "Embedding requests queued or being embedded.")
+# A gauge read from the embedder's own count (counters cannot read a function); it only grows.
+EMBEDDED = Gauge("llm_embedded_inputs", "Inputs embedded since start-up.")
+EMBEDDING_BATCHES = Gauge("llm_embedding_batches", "Forward passes of the embedding model since start-up.")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TTFT = Histogram("llm_time_to_first_token_seconds", "Time to first token.", buckets=_LATENCY_BUCKETS)
 ITL = Histogram(
@@ -36,6 +40,14 @@ def track_engine(
     RUNNING.set_function(running)
     WAITING.set_function(waiting)
     KV_USAGE.set_function(kv_usage)
+
+
+def track_embeddings(
+    waiting: Callable[[], float], embedded: Callable[[], float], batches: Callable[[], float]
+) -> None:
+    EMBEDDING_WAITING.set_function(waiting)
+    EMBEDDED.set_function(embedded)
+    EMBEDDING_BATCHES.set_function(batches)
 
 
 class RequestMetrics:

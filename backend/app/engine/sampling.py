@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+# Below this temperature sampling is greedy: logits / 1e-300 overflow to inf (NaN after softmax)
+# and such a row would pick token 0 or <|endoftext|> every step. vLLM uses the same bound.
+GREEDY_BELOW = 1e-5
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -26,7 +30,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass

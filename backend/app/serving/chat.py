@@ -20,6 +20,7 @@ from ..protocol import (
     ChoiceLogprobs,
     CompletionUsage,
     DeltaMessage,
+    TextContentPart,
 )
 from .choices import Choice, collect_choices, usage_of
 from .generation import GenerationService, Reply
@@ -47,6 +48,15 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                         400,
                         f"Assistant messages with '{name}' are not supported by this server.",
                         param=f"messages[{i}].{name}",
+                    )
+            for j, part in enumerate(message.content if isinstance(message.content, list) else ()):
+                if not isinstance(part, TextContentPart):
+                    raise OpenAIError(
+                        400,
+                        f"Content parts of type '{part.type}' are not supported: this model reads text "
+                        "only. Send the message as a string or as {'type': 'text', 'text': ...} parts.",
+                        param=f"messages[{i}].content[{j}]",
+                        code="unsupported_content",
                     )
             if message.content is None and message.role != "assistant":
                 raise OpenAIError(400, f"Message {i} has no content.", param=f"messages[{i}].content")

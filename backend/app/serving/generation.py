@@ -7,6 +7,7 @@ settings, and how its chunks and bodies look (`stream`, `collect`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -106,8 +107,10 @@ class GenerationService(ABC, Generic[RequestT]):
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
         refuse_stream_options_without_stream(request)
-        prompts = self.prompts(request)
+        # Chat templates and tokenisation of a long body take seconds: not on the event loop.
+        prompts = await asyncio.to_thread(self.prompts, request)
         n = request.n or 1
+        self.check_admissible(len(prompts), n)
         logprobs, top_logprobs = self.logprobs(request)
         jobs = [
             (ids, self.sampling_params(request, len(ids), i, logprobs=logprobs, top_logprobs=top_logprobs))
@@ -131,6 +134,21 @@ class GenerationService(ABC, Generic[RequestT]):
     def prompt_param(request: RequestT) -> str:
         return "messages" if "messages" in type(request).model_fields else "prompt"
 
+    def check_admissible(self, num_prompts: int, n: int) -> None:
+        """A request needing more sequences than the engine ever holds (running plus waiting)
+        could only get 429s forever: it is a 400 naming what to shrink."""
+        config = self.ctx.engine.config
+        capacity = config.max_num_seqs + config.max_waiting
+        if num_prompts * n <= capacity:
+            return
+        raise OpenAIError(
+            400,
+            f"This request needs {num_prompts * n} sequences ({num_prompts} prompts x n={n}), but this "
+            f"server holds at most {capacity} at once (MAX_NUM_SEQS + MAX_WAITING). "
+            "Send fewer prompts per request or a smaller n.",
+            param="prompt" if num_prompts > capacity else "n",
+        )
+
     def sampling_params(self, request: RequestT, prompt_len: int, index: int, **extra: Any) -> SamplingParams:
         """Settings for choice `index` of one prompt: the request's limits, checked, in one place.
 
@@ -152,7 +170,8 @@ class GenerationService(ABC, Generic[RequestT]):
         vocab = len(ctx.tokenizer)
         bias: dict[int, float] = {}
         for key, value in (request.logit_bias or {}).items():
-            if not key.isdigit() or int(key) >= vocab:
+            # ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads.
+            if not (key.isascii() and key.isdigit()) or int(key) >= vocab:
                 raise OpenAIError(
                     400,
                     f"logit_bias key {key!r} is not a token id of this model (0..{vocab - 1}).",
