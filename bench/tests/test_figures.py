@@ -134,3 +134,99 @@ def test_saved_results_render_the_saved_report() -> None:
     diff to review and re-save."""
     results = json.loads((DATA / "results.json").read_text())
     assert Report(results).markdown() == (DATA / "expected.md").read_text()
+
+
+def turn(ttft: float | None, prompt: int, cached: int | None) -> dict[str, Any]:
+    return {
+        "ttft_s": ttft,
+        "wait_s": ttft or 5.0,
+        "prompt_tokens": prompt,
+        "cached_tokens": cached,
+        "completion_tokens": 48,
+        "error": None,
+    }
+
+
+def chat_run(scale: float, cached: bool) -> dict[str, Any]:
+    """Two conversations of three turns; a shared-prompt load of 4 users; a paste load."""
+
+    def c(n: int) -> int | None:
+        return n if cached else None
+
+    return {
+        "rep": 1,
+        "levels": [level(1, 50.0 * scale, [0.1])],
+        "prefill": [],
+        "chat": {
+            "conversations": [
+                {
+                    "conversations": 2,
+                    "turns": 3,
+                    "tokens_per_s": 100.0 * scale,
+                    "by_turn": [
+                        [turn(0.4 * scale, 380, c(0)), turn(0.6 * scale, 380, c(0))],
+                        [turn(0.2 * scale, 450, c(430)), turn(0.3 * scale, 450, c(430))],
+                        [turn(0.25 * scale, 520, c(500))],  # one conversation stopped at an error
+                    ],
+                    "errors": ["HTTP 500: boom"],
+                }
+            ],
+            "shared": {
+                "users": 4,
+                "shared_prefix_tokens": 1000,
+                "streams": [turn(0.5 * scale, 1030, c(n)) for n in (0, 992, 992, 992)],
+                "errors": [],
+            },
+            "paste": {
+                "paste": turn(8.0 * scale, 7900, c(0)),
+                "short": [turn(0.3 * scale, 40, c(0)), turn(None, 40, c(0))],
+                "running_itl_s": [0.03, 0.04, 0.05, 2.0],
+                "running_tokens": 300,
+                "errors": [],
+            },
+        },
+    }
+
+
+def chat_results() -> dict[str, Any]:
+    results = results_of({"ours": [chat_run(1.0, True)], "llama": [chat_run(1.5, False)]})
+    results["systems"]["llama"]["family"] = "llama.cpp"
+    results["systems"]["llama-slots"] = {
+        "label": "slots",
+        "family": "llama.cpp",
+        "runs": [chat_run(0.5, False)],
+    }
+    return results
+
+
+def test_conversation_figures_by_turn() -> None:
+    figures = Figures(chat_results())
+    assert figures.chat_systems() == ["ours", "llama", "llama-slots"]
+    assert figures.conversation_counts("ours") == [2]
+    assert figures.turn_ttft_p50("ours", 2, 1) == pytest.approx(0.5)
+    assert figures.turn_ttft_p50("ours", 2, 3) == pytest.approx(0.25)
+    assert figures.turn_ttft_p50("ours", 2, 4) is None
+    assert figures.chat_rate("ours", 2) == 100.0
+    # Turns 2 and 3: 430 + 430 + 500 cached of 450 + 450 + 520.
+    assert figures.conversation_cache("ours", 2) == (1360, 1420)
+    assert figures.conversation_cache("llama", 2) is None  # not reported
+
+
+def test_shared_prompt_and_paste_figures() -> None:
+    figures = Figures(chat_results())
+    # 3 of 4 users could reuse the 1,000-token prefix; each got 992 tokens of it.
+    assert figures.shared_reuse("ours") == pytest.approx(992 / 1000)
+    assert figures.shared_reuse("llama") is None
+    # The short request that never got a token counts with its wait.
+    assert figures.paste_short_ttfts("ours") == [0.3, 5.0]
+    assert figures.value(Metric("paste_short_ttft_max", "ours")) == 5.0
+    # p95 of 4 gaps, interpolated: 0.05 + 0.85 x (2.0 - 0.05).
+    assert figures.value(Metric("paste_itl_p95", "ours")) == pytest.approx(0.05 + 0.85 * 1.95)
+
+
+def test_fastest_llama_is_the_better_configuration_per_figure() -> None:
+    figures = Figures(chat_results())
+    # llama-slots (scale 0.5) has the lower TTFT, llama (scale 1.5) the higher rate.
+    assert figures.value(Metric("turn_ttft_p50", "llama-fastest", 2, 1)) == pytest.approx(0.25)
+    assert figures.value(Metric("rate", "llama-fastest", 1)) == pytest.approx(75.0)
+    assert figures.value(Metric("rate", "llama-fastest", 8)) is None

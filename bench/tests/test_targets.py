@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import pytest
 
-from bench.figures import Figures
-from bench.targets import OURS, TARGETS, Metric, Target
+from bench.figures import FIGURES, LOWER_IS_BETTER, Figures
+from bench.targets import FASTEST_LLAMA, OURS, TARGETS, Metric, Target
 
 from .test_figures import results_of
 
 
 def test_every_row_names_a_known_figure_and_a_bound() -> None:
-    figures = Figures(results_of({}))
+    figures = Figures({**results_of({}), "bare": {}})
     for target in TARGETS:
         assert target.bound > 0
         for metric in (target.measured, target.reference):
             if metric is not None:
-                figures.value(metric)  # raises on a figure that figures.py cannot look up
+                assert metric.figure in FIGURES
+                assert figures.value(metric) is None  # nothing measured: no figure, no error
 
 
 def test_rows_are_unique_and_latencies_are_upper_bounds() -> None:
     assert len({(t.issue, t.name) for t in TARGETS}) == len(TARGETS)
     for target in TARGETS:
-        if target.measured.figure.startswith("ttft") and target.reference is None:
-            assert target.at_most, target.name
+        latency = target.measured.figure in LOWER_IS_BETTER
+        assert target.at_most == latency, target.name
+        if target.reference is not None:  # a ratio divides a speed by a speed, a latency by a latency
+            assert (target.reference.figure in LOWER_IS_BETTER) == latency, target.name
 
 
 def test_a_shared_column_compares_the_same_figures() -> None:
@@ -44,6 +47,12 @@ def test_a_shared_column_compares_the_same_figures() -> None:
         (7, "16 streams vs llama-server", 1.2),
         (7, "1 stream vs llama-server (stretch)", 0.5),
         (7, "TTFT p50 at 16 streams", 0.5),
+        (13, "16 streams vs llama-server, faster KV configuration", 1.2),
+        (13, "1 stream vs llama-server, faster KV configuration", 0.5),
+        (13, "1 conversation: turn-8 TTFT vs its turn 1", 1.2),
+        (13, "8 conversations: turn-8 TTFT p50 vs llama-server's", 0.7),
+        (13, "7,900-token paste: worst TTFT of the short requests meanwhile", 1.0),
+        (13, "7,900-token paste: running streams' inter-token gap p95 meanwhile", 0.25),
     ],
 )
 def test_bounds_from_the_issues(issue: int, name: str, bound: float) -> None:
@@ -59,6 +68,11 @@ def test_verdict_lower_and_upper_bounds() -> None:
     latency = Target(7, "latency", Metric("ttft_p50", OURS, 16), 0.5, at_most=True)
     assert latency.verdict(0.5)[0]
     assert latency.verdict(1.0) == (False, 2.0)
+
+
+def test_issue_13_compares_with_the_faster_llama_server() -> None:
+    rows = [t for t in TARGETS if t.issue == 13 and t.reference and t.reference.system != OURS]
+    assert rows and all(t.reference and t.reference.system == FASTEST_LLAMA for t in rows)
 
 
 def test_metric_of_replaces_only_the_server_under_test() -> None:
