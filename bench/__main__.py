@@ -3,6 +3,7 @@
 One run measures every system with the same load tool, prompts and fixed-length greedy
 answers, interleaved (repetition 2 runs the systems in reverse order, so a drift in the
 machine's load does not favour one side), and writes docs/benchmarks.md and the plot.
+Ours and llama-server (unified and per-slot KV) also run the chat loads of bench/chat.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from . import llama_build, report
+from . import chat, llama_build, report
 from .load import percentile, run_level
 from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
@@ -31,6 +32,7 @@ from .servers import (
     MODEL_DIR,
     REPO,
     Server,
+    Sizing,
     System,
     default_mode,
     llama_server,
@@ -81,6 +83,18 @@ def parse_args() -> argparse.Namespace:
         default=True,
         help="end with a py-spy profile of our server at 1 and 16 streams (default on)",
     )
+    p.add_argument(
+        "--chat",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the chat loads (multi-turn conversations, shared system prompt, long paste) on ours "
+        "and llama-server (default on)",
+    )
+    p.add_argument(
+        "--conversations", help="conversations at once, comma-separated (default 1,8,16; quick 1,8)"
+    )
+    p.add_argument("--turns", type=int, default=8, help="turns of each conversation")
+    p.add_argument("--chat-max-tokens", type=int, default=48, help="most tokens of a chat answer")
     p.add_argument("--no-build", action="store_true", help="skip llama-server if it is not built yet")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--png", type=Path, default=REPO / "docs" / "benchmarks.png")
@@ -89,6 +103,7 @@ def parse_args() -> argparse.Namespace:
     args.reps = args.reps or (1 if args.quick else 2)
     args.levels = _ints(args.levels or ("1,4,16" if args.quick else "1,2,4,8,16,32"))
     args.prefill = _ints(args.prefill or ("100,1000" if args.quick else "100,1000,4000"))
+    args.conversations = _ints(args.conversations or ("1,8" if args.quick else "1,8,16"))
     if args.modes is None:
         args.modes = "" if args.quick else "float32,bfloat16,bfloat16+int8,bfloat16+int4+packed-prefill"
     if args.cb_sized is None:
@@ -118,11 +133,14 @@ def choose_systems(args: argparse.Namespace, notes: list[str]) -> tuple[list[Sys
     if args.cb_sized:
         systems.append(transformers_serve(True, 1 << 30, args.tserve_reps, cache_tokens=8192))
     try:
-        binary = llama_build.BINARY if args.no_build else llama_build.build()
-        if binary.is_file():
-            systems.append(llama_server(binary, llama_build.gguf_path(), os.cpu_count() or 1))
+        binary = llama_build.built() if args.no_build else llama_build.build()
+        if binary:
+            for unified in (True, False):
+                systems.append(llama_server(binary, llama_build.gguf_path(), os.cpu_count() or 1, unified))
         else:
-            notes.append("llama-server is not built (--no-build); run `python -m bench.llama_build`.")
+            notes.append(
+                "llama-server is not built for this CPU (--no-build); run `python -m bench.llama_build`."
+            )
     except (subprocess.CalledProcessError, OSError, ImportError) as exc:
         notes.append(f"llama-server could not be built: {exc}")
     if args.systems:
@@ -218,14 +236,17 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
         if set(group) <= set(run.get("skipped_levels", [])):
             continue
         slots = max(group)
-        with Server(system, slots, f"r{rep}-c{slots}") as server:
+        prefills = wants_prefill and 1 in group
+        # The single-request prefill prompts need a slot of their size.
+        sizing = Sizing(slots, max(args.prefill) + 256) if prefills else Sizing(slots)
+        with Server(system, sizing, f"r{rep}-c{slots}") as server:
             run["startup_s"] = server.wait_ready()
             warm_up(server, args.max_tokens)
             # Idle memory of the instance that then serves 16 streams (llama-server sizes its
             # slots at start; ours has one instance for every level).
             if not system.restart_per_level or slots == memory_level:
                 run["idle_rss_mb"] = server.rss_mb()
-            if wants_prefill and 1 in group:
+            if prefills:
                 run["prefill"] = measure_prefill(server, long_prompts, args.prefill, rep, args.level_cap_s)
                 run["burst_prefill"] = measure_burst_prefill(server, rep, args.level_cap_s)
             for c in group:
@@ -254,7 +275,46 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
                     f"peak RSS {level.peak_rss_mb:.0f} MiB{err}",
                     flush=True,
                 )
+    # The chat loads compare our default settings with llama-server, as issue 13 asks.
+    if args.chat and (system.key == "ours" or system.family == "llama.cpp"):
+        try:
+            run["chat"] = run_chat(system, args, rep, long_prompts)
+        except RuntimeError as exc:  # a server that fails to start: the sweep's figures stay
+            print(f"    chat loads failed: {exc}", flush=True)
+            run["chat_failure"] = str(exc)
     return run
+
+
+def run_chat(system: System, args: argparse.Namespace, rep: int, long_prompts: LongPrompts) -> dict:
+    """The chat loads: llama-server is started for each, sized for it; ours serves them all
+    from one fresh instance (its cache then starts empty, as llama-server's does)."""
+    loads = chat.chat_loads(args.conversations, args.turns, args.chat_max_tokens)
+    cap_s = 4 * args.level_cap_s  # a load is several requests in a row per user
+    out: dict[str, Any] = {"conversations": []}
+
+    def measure(load: chat.ChatLoad, server: Server) -> None:
+        tag = f"{system.key}-r{rep}"
+        summary = chat.measure(load, server, long_prompts, tag, args.turns, args.chat_max_tokens, cap_s)
+        summary["rss_after_mb"] = server.rss_mb()
+        if load.kind == "conversations":
+            out["conversations"].append(summary)
+        else:
+            out[load.kind] = summary
+        print(f"    {chat.describe(load, summary)}", flush=True)
+
+    if system.restart_per_level:
+        for load in loads:
+            with Server(system, load.sizing, f"r{rep}-{load.name}") as server:
+                server.wait_ready()
+                warm_up(server, args.max_tokens)
+                measure(load, server)
+    else:
+        with Server(system, Sizing(1), f"r{rep}-chat") as server:
+            server.wait_ready()
+            warm_up(server, args.max_tokens)
+            for load in loads:
+                measure(load, server)
+    return out
 
 
 def save(results: dict[str, Any], args: argparse.Namespace) -> None:

@@ -30,6 +30,10 @@ class StreamResult:
     arrivals: list[float] = field(default_factory=list)
     completion_tokens: int = 0
     prompt_tokens: int | None = None
+    # Prompt tokens the server reused from its prompt cache (usage.prompt_tokens_details), when
+    # it reports them.
+    cached_tokens: int | None = None
+    text: str = ""  # the answer as returned, for a conversation's next turn
     finish_reason: str | None = None
     error: str | None = None
 
@@ -100,8 +104,10 @@ async def stream_chat(
     body: dict[str, object],
     max_tokens: int,
     deadline: float,
+    stop: asyncio.Event | None = None,
 ) -> StreamResult:
-    """One streamed request; never raises, so one failure does not hide the others' figures."""
+    """One streamed request; never raises, so one failure does not hide the others' figures.
+    `stop` ends it early, at its next event (background streams of a load that has finished)."""
     result = StreamResult(sent=time.perf_counter())
     try:
         async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
@@ -117,6 +123,8 @@ async def stream_chat(
                     if payload == "[DONE]":
                         break
                     _apply_event(result, json.loads(payload))
+                    if stop is not None and stop.is_set():
+                        break
     except TimeoutError:
         result.error = CAPPED
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
@@ -140,6 +148,7 @@ def _apply_event(result: StreamResult, event: dict[str, object]) -> None:
         assert isinstance(choice, dict)
         delta = choice.get("delta") or {}
         if delta.get("content"):
+            result.text += str(delta["content"])
             result.arrivals.append(now)
             if result.first is None:
                 result.first = now
@@ -149,6 +158,9 @@ def _apply_event(result: StreamResult, event: dict[str, object]) -> None:
     if isinstance(usage, dict):
         result.completion_tokens = int(usage.get("completion_tokens") or 0)
         result.prompt_tokens = usage.get("prompt_tokens")
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and details.get("cached_tokens") is not None:
+            result.cached_tokens = int(details["cached_tokens"])
 
 
 async def run_level(

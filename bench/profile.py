@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .load import run_level
 from .prompts import load_prompts
-from .servers import REPO, Server, ours
+from .servers import REPO, Server, Sizing, ours
 
 OUT = REPO / ".cache" / "bench"
 FRAME = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")  # py-spy's "function (path/file.py:line)"
@@ -62,7 +62,7 @@ def profile_ours(streams: list[int], max_tokens: int, mode: str | None, top: int
     OUT.mkdir(parents=True, exist_ok=True)
     rate = 200
     results: list[dict[str, object]] = []
-    with Server(ours("ours", "ours", mode), max(streams), "profile") as server:
+    with Server(ours("ours", "ours", mode), Sizing(max(streams)), "profile") as server:
         server.wait_ready()
         body = server.body_factory()
         asyncio.run(run_level(server.base_url, body, load_prompts("warm", 4), 16, 120))

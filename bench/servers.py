@@ -31,19 +31,22 @@ LOG_DIR = REPO / ".cache" / "bench" / "logs"
 NEVER_EMITTED_TOKEN = 49151
 
 
-def openai_body(model_id: str) -> BodyFactory:
-    """Our server and llama-server: greedy, fixed length through the ignore_eos extension."""
+def openai_body(model_id: str, fixed_length: bool = True) -> BodyFactory:
+    """Our server and llama-server: greedy; fixed length through the ignore_eos extension, or
+    at most max_tokens as a chat page asks."""
 
     def make(messages: list[dict[str, str]], max_tokens: int) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "model": model_id,
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": 0.0,
-            "ignore_eos": True,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if fixed_length:
+            body["ignore_eos"] = True
+        return body
 
     return make
 
@@ -71,15 +74,25 @@ def transformers_body(model_id: str) -> BodyFactory:
     return make
 
 
+@dataclass(frozen=True)
+class Sizing:
+    """What one server instance must hold at once: servers that size their KV cache at start
+    (llama-server) are started for it."""
+
+    slots: int  # concurrent requests
+    longest: int = 2048  # tokens (prompt + answer) of the longest request
+    total: int = 8192  # tokens of all requests together
+
+
 @dataclass
 class System:
-    """One configuration to benchmark. `command(port, concurrency)` gives argv and env."""
+    """One configuration to benchmark. `command(port, sizing)` gives argv and env."""
 
     key: str
     label: str
     family: str  # "ours", "transformers" or "llama.cpp": decides the request body
-    command: Callable[[int, int], tuple[list[str], dict[str, str]]]
-    # llama-server fixes its slot count at start (-np), so it restarts for each concurrency.
+    command: Callable[[int, Sizing], tuple[list[str], dict[str, str]]]
+    # llama-server fixes its slots and KV cache at start (-np, -c), so it restarts for each load.
     restart_per_level: bool = False
     max_concurrency: int = 1 << 30
     # The transformers servers run in the first repetition only by default: they are the slow
@@ -98,11 +111,11 @@ def free_port() -> int:
 class Server:
     """A started system; use as a context manager so a crash in the bench still stops it."""
 
-    def __init__(self, system: System, concurrency: int, tag: str) -> None:
+    def __init__(self, system: System, sizing: Sizing, tag: str) -> None:
         self.system = system
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        argv, env = system.command(self.port, concurrency)
+        argv, env = system.command(self.port, sizing)
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{system.key}-{tag}.log"
         self._log = self.log_path.open("w")
@@ -166,10 +179,10 @@ class Server:
                 self.proc.wait(10)
         self._log.close()
 
-    def body_factory(self) -> BodyFactory:
+    def body_factory(self, fixed_length: bool = True) -> BodyFactory:
         if self.system.family == "transformers":
             return transformers_body(self.model_id)
-        return openai_body(self.model_id)
+        return openai_body(self.model_id, fixed_length)
 
 
 # A mode's last part that turns DENSE_PREFILL off: "bfloat16+int4+packed-prefill".
@@ -221,7 +234,7 @@ def default_mode() -> str:
 def ours(key: str, label: str, mode: str | None) -> System:
     """Our server; mode None leaves DTYPE and QUANTIZATION to its defaults."""
 
-    def command(port: int, _concurrency: int) -> tuple[list[str], dict[str, str]]:
+    def command(port: int, _sizing: Sizing) -> tuple[list[str], dict[str, str]]:
         env = mode_env(mode) if mode else {}
         return [str(VENV_BIN / "python"), "-m", "app", "--host", "127.0.0.1", "--port", str(port)], env
 
@@ -234,7 +247,7 @@ def transformers_serve(
     """`cache_tokens` > 0 sizes the paged cache (256-token pages) instead of CB's default of 60 %
     of free RAM; its CPU attention masks over the whole cache, so the default is very slow."""
 
-    def command(port: int, _concurrency: int) -> tuple[list[str], dict[str, str]]:
+    def command(port: int, _sizing: Sizing) -> tuple[list[str], dict[str, str]]:
         argv = [str(VENV_BIN / "transformers"), "serve", str(MODEL_DIR)]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning"]
         if continuous_batching:
@@ -255,19 +268,28 @@ def transformers_serve(
     return System(key, label, "transformers", command, max_concurrency=max_concurrency, reps=reps)
 
 
-def llama_server(binary: Path, gguf: Path, threads: int) -> System:
-    def command(port: int, concurrency: int) -> tuple[list[str], dict[str, str]]:
-        # One unified 8k KV pool: any slot can take the 4k-token prefill prompt, and 32 short
-        # chats fit too. -t and -tb are the core count, as a user would set them.
+def _round_up(tokens: int, step: int = 256) -> int:
+    return -(-tokens // step) * step
+
+
+def llama_server(binary: Path, gguf: Path, threads: int, unified: bool) -> System:
+    """llama-server with its prompt cache as it ships (on). Unified: one KV pool that any slot
+    may fill (`--kv-unified`), at least 8k tokens, so a long prompt fits beside short chats.
+    Per slot: `-c` split evenly between the `-np` slots, at least 2k tokens each (the issue 13
+    configuration, `-np 16 -c 32768`), faster at 8-16 short streams on this CPU."""
+
+    def command(port: int, sizing: Sizing) -> tuple[list[str], dict[str, str]]:
+        # -t and -tb are the core count, as a user would set them.
         argv = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["-t", str(threads), "-tb", str(threads), "-np", str(concurrency)]
-        argv += ["-c", "8192", "--kv-unified", "--no-webui"]
+        argv += ["-t", str(threads), "-tb", str(threads), "-np", str(sizing.slots), "--no-webui"]
+        if unified:
+            argv += ["-c", str(_round_up(max(8192, sizing.total), 1024)), "--kv-unified"]
+        else:
+            argv += ["-c", str(sizing.slots * _round_up(max(2048, sizing.longest))), "--no-kv-unified"]
         return argv, {}
 
-    return System(
-        "llama",
-        "llama-server (Q4_1 GGUF)",
-        "llama.cpp",
-        command,
-        restart_per_level=True,
-    )
+    if unified:
+        key, label = "llama", "llama-server (Q4_1 GGUF), unified KV"
+    else:
+        key, label = "llama-slots", "llama-server (Q4_1 GGUF), KV per slot"
+    return System(key, label, "llama.cpp", command, restart_per_level=True)
