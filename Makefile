@@ -18,7 +18,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.conf
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run serve demo setup models frontend sysdeps test lint test-backend test-frontend test-deploy bench prod clean
+.PHONY: run serve demo setup models frontend sysdeps test lint test-backend test-bench test-frontend test-deploy bench prod clean
 
 run: setup models frontend
 	@echo "Serving the chat page and the API on http://$(HOST):$(PORT)"
@@ -74,6 +74,11 @@ lint: setup $(FRONTEND_STAMP)
 test-backend: setup models
 	cd backend && ../$(BIN)/python -m pytest -q
 
+# The benchmark's own logic (figures, targets, report) on saved results; no servers run.
+test-bench: setup
+	$(BIN)/pip install -q -r bench/requirements.txt
+	$(BIN)/python -m pytest -q bench/tests
+
 test-frontend: setup models frontend sysdeps
 	cd frontend && npm test
 	cd frontend && npm run e2e
@@ -85,7 +90,7 @@ test-deploy: setup models frontend sysdeps
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 	cd deploy && ../$(BIN)/python -m pytest -q tests
 
-test: lint test-backend test-frontend test-deploy
+test: lint test-backend test-bench test-frontend test-deploy
 
 # Not part of `make test`. The first run builds llama-server into .cache/llama.cpp (~10 min);
 # BENCH_ARGS=--quick gives a few-minute run, BENCH_ARGS=--help lists the options.
