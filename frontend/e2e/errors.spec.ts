@@ -41,16 +41,34 @@ test('context too long: the server error is shown inline with what to do', async
   await expect(page.getByRole('heading', { name: 'What can I help with?' })).toBeVisible()
 })
 
-test('429: a full queue says the server is busy, and retry works', async ({ page }) => {
+test('429: a full queue says the server is busy, and retry works', async ({ page, apiKey }) => {
   await page.goto('/')
-  // 16 parallel answers (n) do not fit the test server's queue of 12, so the real server says 429.
-  await extendChatRequests(page, { n: 16 })
+  // Another client fills the test server's 12 places (MAX_NUM_SEQS 4 + MAX_WAITING 8) with one
+  // request of n = 12, so the page's request gets the real server's 429.
+  const origin = new URL(page.url()).origin
+  const headers = { 'Content-Type': 'application/json', Authorization: `Bearer ${apiKey}` }
+  const models = (await (await fetch(`${origin}/v1/models`, { headers })).json()) as { data: { id: string }[] }
+  const blocker = new AbortController()
+  const busy = await fetch(`${origin}/v1/chat/completions`, {
+    method: 'POST',
+    headers,
+    signal: blocker.signal,
+    body: JSON.stringify({
+      model: models.data[0].id,
+      messages: [{ role: 'user', content: 'Write a long story.' }],
+      n: 12,
+      max_tokens: 2000,
+      ignore_eos: true,
+      stream: true,
+    }),
+  })
+  expect(busy.status).toBe(200)
   await send(page, 'Hello there.')
   const notice = lastAnswer(page).getByRole('alert')
   await expect(notice).toContainText('The server is busy')
   await expect(notice).toContainText('Wait a moment and retry')
   await shot(page, 'error-429')
-  await page.unroute('**/v1/chat/completions')
+  blocker.abort()
   await notice.getByRole('button', { name: 'Retry', exact: true }).click()
   await waitDone(lastAnswer(page))
   await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
