@@ -49,6 +49,13 @@ def model_not_found(name: str) -> OpenAIError:
     )
 
 
+def server_busy(message: str) -> OpenAIError:
+    """A full queue: 429 with Retry-After, as OpenAI's rate limits answer."""
+    return OpenAIError(
+        429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
+    )
+
+
 def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:
     """('body', 'messages', 0, 'role') -> 'messages[0].role'; union-branch tags are dropped."""
     param = ""

@@ -9,7 +9,7 @@ import base64
 import torch
 from fastapi.responses import Response
 
-from ..core.errors import OpenAIError, model_not_found
+from ..core.errors import OpenAIError, model_not_found, server_busy
 from ..engine.embedder import Embedder, EmbedderBusy
 from ..protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 
@@ -88,11 +88,5 @@ class EmbeddingService:
         try:
             vectors = await self.embedder.embed(inputs)
         except EmbedderBusy as exc:
-            raise OpenAIError(
-                429,
-                str(exc),
-                type="rate_limit_error",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": "1"},
-            ) from exc
+            raise server_busy(str(exc)) from exc
         return await asyncio.to_thread(self._response, request, inputs, vectors)

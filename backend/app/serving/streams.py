@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
-from ..core.errors import OpenAIError
+from ..core.errors import OpenAIError, server_busy
 from ..core.metrics import E2E, GENERATED_TOKENS, ITL, PREFIX_HITS, PREFIX_QUERIES, PROMPT_TOKENS, TTFT
 from ..engine.engine import (
     Engine,
@@ -86,13 +86,7 @@ def start_generation(
         if isinstance(exc, RequestTooLarge):
             raise OpenAIError(400, str(exc), param=prompt_param, code="context_length_exceeded") from exc
         if isinstance(exc, EngineBusy):
-            raise OpenAIError(
-                429,
-                str(exc),
-                type="rate_limit_error",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": "1"},
-            ) from exc
+            raise server_busy(str(exc)) from exc
         raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
     return merge_streams(streams)
 
