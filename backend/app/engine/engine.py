@@ -90,7 +90,6 @@ class EngineStats:
     aborted: int = 0
     preempted: int = 0
     prefill_steps: int = 0
-    decode_steps: int = 0
 
 
 @dataclass(eq=False)
@@ -490,7 +489,6 @@ class Engine:
                 self._grow(seq, seq.num_cached + 1)
         if not self._decoding:
             return
-        self.stats.decode_steps += 1
         batch = list(self._decoding)
         starts = [s.num_cached for s in batch]
         kv_len = self.cache.plan([s.table for s in batch], starts, [1] * len(batch), 1)

@@ -45,7 +45,6 @@ class PagedKVCache(Cache):
         for store in (self.keys, self.values):
             for t in store:
                 t[:, PAD_BLOCK * BLOCK_SIZE : (PAD_BLOCK + 1) * BLOCK_SIZE] = 0
-        self.device = device
         self._write = torch.zeros(0, dtype=torch.long)
         self._read = torch.zeros(0, dtype=torch.long)
         self._batch = 0
