@@ -19,7 +19,7 @@ from pydantic import (
     model_serializer,
 )
 
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 
 def _encodable(value: str) -> str:
@@ -132,13 +132,25 @@ class OtherContentPart(Request):
 ContentPart = TextContentPart | OtherContentPart
 
 
+class FunctionCall(Request):
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ChatCompletionMessageToolCall(Request):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(Request):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Text | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ChatCompletionMessageToolCall] | None = None  # assistant
+    tool_call_id: str | None = None  # tool: the call this message answers
     # Assistant-message fields this server cannot honour; refused when set.
     refusal: str | None = None
-    tool_calls: list[Any] | None = None
     function_call: Any = None
     audio: Any = None
 
@@ -148,13 +160,70 @@ class ChatMessage(Request):
         return self.content or ""
 
 
+# ---- structured outputs and tools ----------------------------------------------------------
+
+JsonSchemaObject = dict[str, Any]
+
+
+class ResponseFormatText(Request):
+    type: Literal["text"]
+
+
+class ResponseFormatJsonObject(Request):
+    type: Literal["json_object"]
+
+
+class JSONSchema(Request):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    schema_: Annotated[JsonSchemaObject | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+
+class ResponseFormatJsonSchema(Request):
+    type: Literal["json_schema"]
+    json_schema: JSONSchema
+
+
+ResponseFormat = Annotated[
+    ResponseFormatText | ResponseFormatJsonObject | ResponseFormatJsonSchema, Field(discriminator="type")
+]
+
+
+class FunctionDefinition(Request):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: JsonSchemaObject | None = None
+    strict: bool | None = None
+
+
+class ChatCompletionTool(Request):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(Request):
+    name: str
+
+
+class ChatCompletionNamedToolChoice(Request):
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | ChatCompletionNamedToolChoice
+
+
 class ChatCompletionRequest(SamplingRequest):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     # OpenAI's newer name for max_tokens; it wins when both are set.
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     logprobs: bool | None = False
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ChatCompletionTool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     # Accepted: hints or bookkeeping that change nothing about the answer.
     metadata: dict[str, str] | None = None
     store: bool | None = None
@@ -163,11 +232,8 @@ class ChatCompletionRequest(SamplingRequest):
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
     prompt_cache_options: Any = None
-    parallel_tool_calls: bool | None = None
     # Declared so they parse; refused with a 400 when set.
     modalities: list[str] | None = None
-    tools: list[Any] | None = None
-    tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
     audio: Any = None
@@ -196,10 +262,33 @@ class ChoiceLogprobs(Response):
     refusal: list[ChatCompletionTokenLogprob] | None = None
 
 
+class ResponseFunctionCall(Response):
+    name: str
+    arguments: str
+
+
+class ResponseToolCall(Response):
+    id: str
+    type: Literal["function"] = "function"
+    function: ResponseFunctionCall
+
+
+def _omit_none(
+    handler: SerializerFunctionWrapHandler, value: BaseModel, keep: tuple[str, ...]
+) -> dict[str, Any]:
+    return {k: v for k, v in handler(value).items() if v is not None or k in keep}
+
+
 class ChatCompletionResponseMessage(Response):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
+    tool_calls: list[ResponseToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # `content` and `refusal` are always there (null when empty), `tool_calls` only with calls.
+        return _omit_none(handler, self, keep=("content", "refusal"))
 
 
 class ChatCompletionChoice(Response):
@@ -234,14 +323,37 @@ class ChatCompletionResponse(Response):
     system_fingerprint: str
 
 
+class DeltaFunctionCall(Response):
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_none(handler, self, keep=())
+
+
+class DeltaToolCall(Response):
+    """A piece of one call: id, type and name in its first delta, then argument fragments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_none(handler, self, keep=())
+
+
 class DeltaMessage(Response):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # A delta carries only what changed: `{"content": "Hi"}`, or `{}` with the finish_reason.
-        return {k: v for k, v in handler(self).items() if v is not None}
+        return _omit_none(handler, self, keep=())
 
 
 class ChatCompletionStreamChoice(Response):
@@ -336,3 +448,35 @@ class EmbeddingResponse(Response):
     data: list[Embedding]
     model: str
     usage: EmbeddingUsage
+
+
+# ---- tokenizer (vLLM's /tokenize and /detokenize) ----------------------------------------
+
+
+class TokenizeRequest(Request):
+    """Either a `prompt`, tokenized as /v1/completions reads it, or chat `messages` (and tools),
+    rendered by the chat template as /v1/chat/completions reads them."""
+
+    model: Text
+    prompt: Text | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
+    tools: list[ChatCompletionTool] | None = None
+    tool_choice: ToolChoice | None = None
+    add_special_tokens: bool = True  # prompt form only: the template writes a chat's own
+    return_token_strs: bool = False
+
+
+class TokenizeResponse(Response):
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeRequest(Request):
+    model: Text
+    tokens: list[Annotated[int, Field(ge=0)]]
+
+
+class DetokenizeResponse(Response):
+    prompt: str

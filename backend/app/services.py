@@ -20,6 +20,7 @@ from .serving.chat import ChatService
 from .serving.completions import CompletionService
 from .serving.embeddings import EmbeddingService
 from .serving.generation import ModelContext
+from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Services:
     completions: CompletionService
     embeddings: EmbeddingService | None
     models: list[ModelCard]
+    tokenize: TokenizeService
 
 
 def load_services(settings: Settings) -> Services:
@@ -79,4 +81,5 @@ def load_services(settings: Settings) -> Services:
             )
         )
         log.info("embedding model ready: %s", settings.embedding_model_path)
-    return Services(engine, ChatService(ctx), CompletionService(ctx), embeddings, models)
+    chat = ChatService(ctx)
+    return Services(engine, chat, CompletionService(ctx), embeddings, models, TokenizeService(chat))

@@ -330,10 +330,10 @@ CHECKS = [
 # leaves them out so that more fuzzed requests reach the model.
 REFUSED_BY_DESIGN = {
     "ChatCompletionRequest": [
-        "tools", "tool_choice", "functions", "function_call", "audio", "prediction", "web_search_options",
-        "reasoning_effort", "verbosity", "moderation", "store", "modalities", "response_format",
+        "functions", "function_call", "audio", "prediction", "web_search_options",
+        "reasoning_effort", "verbosity", "moderation", "store", "modalities",
     ],
-    "ChatMessage": ["tool_calls", "function_call", "audio", "refusal"],
+    "ChatMessage": ["function_call", "audio", "refusal"],
     "CompletionRequest": ["suffix", "best_of", "echo"],
 }  # fmt: skip
 

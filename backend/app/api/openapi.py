@@ -9,9 +9,21 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from ..protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from ..protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    EmbeddingRequest,
+    TokenizeRequest,
+)
 
-REQUEST_MODELS = (ChatCompletionRequest, CompletionRequest, EmbeddingRequest)
+REQUEST_MODELS = (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    TokenizeRequest,
+    DetokenizeRequest,
+)
 
 
 def describe(app: FastAPI) -> dict[str, Any]:

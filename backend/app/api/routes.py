@@ -18,11 +18,15 @@ from ..protocol import (
     ChatCompletionResponse,
     CompletionRequest,
     CompletionResponse,
+    DetokenizeRequest,
+    DetokenizeResponse,
     EmbeddingRequest,
     EmbeddingResponse,
     ErrorResponse,
     ModelCard,
     ModelList,
+    TokenizeRequest,
+    TokenizeResponse,
 )
 from ..services import Services
 from ..serving.streams import until_disconnected
@@ -100,6 +104,26 @@ async def embeddings(
     if service is None:
         raise model_not_found(body.model)
     return await until_disconnected(request, lambda: service.create(body))
+
+
+# vLLM's paths, outside /v1 (they are not OpenAI's).
+tokenizer = APIRouter(responses=errors(401, 503))
+
+
+@tokenizer.post("/tokenize", responses=errors(400, 404, 413), openapi_extra=documented_body(TokenizeRequest))
+async def tokenize(
+    body: Annotated[TokenizeRequest, Depends(json_body(TokenizeRequest))], s: Loaded
+) -> TokenizeResponse:
+    return await s.tokenize.tokenize(body)
+
+
+@tokenizer.post(
+    "/detokenize", responses=errors(400, 404, 413), openapi_extra=documented_body(DetokenizeRequest)
+)
+async def detokenize(
+    body: Annotated[DetokenizeRequest, Depends(json_body(DetokenizeRequest))], s: Loaded
+) -> DetokenizeResponse:
+    return await s.tokenize.detokenize(body)
 
 
 class Health(BaseModel):

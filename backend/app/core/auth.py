@@ -10,14 +10,16 @@ from .errors import OpenAIError
 
 
 class ApiKeyGuard:
-    """With a key set, `/v1/…` (and `/metrics` unless made public) need `Authorization: Bearer
-    <key>`; the page, `/health` and the API description stay public. A request without the key
-    is answered 401 before its body is read, so it costs the server nothing."""
+    """With a key set, `/v1/…`, `/tokenize`, `/detokenize` (and `/metrics` unless made public)
+    need `Authorization: Bearer <key>`; the page, `/health` and the API description stay public.
+    A request without the key is answered 401 before its body is read, so it costs the server
+    nothing."""
 
     def __init__(self, app: ASGIApp, api_key: str | None, metrics_public: bool) -> None:
         self.app = app
         self.expected = api_key.encode() if api_key else None
-        self.guarded = ("/v1",) if metrics_public else ("/v1", "/metrics")
+        api = ("/v1", "/tokenize", "/detokenize")
+        self.guarded = api if metrics_public else (*api, "/metrics")
 
     def protects(self, path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.guarded)

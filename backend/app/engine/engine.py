@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -31,6 +32,7 @@ from .attention import NAME as ATTENTION
 from .blocks import BLOCK_SIZE, BlockManager, block_hashes
 from .config import EngineConfig
 from .fast_decoder import fast_decoder_for
+from .grammar import Grammars
 from .kv_cache import PagedKVCache, bytes_per_token
 from .memory import kv_budget_bytes, trim_heap
 from .quantization import dense_capable, dense_weights
@@ -203,6 +205,12 @@ class Engine:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and self.error is None
+
+    @cached_property
+    def grammars(self) -> Grammars:
+        """Grammar compiler for this model's tokenizer, built on first use (about a second)."""
+        vocab = self.model.config.get_text_config().vocab_size
+        return Grammars(self.tokenizer, vocab, self.eos_ids)
 
     @property
     def in_flight(self) -> int:
@@ -515,6 +523,9 @@ class Engine:
             else:
                 text, hit = seq.detok.feed(token)
                 if hit:
+                    finish = "stop"
+                elif seq.state.grammar_done:  # complete: nothing but its end may follow
+                    text += seq.detok.flush()
                     finish = "stop"
                 elif seq.num_output >= seq.params.max_tokens or seq.num_cached + 1 >= self._longest:
                     text += seq.detok.flush()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .grammar import Grammar, Matcher
+
 # Below this temperature sampling is greedy: logits / 1e-300 overflow to inf (NaN after softmax)
 # and such a row would pick token 0 or <|endoftext|> every step. vLLM uses the same bound.
 GREEDY_BELOW = 1e-5
@@ -27,6 +29,7 @@ class SamplingParams:
     top_logprobs: int = 0
     ignore_eos: bool = False
     logit_bias: dict[int, float] = field(default_factory=dict)
+    grammar: Grammar | None = None  # the answer must follow it (structured outputs, tool calls)
 
     @property
     def greedy(self) -> bool:
@@ -35,20 +38,29 @@ class SamplingParams:
 
 @dataclass
 class SampleState:
-    """What one sequence carries between steps: its random stream and token counts."""
+    """What one sequence carries between steps: its random stream, token counts and its place
+    in its grammar."""
 
     params: SamplingParams
     prompt_ids: list[int]
     generator: torch.Generator = field(init=False)
+    matcher: Matcher | None = field(init=False)
     output_counts: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator()
         # An unseeded request still gets its own stream, so all rows share one code path.
         self.generator.manual_seed(self.params.seed if self.params.seed is not None else secrets.randbits(63))
+        self.matcher = self.params.grammar.matcher() if self.params.grammar is not None else None
 
     def record(self, token_id: int) -> None:
         self.output_counts[token_id] = self.output_counts.get(token_id, 0) + 1
+        if self.matcher is not None:
+            self.matcher.accept(token_id)
+
+    @property
+    def grammar_done(self) -> bool:
+        return self.matcher is not None and self.matcher.done
 
 
 @dataclass
@@ -86,6 +98,9 @@ def sample(logits: torch.Tensor, states: list[SampleState]) -> tuple[list[int], 
     raw_logprobs = torch.log_softmax(logits, dim=-1) if any(s.params.logprobs for s in states) else None
     for row, state in enumerate(states):
         _apply_penalties(logits[row], state)
+        if state.matcher is not None:
+            # Only this row is touched: the batch's other rows sample exactly as without it.
+            logits[row].masked_fill_(~state.matcher.allowed(logits.shape[-1]), float("-inf"))
 
     tokens = torch.argmax(logits, dim=-1)
     random_rows = [i for i, s in enumerate(states) if not s.params.greedy]

@@ -2,53 +2,85 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from functools import cached_property
 
 from fastapi.responses import JSONResponse
 
 from ..core.errors import OpenAIError
+from ..engine.grammar import Grammar, GrammarError
 from ..engine.sampling import TokenLogprobs
 from ..protocol import (
     ChatCompletionChoice,
+    ChatCompletionNamedToolChoice,
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatCompletionResponseMessage,
     ChatCompletionStreamChoice,
     ChatCompletionStreamResponse,
     ChatCompletionTokenLogprob,
+    ChatCompletionTool,
     ChatCompletionTopLogprob,
     ChoiceLogprobs,
     CompletionUsage,
+    DeltaFunctionCall,
     DeltaMessage,
+    DeltaToolCall,
+    FinishReason,
+    ResponseFormatJsonObject,
+    ResponseFormatJsonSchema,
+    ResponseFunctionCall,
+    ResponseToolCall,
     TextContentPart,
 )
 from .choices import Choice, collect_choices, usage_of
 from .generation import GenerationService, Reply
 from .streams import Outputs, stream_error_event
+from .structured import json_grammar, tool_calls_grammar
+from .tools import ToolCall, ToolCallParser, conversation, template_renders_tools
 
 
 class ChatService(GenerationService[ChatCompletionRequest]):
     id_prefix = "chatcmpl"
     default_max_tokens = None  # the rest of the context
 
+    @cached_property
+    def native_tools(self) -> bool:
+        """The model's own template renders tools (else the generic tool prompt is used)."""
+        return template_renders_tools(self.ctx.tokenizer)
+
+    @staticmethod
+    def offered_tools(request: ChatCompletionRequest) -> list[ChatCompletionTool]:
+        """The tools the model may call in this answer: none when tool_choice is "none"."""
+        choice = request.tool_choice
+        if not request.tools or choice == "none":
+            return []
+        if isinstance(choice, ChatCompletionNamedToolChoice):
+            return [t for t in request.tools if t.function.name == choice.function.name]
+        return request.tools
+
     def prompts(self, request: ChatCompletionRequest) -> list[list[int]]:
-        fmt = (request.response_format or {}).get("type", "text")
-        if fmt != "text":
-            raise OpenAIError(
-                400,
-                f"response_format type '{fmt}' is not supported; only 'text' is.",
-                param="response_format",
-            )
         if request.top_logprobs and not request.logprobs:
             raise OpenAIError(400, "top_logprobs requires logprobs to be true.", param="top_logprobs")
+        self._check_tools(request)
         for i, message in enumerate(request.messages):
-            for name in ("tool_calls", "function_call", "audio"):
+            for name in ("function_call", "audio"):
                 if getattr(message, name) is not None:
                     raise OpenAIError(
                         400,
                         f"Assistant messages with '{name}' are not supported by this server.",
                         param=f"messages[{i}].{name}",
                     )
+            if message.tool_calls is not None and message.role != "assistant":
+                raise OpenAIError(
+                    400, "Only assistant messages carry tool_calls.", param=f"messages[{i}].tool_calls"
+                )
+            if message.role == "tool" and message.tool_call_id is None:
+                raise OpenAIError(
+                    400,
+                    "A message with role 'tool' needs the tool_call_id of the call it answers.",
+                    param=f"messages[{i}].tool_call_id",
+                )
             for j, part in enumerate(message.content if isinstance(message.content, list) else ()):
                 if not isinstance(part, TextContentPart):
                     raise OpenAIError(
@@ -60,20 +92,80 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                     )
             if message.content is None and message.role != "assistant":
                 raise OpenAIError(400, f"Message {i} has no content.", param=f"messages[{i}].content")
-        # OpenAI's "developer" role is the system role of models that predate it.
-        conversation = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in request.messages
-        ]
+        tools = self.offered_tools(request)
+        native = self.native_tools
+        extra = {"tools": [t.model_dump(exclude_none=True) for t in tools]} if tools and native else {}
         try:
             text = self.ctx.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
+                conversation(request.messages, tools, native),
+                tokenize=False,
+                add_generation_prompt=True,
+                **extra,
             )
         except Exception as exc:  # templates raise on conversations they do not accept
             raise OpenAIError(
                 400, f"The model's chat template rejected the messages: {exc}", param="messages"
             ) from exc
         return [self.ctx.tokenizer.encode(text, add_special_tokens=False)]
+
+    @staticmethod
+    def _check_tools(request: ChatCompletionRequest) -> None:
+        names = [t.function.name for t in request.tools or ()]
+        if len(set(names)) != len(names):
+            raise OpenAIError(
+                400, "Two tools have the same function name; names must be unique.", param="tools"
+            )
+        choice = request.tool_choice
+        if isinstance(choice, ChatCompletionNamedToolChoice) and choice.function.name not in names:
+            raise OpenAIError(
+                400,
+                f"tool_choice names the function '{choice.function.name}', which is not in tools.",
+                param="tool_choice",
+            )
+        if choice == "required" and not names:
+            raise OpenAIError(
+                400, "tool_choice 'required' needs at least one tool in tools.", param="tool_choice"
+            )
+        forced = choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice)
+        if forced and isinstance(
+            request.response_format, ResponseFormatJsonObject | ResponseFormatJsonSchema
+        ):
+            raise OpenAIError(
+                400,
+                "response_format cannot be combined with a forced tool_choice: the answer is the tool "
+                "call. Drop one of them.",
+                param="response_format",
+            )
+
+    def grammar(self, request: ChatCompletionRequest) -> Grammar | None:
+        fmt = request.response_format
+        choice = request.tool_choice
+        if isinstance(fmt, ResponseFormatJsonSchema):
+            lark, param = json_grammar(fmt.json_schema.schema_), "response_format"
+        elif isinstance(fmt, ResponseFormatJsonObject):
+            lark, param = json_grammar(None), "response_format"
+        elif choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice):
+            several = request.parallel_tool_calls is not False and choice == "required"
+            lark, param = tool_calls_grammar(self.offered_tools(request), several), "tools"
+        else:
+            return None  # "auto": the model chooses; its calls are parsed from the text
+        try:
+            return self.ctx.engine.grammars.compile(lark)
+        except GrammarError as exc:
+            raise OpenAIError(
+                400,
+                f"This schema cannot be enforced: {exc}. Remove or rewrite the unsupported part.",
+                param=param,
+                code="invalid_schema",
+            ) from exc
+
+    def parser(self, request: ChatCompletionRequest) -> ToolCallParser | None:
+        tools = self.offered_tools(request)
+        if not tools:
+            return None
+        return ToolCallParser(
+            {t.function.name for t in tools}, None if request.parallel_tool_calls is not False else 1
+        )
 
     def logprobs(self, request: ChatCompletionRequest) -> tuple[bool, int]:
         return bool(request.logprobs), request.top_logprobs or 0
@@ -95,8 +187,36 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             )
         return ChoiceLogprobs(content=content)
 
+    @staticmethod
+    def _finish_reason(choice: Choice, parser: ToolCallParser | None) -> FinishReason:
+        if parser is not None and parser.calls and choice.finish_reason == "stop":
+            return "tool_calls"
+        return choice.finish_reason
+
     async def collect(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> JSONResponse:
         choices = await collect_choices(outputs, reply.echoes)
+        messages = []
+        for choice in choices:
+            parser = self.parser(reply.request)
+            content, calls = choice.text, []
+            if parser is not None:
+                content, calls = parser.feed(choice.text)
+                content += parser.finish()
+            messages.append(
+                (
+                    ChatCompletionResponseMessage(
+                        content=content if content or not calls else None,
+                        tool_calls=[
+                            ResponseToolCall(
+                                id=c.id, function=ResponseFunctionCall(name=c.name, arguments=c.arguments)
+                            )
+                            for c in calls
+                        ]
+                        or None,
+                    ),
+                    self._finish_reason(choice, parser),
+                )
+            )
         body = ChatCompletionResponse(
             id=reply.id,
             created=reply.created,
@@ -105,11 +225,11 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             choices=[
                 ChatCompletionChoice(
                     index=i,
-                    message=ChatCompletionResponseMessage(content=choice.text),
+                    message=message,
                     logprobs=self._logprobs(reply.request, [e for e, _ in choice.logprobs]),
-                    finish_reason=choice.finish_reason,
+                    finish_reason=finish_reason,
                 )
-                for i, choice in enumerate(choices)
+                for i, (choice, (message, finish_reason)) in enumerate(zip(choices, messages, strict=True))
             ],
             usage=usage_of(choices, reply.n),
         )
@@ -127,7 +247,37 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             )
             return body.model_dump_json(exclude=None if reply.include_usage else {"usage"})
 
+        def deltas(
+            index: int, content: str, calls: list[ToolCall], logprobs: list[TokenLogprobs]
+        ) -> Iterator[str]:
+            if content or logprobs:
+                yield chunk(
+                    [
+                        ChatCompletionStreamChoice(
+                            index=index,
+                            delta=DeltaMessage(content=content),
+                            logprobs=self._logprobs(reply.request, logprobs),
+                        )
+                    ]
+                )
+            # Each call as OpenAI streams it: id, type and name first, then its arguments.
+            first = len(parsers[index].calls) - len(calls) if calls else 0
+            for k, call in enumerate(calls, start=first):
+                for piece in (
+                    DeltaToolCall(
+                        index=k,
+                        id=call.id,
+                        type="function",
+                        function=DeltaFunctionCall(name=call.name, arguments=""),
+                    ),
+                    DeltaToolCall(index=k, function=DeltaFunctionCall(arguments=call.arguments)),
+                ):
+                    yield chunk(
+                        [ChatCompletionStreamChoice(index=index, delta=DeltaMessage(tool_calls=[piece]))]
+                    )
+
         choices = [Choice() for _ in reply.echoes]
+        parsers = [self.parser(reply.request) for _ in reply.echoes]
         for i in range(len(choices)):
             yield chunk(
                 [ChatCompletionStreamChoice(index=i, delta=DeltaMessage(role="assistant", content=""))]
@@ -137,21 +287,19 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                 yield stream_error_event(out.error)
                 return
             choices[index].add(out)
-            if out.text or out.logprobs:
-                yield chunk(
-                    [
-                        ChatCompletionStreamChoice(
-                            index=index,
-                            delta=DeltaMessage(content=out.text),
-                            logprobs=self._logprobs(reply.request, out.logprobs),
-                        )
-                    ]
-                )
+            parser = parsers[index]
+            content, calls = parser.feed(out.text) if parser is not None else (out.text, [])
+            if out.finish_reason is not None and parser is not None:
+                content += parser.finish()
+            for event in deltas(index, content, calls, out.logprobs):
+                yield event
             if out.finish_reason is not None:
                 yield chunk(
                     [
                         ChatCompletionStreamChoice(
-                            index=index, delta=DeltaMessage(), finish_reason=choices[index].finish_reason
+                            index=index,
+                            delta=DeltaMessage(),
+                            finish_reason=self._finish_reason(choices[index], parser),
                         )
                     ]
                 )

@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..core.errors import OpenAIError, model_not_found
 from ..engine.engine import Engine
+from ..engine.grammar import Grammar
 from ..engine.sampling import SamplingParams
 from ..protocol import SamplingRequest
 from .streams import Outputs, first_output, sse_response, start_generation, until_disconnected, with_first
@@ -89,6 +90,10 @@ class GenerationService(ABC, Generic[RequestT]):
     def logprobs(self, request: RequestT) -> tuple[bool, int]:
         """Whether to return logprobs, and how many alternatives per token."""
 
+    def grammar(self, request: RequestT) -> Grammar | None:
+        """The grammar every choice must follow, compiled (runs in a worker thread)."""
+        return None
+
     def echo(self, request: RequestT, prompt_ids: list[int]) -> str:
         """The text a choice of this prompt starts with."""
         return ""
@@ -107,13 +112,20 @@ class GenerationService(ABC, Generic[RequestT]):
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
         refuse_stream_options_without_stream(request)
-        # Chat templates and tokenisation of a long body take seconds: not on the event loop.
+        # Chat templates and tokenisation of a long body take seconds, compiling a grammar up to
+        # a second: not on the event loop (nor in the engine's step).
         prompts = await asyncio.to_thread(self.prompts, request)
         n = request.n or 1
         self.check_admissible(len(prompts), n)
+        grammar = await asyncio.to_thread(self.grammar, request)
         logprobs, top_logprobs = self.logprobs(request)
         jobs = [
-            (ids, self.sampling_params(request, len(ids), i, logprobs=logprobs, top_logprobs=top_logprobs))
+            (
+                ids,
+                self.sampling_params(
+                    request, len(ids), i, logprobs=logprobs, top_logprobs=top_logprobs, grammar=grammar
+                ),
+            )
             for ids in prompts
             for i in range(n)
         ]

@@ -11,8 +11,6 @@ from ..protocol import SamplingRequest
 
 # Fields declared in the request models but not implemented: (field, allowed values).
 UNSUPPORTED: dict[str, tuple[Any, ...]] = {
-    "tools": (None, []),
-    "tool_choice": (None, "none"),
     "functions": (None, []),
     "function_call": (None, "none"),
     "audio": (None,),

@@ -1,0 +1,198 @@
+"""Tool calling: the conversation as the chat template sees it, and the calls read from the answer.
+
+Calls are written as Hermes-style blocks, the format of Qwen 2.5/3, Hermes and many others:
+`<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`. A model whose chat template
+renders `tools` gets them from its own template; for one whose template ignores them (the default
+SmolLM2), a generic system prompt describes the tools and this format, and past calls and their
+results are written into the conversation in the same format.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from ..core.errors import OpenAIError
+from ..protocol import ChatCompletionTool, ChatMessage
+from .structured import CALL_CLOSE, CALL_OPEN
+
+GENERIC_TOOL_PROMPT = """You can call functions to help with the user's request. The functions, \
+as JSON Schema, one per line:
+<tools>
+{tools}
+</tools>
+To call a function, answer with a <tool_call></tool_call> block for each call, holding a JSON object \
+with the function's name and its arguments, and nothing else:
+<tool_call>
+{{"name": "<function name>", "arguments": {{<arguments as JSON>}}}}
+</tool_call>
+The results come back in <tool_response></tool_response> blocks."""
+
+
+def template_renders_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the model's chat template writes a `tools` list into the prompt."""
+    probe = [{"role": "user", "content": "Hi"}]
+    tool = {"type": "function", "function": {"name": "probe_tool_name", "parameters": {"type": "object"}}}
+    try:
+        rendered = tokenizer.apply_chat_template(probe, tools=[tool], tokenize=False)
+    except Exception:  # a template that rejects tools does not render them
+        return False
+    return "probe_tool_name" in str(rendered)
+
+
+def _arguments(message: ChatMessage, index: int) -> list[dict[str, Any]]:
+    """The message's past calls, their arguments parsed (templates expect objects)."""
+    calls = []
+    for j, call in enumerate(message.tool_calls or ()):
+        try:
+            arguments = json.loads(call.function.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise OpenAIError(
+                400,
+                f"The arguments of this tool call are not valid JSON ({exc.msg}).",
+                param=f"messages[{index}].tool_calls[{j}].function.arguments",
+            ) from exc
+        calls.append({"id": call.id, "name": call.function.name, "arguments": arguments})
+    return calls
+
+
+def _call_block(name: str, arguments: Any) -> str:
+    return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments})}\n{CALL_CLOSE}"
+
+
+def conversation(
+    messages: list[ChatMessage], tools: list[ChatCompletionTool], native: bool
+) -> list[dict[str, Any]]:
+    """The messages as chat-template dicts. `native`: the template renders tools, calls and
+    results itself; otherwise they are written as text (and the tools as a system prompt)."""
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        # OpenAI's "developer" role is the system role of models that predate it.
+        role = "system" if m.role == "developer" else m.role
+        calls = _arguments(m, i)
+        if native:
+            entry: dict[str, Any] = {"role": role, "content": m.text()}
+            if calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls
+                ]
+            if m.tool_call_id is not None:
+                entry["tool_call_id"] = m.tool_call_id
+            out.append(entry)
+        elif role == "tool":
+            out.append({"role": "user", "content": f"<tool_response>\n{m.text()}\n</tool_response>"})
+        else:
+            text = "\n".join([m.text(), *(_call_block(c["name"], c["arguments"]) for c in calls)]).strip()
+            out.append({"role": role, "content": text})
+    if tools and not native:
+        listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
+        prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
+        if out and out[0]["role"] == "system":
+            out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{prompt}".strip()}
+        else:
+            out.insert(0, {"role": "system", "content": prompt})
+    return out
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _parse_call(block: str, names: set[str]) -> ToolCall | None:
+    try:
+        data = json.loads(block)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("name") not in names:
+        return None
+    arguments = data.get("arguments", data.get("parameters", {}))
+    if not isinstance(arguments, dict):
+        return None
+    return ToolCall(new_call_id(), data["name"], json.dumps(arguments, ensure_ascii=False))
+
+
+@dataclass
+class ToolCallParser:
+    """Splits an answer, as it streams, into content and calls.
+
+    Text that may be the start of a call is held back until it is known; whitespace-only content
+    is held until more content follows, so the concatenated stream equals the parsed whole answer
+    (where whitespace around calls is dropped). A block that is not a valid call of one of the
+    tools stays content. `max_calls` is 1 when parallel_tool_calls is false."""
+
+    names: set[str]
+    max_calls: int | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    _buffer: str = ""
+    _in_call: bool = False
+    _space: str = ""  # whitespace-only content held back
+
+    def feed(self, text: str) -> tuple[str, list[ToolCall]]:
+        """New content to show, and the calls completed by `text`."""
+        self._buffer += text
+        content, new = "", []
+        while True:
+            if not self._in_call:
+                at = self._buffer.find(CALL_OPEN)
+                if at < 0:
+                    keep = _partial_suffix(self._buffer, CALL_OPEN)
+                    content += self._buffer[: len(self._buffer) - keep]
+                    self._buffer = self._buffer[len(self._buffer) - keep :]
+                    break
+                content += self._buffer[:at]
+                self._buffer, self._in_call = self._buffer[at + len(CALL_OPEN) :], True
+                continue
+            end = self._buffer.find(CALL_CLOSE)
+            if end < 0:
+                break
+            block, self._buffer = self._buffer[:end], self._buffer[end + len(CALL_CLOSE) :]
+            self._in_call = False
+            call = _parse_call(block.strip(), self.names)
+            if call is None:
+                content += CALL_OPEN + block + CALL_CLOSE
+            elif self.max_calls is None or len(self.calls) < self.max_calls:
+                self.calls.append(call)
+                new.append(call)
+        return self._content(content), new
+
+    def finish(self) -> str:
+        """The content left when the answer ends (an unfinished block is content)."""
+        rest = (CALL_OPEN if self._in_call else "") + self._buffer
+        self._buffer, self._in_call = "", False
+        text = self._content(rest)
+        if not self.calls:
+            text, self._space = self._space + text, ""
+        return text
+
+    def _content(self, text: str) -> str:
+        if not text:
+            return ""
+        if not text.strip():
+            self._space += text
+            return ""
+        text, self._space = self._space + text, ""
+        return text
+
+
+def _partial_suffix(text: str, marker: str) -> int:
+    """Length of the longest end of `text` that begins `marker`."""
+    for size in range(min(len(text), len(marker) - 1), 0, -1):
+        if marker.startswith(text[-size:]):
+            return size
+    return 0
