@@ -14,8 +14,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
+    Tag,
     model_serializer,
 )
 
@@ -185,8 +187,25 @@ class ResponseFormatJsonSchema(Request):
     json_schema: JSONSchema
 
 
+_FORMATS = {"text": "Text", "json_object": "JsonObject", "json_schema": "JsonSchema"}
+
+
+def _format_tag(value: Any) -> str | None:
+    # Capitalised tags: an error's path then reads `response_format.json_schema.name`, the tag
+    # left out as a union branch (core/errors.py), not `response_format.json_schema.json_schema`.
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return _FORMATS.get(kind) if isinstance(kind, str) else None
+
+
 ResponseFormat = Annotated[
-    ResponseFormatText | ResponseFormatJsonObject | ResponseFormatJsonSchema, Field(discriminator="type")
+    Annotated[ResponseFormatText, Tag("Text")]
+    | Annotated[ResponseFormatJsonObject, Tag("JsonObject")]
+    | Annotated[ResponseFormatJsonSchema, Tag("JsonSchema")],
+    Discriminator(
+        _format_tag,
+        custom_error_type="invalid_value",
+        custom_error_message="response_format type must be 'text', 'json_object' or 'json_schema'",
+    ),
 ]
 
 

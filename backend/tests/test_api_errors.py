@@ -61,8 +61,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (CHAT, user([{"type": "text"}]), "messages"),
     (CHAT, without(tiny_chat(), "model"), "model"),
     # Fields of OpenAI's schema that we do not implement, with non-default values.
-    (CHAT, tiny_chat(tools=[{"type": "custom", "custom": {"name": "f"}}]), "tools"),
-    (CHAT, tiny_chat(tools=[{"type": "function", "function": {"name": "no spaces allowed"}}]), "tools"),
+    (CHAT, tiny_chat(tools=[{"type": "custom", "custom": {"name": "f"}}]), "tools[0].type"),
+    (
+        CHAT,
+        tiny_chat(tools=[{"type": "function", "function": {"name": "no spaces allowed"}}]),
+        "tools[0].function.name",
+    ),
     (CHAT, tiny_chat(tool_choice="sometimes"), "tool_choice"),
     (
         CHAT,

@@ -95,9 +95,10 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         tools = self.offered_tools(request)
         native = self.native_tools
         extra = {"tools": [t.model_dump(exclude_none=True) for t in tools]} if tools and native else {}
+        messages = conversation(request.messages, tools, native)
         try:
             text = self.ctx.tokenizer.apply_chat_template(
-                conversation(request.messages, tools, native),
+                messages,
                 tokenize=False,
                 add_generation_prompt=True,
                 **extra,

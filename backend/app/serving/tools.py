@@ -131,10 +131,10 @@ def _parse_call(block: str, names: set[str]) -> ToolCall | None:
 class ToolCallParser:
     """Splits an answer, as it streams, into content and calls.
 
-    Text that may be the start of a call is held back until it is known; whitespace-only content
-    is held until more content follows, so the concatenated stream equals the parsed whole answer
-    (where whitespace around calls is dropped). A block that is not a valid call of one of the
-    tools stays content. `max_calls` is 1 when parallel_tool_calls is false."""
+    Text that may be the start of a call is held back until it is known, and trailing whitespace
+    until more content follows (whitespace before a call or at the end of an answer with calls
+    is dropped), so the concatenated stream equals the parsed whole answer. A block that is not
+    a valid call of one of the tools stays content. `max_calls` is 1 when parallel_tool_calls is false."""
 
     names: set[str]
     max_calls: int | None = None
@@ -181,13 +181,11 @@ class ToolCallParser:
         return text
 
     def _content(self, text: str) -> str:
-        if not text:
-            return ""
-        if not text.strip():
-            self._space += text
-            return ""
-        text, self._space = self._space + text, ""
-        return text
+        # Trailing whitespace waits for what follows: dropped if only calls do.
+        text = self._space + text
+        shown = text.rstrip()
+        self._space = text[len(shown) :]
+        return shown
 
 
 def _partial_suffix(text: str, marker: str) -> int:
