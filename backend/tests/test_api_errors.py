@@ -71,7 +71,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (
         CHAT,
         tiny_chat(response_format={"type": "json_schema", "json_schema": {"schema": {}}}),
-        "response_format",
+        "response_format.json_schema.name",
     ),
     (CHAT, tiny_chat(modalities=["text", "audio"]), "modalities"),
     # stream_options would silently do nothing without stream (OpenAI refuses it too).
