@@ -27,6 +27,28 @@ from .generation import GenerationService, Reply
 from .streams import Outputs, stream_error_event
 
 
+def _continues_final_message(request: ChatCompletionRequest) -> bool:
+    """vLLM's `continue_final_message`: the final assistant message is left open, not closed."""
+    if not request.continue_final_message:
+        return False
+    if request.add_generation_prompt:
+        raise OpenAIError(
+            400,
+            "continue_final_message and add_generation_prompt cannot both be true: set "
+            "add_generation_prompt to false to continue the final assistant message.",
+            param="add_generation_prompt",
+        )
+    last = len(request.messages) - 1
+    if request.messages[last].role != "assistant":
+        raise OpenAIError(
+            400,
+            "continue_final_message continues the final message, which must then be an assistant "
+            f"message; messages[{last}] is a '{request.messages[last].role}' message.",
+            param=f"messages[{last}].role",
+        )
+    return True
+
+
 class ChatService(GenerationService[ChatCompletionRequest]):
     id_prefix = "chatcmpl"
     default_max_tokens = None  # the rest of the context
@@ -65,9 +87,13 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
             for m in request.messages
         ]
+        continue_final = _continues_final_message(request)
         try:
             text = self.ctx.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
+                conversation,
+                tokenize=False,
+                add_generation_prompt=request.add_generation_prompt,
+                continue_final_message=continue_final,
             )
         except Exception as exc:  # templates raise on conversations they do not accept
             raise OpenAIError(
