@@ -64,13 +64,14 @@ export async function generate(convId: string, parentId: string): Promise<void> 
 /**
  * Carries on an answer the length limit cut, in the same message, with the server's
  * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
- * it: the caller then asks in a new turn.
+ * it, or the answer was cut while still reasoning (no answer text to carry on): the caller then
+ * asks in a new turn.
  */
 export async function continueInPlace(convId: string, messageId: string): Promise<boolean> {
   const conv = chatStore.getState().conversations[convId]
   const message = conv?.messages.find((m) => m.id === messageId)
   if (!conv || !message || running.has(convId)) return true
-  if (!(await offersContinue(conv))) return false
+  if (!splitThinking(message).answer || !(await offersContinue(conv))) return false
   if (running.has(convId)) return true
   chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
   await streamInto(conv, messageId, messageId, message)

@@ -9,7 +9,7 @@ import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
 import { activePath, versionsOnPath } from '../store/branches'
 import { isPhoneWidth, uiStore } from '../store/ui'
-import type { Conversation } from '../types'
+import type { Conversation, Message } from '../types'
 import { ErrorNotice } from './ErrorNotice'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
@@ -18,13 +18,15 @@ import './ChatView.css'
 export function ChatView() {
   const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
   const busy = isGenerating(conv)
+  // The branch shown; the others are a ‹ 2/3 › away.
+  const path = useMemo(() => (conv ? activePath(conv) : []), [conv])
   return (
     <main className="main">
       <Header conv={conv} />
       {/* An answer already showing the same trouble inline says enough. */}
-      {!(conv && activePath(conv).at(-1)?.error) && <ConnectionProblem />}
+      {!path.at(-1)?.error && <ConnectionProblem />}
       {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
-      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} busy={busy} /> : <Welcome />}
+      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} path={path} busy={busy} /> : <Welcome />}
       <Composer conv={conv} busy={busy} />
     </main>
   )
@@ -127,11 +129,9 @@ function Welcome() {
 
 const NEAR_BOTTOM_PX = 80
 
-function MessageList({ conv, busy }: { conv: Conversation; busy: boolean }) {
+function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]; busy: boolean }) {
   const t = useT()
   const scroller = useRef<HTMLDivElement>(null)
-  // The branch shown; the others are a ‹ 2/3 › away.
-  const path = useMemo(() => activePath(conv), [conv])
   const versions = useMemo(() => versionsOnPath(conv, path), [conv, path])
   // Follow the answer as it grows unless the reader has scrolled up to read something.
   const follow = useRef(true)
