@@ -70,7 +70,7 @@ test('an answer cut at max_tokens says so; Continue carries on the same message'
   await page.goto('/')
   await ask(page, 'Tell me a long story about a lighthouse keeper.')
   const notice = lastAnswer(page).getByRole('note')
-  await expect(notice).toContainText('The answer stopped at the length limit')
+  await expect(notice).toContainText('The answer hit the length limit')
   await expect(lastAnswer(page).locator('.metrics')).toContainText('40 tokens')
   const before = (await lastAnswer(page).locator('.md').textContent()) ?? ''
   await shot(page, 'cut-at-length')
@@ -89,7 +89,7 @@ test('an answer cut at max_tokens says so; Continue carries on the same message'
   expect(after.length).toBeGreaterThan(before.length)
   expect(after.replace(/\s+/g, '')).toContain(before.replace(/\s+/g, ''))
   await expect(lastAnswer(page).locator('.metrics')).toContainText('80 tokens')
-  await expect(lastAnswer(page).getByRole('note')).toContainText('The answer stopped at the length limit')
+  await expect(lastAnswer(page).getByRole('note')).toContainText('The answer hit the length limit')
   await shot(page, 'continued')
 })
 

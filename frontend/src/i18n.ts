@@ -107,7 +107,7 @@ const en = {
   nextVersion: 'Next version',
   deleteVersion: 'Delete this version',
   deleteVersionConfirm: 'Delete this version and what follows it?',
-  cutAtLength: 'The answer stopped at the length limit (Max tokens).',
+  cutAtLength: 'The answer hit the length limit (Max tokens) before it finished.',
   continue: 'Continue',
   continuePrompt: 'Continue',
 }
