@@ -68,7 +68,8 @@ class ModelCard(Response):
     created: int
     owned_by: str = "local"
     # Extensions: what the model is for, and its context length, for clients choosing one.
-    capabilities: list[Literal["chat", "completions", "embeddings"]]
+    # "continue_final_message": chat honours that request field (clients may offer Continue).
+    capabilities: list[Literal["chat", "completions", "embeddings", "continue_final_message"]]
     max_model_len: int | None = None
 
 
@@ -261,6 +262,10 @@ class ChatCompletionRequest(SamplingRequest):
     reasoning_effort: str | None = None
     verbosity: str | None = None
     moderation: Any = None
+    # Extensions, as vLLM names them: continue_final_message with add_generation_prompt false
+    # leaves the final assistant message open, so the answer carries on from its last word.
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -481,6 +486,8 @@ class TokenizeRequest(Request):
     messages: Annotated[list[ChatMessage], Field(min_length=1)] | None = None
     tools: list[ChatCompletionTool] | None = None
     tool_choice: ToolChoice | None = None
+    add_generation_prompt: bool = True  # chat form, as in ChatCompletionRequest
+    continue_final_message: bool = False
     add_special_tokens: bool = True  # prompt form only: the template writes a chat's own
     return_token_strs: bool = False
 

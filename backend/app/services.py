@@ -57,7 +57,7 @@ def load_services(settings: Settings) -> Services:
         ModelCard(
             id=ctx.name,
             created=created,
-            capabilities=["chat", "completions"],
+            capabilities=["chat", "completions", "continue_final_message"],
             max_model_len=engine.max_context,
         )
     ]

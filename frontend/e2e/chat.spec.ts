@@ -117,7 +117,7 @@ test('Esc stops mid-answer: the partial answer stays, marked stopped, and the se
   await shot(page, 'stopped')
 })
 
-test('regenerate replaces the last answer with a new stream', async ({ page }) => {
+test('regenerate streams a new version of the last answer in its place', async ({ page }) => {
   await page.goto('/')
   await send(page, 'Name a colour.')
   await waitDone(lastAnswer(page))
@@ -133,9 +133,11 @@ test('regenerate replaces the last answer with a new stream', async ({ page }) =
   expect(sent.messages.map((m) => m.role)).toEqual(['user'])
   await expect(answers(page)).toHaveCount(1)
   await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()
+  // The first version stays one click away (branches.spec.ts).
+  await expect(lastAnswer(page).getByRole('group', { name: 'Versions' })).toContainText('2/2')
 })
 
-test('edit a user message and resend: later messages are replaced', async ({ page }) => {
+test('edit a user message and resend: the new version is shown without the later messages', async ({ page }) => {
   await page.goto('/')
   await send(page, 'Say hello.')
   await waitDone(lastAnswer(page))
@@ -155,7 +157,7 @@ test('edit a user message and resend: later messages are replaced', async ({ pag
   const sent = (await request).postDataJSON() as { messages: { role: string; content: string }[] }
   expect(sent.messages).toEqual([{ role: 'user', content: 'Say goodbye.' }])
   await waitDone(lastAnswer(page))
-  await expect(page.locator('article.msg.user')).toHaveText(['Say goodbye.'])
+  await expect(page.locator('article.msg.user .bubble')).toHaveText(['Say goodbye.'])
   await expect(answers(page)).toHaveCount(1)
 })
 

@@ -101,6 +101,15 @@ const en = {
   errInterruptedHelp: 'The connection closed before the answer finished. What arrived is kept; retry for a full answer.',
   openSettings: 'Open settings',
   saveKeyAndRetry: 'Save key & retry',
+  versionsLabel: 'Versions',
+  versionOf: '{n}/{total}',
+  previousVersion: 'Previous version',
+  nextVersion: 'Next version',
+  deleteVersion: 'Delete this version',
+  deleteVersionConfirm: 'Delete this version and what follows it?',
+  cutAtLength: 'The answer hit the length limit (Max tokens) before it finished.',
+  continue: 'Continue',
+  continuePrompt: 'Continue',
 }
 
 export type MessageKey = keyof typeof en
@@ -203,6 +212,15 @@ const zh: Record<MessageKey, string> = {
   errInterruptedHelp: '回答完成前连接已关闭。已收到的内容会保留；重试可获得完整回答。',
   openSettings: '打开设置',
   saveKeyAndRetry: '保存密钥并重试',
+  versionsLabel: '版本',
+  versionOf: '{n}/{total}',
+  previousVersion: '上一个版本',
+  nextVersion: '下一个版本',
+  deleteVersion: '删除此版本',
+  deleteVersionConfirm: '删除此版本及其后的对话？',
+  cutAtLength: '回答已达到长度上限（最大词元数）而停止。',
+  continue: '继续',
+  continuePrompt: '继续',
 }
 
 export type Language = 'en' | 'zh'

@@ -43,6 +43,11 @@ export interface Message {
   metrics?: Metrics
   model?: string
   finishReason?: string | null
+  /**
+   * The message this one answers or follows (null: the first). Absent only in conversations
+   * saved before branches, where each message follows the one before it (store/branches.ts).
+   */
+  parentId?: string | null
 }
 
 export interface GenParams {
@@ -61,7 +66,10 @@ export interface Conversation {
   systemPrompt: string
   params: GenParams
   model: string
+  /** Every message of every branch, parents before children (store/branches.ts). */
   messages: Message[]
+  /** The message the reader is on: the branch shown runs through it. */
+  current?: string
 }
 
 export const DEFAULT_PARAMS: GenParams = { temperature: 0.7, top_p: 0.95, max_tokens: 1024, seed: null }

@@ -40,6 +40,28 @@ from .structured import json_grammar, tool_calls_grammar
 from .tools import ToolCall, ToolCallParser, conversation, template_renders_tools
 
 
+def _continues_final_message(request: ChatCompletionRequest) -> bool:
+    """vLLM's `continue_final_message`: the final assistant message is left open, not closed."""
+    if not request.continue_final_message:
+        return False
+    if request.add_generation_prompt:
+        raise OpenAIError(
+            400,
+            "continue_final_message and add_generation_prompt cannot both be true: set "
+            "add_generation_prompt to false to continue the final assistant message.",
+            param="add_generation_prompt",
+        )
+    last = len(request.messages) - 1
+    if request.messages[last].role != "assistant":
+        raise OpenAIError(
+            400,
+            "continue_final_message continues the final message, which must then be an assistant "
+            f"message; messages[{last}] is a '{request.messages[last].role}' message.",
+            param=f"messages[{last}].role",
+        )
+    return True
+
+
 class ChatService(GenerationService[ChatCompletionRequest]):
     id_prefix = "chatcmpl"
     default_max_tokens = None  # the rest of the context
@@ -96,11 +118,13 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         native = self.native_tools
         extra = {"tools": [t.model_dump(exclude_none=True) for t in tools]} if tools and native else {}
         messages = conversation(request.messages, tools, native)
+        continue_final = _continues_final_message(request)
         try:
             text = self.ctx.tokenizer.apply_chat_template(
                 messages,
                 tokenize=False,
-                add_generation_prompt=True,
+                add_generation_prompt=request.add_generation_prompt,
+                continue_final_message=continue_final,
                 **extra,
             )
         except Exception as exc:  # templates raise on conversations they do not accept

@@ -208,6 +208,8 @@ export interface ChatStreamRequest {
   params: GenParams
   /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache). */
   conversationId: string
+  /** Carry on the final (assistant) message instead of answering it: vLLM's extension fields. */
+  continueFinal?: boolean
 }
 
 export async function streamChat(
@@ -227,6 +229,7 @@ export async function streamChat(
       stream_options: { include_usage: true },
       ...sampling,
       ...(seed !== null ? { seed } : {}),
+      ...(req.continueFinal ? { continue_final_message: true, add_generation_prompt: false } : {}),
     }),
     signal,
   })

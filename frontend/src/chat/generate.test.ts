@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { withParents } from '../store/branches'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
 import { outcome, requestMessages } from './generate'
 
@@ -12,28 +13,31 @@ describe('requestMessages', () => {
       systemPrompt: 'Be brief.',
       params: DEFAULT_PARAMS,
       model: 'm',
-      messages: [
+      messages: withParents([
         { id: '1', role: 'user', content: 'Hi', createdAt: 0 },
         { id: '2', role: 'assistant', content: '', createdAt: 0, status: 'error' },
         { id: '3', role: 'user', content: 'Hello?', createdAt: 0 },
         { id: '4', role: 'assistant', content: 'Hel', createdAt: 0, status: 'stopped' },
         { id: '5', role: 'user', content: 'Go on', createdAt: 0 },
-      ],
+        // Another branch: not sent.
+        { id: '6', role: 'user', content: 'Hello again', createdAt: 0, parentId: '2' },
+      ]),
     }
-    expect(requestMessages(conv)).toEqual([
+    expect(requestMessages(conv, '5')).toEqual([
       { role: 'system', content: 'Be brief.' },
       { role: 'user', content: 'Hi' },
       { role: 'user', content: 'Hello?' },
       { role: 'assistant', content: 'Hel' },
       { role: 'user', content: 'Go on' },
     ])
-    expect(requestMessages({ ...conv, systemPrompt: '  ' })[0]?.role).toBe('user')
+    expect(requestMessages(conv, '6').map((m) => m.content)).toEqual(['Be brief.', 'Hi', 'Hello again'])
+    expect(requestMessages({ ...conv, systemPrompt: '  ' }, '5')[0]?.role).toBe('user')
     // Earlier answers go back without their reasoning; one that is all reasoning is left out.
-    const reasoned = [
+    const reasoned = withParents([
       { id: '6', role: 'assistant' as const, content: '<think>hmm</think>Sure.', reasoning: 'more', createdAt: 0 },
       { id: '7', role: 'assistant' as const, content: '<think>only thinking', createdAt: 0, status: 'stopped' as const },
-    ]
-    expect(requestMessages({ ...conv, messages: reasoned })).toEqual([
+    ])
+    expect(requestMessages({ ...conv, messages: reasoned }, '7')).toEqual([
       { role: 'system', content: 'Be brief.' },
       { role: 'assistant', content: 'Sure.' },
     ])

@@ -1,11 +1,12 @@
 import { flushSync } from 'react-dom'
 import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
 import { newId } from '../lib/id'
+import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
-import { streamClock } from './metrics'
-import { pickModel } from './model'
+import { addMetrics, streamClock } from './metrics'
+import { offersContinue, pickModel } from './model'
 import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
 
@@ -13,17 +14,18 @@ import { renderThrottle } from './throttle'
 const running = new Map<string, AbortController>()
 
 export function isGenerating(conv: Conversation | undefined): boolean {
-  return conv?.messages.at(-1)?.status === 'streaming'
+  return conv?.messages.some((m) => m.status === 'streaming') ?? false
 }
 
 /**
- * Failed answers (nothing arrived) are left out; stopped and cut-off ones are part of the chat.
- * Earlier answers go back without their reasoning, as reasoning models expect.
+ * The branch from the first message to `upTo`. Failed answers (nothing arrived) are left out;
+ * stopped and cut-off ones are part of the chat. Earlier answers go back without their
+ * reasoning, as reasoning models expect.
  */
-export function requestMessages(conv: Conversation): ChatRequestMessage[] {
+export function requestMessages(conv: Conversation, upTo: string): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
-  for (const m of conv.messages) {
+  for (const m of pathTo(conv.messages, upTo)) {
     const content = m.role === 'assistant' ? splitThinking(m).answer : m.content
     if (m.role === 'assistant' && !content) continue
     messages.push({ role: m.role, content })
@@ -43,12 +45,10 @@ export function outcome(result: StreamResult, hasText: boolean): Partial<Message
   }
 }
 
-/** Streams a new assistant answer to the conversation's current messages into the store. */
-export async function generate(convId: string): Promise<void> {
+/** Streams a new assistant answer to the branch ending at `parentId` into the store. */
+export async function generate(convId: string, parentId: string): Promise<void> {
   const conv = chatStore.getState().conversations[convId]
   if (!conv || running.has(convId)) return
-  const controller = new AbortController()
-  running.set(convId, controller)
   const messageId = newId()
   chatStore.getState().addMessage(convId, {
     id: messageId,
@@ -56,10 +56,38 @@ export async function generate(convId: string): Promise<void> {
     content: '',
     createdAt: Date.now(),
     status: 'streaming',
+    parentId,
   })
+  await streamInto(conv, messageId, parentId)
+}
 
-  let content = ''
-  let reasoning = ''
+/**
+ * Carries on an answer the length limit cut, in the same message, with the server's
+ * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
+ * it, or the answer was cut while still reasoning (no answer text to carry on): the caller then
+ * asks in a new turn.
+ */
+export async function continueInPlace(convId: string, messageId: string): Promise<boolean> {
+  const conv = chatStore.getState().conversations[convId]
+  const message = conv?.messages.find((m) => m.id === messageId)
+  if (!conv || !message || running.has(convId)) return true
+  if (!splitThinking(message).answer || !(await offersContinue(conv))) return false
+  if (running.has(convId)) return true
+  chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
+  await streamInto(conv, messageId, messageId, message)
+  return true
+}
+
+/**
+ * Streams the answer to the branch ending at `upTo` into message `messageId`: a new one, or
+ * `continued` (then `upTo` is that message, and the answer is added to its text).
+ */
+async function streamInto(conv: Conversation, messageId: string, upTo: string, continued?: Message): Promise<void> {
+  const convId = conv.id
+  const controller = new AbortController()
+  running.set(convId, controller)
+  let content = continued?.content ?? ''
+  let reasoning = continued?.reasoning ?? ''
   const text = () => ({ content, ...(reasoning ? { reasoning } : {}) })
   const clock = streamClock()
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
@@ -76,7 +104,8 @@ export async function generate(convId: string): Promise<void> {
   try {
     model = await pickModel(conv)
     clock.start()
-    const request = { model, messages: requestMessages(conv), params: conv.params, conversationId: conv.id }
+    const messages = requestMessages(conv, upTo)
+    const request = { model, messages, params: conv.params, conversationId: conv.id, continueFinal: !!continued }
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
     final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
   } catch (e) {
@@ -87,6 +116,7 @@ export async function generate(convId: string): Promise<void> {
     running.delete(convId)
     throttle.cancel()
   }
+  if (continued?.metrics && final.metrics) final.metrics = addMetrics(continued.metrics, final.metrics)
   chatStore.getState().updateMessage(convId, messageId, { ...final, ...text(), model })
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { measure } from './metrics'
+import { addMetrics, measure } from './metrics'
 
 describe('measure', () => {
   it('reports server token counts, tokens/s after the first token, and time to first token', () => {
@@ -22,5 +22,18 @@ describe('measure', () => {
 
   it('has no rate or first-token time when nothing arrived', () => {
     expect(measure(0, null, 500, 0, null)).toMatchObject({ completionTokens: 0, ttftMs: null, tokensPerSecond: null })
+  })
+
+  it('adds a continuation to the answer it continued: tokens and time add up, the first token stays', () => {
+    const first = measure(0, 200, 1200, 40, null)
+    const more = measure(0, 100, 2100, 80, { sawDone: true, finishReason: 'stop', usage: { prompt_tokens: 60, completion_tokens: 81 }, error: null })
+    expect(addMetrics(first, more)).toEqual({
+      completionTokens: 121,
+      approximate: true,
+      promptTokens: 60,
+      ttftMs: 200,
+      tokensPerSecond: 40,
+      durationMs: 3300,
+    })
   })
 })

@@ -21,6 +21,17 @@ export function measure(
   }
 }
 
+/** One answer's figures after it was continued (`more`): counts and times add up. */
+export function addMetrics(before: Metrics, more: Metrics): Metrics {
+  return {
+    ...more,
+    completionTokens: before.completionTokens + more.completionTokens,
+    approximate: before.approximate || more.approximate,
+    ttftMs: before.ttftMs,
+    durationMs: before.durationMs + more.durationMs,
+  }
+}
+
 /** Times one answer: from its request, to its first chunk, to its end, counting the chunks. */
 export function streamClock() {
   let startedAt = performance.now()

@@ -14,6 +14,18 @@ export function resolveModel(preferred: string[], listed: ModelInfo[]): string {
   return named.find((id) => listed.some((m) => m.id === id)) ?? listed[0]?.id ?? ''
 }
 
+/**
+ * Whether the conversation's model can carry on a cut answer in place: this server lists
+ * `continue_final_message` (vLLM's request field) among the model's capabilities. Servers that
+ * do not say so are not sent it, since some ignore unknown fields and would answer afresh.
+ */
+export async function offersContinue(conv: Conversation): Promise<boolean> {
+  let listed = modelsStore.getState().models
+  if (listed.length === 0) listed = await refreshModels().catch(() => [])
+  const id = resolveModel([conv.model, settingsStore.getState().lastModel], listed)
+  return listed.find((m) => m.id === id)?.capabilities?.includes('continue_final_message') ?? false
+}
+
 /** Resolves the conversation's model (loading the list if nothing is known yet) and records it. */
 export async function pickModel(conv: Conversation): Promise<string> {
   const { lastModel } = settingsStore.getState()

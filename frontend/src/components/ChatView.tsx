@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
 import { newConversation, sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
@@ -7,8 +7,9 @@ import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
+import { activePath, versionsOnPath } from '../store/branches'
 import { isPhoneWidth, uiStore } from '../store/ui'
-import type { Conversation } from '../types'
+import type { Conversation, Message } from '../types'
 import { ErrorNotice } from './ErrorNotice'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
@@ -17,13 +18,15 @@ import './ChatView.css'
 export function ChatView() {
   const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
   const busy = isGenerating(conv)
+  // The branch shown; the others are a ‹ 2/3 › away.
+  const path = useMemo(() => (conv ? activePath(conv) : []), [conv])
   return (
     <main className="main">
       <Header conv={conv} />
       {/* An answer already showing the same trouble inline says enough. */}
-      {!conv?.messages.at(-1)?.error && <ConnectionProblem />}
+      {!path.at(-1)?.error && <ConnectionProblem />}
       {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
-      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} busy={busy} /> : <Welcome />}
+      {conv && conv.messages.length > 0 ? <MessageList key={conv.id} conv={conv} path={path} busy={busy} /> : <Welcome />}
       <Composer conv={conv} busy={busy} />
     </main>
   )
@@ -126,9 +129,10 @@ function Welcome() {
 
 const NEAR_BOTTOM_PX = 80
 
-function MessageList({ conv, busy }: { conv: Conversation; busy: boolean }) {
+function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]; busy: boolean }) {
   const t = useT()
   const scroller = useRef<HTMLDivElement>(null)
+  const versions = useMemo(() => versionsOnPath(conv, path), [conv, path])
   // Follow the answer as it grows unless the reader has scrolled up to read something.
   const follow = useRef(true)
   const [showJump, setShowJump] = useState(false)
@@ -145,7 +149,7 @@ function MessageList({ conv, busy }: { conv: Conversation; busy: boolean }) {
 
   useLayoutEffect(() => {
     if (follow.current) scrollToEnd()
-  }, [conv.messages])
+  }, [path])
 
   return (
     <div
@@ -158,8 +162,16 @@ function MessageList({ conv, busy }: { conv: Conversation; busy: boolean }) {
       }}
     >
       <div className="messages-inner" role="log" aria-live="off">
-        {conv.messages.map((m, i) => (
-          <MessageView key={m.id} convId={conv.id} message={m} isLast={i === conv.messages.length - 1} busy={busy} />
+        {path.map((m, i) => (
+          <MessageView
+            key={m.id}
+            convId={conv.id}
+            message={m}
+            isLast={i === path.length - 1}
+            busy={busy}
+            version={versions.get(m.id)?.version ?? 1}
+            versions={versions.get(m.id)?.versions ?? 1}
+          />
         ))}
       </div>
       {showJump && (

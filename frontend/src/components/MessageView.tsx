@@ -5,6 +5,8 @@ import { useT, type Translate } from '../i18n'
 import { Markdown } from '../markdown/Markdown'
 import type { Message, Metrics } from '../types'
 import { CopyButton } from '../ui/CopyButton'
+import { BranchSwitch } from './BranchSwitch'
+import { CutNotice } from './CutNotice'
 import { ErrorNotice } from './ErrorNotice'
 import { EditIcon, RefreshIcon } from '../ui/icons'
 import './MessageView.css'
@@ -19,21 +21,20 @@ function metricsText(m: Metrics, t: Translate): string[] {
 interface Props {
   convId: string
   message: Message
-  /** The last message: the one that can be regenerated or retried. */
+  /** The last message of the branch shown: the one that can be retried or continued. */
   isLast: boolean
-  /** An answer is streaming in this conversation: editing and regenerating wait. */
+  /** An answer is streaming in this conversation: editing, regenerating and switching wait. */
   busy: boolean
+  /** Which version of this message it is (1-based) and how many there are (store/branches.ts). */
+  version: number
+  versions: number
 }
 
-export const MessageView = memo(function MessageView({ convId, message, isLast, busy }: Props) {
-  return message.role === 'user' ? (
-    <UserMessage convId={convId} message={message} busy={busy} />
-  ) : (
-    <AssistantMessage convId={convId} message={message} isLast={isLast} busy={busy} />
-  )
+export const MessageView = memo(function MessageView(props: Props) {
+  return props.message.role === 'user' ? <UserMessage {...props} /> : <AssistantMessage {...props} />
 })
 
-function UserMessage({ convId, message, busy }: Omit<Props, 'isLast'>) {
+function UserMessage({ convId, message, busy, version, versions }: Props) {
   const t = useT()
   const [draft, setDraft] = useState<string | null>(null)
 
@@ -91,6 +92,7 @@ function UserMessage({ convId, message, busy }: Omit<Props, 'isLast'>) {
         >
           <EditIcon />
         </button>
+        <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
       </div>
     </article>
   )
@@ -112,11 +114,12 @@ function Reasoning({ text, live }: { text: string; live: boolean }) {
   )
 }
 
-function AssistantMessage({ convId, message, isLast, busy }: Props) {
+function AssistantMessage({ convId, message, isLast, busy, version, versions }: Props) {
   const t = useT()
   const streaming = message.status === 'streaming'
   const { reasoning, answer } = splitThinking(message)
-  const retry = isLast && !busy ? () => regenerate(convId) : undefined
+  const again = busy ? undefined : () => regenerate(convId, message.id)
+  const retry = isLast ? again : undefined
   const error =
     message.error ?? (message.status === 'error' ? { kind: 'server' as const, message: '' } : undefined)
   return (
@@ -138,21 +141,25 @@ function AssistantMessage({ convId, message, isLast, busy }: Props) {
       {message.status === 'stopped' && <span className="badge">{t('stopped')}</span>}
       {message.status === 'interrupted' && !message.error && <span className="badge warn">{t('interrupted')}</span>}
       {error && <ErrorNotice error={error} onRetry={retry} />}
+      {message.status === 'done' && message.finishReason === 'length' && (
+        <CutNotice convId={convId} messageId={message.id} canContinue={isLast && !busy} />
+      )}
       {!streaming && (
         <footer className="msg-meta">
           <div className="msg-actions">
             {answer && <CopyButton text={answer} label={t('copyMessage')} />}
-            {retry && !error && (
+            {again && !error && (
               <button
                 type="button"
                 className="icon-btn small"
                 aria-label={t('regenerate')}
                 title={t('regenerate')}
-                onClick={retry}
+                onClick={again}
               >
                 <RefreshIcon />
               </button>
             )}
+            <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
           </div>
           {message.metrics && (
             <span className="metrics">

@@ -27,12 +27,15 @@ function toMetrics(v: unknown): Metrics | undefined {
 function toMessage(v: unknown, index: number): Message | null {
   if (!isObj(v) || (v.role !== 'user' && v.role !== 'assistant') || typeof v.content !== 'string') return null
   const message: Message = { id: str(v.id, `m${index}`), role: v.role, content: v.content, createdAt: num(v.createdAt, Date.now()) }
+  // Branches: a parent that names no earlier message is mended on import (store/branches.ts).
+  if (typeof v.parentId === 'string' || v.parentId === null) message.parentId = v.parentId
   if (v.role === 'assistant') {
     message.status = v.status === 'stopped' || v.status === 'interrupted' || v.status === 'error' ? v.status : 'done'
     const metrics = toMetrics(v.metrics)
     if (metrics) message.metrics = metrics
     if (typeof v.model === 'string') message.model = v.model
     if (typeof v.reasoning === 'string' && v.reasoning) message.reasoning = v.reasoning
+    if (typeof v.finishReason === 'string') message.finishReason = v.finishReason
   }
   return message
 }
@@ -57,6 +60,7 @@ function toConversation(v: unknown): Conversation | null {
       seed: typeof p.seed === 'number' ? p.seed : null,
     },
     messages: messages as Message[],
+    ...(typeof v.current === 'string' ? { current: v.current } : {}),
   }
 }
 

@@ -49,15 +49,13 @@ describe('conversation store', () => {
     expect(conv().updatedAt).toBe(before.updatedAt)
   })
 
-  it('truncates from a message (regenerate, edit and resend)', () => {
+  it('adds each message after the end of the branch shown, or after the parent it names', () => {
     const { store, id, conv } = storeWithChat()
-    for (const m of [user('u1', 'a'), answer('a1', 'b'), user('u2', 'c'), answer('a2', 'd')]) {
-      store.getState().addMessage(id, m)
-    }
-    store.getState().truncateFrom(id, 'u2')
-    expect(conv().messages.map((m) => m.id)).toEqual(['u1', 'a1'])
-    store.getState().truncateFrom(id, 'missing')
-    expect(conv().messages).toHaveLength(2)
+    for (const m of [user('u1', 'a'), answer('a1', 'b'), user('u2', 'c')]) store.getState().addMessage(id, m)
+    expect(conv().messages.map((m) => m.parentId)).toEqual([null, 'u1', 'a1'])
+    store.getState().addMessage(id, { ...user('u1b', 'a, edited'), parentId: null })
+    expect(conv().messages.at(-1)?.parentId).toBeNull()
+    expect(conv().current).toBe('u1b')
   })
 
   it('removes a conversation and clears the selection', () => {

@@ -1,6 +1,7 @@
 import { createStore } from 'zustand/vanilla'
 import { newId } from '../lib/id'
 import type { Conversation, GenParams, Message } from '../types'
+import { activePath, withoutVersion, withParents } from './branches'
 
 export interface ChatState {
   conversations: Record<string, Conversation>
@@ -16,10 +17,16 @@ export interface ChatActions {
   rename: (id: string, title: string) => void
   remove: (id: string) => void
   patch: (id: string, patch: Partial<Pick<Conversation, 'systemPrompt' | 'params' | 'model'>>) => void
+  /**
+   * Adds a message after `message.parentId` (when absent: after the end of the branch shown)
+   * and shows it.
+   */
   addMessage: (id: string, message: Message) => void
   updateMessage: (id: string, messageId: string, patch: Partial<Message>) => void
-  /** Drops `messageId` and everything after it (regenerate, edit and resend). */
-  truncateFrom: (id: string, messageId: string) => void
+  /** Shows the branch through `messageId` (one of the versions of a message). */
+  showVersion: (id: string, messageId: string) => void
+  /** Drops one version of a message and everything that follows from it. */
+  removeVersion: (id: string, messageId: string) => void
   importMany: (list: Conversation[]) => number
 }
 
@@ -32,12 +39,16 @@ export function titleFrom(text: string): string {
   return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1)}…` : line
 }
 
-/** A page closed mid-answer leaves a `streaming` message behind; it can only be retried now. */
+/**
+ * A page closed mid-answer leaves a `streaming` message behind; it can only be retried now.
+ * Conversations saved before branches get their messages' parents.
+ */
 function settle(conv: Conversation): Conversation {
-  if (!conv.messages.some((m) => m.status === 'streaming')) return conv
+  const messages = withParents(conv.messages)
+  if (messages === conv.messages && !messages.some((m) => m.status === 'streaming')) return conv
   return {
     ...conv,
-    messages: conv.messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' } : m)),
+    messages: messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' } : m)),
   }
 }
 
@@ -92,7 +103,11 @@ export function createChatStore() {
           ...c,
           title: c.title || (message.role === 'user' ? titleFrom(message.content) : c.title),
           updatedAt: Date.now(),
-          messages: [...c.messages, message],
+          messages: [
+            ...c.messages,
+            { ...message, parentId: message.parentId !== undefined ? message.parentId : (activePath(c).at(-1)?.id ?? null) },
+          ],
+          current: message.id,
         })),
 
       // Streaming calls this every frame, so it leaves updatedAt (the sidebar order) alone.
@@ -102,10 +117,13 @@ export function createChatStore() {
           messages: c.messages.map((m) => (m.id === messageId ? { ...m, ...patch } : m)),
         })),
 
-      truncateFrom: (id, messageId) =>
+      showVersion: (id, messageId) =>
+        edit(id, (c) => (c.messages.some((m) => m.id === messageId) ? { ...c, current: messageId } : c)),
+
+      removeVersion: (id, messageId) =>
         edit(id, (c) => {
-          const at = c.messages.findIndex((m) => m.id === messageId)
-          return at < 0 ? c : { ...c, updatedAt: Date.now(), messages: c.messages.slice(0, at) }
+          const next = withoutVersion(c, messageId)
+          return next === c ? c : { ...next, updatedAt: Date.now() }
         }),
 
       importMany: (list) => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
+import { siblings, withoutVersion, withParents } from './branches'
 import { merge, newChange, recordChange } from './merge'
 
 const msg = (id: string, content = id): Message => ({ id, role: 'user', content, createdAt: 1 })
@@ -30,12 +31,50 @@ describe('merge (two tabs writing one conversation)', () => {
     expect(merged.messages.map((m) => `${m.id}:${m.content}`)).toEqual(['1:1', '2:edited', '4:4', '3:3'])
   })
 
-  it('a truncation (regenerate, edit and resend) removes only what this tab removed', () => {
-    const base = conv([msg('1'), msg('2'), msg('3')])
+  it("a version this tab deleted goes, unless another tab's messages follow from it", () => {
+    // u1 → a1 → u2 → a2, and a second version of u2 (u2b → a2b) this tab deletes.
+    const tree = (...extra: Message[]): Message[] => [
+      msg('u1'),
+      { ...msg('a1'), parentId: 'u1' },
+      { ...msg('u2'), parentId: 'a1' },
+      { ...msg('a2'), parentId: 'u2' },
+      { ...msg('u2b'), parentId: 'a1' },
+      { ...msg('a2b'), parentId: 'u2b' },
+      ...extra,
+    ]
+    const base = { ...conv(tree()), current: 'a2b' }
     const change = newChange()
-    recordChange(change, base, { ...base, messages: base.messages.slice(0, 1) })
-    expect([...change.removed].sort()).toEqual(['2', '3'])
-    const merged = merge({ ...base, messages: [...base.messages, msg('4')] }, base, change)
-    expect(merged.messages.map((m) => m.id)).toEqual(['1', '4'])
+    const mine = withoutVersion(base, 'u2b')
+    recordChange(change, base, mine)
+    expect([...change.removed].sort()).toEqual(['a2b', 'u2b'])
+    expect(mine.current).toBe('u2')
+    // The other tab meanwhile answered on the first version: kept.
+    const elsewhere = merge({ ...base, messages: tree({ ...msg('u3'), parentId: 'a2' }) }, mine, change)
+    expect(elsewhere.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'u2', 'a2', 'u3'])
+    expect(elsewhere.current).toBe('u2')
+    // ... or on the version this tab deleted: that branch stays whole rather than cut loose.
+    const inside = merge({ ...base, messages: tree({ ...msg('u3b'), parentId: 'a2b' }) }, mine, change)
+    expect(inside.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'u2', 'a2', 'u2b', 'a2b', 'u3b'])
+  })
+
+  it("two tabs' new versions of the same message are both kept", () => {
+    const base = conv([msg('u1'), { ...msg('a1'), parentId: 'u1' }])
+    const change = newChange()
+    const mine = { ...base, messages: [...base.messages, { ...msg('a1-mine'), parentId: 'u1' }], current: 'a1-mine' }
+    recordChange(change, base, mine)
+    const stored = { ...base, messages: [...base.messages, { ...msg('a1-theirs'), parentId: 'u1' }], current: 'a1-theirs' }
+    const merged = merge(stored, mine, change)
+    expect(merged.messages.map((m) => m.id)).toEqual(['u1', 'a1', 'a1-theirs', 'a1-mine'])
+    expect(siblings(merged.messages, 'a1').map((m) => m.id)).toEqual(['a1', 'a1-theirs', 'a1-mine'])
+    expect(merged.current).toBe('a1-mine')
+  })
+
+  it('a conversation stored flat (before branches) gets its parents when merged', () => {
+    const flat = conv([msg('1'), msg('2')])
+    const mine = { ...flat, messages: [...withParents(flat.messages), { ...msg('3'), parentId: '2' }] }
+    const change = newChange()
+    recordChange(change, { ...flat, messages: withParents(flat.messages) }, mine)
+    const merged = merge(flat, mine, change)
+    expect(merged.messages.map((m) => m.parentId)).toEqual([null, '1', '2'])
   })
 })

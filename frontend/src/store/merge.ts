@@ -1,7 +1,8 @@
-import type { Conversation } from '../types'
+import type { Conversation, Message } from '../types'
+import { withParents } from './branches'
 
 type Field = Exclude<keyof Conversation, 'id' | 'messages'>
-const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model']
+const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model', 'current']
 
 /** What this tab changed in one conversation since it last wrote it. */
 export interface Change {
@@ -32,15 +33,33 @@ export function recordChange(change: Change, before: Conversation | undefined, a
 }
 
 /**
+ * The messages this tab removed that another tab's messages follow from (it answered in a
+ * version this tab deleted): they stay, so no tab's branch is ever cut loose or lost.
+ */
+function stillNeeded(stored: Message[], removed: Set<string>): Set<string> {
+  const byId = new Map(stored.map((m) => [m.id, m]))
+  const needed = new Set<string>()
+  for (const m of stored) {
+    if (removed.has(m.id)) continue
+    for (let p = m.parentId; p && removed.has(p) && !needed.has(p); p = byId.get(p)?.parentId) needed.add(p)
+  }
+  return needed
+}
+
+/**
  * This tab's change applied to the stored conversation, which may hold what another tab wrote
  * since this one read it: only the fields and messages this tab changed are taken from it.
+ * Messages are records of a tree (store/branches.ts), so both tabs' branches are kept.
  */
 export function merge(stored: Conversation, local: Conversation, change: Change): Conversation {
   const merged: Conversation = { ...stored }
   for (const field of change.fields) Object.assign(merged, { [field]: local[field] })
   const mine = new Map(local.messages.map((m) => [m.id, m]))
-  const messages = stored.messages
-    .filter((m) => !change.removed.has(m.id))
+  // Stored by a version of the page before branches: a flat list.
+  const storedMessages = withParents(stored.messages)
+  const needed = stillNeeded(storedMessages, change.removed)
+  const messages = storedMessages
+    .filter((m) => !change.removed.has(m.id) || needed.has(m.id))
     .map((m) => (change.messages.has(m.id) ? (mine.get(m.id) ?? m) : m))
   const present = new Set(messages.map((m) => m.id))
   for (const m of local.messages) if (change.messages.has(m.id) && !present.has(m.id)) messages.push(m)

@@ -2,6 +2,7 @@ import 'fake-indexeddb/auto'
 import { createStore as createIdbStore, entries, get } from 'idb-keyval'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
+import { activePath, siblings } from './branches'
 import { createChatStore } from './conversations'
 import { loadInto, persistChanges } from './persist'
 
@@ -103,6 +104,34 @@ describe('persistence to IndexedDB', () => {
     await saverB.flush()
     await vi.waitFor(() => expect(a.getState().conversations[id]).toBeUndefined())
     expect(await entries(db)).toEqual([])
+    await Promise.all([saverA.stop(), saverB.stop()])
+  })
+
+  it("two tabs: each tab's new version of an answer is kept, as branches, in both tabs", async () => {
+    const tabs = `tabs-${Math.random()}`
+    const { db, store: a, saver: saverA, id } = savingStore(10, new BroadcastChannel(tabs))
+    a.getState().addMessage(id, { id: 'u1', role: 'user', content: 'Hello', createdAt: 1 })
+    a.getState().addMessage(id, { id: 'a1', role: 'assistant', content: 'Hi', createdAt: 2, status: 'done' })
+    await saverA.flush()
+    const b = createChatStore()
+    await loadInto(b, db)
+    const saverB = persistChanges(b, db, 10, new BroadcastChannel(tabs))
+
+    // Both regenerate the answer before hearing of the other; B also deletes the first one.
+    a.getState().addMessage(id, { id: 'a1-A', role: 'assistant', content: 'Hey', createdAt: 3, parentId: 'u1' })
+    b.getState().addMessage(id, { id: 'a1-B', role: 'assistant', content: 'Yo', createdAt: 3, parentId: 'u1' })
+    b.getState().removeVersion(id, 'a1')
+    await Promise.all([saverA.flush(), saverB.flush()])
+    const stored = (await get<Conversation>(id, db)) as Conversation
+    expect(stored.messages.map((m) => m.id).sort()).toEqual(['a1-A', 'a1-B', 'u1'])
+    for (const tab of [a, b]) {
+      await vi.waitFor(() =>
+        expect(tab.getState().conversations[id]?.messages.map((m) => m.id).sort()).toEqual(['a1-A', 'a1-B', 'u1']),
+      )
+      const conv = tab.getState().conversations[id] as Conversation
+      expect(siblings(conv.messages, 'a1-A').map((m) => m.content).sort()).toEqual(['Hey', 'Yo'])
+      expect(activePath(conv)).toHaveLength(2)
+    }
     await Promise.all([saverA.stop(), saverB.stop()])
   })
 

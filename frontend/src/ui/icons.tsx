@@ -103,3 +103,13 @@ export const UploadIcon = () => (
     <path d="M12 21V9M7 14l5-5 5 5M5 3h14" />
   </Icon>
 )
+export const ChevronLeftIcon = () => (
+  <Icon size={16}>
+    <path d="M15 18l-6-6 6-6" />
+  </Icon>
+)
+export const ChevronRightIcon = () => (
+  <Icon size={16}>
+    <path d="M9 18l6-6-6-6" />
+  </Icon>
+)
