@@ -28,6 +28,8 @@ class TokenizeService:
                 messages=request.messages,
                 tools=request.tools,
                 tool_choice=request.tool_choice,
+                add_generation_prompt=request.add_generation_prompt,
+                continue_final_message=request.continue_final_message,
             )
             return self.chat.prompts(chat)[0]
         return self.ctx.tokenizer.encode(request.prompt or "", add_special_tokens=request.add_special_tokens)
