@@ -31,6 +31,26 @@ export interface Metrics {
   durationMs: number
 }
 
+/** A file attached to a user message: its text is kept with the chat, so it survives a reload. */
+export interface Attachment {
+  id: string
+  name: string
+  /** The file's size in bytes. */
+  size: number
+  kind: 'text' | 'pdf'
+  text: string
+}
+
+/** A piece of an attached file given to the model, numbered [n] for it to cite. */
+export interface Passage {
+  n: number
+  file: string
+  /** Its place among the file's passages (0-based); `total` 1: the whole file. */
+  index: number
+  total: number
+  text: string
+}
+
 export interface Message {
   id: string
   role: Role
@@ -43,6 +63,13 @@ export interface Message {
   metrics?: Metrics
   model?: string
   finishReason?: string | null
+  /** User messages: attached files, and the passages of them chosen for the prompt. */
+  attachments?: Attachment[]
+  passages?: Passage[]
+  /** Assistant messages: the passages the question came with, which its citations point to. */
+  sources?: Passage[]
+  /** Assistant messages while waiting for the first token: the prompt's estimated size. */
+  promptTokensEstimate?: number
 }
 
 export interface GenParams {

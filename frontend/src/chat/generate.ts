@@ -1,11 +1,14 @@
 import { flushSync } from 'react-dom'
 import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
+import { documentPrompt } from '../documents/prompt'
+import { estimateTokens } from '../documents/tokens'
 import { newId } from '../lib/id'
 import { chatStore } from '../store/conversations'
 import { apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { streamClock } from './metrics'
 import { pickModel } from './model'
+import { preparePassages } from './passages'
 import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
 
@@ -24,7 +27,8 @@ export function requestMessages(conv: Conversation): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
   for (const m of conv.messages) {
-    const content = m.role === 'assistant' ? splitThinking(m).answer : m.content
+    const content =
+      m.role === 'assistant' ? splitThinking(m).answer : m.passages ? documentPrompt(m.content, m.passages) : m.content
     if (m.role === 'assistant' && !content) continue
     messages.push({ role: m.role, content })
   }
@@ -60,8 +64,9 @@ export async function generate(convId: string): Promise<void> {
 
   let content = ''
   let reasoning = ''
-  const text = () => ({ content, ...(reasoning ? { reasoning } : {}) })
   const clock = streamClock()
+  // While streaming, the metrics (from the chunks counted so far) show the live tokens/s.
+  const text = () => ({ content, ...(reasoning ? { reasoning } : {}), metrics: clock.metrics(null) })
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
   const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
   const onDelta = (delta: string, part: DeltaPart) => {
@@ -75,8 +80,13 @@ export async function generate(convId: string): Promise<void> {
   let model = conv.model
   try {
     model = await pickModel(conv)
+    const sources = await preparePassages(convId, controller.signal)
+    const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv)
+    // The last message is this (still empty) answer's, which requestMessages leaves out.
+    const promptTokensEstimate = estimateTokens(messages.map((m) => m.content).join('\n'))
+    chatStore.getState().updateMessage(convId, messageId, { promptTokensEstimate, ...(sources.length ? { sources } : {}) })
     clock.start()
-    const request = { model, messages: requestMessages(conv), params: conv.params, conversationId: conv.id }
+    const request = { model, messages, params: conv.params, conversationId: conv.id }
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
     final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
   } catch (e) {
@@ -87,7 +97,8 @@ export async function generate(convId: string): Promise<void> {
     running.delete(convId)
     throttle.cancel()
   }
-  chatStore.getState().updateMessage(convId, messageId, { ...final, ...text(), model })
+  // The live metrics give way to the final ones (none after an error).
+  chatStore.getState().updateMessage(convId, messageId, { ...text(), metrics: undefined, ...final, model })
 }
 
 export function stop(convId: string): void {

@@ -1,7 +1,8 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
-import { newConversation, sendMessage } from '../chat/actions'
+import { sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
+import { isSendKey } from '../chat/keys'
 import { resolveModel } from '../chat/model'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
@@ -9,7 +10,10 @@ import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
 import { isPhoneWidth, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
+import { acceptsImages } from '../api/client'
+import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
+import { useAttachments } from './useAttachments'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
 import './ChatView.css'
@@ -45,10 +49,7 @@ function Header({ conv }: { conv: Conversation | undefined }) {
     if (conv) chatStore.getState().patch(conv.id, { model: id })
     settingsStore.getState().update({ lastModel: id })
   }
-  const openChatSettings = () => {
-    if (!conv) newConversation(selected)
-    uiStore.setState({ chatSettingsOpen: true })
-  }
+  const openChatSettings = () => uiStore.setState({ chatSettingsOpen: true })
 
   return (
     <header className="topbar">
@@ -186,6 +187,10 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const [text, setText] = useState('')
   const input = useRef<HTMLTextAreaElement>(null)
   const convId = conv?.id ?? null
+  const models = useStore(modelsStore, (s) => s.models)
+  const lastModel = useStore(settingsStore, (s) => s.lastModel)
+  const modelId = resolveModel([conv?.model ?? '', lastModel], models)
+  const files = useAttachments(t, { name: modelId, imagesOk: acceptsImages(models.find((m) => m.id === modelId)) })
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
@@ -201,14 +206,14 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   }, [text])
 
   const send = () => {
-    if (busy || !text.trim()) return
-    sendMessage(convId, text)
+    if (busy || !text.trim() || files.reading) return
+    sendMessage(convId, text, files.attachments)
     setText('')
+    files.clear()
   }
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    // Enter while an IME is composing (Chinese input) confirms the candidate; it must not send.
-    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+    if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
       e.preventDefault()
       send()
     }
@@ -221,8 +226,27 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
         e.preventDefault()
         send()
       }}
+      onDragOver={(e) => e.preventDefault()}
+      onDrop={(e) => {
+        e.preventDefault()
+        void files.add(e.dataTransfer.files)
+      }}
     >
+      <AttachmentChips items={files.attachments} onRemove={files.remove} />
+      {files.problems.length > 0 && (
+        <ul className="attach-problems" role="alert">
+          {files.problems.map((p) => (
+            <li key={p}>{p}</li>
+          ))}
+        </ul>
+      )}
+      {files.reading && (
+        <p className="composer-hint" role="status">
+          {t('readingFiles')}
+        </p>
+      )}
       <div className="composer-box">
+        <AttachButton onFiles={(list) => void files.add(list)} disabled={busy} />
         <label htmlFor="composer-input" className="visually-hidden">
           {t('messageLabel')}
         </label>
@@ -246,7 +270,13 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             <StopIcon />
           </button>
         ) : (
-          <button type="submit" className="send-btn" aria-label={t('send')} title={t('send')} disabled={!text.trim()}>
+          <button
+            type="submit"
+            className="send-btn"
+            aria-label={t('send')}
+            title={t('send')}
+            disabled={!text.trim() || files.reading}
+          >
             <SendIcon />
           </button>
         )}

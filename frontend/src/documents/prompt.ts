@@ -1,0 +1,32 @@
+import type { Passage } from '../types'
+
+/** Where a passage comes from, as the prompt and the citations both name it. */
+export function passageLabel(p: Passage): string {
+  return p.total === 1 ? p.file : `${p.file}, passage ${p.index + 1} of ${p.total}`
+}
+
+/** The user's message with the passages it was given, numbered for the model to cite. */
+export function documentPrompt(question: string, passages: readonly Passage[]): string {
+  if (passages.length === 0) return question
+  const blocks = passages.map((p) => `[${p.n}] ${passageLabel(p)}\n"""\n${p.text}\n"""`)
+  return [
+    'Answer using the documents below. After each fact you take from them, cite its passage number in brackets, like [1].',
+    '',
+    blocks.join('\n\n'),
+    '',
+    `Question: ${question}`,
+  ].join('\n')
+}
+
+/** The passages an answer cites as [n] (also [1, 2] and [1][2]), in the order first cited. */
+export function citedPassages(answer: string, passages: readonly Passage[]): Passage[] {
+  const byNumber = new Map(passages.map((p) => [p.n, p]))
+  const cited: Passage[] = []
+  for (const group of answer.matchAll(/\[(\d+(?:\s*,\s*\d+)*)\]/g)) {
+    for (const n of (group[1] ?? '').split(',')) {
+      const p = byNumber.get(Number(n.trim()))
+      if (p && !cited.includes(p)) cited.push(p)
+    }
+  }
+  return cited
+}
