@@ -1,5 +1,6 @@
 // pdf.js and its worker are loaded only when a PDF is attached; Vite bundles both (no CDN).
-import workerUrl from 'pdfjs-dist/build/pdf.worker.min.mjs?url'
+// ?worker&url: bundled as a .js worker file (Nginx's stock types know no .mjs).
+import workerUrl from 'pdfjs-dist/build/pdf.worker.min.mjs?worker&url'
 
 /** The text of every page of a PDF, pages apart by a blank line. */
 export async function pdfText(data: ArrayBuffer): Promise<string> {
