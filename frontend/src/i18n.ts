@@ -129,6 +129,7 @@ const en = {
   savePreset: 'Save as preset',
   deletePreset: 'Delete preset',
   importedSkipped: 'Imported {n} conversations; {skipped} already here were skipped',
+  sourcesMatched: 'Sources (matched to the answer’s wording)',
 }
 
 export type MessageKey = keyof typeof en
@@ -258,6 +259,7 @@ const zh: Record<MessageKey, string> = {
   savePreset: '保存为预设',
   deletePreset: '删除预设',
   importedSkipped: '已导入 {n} 个对话；跳过了 {skipped} 个已有的对话',
+  sourcesMatched: '来源（按回答的措辞匹配）',
 }
 
 export type Language = 'en' | 'zh'

@@ -1,4 +1,3 @@
-import { useRef } from 'react'
 import { formatSize } from '../documents/extract'
 import { useT } from '../i18n'
 import type { Attachment } from '../types'
@@ -7,36 +6,34 @@ import './Attachments.css'
 
 const ACCEPT = '.txt,.md,.markdown,.csv,.json,.yaml,.yml,.toml,.xml,.html,.css,.log,.py,.js,.jsx,.ts,.tsx,.java,.c,.h,.cpp,.hpp,.cs,.go,.rs,.rb,.php,.sh,.sql,.swift,.kt,.pdf,text/*,application/pdf,image/*'
 
-/** The paperclip: picks files to attach (images too, so that refusing them can say why). */
+/**
+ * The paperclip: picks files to attach (images too, so that refusing them can say why). Its file
+ * input is made on click rather than kept in the page, where the sidebar's Import has one.
+ */
 export function AttachButton({ onFiles, disabled }: { onFiles: (files: File[]) => void; disabled?: boolean }) {
   const t = useT()
-  const input = useRef<HTMLInputElement>(null)
+  const pick = () => {
+    const input = document.createElement('input')
+    input.type = 'file'
+    input.multiple = true
+    input.accept = ACCEPT
+    input.addEventListener('change', () => {
+      const files = [...(input.files ?? [])]
+      if (files.length) onFiles(files)
+    })
+    input.click()
+  }
   return (
-    <>
-      <button
-        type="button"
-        className="icon-btn attach-btn"
-        aria-label={t('attachFiles')}
-        title={t('attachFiles')}
-        disabled={disabled}
-        onClick={() => input.current?.click()}
-      >
-        <PaperclipIcon />
-      </button>
-      <input
-        ref={input}
-        type="file"
-        multiple
-        hidden
-        accept={ACCEPT}
-        aria-label={t('attachFiles')}
-        onChange={(e) => {
-          const files = [...(e.currentTarget.files ?? [])]
-          e.currentTarget.value = ''
-          if (files.length) onFiles(files)
-        }}
-      />
-    </>
+    <button
+      type="button"
+      className="icon-btn attach-btn"
+      aria-label={t('attachFiles')}
+      title={t('attachFiles')}
+      disabled={disabled}
+      onClick={pick}
+    >
+      <PaperclipIcon />
+    </button>
   )
 }
 

@@ -1,19 +1,28 @@
-import { citedPassages } from '../documents/prompt'
-import { useT } from '../i18n'
+import { citedPassages, matchedPassages } from '../documents/prompt'
+import { useT, type MessageKey } from '../i18n'
 import type { Passage } from '../types'
 import './Attachments.css'
 
+/** Which passages to show under an answer, and how they were found. */
+function sourcesOf(answer: string, sources: readonly Passage[]): { title: MessageKey; shown: readonly Passage[] } {
+  const cited = citedPassages(answer, sources)
+  if (cited.length) return { title: 'sourcesCited', shown: cited }
+  const matched = matchedPassages(answer, sources)
+  if (matched.length) return { title: 'sourcesMatched', shown: matched }
+  return { title: 'sourcesGiven', shown: sources }
+}
+
 /**
- * Under an answer to a question about files: the passages it cites ([n] in its text), each
- * expandable to its text; when it cites none, every passage it was given, said as such.
+ * Under an answer to a question about files: the passages it cites ([n] in its text); when it
+ * cites none, those its wording comes from; failing that, every passage it was given, said as
+ * such. Each expands to its text.
  */
 export function Citations({ answer, sources }: { answer: string; sources: readonly Passage[] }) {
   const t = useT()
-  const cited = citedPassages(answer, sources)
-  const shown = cited.length ? cited : sources
+  const { title, shown } = sourcesOf(answer, sources)
   return (
-    <section className="citations" aria-label={t(cited.length ? 'sourcesCited' : 'sourcesGiven')}>
-      <h3 className="citations-title">{t(cited.length ? 'sourcesCited' : 'sourcesGiven')}</h3>
+    <section className="citations" aria-label={t(title)}>
+      <h3 className="citations-title">{t(title)}</h3>
       <ol>
         {shown.map((p) => (
           <li key={p.n}>

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Passage } from '../types'
 import { chunkText } from './chunk'
 import { decodeText, fileKind, formatSize } from './extract'
-import { citedPassages, documentPrompt, passageLabel } from './prompt'
+import { citedPassages, documentPrompt, matchedPassages, passageLabel } from './prompt'
 import { cosine, topMatches } from './retrieve'
 import { estimateTokens } from './tokens'
 
@@ -97,6 +97,26 @@ describe('citations', () => {
     // Numbers that name no passage, and bracketed text that is not a citation, are ignored.
     expect(citedPassages('Not [9], not [a], not a[]', passages)).toEqual([])
     expect(citedPassages('No citations at all.', passages)).toEqual([])
+  })
+})
+
+describe('passages matched by wording (an answer without citations)', () => {
+  const passages: Passage[] = [
+    { n: 1, file: 'a.pdf', index: 0, total: 1, text: 'The Zephyr project budget is 42 million euros.' },
+    { n: 2, file: 'notes.txt', index: 29, total: 56, text: 'The lighthouse on Koral Island was built in 1872 by the engineer Mara Vell.' },
+    { n: 3, file: 'notes.txt', index: 30, total: 56, text: 'Its lamp can be seen forty kilometres out at sea.' },
+    { n: 4, file: 'zh.md', index: 0, total: 1, text: '灯塔建于一八七二年，由工程师设计。' },
+  ]
+
+  it('finds the passages an answer repeats runs of words from, most shared first', () => {
+    const answer = 'The lighthouse on Koral Island was built by the British in 1872 by the engineer Mara Vell. Its lamp can be seen far.'
+    expect(matchedPassages(answer, passages).map((p) => p.n)).toEqual([2, 3])
+  })
+
+  it('ignores case and punctuation, reads CJK by character, and needs more than one shared run', () => {
+    expect(matchedPassages('the ZEPHYR project, budget is 42 million!', passages).map((p) => p.n)).toEqual([1])
+    expect(matchedPassages('这座灯塔建于一八七二年。', passages).map((p) => p.n)).toEqual([4])
+    expect(matchedPassages('The lighthouse on an island.', passages)).toEqual([])
   })
 })
 

@@ -30,3 +30,33 @@ export function citedPassages(answer: string, passages: readonly Passage[]): Pas
   }
   return cited
 }
+
+// Words of Latin-script text, and single CJK characters (which carry a word's meaning each).
+const TOKENS = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]|[\p{L}\p{N}]+/gu
+
+function trigrams(text: string): Set<string> {
+  const words = text.toLowerCase().match(TOKENS) ?? []
+  const grams = new Set<string>()
+  for (let i = 0; i + 2 < words.length; i++) grams.add(`${words[i]} ${words[i + 1]} ${words[i + 2]}`)
+  return grams
+}
+
+/** Shared runs of three words that make a passage count as the source of an answer. */
+export const MIN_SHARED_TRIGRAMS = 2
+
+/**
+ * For an answer that cites nothing (small models rarely do): the passages its wording comes
+ * from, by the runs of three words it shares with each, most shared first.
+ */
+export function matchedPassages(answer: string, passages: readonly Passage[]): Passage[] {
+  const said = trigrams(answer)
+  return passages
+    .map((p) => {
+      let shared = 0
+      for (const g of trigrams(p.text)) if (said.has(g)) shared++
+      return { p, shared }
+    })
+    .filter((m) => m.shared >= MIN_SHARED_TRIGRAMS)
+    .sort((a, b) => b.shared - a.shared || a.p.n - b.p.n)
+    .map((m) => m.p)
+}
