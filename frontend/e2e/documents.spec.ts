@@ -1,5 +1,6 @@
 import type { Page } from '@playwright/test'
 import { composer, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { setSettings } from './helpers.ts'
 import { makePdf } from './pdf.ts'
 
 const TOPICS = [
@@ -40,17 +41,6 @@ async function attach(page: Page, files: { name: string; mimeType: string; buffe
   const chooser = page.waitForEvent('filechooser')
   await page.getByRole('button', { name: 'Attach files (text, markdown, code, PDF)' }).click()
   await (await chooser).setFiles(files)
-}
-
-async function setSettings(page: Page, patch: Record<string, unknown>): Promise<void> {
-  await page.evaluate((p) => {
-    const saved = JSON.parse(localStorage.getItem('localchat.settings') ?? '{"state":{},"version":0}') as {
-      state: Record<string, unknown>
-    }
-    Object.assign(saved.state, p)
-    localStorage.setItem('localchat.settings', JSON.stringify(saved))
-  }, patch)
-  await page.reload()
 }
 
 test('a PDF and a large text file: small goes whole, large is searched with /v1/embeddings, the answer shows its sources', async ({

@@ -40,16 +40,20 @@ async function networkFirst(request, key) {
     if (response.ok) await cache.put(key, response.clone())
     return response
   } catch (e) {
-    const cached = await cache.match(key)
+    const cached = await cache.match(key, { ignoreVary: true })
     if (cached) return cached
     throw e
   }
 }
 
-/** Hashed assets never change: the stored copy, else the network's (stored). */
+/**
+ * Hashed assets never change: the stored copy, else the network's (stored). Matching ignores
+ * Vary: the server varies on Origin (CORS), which a page's own script request may carry and
+ * the worker's stored request does not.
+ */
 async function cacheFirst(request) {
   const cache = await caches.open(CACHE)
-  const cached = await cache.match(request)
+  const cached = await cache.match(request, { ignoreVary: true })
   if (cached) return cached
   const response = await fetch(request)
   if (response.ok) await cache.put(request, response.clone())

@@ -48,12 +48,13 @@ function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; con
 
   return (
     <Form onSubmit={submit} onCancel={onDone}>
-      <PresetPicker prompt={systemPrompt} onPick={setSystemPrompt} />
-      <label className="field">
-        <span>{t('systemPrompt')}</span>
-        <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
-        <small>{t('systemPromptHint')}</small>
-      </label>
+      <PresetPicker prompt={systemPrompt} onPick={setSystemPrompt}>
+        <label className="field">
+          <span>{t('systemPrompt')}</span>
+          <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
+          <small>{t('systemPromptHint')}</small>
+        </label>
+      </PresetPicker>
       <div className="grid-2">
         <label className="field">
           <span>{t('temperature')}</span>

@@ -1,19 +1,27 @@
-import { useState } from 'react'
+import { useState, type ReactNode } from 'react'
 import { useStore } from 'zustand'
 import { useT } from '../i18n'
 import { deletePreset, savePreset, settingsStore } from '../store/settings'
 
 /**
- * Named system prompts: picking one fills the conversation's system prompt; the prompt being
- * edited can be saved under a name for other conversations.
+ * Named system prompts around the system prompt field (`children`): picking one above fills it;
+ * below, the prompt being edited can be added under a name for other conversations.
  */
-export function PresetPicker({ prompt, onPick }: { prompt: string; onPick: (prompt: string) => void }) {
+export function PresetPicker({
+  prompt,
+  onPick,
+  children,
+}: {
+  prompt: string
+  onPick: (prompt: string) => void
+  children: ReactNode
+}) {
   const t = useT()
   const presets = useStore(settingsStore, (s) => s.presets)
   const [name, setName] = useState('')
   const chosen = presets.find((p) => p.prompt === prompt)?.name ?? ''
   return (
-    <div className="preset-picker">
+    <>
       <label className="field">
         <span>{t('preset')}</span>
         <select value={chosen} onChange={(e) => onPick(presets.find((p) => p.name === e.target.value)?.prompt ?? '')}>
@@ -25,6 +33,7 @@ export function PresetPicker({ prompt, onPick }: { prompt: string; onPick: (prom
           ))}
         </select>
       </label>
+      {children}
       <div className="row">
         {chosen && (
           <button type="button" className="btn small" onClick={() => deletePreset(chosen)}>
@@ -50,6 +59,6 @@ export function PresetPicker({ prompt, onPick }: { prompt: string; onPick: (prom
           {t('savePreset')}
         </button>
       </div>
-    </div>
+    </>
   )
 }
