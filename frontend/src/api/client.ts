@@ -242,11 +242,6 @@ export function embeddingModel(models: ModelInfo[]): ModelInfo | undefined {
   return models.find((m) => /embed|minilm/i.test(m.id))
 }
 
-/** Whether a model takes images: only when the server says so (`vision` in its capabilities). */
-export function acceptsImages(model: ModelInfo | undefined): boolean {
-  return model?.capabilities?.includes('vision') ?? false
-}
-
 /** One vector per input, in input order, from POST /embeddings. */
 export async function createEmbeddings(
   cfg: ApiConfig,

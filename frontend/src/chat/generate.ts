@@ -97,8 +97,10 @@ export async function generate(convId: string): Promise<void> {
     running.delete(convId)
     throttle.cancel()
   }
-  // The live metrics give way to the final ones (none after an error).
-  chatStore.getState().updateMessage(convId, messageId, { ...text(), metrics: undefined, ...final, model })
+  // The live metrics give way to the final ones (none after an error); the wait is over.
+  chatStore
+    .getState()
+    .updateMessage(convId, messageId, { ...text(), metrics: undefined, promptTokensEstimate: undefined, ...final, model })
 }
 
 export function stop(convId: string): void {

@@ -14,6 +14,11 @@ export function resolveModel(preferred: string[], listed: ModelInfo[]): string {
   return named.find((id) => listed.some((m) => m.id === id)) ?? listed[0]?.id ?? ''
 }
 
+/** Whether a model takes images: only when the server says so (`vision` in its capabilities). */
+export function acceptsImages(model: ModelInfo | undefined): boolean {
+  return model?.capabilities?.includes('vision') ?? false
+}
+
 /** Resolves the conversation's model (loading the list if nothing is known yet) and records it. */
 export async function pickModel(conv: Conversation): Promise<string> {
   const { lastModel } = settingsStore.getState()
