@@ -2,6 +2,7 @@ import type { Page } from '@playwright/test'
 import { composer, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 import { setSettings } from './helpers.ts'
 import { makePdf } from './pdf.ts'
+import { scriptedServer } from './scripted.ts'
 
 const TOPICS = [
   'Sourdough bread rises because wild yeast and lactic bacteria ferment the flour; a starter is fed daily with flour and water.',
@@ -30,6 +31,12 @@ function longNotes(): string {
   }
   return chapters.join('\n\n')
 }
+
+// A 1x1 red PNG.
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+)
 
 const PDF_LINES = [
   'Zephyr project summary',
@@ -120,12 +127,8 @@ test('a PDF and a large text file: small goes whole, large is searched with /v1/
 test('an image is refused with the reason: the model reads text only', async ({ page }) => {
   await page.goto('/')
   await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue('SmolLM2-135M-Instruct')
-  const png = Buffer.from(
-    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
-    'base64',
-  )
   await attach(page, [
-    { name: 'photo.png', mimeType: 'image/png', buffer: png },
+    { name: 'photo.png', mimeType: 'image/png', buffer: PNG },
     { name: 'archive.bin', mimeType: 'application/octet-stream', buffer: Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0]) },
   ])
   const problems = page.locator('.attach-problems')
@@ -134,6 +137,30 @@ test('an image is refused with the reason: the model reads text only', async ({ 
   await expect(problems).toContainText('archive.bin is not a text file')
   await expect(page.getByRole('list', { name: 'Attached files' })).toHaveCount(0)
   await shot(page, 'documents-image-refused')
+})
+
+test('a model whose capabilities list vision gets the image, as an image part', async ({ page }) => {
+  const server = await scriptedServer(['A red dot.'], 20, ['chat', 'vision'])
+  try {
+    await page.goto('/')
+    await setSettings(page, { apiBaseUrl: server.baseUrl, apiKey: '' })
+    await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue('scripted')
+    await attach(page, [{ name: 'dot.png', mimeType: 'image/png', buffer: PNG }])
+    await expect(page.getByRole('list', { name: 'Attached files' }).getByRole('listitem')).toHaveText(/dot\.png\s*\d+ B/)
+    await send(page, 'What is in the picture?')
+    await waitDone(lastAnswer(page))
+    const body = server.requests.at(-1) as { messages: { role: string; content: unknown }[] }
+    expect(body.messages.at(-1)).toEqual({
+      role: 'user',
+      content: [
+        { type: 'text', text: 'What is in the picture?' },
+        { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG.toString('base64')}` } },
+      ],
+    })
+    await expect(page.locator('article.msg.user img.attachment-thumb')).toBeVisible()
+  } finally {
+    await server.close()
+  }
 })
 
 test('a small markdown file goes into the prompt whole, and a chip can be removed before sending', async ({ page }) => {

@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net'
 
 /**
  * An OpenAI-compatible server on 127.0.0.1 whose chat answer is a script: the given pieces of
- * text, one SSE chunk each, `delayMs` apart. For tests that need exact content and timing (how a
+ * text, one SSE chunk each, `delayMs` apart; its one model has the given `capabilities`. For tests that need exact content and timing (how a
  * table renders as it streams); everything else runs against the real backend.
  */
-export async function scriptedServer(pieces: string[], delayMs: number) {
+export async function scriptedServer(pieces: string[], delayMs: number, capabilities = ['chat']) {
   const requests: unknown[] = []
   const cors = {
     'Access-Control-Allow-Origin': '*',
@@ -20,7 +20,7 @@ export async function scriptedServer(pieces: string[], delayMs: number) {
     if (req.method === 'OPTIONS') return res.writeHead(204, cors).end()
     if (req.method === 'GET' && req.url === '/v1/models') {
       res.writeHead(200, { ...cors, 'Content-Type': 'application/json' })
-      return res.end(JSON.stringify({ object: 'list', data: [{ id: 'scripted', object: 'model', created: 0, owned_by: 'e2e', capabilities: ['chat'] }] }))
+      return res.end(JSON.stringify({ object: 'list', data: [{ id: 'scripted', object: 'model', created: 0, owned_by: 'e2e', capabilities }] }))
     }
     if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return res.writeHead(404, cors).end()
     let body = ''

@@ -107,7 +107,6 @@ const en = {
   readingFiles: 'Reading files…',
   attachImage:
     '{name} is an image, and {model} reads text only (the server does not list “vision” among its capabilities). Attach text, markdown, code or PDF files.',
-  attachImagePage: '{name} is an image; this page sends text only. Attach text, markdown, code or PDF files.',
   attachBinary: '{name} is not a text file. Attach text, markdown, code or PDF files.',
   attachTooBig: '{name} is {size}; files up to {max} can be attached.',
   attachEmpty: '{name} holds no text (a scanned PDF holds only pictures of text).',
@@ -237,7 +236,6 @@ const zh: Record<MessageKey, string> = {
   removeAttachment: '移除 {name}',
   readingFiles: '正在读取文件…',
   attachImage: '{name} 是图片，而 {model} 只能读文本（服务器的能力列表中没有“vision”）。请添加文本、Markdown、代码或 PDF 文件。',
-  attachImagePage: '{name} 是图片；本页面只发送文本。请添加文本、Markdown、代码或 PDF 文件。',
   attachBinary: '{name} 不是文本文件。请添加文本、Markdown、代码或 PDF 文件。',
   attachTooBig: '{name} 大小为 {size}；最多可添加 {max} 的文件。',
   attachEmpty: '{name} 中没有文本（扫描的 PDF 只包含文字的图片）。',

@@ -37,8 +37,10 @@ export interface Attachment {
   name: string
   /** The file's size in bytes. */
   size: number
-  kind: 'text' | 'pdf'
+  kind: 'text' | 'pdf' | 'image'
+  /** The file's text; empty for an image, which is sent as `dataUrl` (to a model that takes images). */
   text: string
+  dataUrl?: string
 }
 
 /** A piece of an attached file given to the model, numbered [n] for it to cite. */

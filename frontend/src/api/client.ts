@@ -22,9 +22,12 @@ export interface Usage {
   total_tokens?: number
 }
 
+/** A part of a user message for a model that takes images (OpenAI's content parts). */
+export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }
+
 export interface ChatRequestMessage {
   role: 'system' | 'user' | 'assistant'
-  content: string
+  content: string | ContentPart[]
 }
 
 export interface StreamResult {

@@ -21,7 +21,8 @@ export function isGenerating(conv: Conversation | undefined): boolean {
 
 /**
  * Failed answers (nothing arrived) are left out; stopped and cut-off ones are part of the chat.
- * Earlier answers go back without their reasoning, as reasoning models expect.
+ * Earlier answers go back without their reasoning, as reasoning models expect. A user message
+ * goes with the passages of its files, and with its images as image parts.
  */
 export function requestMessages(conv: Conversation): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
@@ -30,9 +31,20 @@ export function requestMessages(conv: Conversation): ChatRequestMessage[] {
     const content =
       m.role === 'assistant' ? splitThinking(m).answer : m.passages ? documentPrompt(m.content, m.passages) : m.content
     if (m.role === 'assistant' && !content) continue
-    messages.push({ role: m.role, content })
+    const images = m.role === 'user' ? (m.attachments ?? []).flatMap((a) => (a.dataUrl ? [a.dataUrl] : [])) : []
+    messages.push({
+      role: m.role,
+      content: images.length
+        ? [{ type: 'text', text: content }, ...images.map((url) => ({ type: 'image_url' as const, image_url: { url } }))]
+        : content,
+    })
   }
   return messages
+}
+
+/** A request message's text (an image part counts for nothing in the estimate of its size). */
+function textOf(m: ChatRequestMessage): string {
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : '')).join('\n')
 }
 
 /** How a stream that ran to its end went: without [DONE] or a finish reason it was cut off. */
@@ -83,7 +95,7 @@ export async function generate(convId: string): Promise<void> {
     const sources = await preparePassages(convId, controller.signal)
     const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv)
     // The last message is this (still empty) answer's, which requestMessages leaves out.
-    const promptTokensEstimate = estimateTokens(messages.map((m) => m.content).join('\n'))
+    const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
     chatStore.getState().updateMessage(convId, messageId, { promptTokensEstimate, ...(sources.length ? { sources } : {}) })
     clock.start()
     const request = { model, messages, params: conv.params, conversationId: conv.id }

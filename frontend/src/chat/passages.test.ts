@@ -36,6 +36,27 @@ describe('documents in the request', () => {
       ],
     }
     const sent = requestMessages(conv)
+    const withImage = requestMessages({
+      ...conv,
+      messages: [
+        {
+          id: 'i',
+          role: 'user',
+          content: 'What is this?',
+          createdAt: 0,
+          attachments: [{ id: 'p', name: 'p.png', size: 4, kind: 'image', text: '', dataUrl: 'data:image/png;base64,AAAA' }],
+        },
+      ],
+    })
+    expect(withImage).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is this?' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+        ],
+      },
+    ])
     expect(sent[0]?.content).toMatch(/^Answer using the documents below[\s\S]*\[1\] a\.md\n"""\nalpha\n"""\n\nQuestion: What\?$/)
     expect(sent.slice(1)).toEqual([
       { role: 'assistant', content: 'Alpha [1].' },

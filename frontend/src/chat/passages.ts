@@ -68,9 +68,11 @@ export async function choosePassages(attachments: Attachment[], question: string
  */
 export async function preparePassages(convId: string, signal: AbortSignal): Promise<Passage[]> {
   const user = chatStore.getState().conversations[convId]?.messages.findLast((m) => m.role === 'user')
-  if (!user?.attachments?.length) return []
+  // Images go to the model as they are (see requestMessages); documents go as passages.
+  const documents = user?.attachments?.filter((a) => a.kind !== 'image') ?? []
+  if (!user || documents.length === 0) return []
   if (user.passages) return user.passages
-  const passages = await choosePassages(user.attachments, user.content, signal)
+  const passages = await choosePassages(documents, user.content, signal)
   chatStore.getState().updateMessage(convId, user.id, { passages })
   return passages
 }

@@ -4,11 +4,12 @@ import type { Attachment } from '../types'
 import { CloseIcon, FileIcon, PaperclipIcon } from '../ui/icons'
 import './Attachments.css'
 
+// Images too, so that refusing one (for a model without vision) can say why.
 const ACCEPT = '.txt,.md,.markdown,.csv,.json,.yaml,.yml,.toml,.xml,.html,.css,.log,.py,.js,.jsx,.ts,.tsx,.java,.c,.h,.cpp,.hpp,.cs,.go,.rs,.rb,.php,.sh,.sql,.swift,.kt,.pdf,text/*,application/pdf,image/*'
 
 /**
- * The paperclip: picks files to attach (images too, so that refusing them can say why). Its file
- * input is made on click rather than kept in the page, where the sidebar's Import has one.
+ * The paperclip: picks files to attach. Its file input is made on click rather than kept in the
+ * page, where the sidebar's Import has one.
  */
 export function AttachButton({ onFiles, disabled }: { onFiles: (files: File[]) => void; disabled?: boolean }) {
   const t = useT()
@@ -45,7 +46,7 @@ export function AttachmentChips({ items, onRemove }: { items: readonly Attachmen
     <ul className="attachments" aria-label={t('attachedFiles')}>
       {items.map((a) => (
         <li key={a.id} className="attachment-chip" title={a.name}>
-          <FileIcon />
+          {a.dataUrl ? <img className="attachment-thumb" src={a.dataUrl} alt="" /> : <FileIcon />}
           <span className="attachment-name">{a.name}</span>
           <span className="attachment-size">{formatSize(a.size)}</span>
           {onRemove && (

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Passage } from '../types'
 import { chunkText } from './chunk'
-import { decodeText, fileKind, formatSize } from './extract'
+import { AttachError, decodeText, fileKind, formatSize, readAttachment } from './extract'
 import { citedPassages, documentPrompt, matchedPassages, passageLabel } from './prompt'
 import { cosine, topMatches } from './retrieve'
 import { estimateTokens } from './tokens'
@@ -133,6 +133,19 @@ describe('reading files', () => {
     expect(decodeText(new TextEncoder().encode('\uFEFFhello 世界'))).toBe('hello 世界')
     expect(decodeText(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00]))).toBeNull()
     expect(decodeText(new Uint8Array([0xff, 0xfe, 0x41]))).toBeNull()
+  })
+
+  it('refuses an image for a text-only model, saying which; reads one for a model with vision', async () => {
+    const png = new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], 'photo.png', { type: 'image/png' })
+    const refused = await readAttachment(png, 'i1', { name: 'SmolLM2', imagesOk: false }).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(AttachError)
+    expect(refused).toMatchObject({ reason: 'attachImage', vars: { name: 'photo.png', model: 'SmolLM2' } })
+    const image = await readAttachment(png, 'i1', { name: 'llava', imagesOk: true })
+    expect(image).toEqual({ id: 'i1', name: 'photo.png', size: 4, kind: 'image', text: '', dataUrl: 'data:image/png;base64,iVBORw==' })
+    const text = await readAttachment(new File(['# Hi'], 'a.md'), 't1', { name: 'x', imagesOk: false })
+    expect(text).toMatchObject({ kind: 'text', text: '# Hi', size: 4 })
+    const empty = await readAttachment(new File(['  \n'], 'blank.txt'), 'e', { name: 'x', imagesOk: false }).catch((e: unknown) => e)
+    expect(empty).toMatchObject({ reason: 'attachEmpty' })
   })
 
   it('formats sizes', () => {

@@ -28,7 +28,14 @@ function toAttachments(v: unknown): Attachment[] | undefined {
   const list = v.filter(
     (a): a is Attachment => isObj(a) && typeof a.id === 'string' && typeof a.name === 'string' && typeof a.text === 'string',
   )
-  return list.map((a) => ({ id: a.id, name: a.name, size: num(a.size, a.text.length), kind: a.kind === 'pdf' ? 'pdf' : 'text', text: a.text }))
+  return list.map((a) => ({
+    id: a.id,
+    name: a.name,
+    size: num(a.size, a.text.length),
+    kind: a.kind === 'pdf' || a.kind === 'image' ? a.kind : 'text',
+    text: a.text,
+    ...(typeof a.dataUrl === 'string' && a.dataUrl.startsWith('data:image/') ? { dataUrl: a.dataUrl } : {}),
+  }))
 }
 
 function toPassages(v: unknown): Passage[] | undefined {
