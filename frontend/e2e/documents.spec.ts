@@ -67,6 +67,14 @@ test('a PDF and a large text file: small goes whole, large is searched with /v1/
   await expect(chips).toContainText('island-notes.txt')
   await expect(chips).toContainText(/\d+(\.\d)? KB/)
 
+  // Records the waiting texts shown while the files are searched and then read.
+  await page.evaluate(() => {
+    const seen: string[] = ((window as unknown as { __waits: string[] }).__waits = [])
+    new MutationObserver(() => {
+      const text = document.querySelector('.msg.assistant .thinking')?.textContent ?? ''
+      if (text && text !== seen.at(-1)) seen.push(text)
+    }).observe(document.body, { subtree: true, childList: true, characterData: true })
+  })
   const embeddings = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/embeddings'))
   const chat = page.waitForRequest((r) => isChatPost(r.url(), r.method()))
   await send(page, 'Who built the lighthouse on Koral Island, and when?')
@@ -89,6 +97,11 @@ test('a PDF and a large text file: small goes whole, large is searched with /v1/
 
   const answer = lastAnswer(page)
   await waitDone(answer, 180_000)
+  const waits = await page.evaluate(() => (window as unknown as { __waits: string[] }).__waits)
+  const searching = waits.indexOf('Finding the passages of your files that fit the question…')
+  const reading = waits.findIndex((w) => /^Reading ~[\d,]+ tokens…$/.test(w))
+  expect(searching, waits.join(' | ')).toBeGreaterThanOrEqual(0)
+  expect(reading, waits.join(' | ')).toBeGreaterThan(searching)
   const sources = answer.getByRole('region', { name: /Sources cited|Sources \(matched|Passages given to the model/ })
   await expect(sources).toBeVisible()
   await expect(sources).toContainText(/zephyr\.pdf|island-notes\.txt/)

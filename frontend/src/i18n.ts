@@ -129,6 +129,7 @@ const en = {
   deletePreset: 'Delete preset',
   importedSkipped: 'Imported {n} conversations; {skipped} already here were skipped',
   sourcesMatched: 'Sources (matched to the answer’s wording)',
+  searchingFiles: 'Finding the passages of your files that fit the question…',
 }
 
 export type MessageKey = keyof typeof en
@@ -258,6 +259,7 @@ const zh: Record<MessageKey, string> = {
   deletePreset: '删除预设',
   importedSkipped: '已导入 {n} 个对话；跳过了 {skipped} 个已有的对话',
   sourcesMatched: '来源（按回答的措辞匹配）',
+  searchingFiles: '正在查找文件中与问题相关的段落…',
 }
 
 export type Language = 'en' | 'zh'

@@ -72,6 +72,8 @@ export interface Message {
   sources?: Passage[]
   /** Assistant messages while waiting for the first token: the prompt's estimated size. */
   promptTokensEstimate?: number
+  /** Assistant messages while the question's files are searched for passages. */
+  searching?: boolean
 }
 
 export interface GenParams {

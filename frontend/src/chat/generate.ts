@@ -92,11 +92,15 @@ export async function generate(convId: string): Promise<void> {
   let model = conv.model
   try {
     model = await pickModel(conv)
-    const sources = await preparePassages(convId, controller.signal)
+    const sources = await preparePassages(convId, controller.signal, () =>
+      chatStore.getState().updateMessage(convId, messageId, { searching: true }),
+    )
     const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv)
     // The last message is this (still empty) answer's, which requestMessages leaves out.
     const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
-    chatStore.getState().updateMessage(convId, messageId, { promptTokensEstimate, ...(sources.length ? { sources } : {}) })
+    chatStore
+      .getState()
+      .updateMessage(convId, messageId, { promptTokensEstimate, searching: undefined, ...(sources.length ? { sources } : {}) })
     clock.start()
     const request = { model, messages, params: conv.params, conversationId: conv.id }
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
@@ -112,7 +116,14 @@ export async function generate(convId: string): Promise<void> {
   // The live metrics give way to the final ones (none after an error); the wait is over.
   chatStore
     .getState()
-    .updateMessage(convId, messageId, { ...text(), metrics: undefined, promptTokensEstimate: undefined, ...final, model })
+    .updateMessage(convId, messageId, {
+    ...text(),
+    metrics: undefined,
+    promptTokensEstimate: undefined,
+    searching: undefined,
+    ...final,
+    model,
+  })
 }
 
 export function stop(convId: string): void {

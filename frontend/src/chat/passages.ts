@@ -64,14 +64,15 @@ export async function choosePassages(attachments: Attachment[], question: string
 
 /**
  * Chooses the passages for the conversation's last user message when it has files and none are
- * chosen yet (a regenerate reuses them). Returns what that message carries.
+ * chosen yet (a regenerate reuses them), calling `onSearch` first. Returns what that message carries.
  */
-export async function preparePassages(convId: string, signal: AbortSignal): Promise<Passage[]> {
+export async function preparePassages(convId: string, signal: AbortSignal, onSearch: () => void): Promise<Passage[]> {
   const user = chatStore.getState().conversations[convId]?.messages.findLast((m) => m.role === 'user')
   // Images go to the model as they are (see requestMessages); documents go as passages.
   const documents = user?.attachments?.filter((a) => a.kind !== 'image') ?? []
   if (!user || documents.length === 0) return []
   if (user.passages) return user.passages
+  onSearch()
   const passages = await choosePassages(documents, user.content, signal)
   chatStore.getState().updateMessage(convId, user.id, { passages })
   return passages

@@ -134,7 +134,9 @@ function AssistantMessage({ convId, message, isLast, busy }: Props) {
         reasoning === null && (
           <p className="thinking" role="status">
             {/* A long prompt takes the model a while to read: say so, with its size. */}
-            {message.promptTokensEstimate ? (
+            {message.searching ? (
+              <span className="reading">{t('searchingFiles')}</span>
+            ) : message.promptTokensEstimate ? (
               <span className="reading">{t('readingTokens', { n: message.promptTokensEstimate.toLocaleString() })}</span>
             ) : (
               <span className="visually-hidden">{t('thinking')}</span>
