@@ -149,6 +149,7 @@ function smallTargets(page: Page) {
 test('phone: every control is at least 44 px to the finger', async ({ page }) => {
   await page.setViewportSize({ width: 390, height: 844 })
   await page.goto('/')
+  expect(await smallTargets(page)).toEqual([])
   await send(page, 'Hi')
   await waitDone(lastAnswer(page))
   expect(await smallTargets(page)).toEqual([])
@@ -163,6 +164,11 @@ test('phone: every control is at least 44 px to the finger', async ({ page }) =>
   await expect(page.getByRole('dialog', { name: 'Conversation settings' })).toBeVisible()
   expect(await smallTargets(page)).toEqual([])
   await shot(page, 'touch-targets-settings-phone')
+  await page.getByRole('dialog', { name: 'Conversation settings' }).getByRole('button', { name: 'Cancel' }).click()
+  await page.getByRole('button', { name: 'Show or hide conversations' }).click()
+  await page.getByRole('button', { name: 'Settings', exact: true }).click()
+  await expect(page.getByRole('dialog', { name: 'Settings' })).toBeVisible()
+  expect(await smallTargets(page)).toEqual([])
 })
 
 test('importing the same file twice does not duplicate chats', async ({ page }) => {
