@@ -44,8 +44,10 @@ export function regenerate(convId: string): void {
 export function editAndResend(convId: string, messageId: string, text: string): void {
   const chat = chatStore.getState()
   if (isGenerating(chat.conversations[convId])) return
+  // The edited question keeps its files; their passages are chosen again for the new wording.
+  const attachments = chat.conversations[convId]?.messages.find((m) => m.id === messageId)?.attachments
   chat.truncateFrom(convId, messageId)
-  sendMessage(convId, text)
+  sendMessage(convId, text, attachments)
 }
 
 export function removeConversation(convId: string): void {

@@ -32,11 +32,16 @@ export function ChatView() {
   )
 }
 
-function Header({ conv }: { conv: Conversation | undefined }) {
-  const t = useT()
+/** The listed models, and the one this conversation (or a new one) will use. */
+function useChosenModel(conv: Conversation | undefined) {
   const models = useStore(modelsStore, (s) => s.models)
   const lastModel = useStore(settingsStore, (s) => s.lastModel)
-  const selected = resolveModel([conv?.model ?? '', lastModel], models)
+  return { models, selected: resolveModel([conv?.model ?? '', lastModel], models) }
+}
+
+function Header({ conv }: { conv: Conversation | undefined }) {
+  const t = useT()
+  const { models, selected } = useChosenModel(conv)
   // Before the list has loaded (or when it cannot), the model that will be tried is still shown.
   const options = models.length === 0 && selected ? [{ id: selected }] : models
 
@@ -186,10 +191,8 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const [text, setText] = useState('')
   const input = useRef<HTMLTextAreaElement>(null)
   const convId = conv?.id ?? null
-  const models = useStore(modelsStore, (s) => s.models)
-  const lastModel = useStore(settingsStore, (s) => s.lastModel)
-  const modelId = resolveModel([conv?.model ?? '', lastModel], models)
-  const files = useAttachments(t, { name: modelId, imagesOk: acceptsImages(models.find((m) => m.id === modelId)) })
+  const { models, selected } = useChosenModel(conv)
+  const files = useAttachments(t, { name: selected, imagesOk: acceptsImages(models.find((m) => m.id === selected)) })
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
