@@ -258,7 +258,8 @@ test('installable: a manifest with icons, and a service worker that opens the pa
   }
   expect(manifest.display).toBe('standalone')
   expect(manifest.icons.map((i) => i.sizes)).toEqual(expect.arrayContaining(['192x192', '512x512']))
-  expect(await page.evaluate(async () => (await navigator.serviceWorker.ready).active?.state)).toBe('activated')
+  // `ready` gives the worker once it is active, which may still be finishing its activation.
+  await expect.poll(() => page.evaluate(async () => (await navigator.serviceWorker.ready).active?.state)).toBe('activated')
 
   await context.setOffline(true)
   try {
