@@ -94,6 +94,31 @@ def test_unhashed_public_files_are_not_immutable(site: Site, origin: str, http: 
         assert "immutable" not in resp.headers.get("cache-control", ""), p.name
 
 
+def test_pwa_manifest_icons_and_service_worker(site: Site, origin: str, http: httpx.Client) -> None:
+    """The PWA files with the types browsers insist on (a manifest or a service worker of the
+    wrong type is ignored or refused), revalidated like index.html rather than kept a year."""
+    page = http.get(origin + "/").text
+    assert 'rel="manifest" href="./manifest.webmanifest"' in page
+    manifest = http.get(origin + "/manifest.webmanifest")
+    assert manifest.status_code == 200
+    assert manifest.headers["content-type"].split(";")[0] == "application/manifest+json"
+    assert manifest.headers["cache-control"] == "no-cache"
+    assert_security_headers(manifest)
+    body = manifest.json()
+    assert body["display"] == "standalone" and body["start_url"] == "./"
+    sizes = {icon["sizes"] for icon in body["icons"] if icon["type"] == "image/png"}
+    assert {"192x192", "512x512"} <= sizes, body["icons"]
+    for icon in body["icons"]:
+        resp = http.get(f"{origin}/{icon['src']}")
+        assert resp.status_code == 200, icon
+        assert resp.headers["content-type"].split(";")[0] == icon["type"], icon
+    worker = http.get(origin + "/sw.js")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].split(";")[0] in ("application/javascript", "text/javascript")
+    assert worker.headers["cache-control"] == "no-cache"
+    assert worker.content == (site.html / "sw.js").read_bytes()
+
+
 def test_spa_fallback_serves_index_for_client_routes(site: Site, origin: str, http: httpx.Client) -> None:
     index = (site.html / "index.html").read_bytes()
     for path in ("/c/8f2e61", "/settings", "/some/deep/route?x=1"):

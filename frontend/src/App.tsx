@@ -1,11 +1,12 @@
 import { useEffect } from 'react'
 import { useStore } from 'zustand'
 import { stop } from './chat/generate'
+import { Announcer } from './components/Announcer'
 import { ChatSettingsDialog } from './components/ChatSettingsDialog'
 import { ChatView } from './components/ChatView'
 import { SettingsDialog } from './components/SettingsDialog'
 import { Sidebar } from './components/Sidebar'
-import { useLanguage } from './i18n'
+import { useLanguage, useT } from './i18n'
 import { chatStore } from './store/conversations'
 import { settingsStore } from './store/settings'
 import './App.css'
@@ -14,6 +15,7 @@ export function App() {
   const loaded = useStore(chatStore, (s) => s.loaded)
   const theme = useStore(settingsStore, (s) => s.theme)
   const lang = useLanguage()
+  const t = useT()
 
   useEffect(() => {
     // "system" leaves the choice to prefers-color-scheme in the stylesheet.
@@ -39,10 +41,21 @@ export function App() {
   if (!loaded) return null
   return (
     <div className="app">
+      <a
+        className="skip-link"
+        href="#composer-input"
+        onClick={(e) => {
+          e.preventDefault()
+          document.getElementById('composer-input')?.focus()
+        }}
+      >
+        {t('skipToComposer')}
+      </a>
       <Sidebar />
       <ChatView />
       <SettingsDialog />
       <ChatSettingsDialog />
+      <Announcer />
     </div>
   )
 }

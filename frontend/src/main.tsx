@@ -30,6 +30,13 @@ settingsStore.subscribe((s, prev) => {
   if (s.apiBaseUrl !== prev.apiBaseUrl || s.apiKey !== prev.apiKey) loadModels()
 })
 
+// The offline shell (public/sw.js); not in development, where Vite serves the files itself.
+if (import.meta.env.PROD && 'serviceWorker' in navigator) {
+  addEventListener('load', () => {
+    navigator.serviceWorker.register('./sw.js').catch((e: unknown) => console.warn('No offline shell:', e))
+  })
+}
+
 const root = document.getElementById('root')
 if (root) {
   createRoot(root).render(

@@ -31,6 +31,28 @@ export interface Metrics {
   durationMs: number
 }
 
+/** A file attached to a user message: its text is kept with the chat, so it survives a reload. */
+export interface Attachment {
+  id: string
+  name: string
+  /** The file's size in bytes. */
+  size: number
+  kind: 'text' | 'pdf' | 'image'
+  /** The file's text; empty for an image, which is sent as `dataUrl` (to a model that takes images). */
+  text: string
+  dataUrl?: string
+}
+
+/** A piece of an attached file given to the model, numbered [n] for it to cite. */
+export interface Passage {
+  n: number
+  file: string
+  /** Its place among the file's passages (0-based); `total` 1: the whole file. */
+  index: number
+  total: number
+  text: string
+}
+
 export interface Message {
   id: string
   role: Role
@@ -48,6 +70,15 @@ export interface Message {
    * saved before branches, where each message follows the one before it (store/branches.ts).
    */
   parentId?: string | null
+  /** User messages: attached files, and the passages of them chosen for the prompt. */
+  attachments?: Attachment[]
+  passages?: Passage[]
+  /** Assistant messages: the passages the question came with, which its citations point to. */
+  sources?: Passage[]
+  /** Assistant messages while waiting for the first token: the prompt's estimated size. */
+  promptTokensEstimate?: number
+  /** Assistant messages while the question's files are searched for passages. */
+  searching?: boolean
 }
 
 export interface GenParams {

@@ -12,6 +12,8 @@ export interface ModelInfo {
   id: string
   /** Non-standard field of this backend; absent on other OpenAI-compatible servers. */
   capabilities?: string[]
+  /** Non-standard too: the most tokens one input (prompt and answer, or text to embed) may hold. */
+  max_model_len?: number
 }
 
 export interface Usage {
@@ -20,9 +22,12 @@ export interface Usage {
   total_tokens?: number
 }
 
+/** A part of a user message for a model that takes images (OpenAI's content parts). */
+export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }
+
 export interface ChatRequestMessage {
   role: 'system' | 'user' | 'assistant'
-  content: string
+  content: string | ContentPart[]
 }
 
 export interface StreamResult {
@@ -235,4 +240,32 @@ export async function streamChat(
   })
   if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
   return readChatStream(res.body, onDelta)
+}
+
+/** The embeddings model: by the backend's `capabilities`, else by name for servers without it. */
+export function embeddingModel(models: ModelInfo[]): ModelInfo | undefined {
+  if (models.some((m) => Array.isArray(m.capabilities))) return models.find((m) => m.capabilities?.includes('embeddings'))
+  return models.find((m) => /embed|minilm/i.test(m.id))
+}
+
+/** One vector per input, in input order, from POST /embeddings. */
+export async function createEmbeddings(
+  cfg: ApiConfig,
+  model: string,
+  input: string[],
+  signal?: AbortSignal,
+): Promise<number[][]> {
+  const res = await request(cfg, '/embeddings', {
+    method: 'POST',
+    headers: headers(cfg, true),
+    body: JSON.stringify({ model, input }),
+    signal,
+  })
+  const body = (await res.json()) as { data?: { index: number; embedding: number[] }[] }
+  const vectors: number[][] = []
+  for (const item of body.data ?? []) vectors[item.index] = item.embedding
+  if (vectors.length !== input.length || vectors.some((v) => !Array.isArray(v))) {
+    throw new ApiError({ kind: 'server', message: `The embeddings answer holds ${body.data?.length ?? 0} vectors for ${input.length} inputs` })
+  }
+  return vectors
 }

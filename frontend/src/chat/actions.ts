@@ -2,19 +2,35 @@ import { newId } from '../lib/id'
 import { neighbourVersion } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
-import type { Conversation } from '../types'
+import type { Attachment } from '../types'
+import { uiStore, type ChatDraft } from '../store/ui'
 import { continueInPlace, generate, isGenerating, stop } from './generate'
 
-/** Creates (and selects) a conversation that starts from the default parameters. */
+/**
+ * Creates (and selects) a conversation that starts from the default parameters, or from the
+ * settings chosen for it on the welcome screen.
+ */
 export function newConversation(model: string): string {
-  return chatStore.getState().create({ params: settingsStore.getState().defaultParams, model })
+  const { draft } = uiStore.getState()
+  const id = chatStore.getState().create({ params: draft?.params ?? settingsStore.getState().defaultParams, model })
+  if (draft) {
+    chatStore.getState().patch(id, { systemPrompt: draft.systemPrompt })
+    uiStore.setState({ draft: null })
+  }
+  return id
 }
 
-export function sendMessage(convId: string | null, text: string): string {
+export function sendMessage(convId: string | null, text: string, attachments: Attachment[] = []): string {
   const id = convId ?? newConversation(settingsStore.getState().lastModel)
   const messageId = newId()
   // Added after the end of the branch shown.
-  chatStore.getState().addMessage(id, { id: messageId, role: 'user', content: text, createdAt: Date.now() })
+  chatStore.getState().addMessage(id, {
+    id: messageId,
+    role: 'user',
+    content: text,
+    createdAt: Date.now(),
+    ...(attachments.length ? { attachments } : {}),
+  })
   void generate(id, messageId)
   return id
 }
@@ -38,12 +54,14 @@ export function editAndResend(convId: string, messageId: string, text: string): 
   const original = conv?.messages.find((m) => m.id === messageId)
   if (!conv || !original || isGenerating(conv)) return
   const id = newId()
+  // The edited question keeps its files; their passages are chosen again for the new wording.
   chatStore.getState().addMessage(convId, {
     id,
     role: 'user',
     content: text,
     createdAt: Date.now(),
     parentId: original.parentId ?? null,
+    ...(original.attachments?.length ? { attachments: original.attachments } : {}),
   })
   void generate(convId, id)
 }
@@ -83,11 +101,9 @@ export function removeConversation(convId: string): void {
  * Saves one conversation's settings. New chats keep their defaults unless `asDefault` says so
  * (the system prompt is always the conversation's own).
  */
-export function saveChatSettings(
-  convId: string,
-  settings: Pick<Conversation, 'systemPrompt' | 'params'>,
-  asDefault: boolean,
-): void {
-  chatStore.getState().patch(convId, settings)
+export function saveChatSettings(convId: string | null, settings: ChatDraft, asDefault: boolean): void {
+  // No conversation yet (the welcome screen): the first message creates it with these.
+  if (convId) chatStore.getState().patch(convId, settings)
+  else uiStore.setState({ draft: settings })
   if (asDefault) settingsStore.getState().update({ defaultParams: settings.params })
 }

@@ -1,5 +1,7 @@
 import { flushSync } from 'react-dom'
 import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
+import { documentPrompt } from '../documents/prompt'
+import { estimateTokens } from '../documents/tokens'
 import { newId } from '../lib/id'
 import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
@@ -7,6 +9,7 @@ import { apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { addMetrics, streamClock } from './metrics'
 import { offersContinue, pickModel } from './model'
+import { preparePassages } from './passages'
 import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
 
@@ -20,17 +23,30 @@ export function isGenerating(conv: Conversation | undefined): boolean {
 /**
  * The branch from the first message to `upTo`. Failed answers (nothing arrived) are left out;
  * stopped and cut-off ones are part of the chat. Earlier answers go back without their
- * reasoning, as reasoning models expect.
+ * reasoning, as reasoning models expect. A user message goes with the passages of its files,
+ * and with its images as image parts.
  */
 export function requestMessages(conv: Conversation, upTo: string): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
   for (const m of pathTo(conv.messages, upTo)) {
-    const content = m.role === 'assistant' ? splitThinking(m).answer : m.content
+    const content =
+      m.role === 'assistant' ? splitThinking(m).answer : m.passages ? documentPrompt(m.content, m.passages) : m.content
     if (m.role === 'assistant' && !content) continue
-    messages.push({ role: m.role, content })
+    const images = m.role === 'user' ? (m.attachments ?? []).flatMap((a) => (a.dataUrl ? [a.dataUrl] : [])) : []
+    messages.push({
+      role: m.role,
+      content: images.length
+        ? [{ type: 'text', text: content }, ...images.map((url) => ({ type: 'image_url' as const, image_url: { url } }))]
+        : content,
+    })
   }
   return messages
+}
+
+/** A request message's text (an image part counts for nothing in the estimate of its size). */
+function textOf(m: ChatRequestMessage): string {
+  return typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : '')).join('\n')
 }
 
 /** How a stream that ran to its end went: without [DONE] or a finish reason it was cut off. */
@@ -88,8 +104,9 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   running.set(convId, controller)
   let content = continued?.content ?? ''
   let reasoning = continued?.reasoning ?? ''
-  const text = () => ({ content, ...(reasoning ? { reasoning } : {}) })
   const clock = streamClock()
+  // While streaming, the metrics (from the chunks counted so far) show the live tokens/s.
+  const text = () => ({ content, ...(reasoning ? { reasoning } : {}), metrics: clock.metrics(null) })
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
   const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
   const onDelta = (delta: string, part: DeltaPart) => {
@@ -103,8 +120,17 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   let model = conv.model
   try {
     model = await pickModel(conv)
+    const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
+    const sources = await preparePassages(convId, question?.id, controller.signal, () =>
+      chatStore.getState().updateMessage(convId, messageId, { searching: true }),
+    )
+    const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv, upTo)
+    // The last message is this (still empty) answer's, which requestMessages leaves out.
+    const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
+    chatStore
+      .getState()
+      .updateMessage(convId, messageId, { promptTokensEstimate, searching: undefined, ...(sources.length ? { sources } : {}) })
     clock.start()
-    const messages = requestMessages(conv, upTo)
     const request = { model, messages, params: conv.params, conversationId: conv.id, continueFinal: !!continued }
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
     final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
@@ -117,7 +143,15 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     throttle.cancel()
   }
   if (continued?.metrics && final.metrics) final.metrics = addMetrics(continued.metrics, final.metrics)
-  chatStore.getState().updateMessage(convId, messageId, { ...final, ...text(), model })
+  // The live metrics give way to the final ones (none after an error); the wait is over.
+  chatStore.getState().updateMessage(convId, messageId, {
+    ...text(),
+    metrics: undefined,
+    promptTokensEstimate: undefined,
+    searching: undefined,
+    ...final,
+    model,
+  })
 }
 
 export function stop(convId: string): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { resolveModel } from './model'
+import { acceptsImages, resolveModel } from './model'
 
 describe('resolveModel', () => {
   const listed = [{ id: 'a' }, { id: 'b' }]
@@ -14,5 +14,14 @@ describe('resolveModel', () => {
   it('tries a named model as is while the list is unknown', () => {
     expect(resolveModel(['', 'x'], [])).toBe('x')
     expect(resolveModel(['', ''], [])).toBe('')
+  })
+})
+
+describe('acceptsImages', () => {
+  it('only when the server lists vision among the capabilities (nothing listed: text only)', () => {
+    expect(acceptsImages({ id: 'llava', capabilities: ['chat', 'vision'] })).toBe(true)
+    expect(acceptsImages({ id: 'SmolLM2-135M-Instruct', capabilities: ['chat', 'completions'] })).toBe(false)
+    expect(acceptsImages({ id: 'gpt-4o' })).toBe(false)
+    expect(acceptsImages(undefined)).toBe(false)
   })
 })

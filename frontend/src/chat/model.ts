@@ -26,6 +26,11 @@ export async function offersContinue(conv: Conversation): Promise<boolean> {
   return listed.find((m) => m.id === id)?.capabilities?.includes('continue_final_message') ?? false
 }
 
+/** Whether a model takes images: only when the server says so (`vision` in its capabilities). */
+export function acceptsImages(model: ModelInfo | undefined): boolean {
+  return model?.capabilities?.includes('vision') ?? false
+}
+
 /** Resolves the conversation's model (loading the list if nothing is known yet) and records it. */
 export async function pickModel(conv: Conversation): Promise<string> {
   const { lastModel } = settingsStore.getState()

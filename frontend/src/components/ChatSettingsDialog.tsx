@@ -3,24 +3,30 @@ import { useStore } from 'zustand'
 import { saveChatSettings } from '../chat/actions'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
-import { uiStore } from '../store/ui'
-import type { Conversation, GenParams } from '../types'
+import { settingsStore } from '../store/settings'
+import { uiStore, type ChatDraft } from '../store/ui'
+import type { GenParams } from '../types'
 import { Dialog } from '../ui/Dialog'
 import { Form } from '../ui/Form'
+import { PresetPicker } from './PresetPicker'
 
 export function ChatSettingsDialog() {
   const t = useT()
   const open = useStore(uiStore, (s) => s.chatSettingsOpen)
   const conv = useStore(chatStore, (s) => (s.activeId ? s.conversations[s.activeId] : undefined))
+  const draft = useStore(uiStore, (s) => s.draft)
+  const defaultParams = useStore(settingsStore, (s) => s.defaultParams)
   const close = () => uiStore.setState({ chatSettingsOpen: false })
+  // On the welcome screen there is no conversation yet: the settings wait for its first message.
+  const current = conv ?? draft ?? { systemPrompt: '', params: defaultParams }
   return (
-    <Dialog open={open && !!conv} title={t('chatSettings')} onClose={close}>
-      {conv && <ChatSettingsForm conv={conv} onDone={close} />}
+    <Dialog open={open} title={t('chatSettings')} onClose={close}>
+      {open && <ChatSettingsForm key={conv?.id ?? ''} convId={conv?.id ?? null} conv={current} onDone={close} />}
     </Dialog>
   )
 }
 
-function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => void }) {
+function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; conv: ChatDraft; onDone: () => void }) {
   const t = useT()
   const [systemPrompt, setSystemPrompt] = useState(conv.systemPrompt)
   const [temperature, setTemperature] = useState(String(conv.params.temperature))
@@ -36,17 +42,19 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
       max_tokens: Math.round(Number(maxTokens)),
       seed: seed.trim() === '' ? null : Math.round(Number(seed)),
     }
-    saveChatSettings(conv.id, { systemPrompt, params }, asDefault)
+    saveChatSettings(convId, { systemPrompt, params }, asDefault)
     onDone()
   }
 
   return (
     <Form onSubmit={submit} onCancel={onDone}>
-      <label className="field">
-        <span>{t('systemPrompt')}</span>
-        <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
-        <small>{t('systemPromptHint')}</small>
-      </label>
+      <PresetPicker prompt={systemPrompt} onPick={setSystemPrompt}>
+        <label className="field">
+          <span>{t('systemPrompt')}</span>
+          <textarea rows={4} value={systemPrompt} onChange={(e) => setSystemPrompt(e.target.value)} />
+          <small>{t('systemPromptHint')}</small>
+        </label>
+      </PresetPicker>
       <div className="grid-2">
         <label className="field">
           <span>{t('temperature')}</span>

@@ -1,8 +1,9 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
-import { newConversation, sendMessage } from '../chat/actions'
+import { sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
-import { resolveModel } from '../chat/model'
+import { isSendKey } from '../chat/keys'
+import { acceptsImages, resolveModel } from '../chat/model'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
@@ -10,7 +11,9 @@ import { settingsStore } from '../store/settings'
 import { activePath, versionsOnPath } from '../store/branches'
 import { isPhoneWidth, uiStore } from '../store/ui'
 import type { Conversation, Message } from '../types'
+import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
+import { useAttachments } from './useAttachments'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
 import './ChatView.css'
@@ -32,11 +35,16 @@ export function ChatView() {
   )
 }
 
-function Header({ conv }: { conv: Conversation | undefined }) {
-  const t = useT()
+/** The listed models, and the one this conversation (or a new one) will use. */
+function useChosenModel(conv: Conversation | undefined) {
   const models = useStore(modelsStore, (s) => s.models)
   const lastModel = useStore(settingsStore, (s) => s.lastModel)
-  const selected = resolveModel([conv?.model ?? '', lastModel], models)
+  return { models, selected: resolveModel([conv?.model ?? '', lastModel], models) }
+}
+
+function Header({ conv }: { conv: Conversation | undefined }) {
+  const t = useT()
+  const { models, selected } = useChosenModel(conv)
   // Before the list has loaded (or when it cannot), the model that will be tried is still shown.
   const options = models.length === 0 && selected ? [{ id: selected }] : models
 
@@ -48,10 +56,7 @@ function Header({ conv }: { conv: Conversation | undefined }) {
     if (conv) chatStore.getState().patch(conv.id, { model: id })
     settingsStore.getState().update({ lastModel: id })
   }
-  const openChatSettings = () => {
-    if (!conv) newConversation(selected)
-    uiStore.setState({ chatSettingsOpen: true })
-  }
+  const openChatSettings = () => uiStore.setState({ chatSettingsOpen: true })
 
   return (
     <header className="topbar">
@@ -198,6 +203,8 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const [text, setText] = useState('')
   const input = useRef<HTMLTextAreaElement>(null)
   const convId = conv?.id ?? null
+  const { models, selected } = useChosenModel(conv)
+  const files = useAttachments(t, { name: selected, imagesOk: acceptsImages(models.find((m) => m.id === selected)) })
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
@@ -213,14 +220,14 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   }, [text])
 
   const send = () => {
-    if (busy || !text.trim()) return
-    sendMessage(convId, text)
+    if (busy || !text.trim() || files.reading) return
+    sendMessage(convId, text, files.attachments)
     setText('')
+    files.clear()
   }
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    // Enter while an IME is composing (Chinese input) confirms the candidate; it must not send.
-    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+    if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
       e.preventDefault()
       send()
     }
@@ -233,8 +240,27 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
         e.preventDefault()
         send()
       }}
+      onDragOver={(e) => e.preventDefault()}
+      onDrop={(e) => {
+        e.preventDefault()
+        void files.add(e.dataTransfer.files)
+      }}
     >
+      <AttachmentChips items={files.attachments} onRemove={files.remove} />
+      {files.problems.length > 0 && (
+        <ul className="attach-problems" role="alert">
+          {files.problems.map((p) => (
+            <li key={p}>{p}</li>
+          ))}
+        </ul>
+      )}
+      {files.reading && (
+        <p className="composer-hint" role="status">
+          {t('readingFiles')}
+        </p>
+      )}
       <div className="composer-box">
+        <AttachButton onFiles={(list) => void files.add(list)} disabled={busy} />
         <label htmlFor="composer-input" className="visually-hidden">
           {t('messageLabel')}
         </label>
@@ -258,7 +284,13 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             <StopIcon />
           </button>
         ) : (
-          <button type="submit" className="send-btn" aria-label={t('send')} title={t('send')} disabled={!text.trim()}>
+          <button
+            type="submit"
+            className="send-btn"
+            aria-label={t('send')}
+            title={t('send')}
+            disabled={!text.trim() || files.reading}
+          >
             <SendIcon />
           </button>
         )}

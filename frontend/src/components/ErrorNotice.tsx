@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react'
-import { useT, type MessageKey } from '../i18n'
+import { useT, type MessageKey, type Translate } from '../i18n'
+import { contextNumbers } from '../lib/contextNumbers'
 import { apiBaseHref, settingsStore, suggestedBaseUrl } from '../store/settings'
 import { startNewChat, uiStore } from '../store/ui'
 import type { ChatError, ErrorKind } from '../types'
@@ -32,6 +33,16 @@ function useCountdown(seconds: number | undefined): number {
   return left
 }
 
+/** The server's numbers for a request over the context: how much fits, how much was asked. */
+function contextText(message: string, t: Translate): string {
+  const n = contextNumbers(message)
+  if (!n) return message
+  const f = (x: number) => x.toLocaleString()
+  return n.completion === undefined
+    ? t('contextNumbersPrompt', { max: f(n.max), prompt: f(n.prompt) })
+    : t('contextNumbers', { max: f(n.max), total: f(n.total), prompt: f(n.prompt), completion: f(n.completion) })
+}
+
 /**
  * An error in place of (or under) an answer, saying what to do about it. `onRetry` is given
  * only where retrying makes sense (the last answer, or the model list).
@@ -58,6 +69,7 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
   return (
     <div className={`error-notice kind-${error.kind}`} role="alert">
       <p className="error-title">{t(text.title)}</p>
+      {error.kind === 'context_length' && error.message && <p className="error-numbers">{contextText(error.message, t)}</p>}
       {text.help && <p>{t(text.help, { url: apiBaseHref() })}</p>}
       {detail && error.message && <p className="error-detail">{error.message}</p>}
       {error.kind === 'auth' && onRetry ? (

@@ -1,5 +1,6 @@
 import { memo, useState, type KeyboardEvent } from 'react'
 import { editAndResend, regenerate } from '../chat/actions'
+import { isSendKey } from '../chat/keys'
 import { splitThinking } from '../chat/thinking'
 import { useT, type Translate } from '../i18n'
 import { Markdown } from '../markdown/Markdown'
@@ -7,7 +8,10 @@ import type { Message, Metrics } from '../types'
 import { CopyButton } from '../ui/CopyButton'
 import { BranchSwitch } from './BranchSwitch'
 import { CutNotice } from './CutNotice'
+import { AttachmentChips } from './Attachments'
+import { Citations } from './Citations'
 import { ErrorNotice } from './ErrorNotice'
+import { LongText } from './LongText'
 import { EditIcon, RefreshIcon } from '../ui/icons'
 import './MessageView.css'
 
@@ -45,7 +49,7 @@ function UserMessage({ convId, message, busy, version, versions }: Props) {
       editAndResend(convId, message.id, draft)
     }
     const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-      if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
         e.preventDefault()
         submit()
       }
@@ -79,7 +83,8 @@ function UserMessage({ convId, message, busy, version, versions }: Props) {
 
   return (
     <article className="msg user" aria-label={t('you')}>
-      <div className="bubble">{message.content}</div>
+      {message.attachments && <AttachmentChips items={message.attachments} />}
+      <LongText text={message.content} />
       <div className="msg-actions">
         <CopyButton text={message.content} label={t('copyMessage')} />
         <button
@@ -131,13 +136,24 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         streaming &&
         reasoning === null && (
           <p className="thinking" role="status">
-            <span className="visually-hidden">{t('thinking')}</span>
+            {/* A long prompt takes the model a while to read: say so, with its size. */}
+            {message.searching ? (
+              <span className="reading">{t('searchingFiles')}</span>
+            ) : message.promptTokensEstimate ? (
+              <span className="reading">{t('readingTokens', { n: message.promptTokensEstimate.toLocaleString() })}</span>
+            ) : (
+              <span className="visually-hidden">{t('thinking')}</span>
+            )}
             <i />
             <i />
             <i />
           </p>
         )
       )}
+      {streaming && message.metrics?.tokensPerSecond != null && (
+        <span className="live-rate">{t('tokensPerSecond', { n: message.metrics.tokensPerSecond.toFixed(1) })}</span>
+      )}
+      {!streaming && message.sources && <Citations answer={answer} sources={message.sources} />}
       {message.status === 'stopped' && <span className="badge">{t('stopped')}</span>}
       {message.status === 'interrupted' && !message.error && <span className="badge warn">{t('interrupted')}</span>}
       {error && <ErrorNotice error={error} onRetry={retry} />}

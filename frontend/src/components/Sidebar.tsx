@@ -58,8 +58,9 @@ export function Sidebar() {
     e.target.value = ''
     if (!file) return
     try {
-      const n = chatStore.getState().importMany(parseImport(await file.text()))
-      setNotice(t('imported', { n }))
+      const list = parseImport(await file.text())
+      const n = chatStore.getState().importMany(list)
+      setNotice(n < list.length ? t('importedSkipped', { n, skipped: list.length - n }) : t('imported', { n }))
     } catch (err) {
       setNotice(t('importFailed', { reason: err instanceof Error ? err.message : String(err) }))
     }

@@ -1,4 +1,4 @@
-import type { Conversation, Message, Metrics } from '../types'
+import type { Attachment, Conversation, Message, Metrics, Passage } from '../types'
 import { DEFAULT_PARAMS } from '../types'
 
 const FORMAT = 'localchat.conversations'
@@ -23,12 +23,37 @@ function toMetrics(v: unknown): Metrics | undefined {
   }
 }
 
+function toAttachments(v: unknown): Attachment[] | undefined {
+  if (!Array.isArray(v)) return undefined
+  const list = v.filter(
+    (a): a is Attachment => isObj(a) && typeof a.id === 'string' && typeof a.name === 'string' && typeof a.text === 'string',
+  )
+  return list.map((a) => ({
+    id: a.id,
+    name: a.name,
+    size: num(a.size, a.text.length),
+    kind: a.kind === 'pdf' || a.kind === 'image' ? a.kind : 'text',
+    text: a.text,
+    ...(typeof a.dataUrl === 'string' && a.dataUrl.startsWith('data:image/') ? { dataUrl: a.dataUrl } : {}),
+  }))
+}
+
+function toPassages(v: unknown): Passage[] | undefined {
+  if (!Array.isArray(v)) return undefined
+  const list = v.filter((p): p is Passage => isObj(p) && typeof p.file === 'string' && typeof p.text === 'string')
+  return list.map((p, i) => ({ n: num(p.n, i + 1), file: p.file, index: num(p.index, 0), total: num(p.total, 1), text: p.text }))
+}
+
 // Only known fields with the right types are kept: the file may come from anywhere.
 function toMessage(v: unknown, index: number): Message | null {
   if (!isObj(v) || (v.role !== 'user' && v.role !== 'assistant') || typeof v.content !== 'string') return null
   const message: Message = { id: str(v.id, `m${index}`), role: v.role, content: v.content, createdAt: num(v.createdAt, Date.now()) }
   // Branches: a parent that names no earlier message is mended on import (store/branches.ts).
   if (typeof v.parentId === 'string' || v.parentId === null) message.parentId = v.parentId
+  const attachments = toAttachments(v.attachments)
+  if (v.role === 'user' && attachments?.length) message.attachments = attachments
+  const passages = toPassages(v.role === 'user' ? v.passages : v.sources)
+  if (passages?.length) message[v.role === 'user' ? 'passages' : 'sources'] = passages
   if (v.role === 'assistant') {
     message.status = v.status === 'stopped' || v.status === 'interrupted' || v.status === 'error' ? v.status : 'done'
     const metrics = toMetrics(v.metrics)
@@ -62,6 +87,15 @@ function toConversation(v: unknown): Conversation | null {
     messages: messages as Message[],
     ...(typeof v.current === 'string' ? { current: v.current } : {}),
   }
+}
+
+/**
+ * What makes two conversations the same for an import: title and messages, whatever their ids
+ * (a conversation imported as a copy got a new id). Importing a file twice then adds nothing.
+ */
+export function sameContent(a: Conversation, b: Conversation): boolean {
+  const key = (c: Conversation) => JSON.stringify([c.title, c.messages.map((m) => [m.id, m.role, m.content])])
+  return key(a) === key(b)
 }
 
 /** Parses an export file (or a bare array of conversations); throws with a reason when it is not one. */

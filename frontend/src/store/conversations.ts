@@ -1,5 +1,6 @@
 import { createStore } from 'zustand/vanilla'
 import { newId } from '../lib/id'
+import { sameContent } from '../lib/transfer'
 import type { Conversation, GenParams, Message } from '../types'
 import { activePath, withoutVersion, withParents } from './branches'
 
@@ -27,6 +28,7 @@ export interface ChatActions {
   showVersion: (id: string, messageId: string) => void
   /** Drops one version of a message and everything that follows from it. */
   removeVersion: (id: string, messageId: string) => void
+  /** Adds the conversations not already here; returns how many it added. */
   importMany: (list: Conversation[]) => number
 }
 
@@ -128,14 +130,17 @@ export function createChatStore() {
 
       importMany: (list) => {
         const existing = get().conversations
+        const before = Object.values(existing)
         const added: Record<string, Conversation> = {}
         for (const conv of list) {
+          // Already here (the same file imported again): nothing to add.
+          if (before.some((c) => sameContent(c, conv))) continue
           // Importing the same file twice gives copies rather than silently overwriting edits.
           const id = existing[conv.id] || added[conv.id] ? newId() : conv.id
           added[id] = settle({ ...conv, id })
         }
         set((s) => ({ conversations: { ...s.conversations, ...added } }))
-        return list.length
+        return Object.keys(added).length
       },
     }
   })

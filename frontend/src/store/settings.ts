@@ -6,6 +6,12 @@ import { apiUrl, type ApiConfig } from '../api/client'
 export type LanguagePref = 'auto' | 'en' | 'zh'
 export type ThemePref = 'system' | 'light' | 'dark'
 
+/** A named system prompt, reusable across conversations. */
+export interface Preset {
+  name: string
+  prompt: string
+}
+
 export interface Settings {
   /** Empty means same origin (`/v1`), so one dist/ works behind any host without a rebuild. */
   apiBaseUrl: string
@@ -15,6 +21,7 @@ export interface Settings {
   /** Parameters a new conversation starts with; changed only by an explicit "save as default". */
   defaultParams: GenParams
   lastModel: string
+  presets: Preset[]
 }
 
 interface SettingsActions {
@@ -35,6 +42,7 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
       theme: 'system',
       defaultParams: DEFAULT_PARAMS,
       lastModel: '',
+      presets: [],
       update: (patch) => set(patch),
     }),
     {
@@ -49,6 +57,16 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
 globalThis.addEventListener?.('storage', (e: StorageEvent) => {
   if (e.key === SETTINGS_KEY) void settingsStore.persist.rehydrate()
 })
+
+/** Saves `prompt` under `name`, replacing a preset of that name. */
+export function savePreset(name: string, prompt: string): void {
+  const presets = settingsStore.getState().presets.filter((p) => p.name !== name)
+  settingsStore.getState().update({ presets: [...presets, { name, prompt }].sort((a, b) => a.name.localeCompare(b.name)) })
+}
+
+export function deletePreset(name: string): void {
+  settingsStore.getState().update({ presets: settingsStore.getState().presets.filter((p) => p.name !== name) })
+}
 
 export function apiConfig(): ApiConfig {
   const s = settingsStore.getState()

@@ -1,11 +1,16 @@
 import { createStore } from 'zustand/vanilla'
+import type { Conversation } from '../types'
 import { chatStore } from './conversations'
+
+/** Settings chosen on the welcome screen, before the conversation they are for exists. */
+export type ChatDraft = Pick<Conversation, 'systemPrompt' | 'params'>
 
 interface UiState {
   settingsOpen: boolean
   chatSettingsOpen: boolean
   /** The drawer on phones; a collapsed column on wide screens. */
   sidebarOpen: boolean
+  draft: ChatDraft | null
 }
 
 const wide = window.matchMedia('(min-width: 800px)')
@@ -14,6 +19,7 @@ export const uiStore = createStore<UiState>()(() => ({
   settingsOpen: false,
   chatSettingsOpen: false,
   sidebarOpen: wide.matches,
+  draft: null,
 }))
 
 // Crossing the breakpoint (rotating a tablet, resizing) shows the column or hides the drawer.

@@ -1,0 +1,16 @@
+/** The parts of a keydown that decide whether Enter sends. */
+export interface EnterKey {
+  key: string
+  shiftKey: boolean
+  isComposing: boolean
+  keyCode: number
+}
+
+/**
+ * Enter sends, Shift+Enter makes a new line, and an Enter that confirms an IME candidate (Chinese,
+ * Japanese input) never sends: it arrives with isComposing set, or (Safari, after compositionend)
+ * with isComposing false but keyCode 229, the code of a key the IME handled.
+ */
+export function isSendKey(e: EnterKey): boolean {
+  return e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229
+}
