@@ -81,11 +81,11 @@ export function removeConversation(convId: string): void {
 
 /**
  * Saves one conversation's settings. New chats keep their defaults unless `asDefault` says so
- * (the system prompt is always the conversation's own).
+ * (the system prompt and the tools are always the conversation's own).
  */
 export function saveChatSettings(
   convId: string,
-  settings: Pick<Conversation, 'systemPrompt' | 'params'>,
+  settings: Pick<Conversation, 'systemPrompt' | 'params' | 'tools' | 'toolChoice'>,
   asDefault: boolean,
 ): void {
   chatStore.getState().patch(convId, settings)

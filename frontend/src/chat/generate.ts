@@ -1,5 +1,12 @@
 import { flushSync } from 'react-dom'
-import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
+import {
+  errorFromException,
+  streamChat,
+  type ChatRequestMessage,
+  type DeltaPart,
+  type StreamResult,
+  type ToolCallDelta,
+} from '../api/client'
 import { newId } from '../lib/id'
 import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
@@ -9,6 +16,7 @@ import { addMetrics, streamClock } from './metrics'
 import { offersContinue, pickModel } from './model'
 import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
+import { addToolCallDelta, assistantTurn, toolCallList, type PendingCalls } from './toolCalls'
 
 /** Open requests by conversation: one answer at a time per conversation. */
 const running = new Map<string, AbortController>()
@@ -20,20 +28,23 @@ export function isGenerating(conv: Conversation | undefined): boolean {
 /**
  * The branch from the first message to `upTo`. Failed answers (nothing arrived) are left out;
  * stopped and cut-off ones are part of the chat. Earlier answers go back without their
- * reasoning, as reasoning models expect.
+ * reasoning, as reasoning models expect, and with their tool calls (toolCalls.ts, assistantTurn).
  */
 export function requestMessages(conv: Conversation, upTo: string): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
   for (const m of pathTo(conv.messages, upTo)) {
-    const content = m.role === 'assistant' ? splitThinking(m).answer : m.content
-    if (m.role === 'assistant' && !content) continue
-    messages.push({ role: m.role, content })
+    if (m.role === 'assistant') messages.push(...assistantTurn(m.id, splitThinking(m).answer, m.toolCalls))
+    else messages.push({ role: m.role, content: m.content })
   }
   return messages
 }
 
-/** How a stream that ran to its end went: without [DONE] or a finish reason it was cut off. */
+/**
+ * How a stream that ran to its end went: without [DONE] or a finish reason it was cut off.
+ * `hasText`: something arrived (text, reasoning or a tool call). `finish_reason: "tool_calls"`
+ * is an answer that ended normally.
+ */
 export function outcome(result: StreamResult, hasText: boolean): Partial<Message> {
   const finished = result.sawDone || result.finishReason !== null
   const error: ChatError | null =
@@ -64,14 +75,15 @@ export async function generate(convId: string, parentId: string): Promise<void> 
 /**
  * Carries on an answer the length limit cut, in the same message, with the server's
  * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
- * it, or the answer was cut while still reasoning (no answer text to carry on): the caller then
- * asks in a new turn.
+ * it, or the answer was cut while still reasoning (no answer text to carry on) or has tool calls
+ * (the server cannot carry on a message whose calls were answered): the caller then asks in a
+ * new turn.
  */
 export async function continueInPlace(convId: string, messageId: string): Promise<boolean> {
   const conv = chatStore.getState().conversations[convId]
   const message = conv?.messages.find((m) => m.id === messageId)
   if (!conv || !message || running.has(convId)) return true
-  if (!splitThinking(message).answer || !(await offersContinue(conv))) return false
+  if (!splitThinking(message).answer || message.toolCalls?.length || !(await offersContinue(conv))) return false
   if (running.has(convId)) return true
   chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
   await streamInto(conv, messageId, messageId, message)
@@ -88,7 +100,8 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   running.set(convId, controller)
   let content = continued?.content ?? ''
   let reasoning = continued?.reasoning ?? ''
-  const text = () => ({ content, ...(reasoning ? { reasoning } : {}) })
+  const calls: PendingCalls = new Map()
+  const text = () => ({ content, ...(reasoning ? { reasoning } : {}), ...(calls.size ? { toolCalls: toolCallList(calls) } : {}) })
   const clock = streamClock()
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
   const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
@@ -98,6 +111,11 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     else content += delta
     throttle.request()
   }
+  const onToolCall = (piece: ToolCallDelta) => {
+    clock.chunk()
+    addToolCallDelta(calls, piece)
+    throttle.request()
+  }
 
   let final: Partial<Message>
   let model = conv.model
@@ -105,13 +123,21 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     model = await pickModel(conv)
     clock.start()
     const messages = requestMessages(conv, upTo)
-    const request = { model, messages, params: conv.params, conversationId: conv.id, continueFinal: !!continued }
-    const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
-    final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
+    const request = {
+      model,
+      messages,
+      params: conv.params,
+      conversationId: conv.id,
+      continueFinal: !!continued,
+      tools: conv.tools,
+      toolChoice: conv.toolChoice,
+    }
+    const result = await streamChat(apiConfig(), request, onDelta, controller.signal, onToolCall)
+    final = { ...outcome(result, content !== '' || reasoning !== '' || calls.size > 0), metrics: clock.metrics(result) }
   } catch (e) {
     final = controller.signal.aborted
       ? { status: 'stopped', metrics: clock.metrics(null) }
-      : { status: content || reasoning ? 'interrupted' : 'error', error: errorFromException(e) }
+      : { status: content || reasoning || calls.size ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
     running.delete(convId)
     throttle.cancel()

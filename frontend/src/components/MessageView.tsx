@@ -8,6 +8,7 @@ import { CopyButton } from '../ui/CopyButton'
 import { BranchSwitch } from './BranchSwitch'
 import { CutNotice } from './CutNotice'
 import { ErrorNotice } from './ErrorNotice'
+import { ToolCalls } from './ToolCalls'
 import { EditIcon, RefreshIcon } from '../ui/icons'
 import './MessageView.css'
 
@@ -129,7 +130,8 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         <Markdown text={answer} streaming={streaming} />
       ) : (
         streaming &&
-        reasoning === null && (
+        reasoning === null &&
+        !message.toolCalls?.length && (
           <p className="thinking" role="status">
             <span className="visually-hidden">{t('thinking')}</span>
             <i />
@@ -138,6 +140,7 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
           </p>
         )
       )}
+      {message.toolCalls?.length ? <ToolCalls calls={message.toolCalls} /> : null}
       {message.status === 'stopped' && <span className="badge">{t('stopped')}</span>}
       {message.status === 'interrupted' && !message.error && <span className="badge warn">{t('interrupted')}</span>}
       {error && <ErrorNotice error={error} onRetry={retry} />}
