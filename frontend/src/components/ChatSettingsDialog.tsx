@@ -105,6 +105,10 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
           />
         </label>
       </div>
+      <label className="check">
+        <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
+        <span>{t('saveAsDefault')}</span>
+      </label>
       <label className="field">
         <span>{t('tools')}</span>
         <textarea
@@ -135,10 +139,6 @@ function ChatSettingsForm({ conv, onDone }: { conv: Conversation; onDone: () => 
           <option value="required">{t('toolChoiceRequired')}</option>
           <option value="none">{t('toolChoiceNone')}</option>
         </select>
-      </label>
-      <label className="check">
-        <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
-        <span>{t('saveAsDefault')}</span>
       </label>
     </Form>
   )
