@@ -139,6 +139,21 @@ const en = {
   importedSkipped: 'Imported {n} conversations; {skipped} already here were skipped',
   sourcesMatched: 'Sources (matched to the answer’s wording)',
   searchingFiles: 'Finding the passages of your files that fit the question…',
+  toolCalls: 'Tool calls',
+  toolCall: 'Tool call',
+  toolNotRun: 'The chat page shows tool calls but does not run them.',
+  tools: 'Tools',
+  toolsHint: 'A JSON array of OpenAI tool definitions the model may call. Empty: no tools.',
+  toolChoice: 'Tool choice',
+  toolChoiceAuto: 'Auto: the model decides',
+  toolChoiceRequired: 'Required: always call a tool',
+  toolChoiceNone: 'None: never call a tool',
+  toolsNotJson: 'Tools is not valid JSON: {reason}',
+  toolsNotArray: 'Tools must be a JSON array: [{"type": "function", "function": {"name": "…"}}]',
+  toolsBadItem: 'Tool #{n} must look like {"type": "function", "function": {"name": "…", "parameters": {…}}}',
+  toolsBadName: 'Tool #{n}: function.name must be 1–64 letters, digits, _ or -',
+  toolsBadParameters: 'Tool #{n}: function.parameters must be a JSON Schema object',
+  toolsDuplicate: 'Two tools are named "{name}"; each name must be unique',
 }
 
 export type MessageKey = keyof typeof en
@@ -278,6 +293,21 @@ const zh: Record<MessageKey, string> = {
   importedSkipped: '已导入 {n} 个对话；跳过了 {skipped} 个已有的对话',
   sourcesMatched: '来源（按回答的措辞匹配）',
   searchingFiles: '正在查找文件中与问题相关的段落…',
+  toolCalls: '工具调用',
+  toolCall: '工具调用',
+  toolNotRun: '聊天页面只显示工具调用，不会执行它们。',
+  tools: '工具',
+  toolsHint: '模型可以调用的 OpenAI 工具定义（JSON 数组）。留空：不提供工具。',
+  toolChoice: '工具选择',
+  toolChoiceAuto: '自动：由模型决定',
+  toolChoiceRequired: '必须：总是调用工具',
+  toolChoiceNone: '无：从不调用工具',
+  toolsNotJson: '工具不是有效的 JSON：{reason}',
+  toolsNotArray: '工具必须是 JSON 数组：[{"type": "function", "function": {"name": "…"}}]',
+  toolsBadItem: '第 {n} 个工具的格式应为 {"type": "function", "function": {"name": "…", "parameters": {…}}}',
+  toolsBadName: '第 {n} 个工具：function.name 必须是 1–64 个字母、数字、_ 或 -',
+  toolsBadParameters: '第 {n} 个工具：function.parameters 必须是 JSON Schema 对象',
+  toolsDuplicate: '有两个工具都叫“{name}”；名称必须唯一',
 }
 
 export type Language = 'en' | 'zh'

@@ -53,6 +53,23 @@ export interface Passage {
   text: string
 }
 
+/** A function call the model asked for (OpenAI's `tool_calls` item); the page never runs it. */
+export interface ToolCall {
+  id: string
+  type: 'function'
+  /** `arguments`: JSON text as the model wrote it; partial while streaming or if stopped. */
+  function: { name: string; arguments: string }
+}
+
+/** An OpenAI tool definition: `{"type": "function", "function": {"name", "description"?, "parameters"?}}`. */
+export interface ToolDefinition {
+  type: 'function'
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean }
+}
+
+/** OpenAI's `tool_choice` modes the chat settings offer. */
+export type ToolChoice = 'auto' | 'required' | 'none'
+
 export interface Message {
   id: string
   role: Role
@@ -65,6 +82,8 @@ export interface Message {
   metrics?: Metrics
   model?: string
   finishReason?: string | null
+  /** Functions the answer called (absent in messages saved before tool calls, or without any). */
+  toolCalls?: ToolCall[]
   /**
    * The message this one answers or follows (null: the first). Absent only in conversations
    * saved before branches, where each message follows the one before it (store/branches.ts).
@@ -101,6 +120,10 @@ export interface Conversation {
   messages: Message[]
   /** The message the reader is on: the branch shown runs through it. */
   current?: string
+  /** Tools offered to the model in this chat (absent or empty: none are sent). */
+  tools?: ToolDefinition[]
+  /** Sent as `tool_choice` when there are tools; absent: "auto". */
+  toolChoice?: ToolChoice
 }
 
 export const DEFAULT_PARAMS: GenParams = { temperature: 0.7, top_p: 0.95, max_tokens: 1024, seed: null }

@@ -54,6 +54,26 @@ describe('readChatStream', () => {
     ])
   })
 
+  it('passes tool-call pieces on, and "tool_calls" is the finish reason of a normal end', async () => {
+    const delta = (d: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: d, finish_reason: finish }] })}\n\n`
+    const first = { index: 0, id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '' } }
+    const rest = { index: 0, function: { arguments: '{"city": "Paris"}' } }
+    const body = bytes([
+      delta({ role: 'assistant', content: '' }),
+      delta({ tool_calls: [first] }),
+      delta({ tool_calls: [rest] }),
+      delta({}, 'tool_calls'),
+      'data: [DONE]\n\n',
+    ])
+    const pieces: unknown[] = []
+    const texts: string[] = []
+    const result = await readChatStream(body, (text) => texts.push(text), (piece) => pieces.push(piece))
+    expect(pieces).toEqual([first, rest])
+    expect(texts).toEqual([])
+    expect(result).toMatchObject({ sawDone: true, finishReason: 'tool_calls', error: null })
+  })
+
   it('reassembles events split at any byte, including inside a UTF-8 character', async () => {
     const all = enc.encode(chunk('你好') + chunk('，世界', 'stop') + 'data: [DONE]\n\n')
     for (const size of [1, 2, 3, 7]) {
@@ -216,6 +236,36 @@ describe('over HTTP', () => {
       seed: 7,
       max_tokens: DEFAULT_PARAMS.max_tokens,
     })
+    // No tools in this chat: neither field is sent.
+    expect(seen.body).not.toHaveProperty('tools')
+    expect(seen.body).not.toHaveProperty('tool_choice')
+  })
+
+  it('sends the chat\'s tools with its tool_choice ("auto" when none was chosen)', async () => {
+    const bodies: Record<string, unknown>[] = []
+    routes.set('tools', (req, res) => {
+      let raw = ''
+      req.on('data', (d: Buffer) => (raw += d.toString()))
+      req.on('end', () => {
+        bodies.push(JSON.parse(raw) as Record<string, unknown>)
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' }).end('data: [DONE]\n\n')
+      })
+    })
+    const tools = [{ type: 'function' as const, function: { name: 'get_time' } }]
+    const send = (extra: object) =>
+      streamChat(
+        { baseUrl: base('tools'), apiKey: '' },
+        { model: 'm', messages: [{ role: 'user', content: 'hi' }], params: DEFAULT_PARAMS, conversationId: 'c', ...extra },
+        () => undefined,
+        new AbortController().signal,
+      )
+    await send({ tools, toolChoice: 'required' })
+    await send({ tools })
+    await send({ tools: [], toolChoice: 'required' })
+    expect(bodies[0]).toMatchObject({ tools, tool_choice: 'required' })
+    expect(bodies[1]).toMatchObject({ tools, tool_choice: 'auto' })
+    expect(bodies[2]).not.toHaveProperty('tools')
+    expect(bodies[2]).not.toHaveProperty('tool_choice')
   })
 
   it('a web page where the API should be (a base URL without /v1) is "not_api", not a JSON parse error', async () => {

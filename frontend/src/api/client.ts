@@ -1,6 +1,6 @@
 import type { EventSourceMessage } from 'eventsource-parser'
 import { EventSourceParserStream } from 'eventsource-parser/stream'
-import type { ChatError, ErrorKind, GenParams } from '../types'
+import type { ChatError, ErrorKind, GenParams, ToolCall, ToolChoice, ToolDefinition } from '../types'
 
 export interface ApiConfig {
   /** e.g. `/v1` (same origin) or `http://127.0.0.1:8000/v1`. */
@@ -25,10 +25,11 @@ export interface Usage {
 /** A part of a user message for a model that takes images (OpenAI's content parts). */
 export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } }
 
-export interface ChatRequestMessage {
-  role: 'system' | 'user' | 'assistant'
-  content: string | ContentPart[]
-}
+/** One message of a chat request; `tool` answers the assistant's call with `tool_call_id`. */
+export type ChatRequestMessage =
+  | { role: 'system' | 'user'; content: string | ContentPart[] }
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }
+  | { role: 'tool'; content: string; tool_call_id: string }
 
 export interface StreamResult {
   /** The server sent `data: [DONE]`. */
@@ -140,10 +141,26 @@ export function chatModels(models: ModelInfo[]): ModelInfo[] {
 /** What a delta adds to: the answer, or the reasoning before it. */
 export type DeltaPart = 'content' | 'reasoning'
 
+/**
+ * A piece of a streamed tool call (`delta.tool_calls[]`): the first piece of call `index` brings
+ * its id, type and name, later ones append to its arguments.
+ */
+export interface ToolCallDelta {
+  index: number
+  id?: string | null
+  type?: string | null
+  function?: { name?: string | null; arguments?: string | null } | null
+}
+
 interface ChunkEvent {
   choices?: {
     // `reasoning_content` (DeepSeek, vLLM, llama.cpp) or `reasoning` (OpenRouter, Ollama).
-    delta?: { content?: string | null; reasoning_content?: string | null; reasoning?: string | null }
+    delta?: {
+      content?: string | null
+      reasoning_content?: string | null
+      reasoning?: string | null
+      tool_calls?: ToolCallDelta[] | null
+    }
     finish_reason?: string | null
   }[]
   usage?: Usage | null
@@ -153,11 +170,12 @@ interface ChunkEvent {
 /**
  * Reads an OpenAI chat-completions SSE body. Ends on `data: [DONE]` or when the body closes
  * without it; an `error` event or a dropped connection is returned in `error`, not thrown.
- * Only an abort (the Stop button) throws.
+ * Only an abort (the Stop button) throws. Tool-call pieces go to `onToolCall` as they come.
  */
 export async function readChatStream(
   body: ReadableStream<BufferSource>,
   onDelta: (text: string, part: DeltaPart) => void,
+  onToolCall?: (piece: ToolCallDelta) => void,
 ): Promise<StreamResult> {
   const result: StreamResult = { sawDone: false, finishReason: null, usage: null, error: null }
   const reader = body
@@ -197,6 +215,7 @@ export async function readChatStream(
         if (reasoning) onDelta(reasoning, 'reasoning')
         const text = choice.delta?.content
         if (text) onDelta(text, 'content')
+        for (const piece of choice.delta?.tool_calls ?? []) onToolCall?.(piece)
         if (choice.finish_reason) result.finishReason = choice.finish_reason
       }
     }
@@ -215,6 +234,9 @@ export interface ChatStreamRequest {
   conversationId: string
   /** Carry on the final (assistant) message instead of answering it: vLLM's extension fields. */
   continueFinal?: boolean
+  /** Sent with `tool_choice` (default "auto") when not empty. */
+  tools?: ToolDefinition[]
+  toolChoice?: ToolChoice
 }
 
 export async function streamChat(
@@ -222,8 +244,10 @@ export async function streamChat(
   req: ChatStreamRequest,
   onDelta: (text: string, part: DeltaPart) => void,
   signal: AbortSignal,
+  onToolCall?: (piece: ToolCallDelta) => void,
 ): Promise<StreamResult> {
   const { seed, ...sampling } = req.params
+  const tools = req.tools?.length ? { tools: req.tools, tool_choice: req.toolChoice ?? 'auto' } : {}
   const res = await request(cfg, '/chat/completions', {
     method: 'POST',
     headers: { ...headers(cfg, true), 'X-Conversation-Id': req.conversationId },
@@ -235,11 +259,12 @@ export async function streamChat(
       ...sampling,
       ...(seed !== null ? { seed } : {}),
       ...(req.continueFinal ? { continue_final_message: true, add_generation_prompt: false } : {}),
+      ...tools,
     }),
     signal,
   })
   if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
-  return readChatStream(res.body, onDelta)
+  return readChatStream(res.body, onDelta, onToolCall)
 }
 
 /** The embeddings model: by the backend's `capabilities`, else by name for servers without it. */

@@ -14,7 +14,7 @@ export function newConversation(model: string): string {
   const { draft } = uiStore.getState()
   const id = chatStore.getState().create({ params: draft?.params ?? settingsStore.getState().defaultParams, model })
   if (draft) {
-    chatStore.getState().patch(id, { systemPrompt: draft.systemPrompt })
+    chatStore.getState().patch(id, { systemPrompt: draft.systemPrompt, tools: draft.tools, toolChoice: draft.toolChoice })
     uiStore.setState({ draft: null })
   }
   return id
@@ -99,7 +99,7 @@ export function removeConversation(convId: string): void {
 
 /**
  * Saves one conversation's settings. New chats keep their defaults unless `asDefault` says so
- * (the system prompt is always the conversation's own).
+ * (the system prompt and the tools are always the conversation's own).
  */
 export function saveChatSettings(convId: string | null, settings: ChatDraft, asDefault: boolean): void {
   // No conversation yet (the welcome screen): the first message creates it with these.

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { withParents } from '../store/branches'
 import { DEFAULT_PARAMS, type Conversation } from '../types'
 import { outcome, requestMessages } from './generate'
+import { NO_TOOL_RESULT } from './toolCalls'
 
 describe('requestMessages', () => {
   it('puts the system prompt first and leaves out answers that failed before any text', () => {
@@ -42,6 +43,22 @@ describe('requestMessages', () => {
       { role: 'assistant', content: 'Sure.' },
     ])
   })
+
+  it("sends an answer's tool calls back, each answered by a tool message, so the history stays valid", () => {
+    const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }
+    const messages = withParents([
+      { id: '1', role: 'user' as const, content: 'Weather in Paris?', createdAt: 0 },
+      { id: '2', role: 'assistant' as const, content: '', toolCalls: [call], finishReason: 'tool_calls', createdAt: 0 },
+      { id: '3', role: 'user' as const, content: 'And now?', createdAt: 0 },
+    ])
+    const conv: Conversation = { id: 'c', title: '', createdAt: 0, updatedAt: 0, systemPrompt: '', params: DEFAULT_PARAMS, model: 'm', messages }
+    expect(requestMessages(conv, '3')).toEqual([
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: 'call_1', content: NO_TOOL_RESULT },
+      { role: 'user', content: 'And now?' },
+    ])
+  })
 })
 
 describe('outcome', () => {
@@ -49,6 +66,8 @@ describe('outcome', () => {
   it('is done when the stream ended with [DONE] or a finish reason', () => {
     expect(outcome(result, true)).toEqual({ status: 'done', finishReason: 'stop' })
     expect(outcome({ ...result, sawDone: false }, true).status).toBe('done')
+    // An answer that only called tools ended normally: not an error, not cut.
+    expect(outcome({ ...result, finishReason: 'tool_calls' }, true)).toEqual({ status: 'done', finishReason: 'tool_calls' })
   })
   it('is interrupted when the body closed without either, or an error event came after some text', () => {
     const cut = outcome({ ...result, sawDone: false, finishReason: null }, true)

@@ -1,5 +1,12 @@
 import { flushSync } from 'react-dom'
-import { errorFromException, streamChat, type ChatRequestMessage, type DeltaPart, type StreamResult } from '../api/client'
+import {
+  errorFromException,
+  streamChat,
+  type ChatRequestMessage,
+  type DeltaPart,
+  type StreamResult,
+  type ToolCallDelta,
+} from '../api/client'
 import { documentPrompt } from '../documents/prompt'
 import { estimateTokens } from '../documents/tokens'
 import { newId } from '../lib/id'
@@ -12,6 +19,7 @@ import { offersContinue, pickModel } from './model'
 import { preparePassages } from './passages'
 import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
+import { addToolCallDelta, assistantTurn, toolCallList, type PendingCalls } from './toolCalls'
 
 /** Open requests by conversation: one answer at a time per conversation. */
 const running = new Map<string, AbortController>()
@@ -23,17 +31,19 @@ export function isGenerating(conv: Conversation | undefined): boolean {
 /**
  * The branch from the first message to `upTo`. Failed answers (nothing arrived) are left out;
  * stopped and cut-off ones are part of the chat. Earlier answers go back without their
- * reasoning, as reasoning models expect. A user message goes with the passages of its files,
- * and with its images as image parts.
+ * reasoning, as reasoning models expect, and with their tool calls (toolCalls.ts, assistantTurn).
+ * A user message goes with the passages of its files, and with its images as image parts.
  */
 export function requestMessages(conv: Conversation, upTo: string): ChatRequestMessage[] {
   const messages: ChatRequestMessage[] = []
   if (conv.systemPrompt.trim()) messages.push({ role: 'system', content: conv.systemPrompt })
   for (const m of pathTo(conv.messages, upTo)) {
-    const content =
-      m.role === 'assistant' ? splitThinking(m).answer : m.passages ? documentPrompt(m.content, m.passages) : m.content
-    if (m.role === 'assistant' && !content) continue
-    const images = m.role === 'user' ? (m.attachments ?? []).flatMap((a) => (a.dataUrl ? [a.dataUrl] : [])) : []
+    if (m.role === 'assistant') {
+      messages.push(...assistantTurn(m.id, splitThinking(m).answer, m.toolCalls))
+      continue
+    }
+    const content = m.passages ? documentPrompt(m.content, m.passages) : m.content
+    const images = (m.attachments ?? []).flatMap((a) => (a.dataUrl ? [a.dataUrl] : []))
     messages.push({
       role: m.role,
       content: images.length
@@ -46,10 +56,15 @@ export function requestMessages(conv: Conversation, upTo: string): ChatRequestMe
 
 /** A request message's text (an image part counts for nothing in the estimate of its size). */
 function textOf(m: ChatRequestMessage): string {
+  if (m.content === null) return ''
   return typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : '')).join('\n')
 }
 
-/** How a stream that ran to its end went: without [DONE] or a finish reason it was cut off. */
+/**
+ * How a stream that ran to its end went: without [DONE] or a finish reason it was cut off.
+ * `hasText`: something arrived (text, reasoning or a tool call). `finish_reason: "tool_calls"`
+ * is an answer that ended normally.
+ */
 export function outcome(result: StreamResult, hasText: boolean): Partial<Message> {
   const finished = result.sawDone || result.finishReason !== null
   const error: ChatError | null =
@@ -80,14 +95,15 @@ export async function generate(convId: string, parentId: string): Promise<void> 
 /**
  * Carries on an answer the length limit cut, in the same message, with the server's
  * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
- * it, or the answer was cut while still reasoning (no answer text to carry on): the caller then
- * asks in a new turn.
+ * it, or the answer was cut while still reasoning (no answer text to carry on) or has tool calls
+ * (the server cannot carry on a message whose calls were answered): the caller then asks in a
+ * new turn.
  */
 export async function continueInPlace(convId: string, messageId: string): Promise<boolean> {
   const conv = chatStore.getState().conversations[convId]
   const message = conv?.messages.find((m) => m.id === messageId)
   if (!conv || !message || running.has(convId)) return true
-  if (!splitThinking(message).answer || !(await offersContinue(conv))) return false
+  if (!splitThinking(message).answer || message.toolCalls?.length || !(await offersContinue(conv))) return false
   if (running.has(convId)) return true
   chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
   await streamInto(conv, messageId, messageId, message)
@@ -104,15 +120,26 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   running.set(convId, controller)
   let content = continued?.content ?? ''
   let reasoning = continued?.reasoning ?? ''
+  const calls: PendingCalls = new Map()
   const clock = streamClock()
   // While streaming, the metrics (from the chunks counted so far) show the live tokens/s.
-  const text = () => ({ content, ...(reasoning ? { reasoning } : {}), metrics: clock.metrics(null) })
+  const text = () => ({
+    content,
+    ...(reasoning ? { reasoning } : {}),
+    ...(calls.size ? { toolCalls: toolCallList(calls) } : {}),
+    metrics: clock.metrics(null),
+  })
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
   const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
   const onDelta = (delta: string, part: DeltaPart) => {
     clock.chunk()
     if (part === 'reasoning') reasoning += delta
     else content += delta
+    throttle.request()
+  }
+  const onToolCall = (piece: ToolCallDelta) => {
+    clock.chunk()
+    addToolCallDelta(calls, piece)
     throttle.request()
   }
 
@@ -131,13 +158,21 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
       .getState()
       .updateMessage(convId, messageId, { promptTokensEstimate, searching: undefined, ...(sources.length ? { sources } : {}) })
     clock.start()
-    const request = { model, messages, params: conv.params, conversationId: conv.id, continueFinal: !!continued }
-    const result = await streamChat(apiConfig(), request, onDelta, controller.signal)
-    final = { ...outcome(result, content !== '' || reasoning !== ''), metrics: clock.metrics(result) }
+    const request = {
+      model,
+      messages,
+      params: conv.params,
+      conversationId: conv.id,
+      continueFinal: !!continued,
+      tools: conv.tools,
+      toolChoice: conv.toolChoice,
+    }
+    const result = await streamChat(apiConfig(), request, onDelta, controller.signal, onToolCall)
+    final = { ...outcome(result, content !== '' || reasoning !== '' || calls.size > 0), metrics: clock.metrics(result) }
   } catch (e) {
     final = controller.signal.aborted
       ? { status: 'stopped', metrics: clock.metrics(null) }
-      : { status: content || reasoning ? 'interrupted' : 'error', error: errorFromException(e) }
+      : { status: content || reasoning || calls.size ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
     running.delete(convId)
     throttle.cancel()

@@ -1,11 +1,12 @@
-import { useState } from 'react'
+import { useId, useState } from 'react'
 import { useStore } from 'zustand'
 import { saveChatSettings } from '../chat/actions'
+import { parseTools, toolsText, type ToolsError } from '../chat/tools'
 import { useT } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
 import { uiStore, type ChatDraft } from '../store/ui'
-import type { GenParams } from '../types'
+import type { GenParams, ToolChoice } from '../types'
 import { Dialog } from '../ui/Dialog'
 import { Form } from '../ui/Form'
 import { PresetPicker } from './PresetPicker'
@@ -34,15 +35,24 @@ function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; con
   const [maxTokens, setMaxTokens] = useState(String(conv.params.max_tokens))
   const [seed, setSeed] = useState(conv.params.seed === null ? '' : String(conv.params.seed))
   const [asDefault, setAsDefault] = useState(false)
+  const [tools, setTools] = useState(toolsText(conv.tools))
+  const [toolChoice, setToolChoice] = useState<ToolChoice>(conv.toolChoice ?? 'auto')
+  const [toolsErr, setToolsErr] = useState<ToolsError | null>(null)
+  const toolsErrId = useId()
 
   const submit = () => {
+    const parsed = parseTools(tools)
+    if ('error' in parsed) {
+      setToolsErr(parsed.error)
+      return
+    }
     const params: GenParams = {
       temperature: Number(temperature),
       top_p: Number(topP),
       max_tokens: Math.round(Number(maxTokens)),
       seed: seed.trim() === '' ? null : Math.round(Number(seed)),
     }
-    saveChatSettings(convId, { systemPrompt, params }, asDefault)
+    saveChatSettings(convId, { systemPrompt, params, tools: parsed.tools, toolChoice }, asDefault)
     onDone()
   }
 
@@ -106,6 +116,37 @@ function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; con
       <label className="check">
         <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
         <span>{t('saveAsDefault')}</span>
+      </label>
+      <label className="field">
+        <span>{t('tools')}</span>
+        <textarea
+          rows={4}
+          className="mono"
+          spellCheck={false}
+          value={tools}
+          aria-invalid={toolsErr !== null}
+          aria-describedby={toolsErr ? toolsErrId : undefined}
+          placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {…}}}]'
+          onChange={(e) => {
+            setTools(e.target.value)
+            setToolsErr(null)
+          }}
+        />
+        {toolsErr ? (
+          <small id={toolsErrId} className="field-error" role="alert">
+            {t(toolsErr.key, toolsErr.vars)}
+          </small>
+        ) : (
+          <small>{t('toolsHint')}</small>
+        )}
+      </label>
+      <label className="field">
+        <span>{t('toolChoice')}</span>
+        <select value={toolChoice} onChange={(e) => setToolChoice(e.target.value as ToolChoice)}>
+          <option value="auto">{t('toolChoiceAuto')}</option>
+          <option value="required">{t('toolChoiceRequired')}</option>
+          <option value="none">{t('toolChoiceNone')}</option>
+        </select>
       </label>
     </Form>
   )

@@ -12,6 +12,7 @@ import { AttachmentChips } from './Attachments'
 import { Citations } from './Citations'
 import { ErrorNotice } from './ErrorNotice'
 import { LongText } from './LongText'
+import { ToolCalls } from './ToolCalls'
 import { EditIcon, RefreshIcon } from '../ui/icons'
 import './MessageView.css'
 
@@ -134,7 +135,8 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         <Markdown text={answer} streaming={streaming} />
       ) : (
         streaming &&
-        reasoning === null && (
+        reasoning === null &&
+        !message.toolCalls?.length && (
           <p className="thinking" role="status">
             {/* A long prompt takes the model a while to read: say so, with its size. */}
             {message.searching ? (
@@ -154,6 +156,7 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         <span className="live-rate">{t('tokensPerSecond', { n: message.metrics.tokensPerSecond.toFixed(1) })}</span>
       )}
       {!streaming && message.sources && <Citations answer={answer} sources={message.sources} />}
+      {message.toolCalls?.length ? <ToolCalls calls={message.toolCalls} /> : null}
       {message.status === 'stopped' && <span className="badge">{t('stopped')}</span>}
       {message.status === 'interrupted' && !message.error && <span className="badge warn">{t('interrupted')}</span>}
       {error && <ErrorNotice error={error} onRetry={retry} />}

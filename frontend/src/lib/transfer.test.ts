@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_PARAMS, type Conversation } from '../types'
+import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
 import { exportJson, parseImport } from './transfer'
 
 const conv: Conversation = {
@@ -27,6 +27,37 @@ const conv: Conversation = {
 describe('export and import', () => {
   it('round-trips conversations', () => {
     expect(parseImport(exportJson([conv]))).toEqual([conv])
+  })
+
+  it("round-trips tool calls and a chat's tools; files from before them still load", () => {
+    const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_time', arguments: '{}' } }
+    const withTools: Conversation = {
+      ...conv,
+      tools: [{ type: 'function', function: { name: 'get_time', description: 'The time' } }],
+      toolChoice: 'required',
+      messages: [
+        conv.messages[0] as Message,
+        { id: 'a2', role: 'assistant', content: '', createdAt: 3, status: 'done', finishReason: 'tool_calls', toolCalls: [call] },
+      ],
+    }
+    expect(parseImport(exportJson([withTools]))).toEqual([withTools])
+    const [old] = parseImport(exportJson([conv]))
+    expect(old).not.toHaveProperty('tools')
+    expect(old?.messages[1]).not.toHaveProperty('toolCalls')
+    // Malformed ones are dropped, the rest of the conversation kept.
+    const [bad] = parseImport(
+      JSON.stringify([
+        {
+          ...withTools,
+          tools: [{ type: 'function' }],
+          toolChoice: 'always',
+          messages: [{ role: 'assistant', content: 'x', toolCalls: [{ id: 1 }, 'x', call] }],
+        },
+      ]),
+    )
+    expect(bad).not.toHaveProperty('tools')
+    expect(bad).not.toHaveProperty('toolChoice')
+    expect(bad?.messages[0]?.toolCalls).toEqual([call])
   })
 
   it('accepts a bare array and fills in missing optional fields', () => {

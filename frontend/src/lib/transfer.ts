@@ -1,4 +1,5 @@
-import type { Attachment, Conversation, Message, Metrics, Passage } from '../types'
+import { toolsError } from '../chat/tools'
+import type { Attachment, Conversation, Message, Metrics, Passage, ToolCall, ToolDefinition } from '../types'
 import { DEFAULT_PARAMS } from '../types'
 
 const FORMAT = 'localchat.conversations'
@@ -44,6 +45,15 @@ function toPassages(v: unknown): Passage[] | undefined {
   return list.map((p, i) => ({ n: num(p.n, i + 1), file: p.file, index: num(p.index, 0), total: num(p.total, 1), text: p.text }))
 }
 
+function toToolCall(v: unknown): ToolCall | null {
+  if (!isObj(v) || !isObj(v.function) || typeof v.function.name !== 'string') return null
+  return {
+    id: str(v.id, ''),
+    type: 'function',
+    function: { name: v.function.name, arguments: str(v.function.arguments, '') },
+  }
+}
+
 // Only known fields with the right types are kept: the file may come from anywhere.
 function toMessage(v: unknown, index: number): Message | null {
   if (!isObj(v) || (v.role !== 'user' && v.role !== 'assistant') || typeof v.content !== 'string') return null
@@ -61,6 +71,8 @@ function toMessage(v: unknown, index: number): Message | null {
     if (typeof v.model === 'string') message.model = v.model
     if (typeof v.reasoning === 'string' && v.reasoning) message.reasoning = v.reasoning
     if (typeof v.finishReason === 'string') message.finishReason = v.finishReason
+    const calls = Array.isArray(v.toolCalls) ? v.toolCalls.map(toToolCall).filter((c) => c !== null) : []
+    if (calls.length) message.toolCalls = calls
   }
   return message
 }
@@ -86,6 +98,9 @@ function toConversation(v: unknown): Conversation | null {
     },
     messages: messages as Message[],
     ...(typeof v.current === 'string' ? { current: v.current } : {}),
+    // Tools that are not a valid list are dropped rather than refusing the whole file.
+    ...(Array.isArray(v.tools) && v.tools.length && !toolsError(v.tools) ? { tools: v.tools as ToolDefinition[] } : {}),
+    ...(v.toolChoice === 'auto' || v.toolChoice === 'required' || v.toolChoice === 'none' ? { toolChoice: v.toolChoice } : {}),
   }
 }
 

@@ -17,7 +17,10 @@ export interface ChatActions {
   select: (id: string | null) => void
   rename: (id: string, title: string) => void
   remove: (id: string) => void
-  patch: (id: string, patch: Partial<Pick<Conversation, 'systemPrompt' | 'params' | 'model'>>) => void
+  patch: (
+    id: string,
+    patch: Partial<Pick<Conversation, 'systemPrompt' | 'params' | 'model' | 'tools' | 'toolChoice'>>,
+  ) => void
   /**
    * Adds a message after `message.parentId` (when absent: after the end of the branch shown)
    * and shows it.

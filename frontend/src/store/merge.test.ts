@@ -69,6 +69,21 @@ describe('merge (two tabs writing one conversation)', () => {
     expect(merged.current).toBe('a1-mine')
   })
 
+  it("keeps this tab's answer with its tool calls and chat tools, and the other tab's", () => {
+    const call = (id: string) => ({ id, type: 'function' as const, function: { name: 'get_time', arguments: '{}' } })
+    const answer = (id: string): Message => ({ ...msg(id, ''), role: 'assistant', parentId: 'u1', toolCalls: [call(`call_${id}`)] })
+    const base = conv([msg('u1')])
+    const tools = [{ type: 'function' as const, function: { name: 'get_time' } }]
+    const mine = { ...base, tools, toolChoice: 'required' as const, messages: [...base.messages, answer('a-mine')] }
+    const change = newChange()
+    recordChange(change, base, mine)
+    expect([...change.fields].sort()).toEqual(['toolChoice', 'tools'])
+    const stored = { ...base, title: 'Theirs', messages: [...base.messages, answer('a-theirs')] }
+    const merged = merge(stored, mine, change)
+    expect(merged).toMatchObject({ title: 'Theirs', tools, toolChoice: 'required' })
+    expect(merged.messages.map((m) => m.toolCalls?.[0]?.id)).toEqual([undefined, 'call_a-theirs', 'call_a-mine'])
+  })
+
   it('a conversation stored flat (before branches) gets its parents when merged', () => {
     const flat = conv([msg('1'), msg('2')])
     const mine = { ...flat, messages: [...withParents(flat.messages), { ...msg('3'), parentId: '2' }] }

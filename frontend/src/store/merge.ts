@@ -2,7 +2,7 @@ import type { Conversation, Message } from '../types'
 import { withParents } from './branches'
 
 type Field = Exclude<keyof Conversation, 'id' | 'messages'>
-const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model', 'current']
+const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model', 'current', 'tools', 'toolChoice']
 
 /** What this tab changed in one conversation since it last wrote it. */
 export interface Change {

@@ -3,7 +3,7 @@ import type { Conversation } from '../types'
 import { chatStore } from './conversations'
 
 /** Settings chosen on the welcome screen, before the conversation they are for exists. */
-export type ChatDraft = Pick<Conversation, 'systemPrompt' | 'params'>
+export type ChatDraft = Pick<Conversation, 'systemPrompt' | 'params' | 'tools' | 'toolChoice'>
 
 interface UiState {
   settingsOpen: boolean
