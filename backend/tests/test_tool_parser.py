@@ -1,5 +1,5 @@
 """The tool-call parser alone: any split of the answer into stream pieces gives the same content
-and calls as the whole answer."""
+and calls as the whole answer, and the pieces add up to the calls."""
 
 from __future__ import annotations
 
@@ -17,38 +17,61 @@ ANSWERS = [
     "<tool_call>\nnot json\n</tool_call>",
     "plain text with <tool_call> never closed",
     "  \n  ",
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa',  # cut by max_tokens
 ]
 
 
-def run(answer: str, pieces: list[str], max_calls: int | None = None) -> tuple[str, list[tuple[str, str]]]:
-    parser = ToolCallParser({"get_weather"}, max_calls)
-    content, calls = "", []
-    for piece in pieces:
-        text, new = parser.feed(piece)
+def run(
+    pieces: list[str], max_calls: int | None = None, enforced: bool = False
+) -> tuple[str, list[tuple[str, str]]]:
+    parser = ToolCallParser({"get_weather"}, max_calls, enforced)
+    content, streamed = "", {}
+    for i, piece in enumerate(pieces):
+        text, deltas = parser.feed(piece)
+        if i == len(pieces) - 1:
+            rest, more = parser.finish()
+            text, deltas = text + rest, deltas + more
         content += text
-        calls += new
-    content += parser.finish()
-    assert calls == parser.calls
-    return content, [(c.name, c.arguments) for c in calls]
+        for delta in deltas:
+            call = streamed.setdefault(delta.index, {"name": None, "arguments": ""})
+            if delta.id is not None:
+                assert call["name"] is None and delta.arguments == "", "id and name come once, first"
+                call["name"] = delta.name
+            call["arguments"] += delta.arguments
+    calls = [(c.name, c.arguments) for c in parser.calls]
+    assert [(c["name"], c["arguments"]) for _, c in sorted(streamed.items())] == calls
+    return content, calls
 
 
+@pytest.mark.parametrize("enforced", [False, True])
 @pytest.mark.parametrize("answer", ANSWERS)
-def test_any_split_gives_the_whole_answers_result(answer: str) -> None:
-    whole = run(answer, [answer])
+def test_any_split_gives_the_whole_answers_result(answer: str, enforced: bool) -> None:
+    whole = run([answer], enforced=enforced)
     for size in (1, 2, 3, 7):
-        assert run(answer, [answer[i : i + size] for i in range(0, len(answer), size)]) == whole
+        pieces = [answer[i : i + size] for i in range(0, len(answer), size)]
+        assert run(pieces, enforced=enforced) == whole
 
 
 def test_what_is_and_is_not_a_call() -> None:
-    assert run(ANSWERS[0], [ANSWERS[0]]) == ("", [("get_weather", '{"city": "Paris"}')])
-    assert run(ANSWERS[1], [ANSWERS[1]]) == ("Let me check.", [("get_weather", '{"city": "Paris"}')])
-    content, calls = run(ANSWERS[2], [ANSWERS[2]])
-    assert content == "" and [c[1] for c in calls] == ['{"city": "Paris"}', '{"city": "Rome"}']
-    assert run(ANSWERS[4], [ANSWERS[4]]) == (ANSWERS[4], [])
-    assert run(ANSWERS[5], [ANSWERS[5]]) == (ANSWERS[5], [])
-    assert run(ANSWERS[6], [ANSWERS[6]]) == (ANSWERS[6], [])
-    assert run(ANSWERS[7], [ANSWERS[7]]) == (ANSWERS[7], [])
+    paris = ("get_weather", '{"city": "Paris"}')
+    assert run([ANSWERS[0]]) == ("", [paris])
+    assert run([ANSWERS[1]]) == ("Let me check.", [paris])
+    assert run([ANSWERS[2]]) == ("", [paris, ("get_weather", '{"city": "Rome"}')])
+    for answer in ANSWERS[4:8]:
+        assert run([answer]) == (answer, [])
+    # Cut short: text unless a grammar writes the calls, where the call keeps what it has.
+    assert run([ANSWERS[8]]) == (ANSWERS[8], [])
+    assert run([ANSWERS[8]], enforced=True) == ("", [("get_weather", '{"city": "Pa')])
+
+
+def test_enforced_calls_stream_their_arguments_as_written() -> None:
+    parser = ToolCallParser({"get_weather"}, enforced=True)
+    _, deltas = parser.feed('<tool_call>\n{"name": "get_weather", "arguments": ')
+    assert [(d.index, d.name, d.arguments) for d in deltas] == [(0, "get_weather", "")]
+    _, deltas = parser.feed('{"city": "Paris", "country": "France", "note": "')
+    assert "".join(d.arguments for d in deltas).startswith('{"city": "Paris"')
 
 
 def test_one_call_when_parallel_calls_are_off() -> None:
-    assert len(run(ANSWERS[2], [ANSWERS[2]], max_calls=1)[1]) == 1
+    for enforced in (False, True):
+        assert len(run([ANSWERS[2]], max_calls=1, enforced=enforced)[1]) == 1

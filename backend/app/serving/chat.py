@@ -37,7 +37,7 @@ from .choices import Choice, collect_choices, usage_of
 from .generation import GenerationService, Reply
 from .streams import Outputs, stream_error_event
 from .structured import json_grammar, tool_calls_grammar
-from .tools import ToolCall, ToolCallParser, conversation, template_renders_tools
+from .tools import CallDelta, ToolCallParser, conversation, template_renders_tools
 
 
 def _continues_final_message(request: ChatCompletionRequest) -> bool:
@@ -188,9 +188,23 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         tools = self.offered_tools(request)
         if not tools:
             return None
+        choice = request.tool_choice
         return ToolCallParser(
-            {t.function.name for t in tools}, None if request.parallel_tool_calls is not False else 1
+            {t.function.name for t in tools},
+            None if request.parallel_tool_calls is not False else 1,
+            enforced=choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice),
         )
+
+    @staticmethod
+    def _split(parser: ToolCallParser | None, text: str, last: bool) -> tuple[str, list[CallDelta]]:
+        """New content and call deltas in `text`; `last`: the answer ends with it."""
+        if parser is None:
+            return text, []
+        content, deltas = parser.feed(text)
+        if last:
+            rest, more = parser.finish()
+            content, deltas = content + rest, deltas + more
+        return content, deltas
 
     def logprobs(self, request: ChatCompletionRequest) -> tuple[bool, int]:
         return bool(request.logprobs), request.top_logprobs or 0
@@ -223,10 +237,8 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         messages = []
         for choice in choices:
             parser = self.parser(reply.request)
-            content, calls = choice.text, []
-            if parser is not None:
-                content, calls = parser.feed(choice.text)
-                content += parser.finish()
+            content, _ = self._split(parser, choice.text, last=True)
+            calls = parser.calls if parser is not None else []
             messages.append(
                 (
                     ChatCompletionResponseMessage(
@@ -273,7 +285,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             return body.model_dump_json(exclude=None if reply.include_usage else {"usage"})
 
         def deltas(
-            index: int, content: str, calls: list[ToolCall], logprobs: list[TokenLogprobs]
+            index: int, content: str, calls: list[CallDelta], logprobs: list[TokenLogprobs]
         ) -> Iterator[str]:
             if content or logprobs:
                 yield chunk(
@@ -285,21 +297,15 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                         )
                     ]
                 )
-            # Each call as OpenAI streams it: id, type and name first, then its arguments.
-            first = len(parsers[index].calls) - len(calls) if calls else 0
-            for k, call in enumerate(calls, start=first):
-                for piece in (
-                    DeltaToolCall(
-                        index=k,
-                        id=call.id,
-                        type="function",
-                        function=DeltaFunctionCall(name=call.name, arguments=""),
-                    ),
-                    DeltaToolCall(index=k, function=DeltaFunctionCall(arguments=call.arguments)),
-                ):
-                    yield chunk(
-                        [ChatCompletionStreamChoice(index=index, delta=DeltaMessage(tool_calls=[piece]))]
-                    )
+            # As OpenAI streams a call: id, type and name first, then its arguments in pieces.
+            for call in calls:
+                piece = DeltaToolCall(
+                    index=call.index,
+                    id=call.id,
+                    type="function" if call.id is not None else None,
+                    function=DeltaFunctionCall(name=call.name, arguments=call.arguments),
+                )
+                yield chunk([ChatCompletionStreamChoice(index=index, delta=DeltaMessage(tool_calls=[piece]))])
 
         choices = [Choice() for _ in reply.echoes]
         parsers = [self.parser(reply.request) for _ in reply.echoes]
@@ -313,9 +319,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                 return
             choices[index].add(out)
             parser = parsers[index]
-            content, calls = parser.feed(out.text) if parser is not None else (out.text, [])
-            if out.finish_reason is not None and parser is not None:
-                content += parser.finish()
+            content, calls = self._split(parser, out.text, last=out.finish_reason is not None)
             for event in deltas(index, content, calls, out.logprobs):
                 yield event
             if out.finish_reason is not None:

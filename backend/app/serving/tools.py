@@ -10,6 +10,7 @@ results are written into the conversation in the same format.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,16 @@ class ToolCall:
     arguments: str  # JSON text
 
 
+@dataclass
+class CallDelta:
+    """A piece of call `index`: its id and name first (arguments ""), then argument text."""
+
+    index: int
+    arguments: str
+    id: str | None = None
+    name: str | None = None
+
+
 def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
@@ -127,26 +138,39 @@ def _parse_call(block: str, names: set[str]) -> ToolCall | None:
     return ToolCall(new_call_id(), data["name"], json.dumps(arguments, ensure_ascii=False))
 
 
+# A call as the tool grammar writes it (structured.py): name first, then the arguments.
+CALL_HEAD = re.compile(r'\s*\{"name": "([A-Za-z0-9_-]{1,64})", "arguments": ')
+# What may still follow the arguments: the call's closing brace, then its closing tag.
+CALL_TAIL = len("}\n" + CALL_CLOSE)
+
+
 @dataclass
 class ToolCallParser:
-    """Splits an answer, as it streams, into content and calls.
+    """Splits an answer, as it streams, into content and call deltas.
 
     Text that may be the start of a call is held back until it is known, and trailing whitespace
     until more content follows (whitespace before a call or at the end of an answer with calls
     is dropped), so the concatenated stream equals the parsed whole answer. A block that is not
-    a valid call of one of the tools stays content. `max_calls` is 1 when parallel_tool_calls is false."""
+    a valid call of one of the tools stays content. `max_calls` is 1 when parallel_tool_calls
+    is false. `enforced`: a grammar writes the calls (tool_choice required or named), so each
+    call's name is sent as soon as it is written and its arguments as they come, as written;
+    otherwise a call is sent when its block closes, its arguments re-serialised."""
 
     names: set[str]
     max_calls: int | None = None
+    enforced: bool = False
     calls: list[ToolCall] = field(default_factory=list)
     _buffer: str = ""
     _in_call: bool = False
-    _space: str = ""  # whitespace-only content held back
+    _open: ToolCall | None = None  # an enforced call being streamed
+    _args_at: int = 0  # where its arguments start in the buffer
+    _sent: int = 0  # how much of its arguments was sent
+    _space: str = ""  # trailing whitespace of the content, held back
 
-    def feed(self, text: str) -> tuple[str, list[ToolCall]]:
-        """New content to show, and the calls completed by `text`."""
+    def feed(self, text: str) -> tuple[str, list[CallDelta]]:
+        """New content to show, and the call deltas `text` completes."""
         self._buffer += text
-        content, new = "", []
+        content, deltas = "", []
         while True:
             if not self._in_call:
                 at = self._buffer.find(CALL_OPEN)
@@ -158,27 +182,69 @@ class ToolCallParser:
                 content += self._buffer[:at]
                 self._buffer, self._in_call = self._buffer[at + len(CALL_OPEN) :], True
                 continue
+            if self._open is None and self.enforced and self._room():
+                head = CALL_HEAD.match(self._buffer)
+                if head and head.group(1) in self.names:
+                    self._open, self._args_at, self._sent = (
+                        ToolCall(new_call_id(), head.group(1), ""),
+                        head.end(),
+                        0,
+                    )
+                    deltas.append(CallDelta(len(self.calls), "", self._open.id, self._open.name))
             end = self._buffer.find(CALL_CLOSE)
             if end < 0:
+                if self._open is not None:  # the arguments so far, short of what may close them
+                    deltas += self._send(
+                        self._buffer[self._args_at : max(self._args_at, len(self._buffer) - CALL_TAIL)]
+                    )
                 break
             block, self._buffer = self._buffer[:end], self._buffer[end + len(CALL_CLOSE) :]
             self._in_call = False
+            if self._open is not None:
+                written = block[self._args_at :].rstrip()
+                deltas += self._send(written.removesuffix("}").rstrip())
+                self._close()
+                continue
             call = _parse_call(block.strip(), self.names)
             if call is None:
                 content += CALL_OPEN + block + CALL_CLOSE
-            elif self.max_calls is None or len(self.calls) < self.max_calls:
+            elif self._room():
+                deltas += [
+                    CallDelta(len(self.calls), "", call.id, call.name),
+                    CallDelta(len(self.calls), call.arguments),
+                ]
                 self.calls.append(call)
-                new.append(call)
-        return self._content(content), new
+        return self._content(content), deltas
 
-    def finish(self) -> str:
-        """The content left when the answer ends (an unfinished block is content)."""
+    def finish(self) -> tuple[str, list[CallDelta]]:
+        """What is left when the answer ends: an enforced call cut short keeps the arguments it
+        has (as OpenAI's do when max_tokens cuts them); another unfinished block is content."""
+        deltas: list[CallDelta] = []
+        if self._open is not None:
+            deltas = self._send(self._buffer[self._args_at :])
+            self._close()
+            self._buffer, self._in_call = "", False
         rest = (CALL_OPEN if self._in_call else "") + self._buffer
         self._buffer, self._in_call = "", False
         text = self._content(rest)
         if not self.calls:
             text, self._space = self._space + text, ""
-        return text
+        return text, deltas
+
+    def _room(self) -> bool:
+        return self.max_calls is None or len(self.calls) < self.max_calls
+
+    def _send(self, arguments: str) -> list[CallDelta]:
+        assert self._open is not None
+        piece = arguments[self._sent :]
+        self._sent = max(self._sent, len(arguments))
+        self._open.arguments += piece
+        return [CallDelta(len(self.calls), piece)] if piece else []
+
+    def _close(self) -> None:
+        assert self._open is not None
+        self.calls.append(self._open)
+        self._open = None
 
     def _content(self, text: str) -> str:
         # Trailing whitespace waits for what follows: dropped if only calls do.
