@@ -385,7 +385,8 @@ def main() -> None:
     started = time.monotonic()
     command = "make bench" + (" BENCH_ARGS=" + shlex.quote(" ".join(sys.argv[1:])) if sys.argv[1:] else "")
     notes: list[str] = []
-    print("Measuring the machine (memory bandwidth, matmul rate) and its background load", flush=True)
+    measured = "its background load" if args.only else "memory bandwidth, matmul rate, background load"
+    print(f"Measuring the machine: {measured}", flush=True)
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,

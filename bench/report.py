@@ -366,10 +366,10 @@ class Report:
             f"greedy answers of at most {max_tokens} tokens (`ignore_eos`), sent with `response_format` "
             '`{"type": "json_schema"}` (constrained) and without (unconstrained), in rounds of '
             "unconstrained, constrained, constrained, unconstrained on one server, after a request that "
-            "compiled the grammar; the rates are means over the blocks of each kind. The schema cannot "
-            "be complete within the limit, so both kinds decode the same length; tokens come from "
-            "`usage.completion_tokens`. JSON answers: those that start as the schema's object does "
-            f"(`{structured.JSON_START}`). Schema: `{json.dumps(runs[0]['schema'])}`.",
+            "compiled the grammar; the rates are means over the blocks of each kind. The schema asks "
+            "for more than the limit holds, so both kinds decode the same length (tokens a stream), "
+            "counted from `usage.completion_tokens`. JSON answers: those that start as the schema's "
+            f"object does (`{structured.JSON_START}`). Schema: `{json.dumps(runs[0]['schema'])}`.",
             "",
         )
         self.table(

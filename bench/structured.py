@@ -3,7 +3,7 @@
 The sweep's burst of prompts is sent with and without `response_format` {"type": "json_schema"},
 interleaved A/B/B/A (as many rounds as asked) on one warmed server, so a drift in the machine's
 load falls on both sides alike. The schema (an object holding an array of at least MIN_ITEMS
-sentences) cannot be complete within the answer length, so both sides decode max_tokens per
+sentences) asks for more than the answer length holds, so both sides decode max_tokens per
 stream and differ only by the grammar: its token mask every step and its matcher's bookkeeping.
 Tokens are counted from usage.completion_tokens all the same, so an answer the grammar ended
 early would count what it generated. A warm-up request pays the grammar's first compile (the
