@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .load import percentile
-from .structured import CONSTRAINED, UNCONSTRAINED
+from .structured import CONSTRAINED, ROUND, UNCONSTRAINED
 from .targets import FASTEST_LLAMA, OURS, Metric
 
 # The figures a Metric may name, and which of them are better low (latencies).
@@ -294,6 +294,20 @@ class Figures:
         share of early and late blocks."""
         rates = [b["tokens_per_s"] for b in self.structured_blocks(key, kind, streams)]
         return statistics.fmean(rates) if rates else None
+
+    def structured_round_ratios(self, key: str, streams: int) -> list[float]:
+        """Constrained over unconstrained tokens/s within each A/B/B/A round, every repetition:
+        whether the ratio holds while the machine's load changes between rounds."""
+        ratios = []
+        for out in self.structured_runs(key):
+            blocks = [b for b in out["blocks"] if b["concurrency"] == streams]
+            for start in range(0, len(blocks) - len(ROUND) + 1, len(ROUND)):
+                rates = {CONSTRAINED: 0.0, UNCONSTRAINED: 0.0}
+                for block in blocks[start : start + len(ROUND)]:
+                    rates[block["kind"]] += block["tokens_per_s"]
+                if rates[UNCONSTRAINED]:
+                    ratios.append(rates[CONSTRAINED] / rates[UNCONSTRAINED])
+        return ratios
 
     def structured_ttfts(self, key: str, kind: str, streams: int) -> list[float]:
         return [t for b in self.structured_blocks(key, kind, streams) for t in b["ttft_s"]]

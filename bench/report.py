@@ -390,10 +390,12 @@ class Report:
         if on and off:
             ttft_on = percentile(self.f.structured_ttfts(OURS, structured.CONSTRAINED, streams), 50)
             ttft_off = percentile(self.f.structured_ttfts(OURS, structured.UNCONSTRAINED, streams), 50)
+            rounds = ", ".join(f"{r:.2f}x" for r in self.f.structured_round_ratios(OURS, streams))
             self.add(
                 f"Constrained {on:.1f} tokens/s against unconstrained {off:.1f}: {on / off:.2f}x the rate, "
-                f"so a constrained token costs {off / on:.2f}x an unconstrained one (issue 15 allows 1.2x). "
-                f"TTFT p50 {fmt(ttft_on, ' s')} constrained, {fmt(ttft_off, ' s')} unconstrained.",
+                f"so a constrained token costs {off / on:.2f}x an unconstrained one (issue 15 allows 1.2x); "
+                f"round by round: {rounds}. TTFT p50 {fmt(ttft_on, ' s')} constrained, "
+                f"{fmt(ttft_off, ' s')} unconstrained.",
                 "",
             )
 

@@ -267,6 +267,9 @@ def test_structured_rates_are_means_over_the_blocks_of_each_kind() -> None:
     assert figures.value(Metric("structured_rate", "ours", 8)) == pytest.approx(160.0)
     assert figures.value(Metric("unconstrained_rate", "ours", 8)) == pytest.approx(190.0)
     assert sorted(set(figures.structured_ttfts("ours", CONSTRAINED, 8))) == [0.4, 0.5]
+    # Round by round: (150 + 170) / (200 + 180), then (160 + 160) / (190 + 190).
+    assert figures.structured_round_ratios("ours", 8) == pytest.approx([320 / 380, 320 / 380])
+    assert figures.structured_round_ratios("ours", 16) == []
     # Another load, or a run without the structured load, has no figure.
     assert figures.value(Metric("structured_rate", "ours", 16)) is None
     assert Figures(results_of(TWO_REPS)).value(Metric("structured_rate", "ours", 8)) is None
@@ -282,4 +285,4 @@ def test_structured_section_shows_every_block_and_the_ratio() -> None:
     assert text.count("| constrained |") == 4 and text.count("| unconstrained |") == 4
     assert "| 2.3 | constrained | 160.0 | 64.0 | 8 / 8 |" in text
     # 160 / 190: the rate ratio, and its inverse, the cost of a constrained token.
-    assert "0.84x the rate" in text and "costs 1.19x" in text
+    assert "0.84x the rate" in text and "costs 1.19x" in text and "round by round: 0.84x, 0.84x" in text
