@@ -3,7 +3,8 @@
 One run measures every system with the same load tool, prompts and fixed-length greedy
 answers, interleaved (repetition 2 runs the systems in reverse order, so a drift in the
 machine's load does not favour one side), and writes docs/benchmarks.md and the plot.
-Ours and llama-server (unified and per-slot KV) also run the chat loads of bench/chat.py.
+Ours and llama-server (unified and per-slot KV) also run the chat loads of bench/chat.py;
+ours also the structured-output load of bench/structured.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from . import chat, llama_build, report
+from . import chat, llama_build, report, structured
 from .load import percentile, run_level
 from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
@@ -95,6 +96,26 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--turns", type=int, default=8, help="turns of each conversation")
     p.add_argument("--chat-max-tokens", type=int, default=48, help="most tokens of a chat answer")
+    p.add_argument(
+        "--structured",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the JSON-schema-constrained load against the same load unconstrained on ours, "
+        f"{structured.STREAMS} streams (issue 15; default on)",
+    )
+    p.add_argument(
+        "--structured-rounds",
+        type=int,
+        default=2,
+        help="rounds of the structured load, each unconstrained, constrained, constrained, "
+        "unconstrained (default 2)",
+    )
+    p.add_argument(
+        "--only",
+        choices=["structured"],
+        help="run only this part on ours: no machine measurements, bare generate, sweep, prefill, "
+        "chat loads or profile",
+    )
     p.add_argument("--no-build", action="store_true", help="skip llama-server if it is not built yet")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--png", type=Path, default=REPO / "docs" / "benchmarks.png")
@@ -110,6 +131,9 @@ def parse_args() -> argparse.Namespace:
         args.cb_sized = False
     if args.level_cap_s is None:
         args.level_cap_s = 40.0 if args.quick else 60.0
+    if args.only:  # "structured": our default settings, nothing else
+        args.systems, args.modes, args.levels, args.prefill = "ours", "", [], []
+        args.chat, args.profile, args.structured, args.no_build = False, False, True, True
     return args
 
 
@@ -224,14 +248,20 @@ def measure_burst_prefill(server: Server, rep: int, cap_s: float, streams: int =
 
 
 def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts: LongPrompts) -> dict:
-    """Start the system, warm it, then prefill sizes, idle memory and the concurrency sweep."""
+    """Start the system, warm it, then prefill sizes, idle memory and the concurrency sweep; then
+    the chat loads and, on ours, the structured-output load, each on an instance of its own."""
     run: dict[str, Any] = {"rep": rep, "levels": [], "prefill": [], "idle_rss_mb": None}
     levels = [c for c in args.levels if c <= system.max_concurrency]
     # Prefill and memory are asked of our server and llama-server; the transformers servers
     # would add minutes of fp32 prefill without changing any conclusion.
     wants_prefill = system.family != "transformers"
-    instances = [[c] for c in levels] if system.restart_per_level else [levels]
-    memory_level = 16 if 16 in levels else max(levels)
+    if not levels:  # --only: none of the sweep
+        instances: list[list[int]] = []
+    elif system.restart_per_level:
+        instances = [[c] for c in levels]
+    else:
+        instances = [levels]
+    memory_level = 16 if 16 in levels else max(levels, default=0)
     for group in instances:
         if set(group) <= set(run.get("skipped_levels", [])):
             continue
@@ -282,7 +312,28 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
         except RuntimeError as exc:  # a server that fails to start: the sweep's figures stay
             print(f"    chat loads failed: {exc}", flush=True)
             run["chat_failure"] = str(exc)
+    if args.structured and system.key == "ours":
+        try:
+            run["structured"] = run_structured(system, args, rep)
+        except RuntimeError as exc:
+            print(f"    structured load failed: {exc}", flush=True)
+            run["structured_failure"] = str(exc)
     return run
+
+
+def run_structured(system: System, args: argparse.Namespace, rep: int) -> dict[str, Any]:
+    """The A/B/B/A structured-output blocks on a fresh instance of our server."""
+    with Server(system, Sizing(structured.STREAMS), f"r{rep}-structured") as server:
+        server.wait_ready()
+        warm_up(server, args.max_tokens)
+        # A block is one level of the sweep; its cap is a chat load's, so a slow machine still
+        # finishes every block rather than leaving one kind cut short.
+        cap_s = 4 * args.level_cap_s
+        tag = f"{system.key}-r{rep}-json"
+        out = structured.measure(server, tag, args.max_tokens, cap_s, args.structured_rounds)
+    for block in out["blocks"]:
+        print(f"    {structured.describe(block)}", flush=True)
+    return out
 
 
 def run_chat(system: System, args: argparse.Namespace, rep: int, long_prompts: LongPrompts) -> dict:
@@ -334,26 +385,29 @@ def main() -> None:
     started = time.monotonic()
     command = "make bench" + (" BENCH_ARGS=" + shlex.quote(" ".join(sys.argv[1:])) if sys.argv[1:] else "")
     notes: list[str] = []
-    print("Measuring the machine (memory bandwidth, matmul rate) and its background load", flush=True)
+    measured = "its background load" if args.only else "memory bandwidth, matmul rate, background load"
+    print(f"Measuring the machine: {measured}", flush=True)
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "load_before": background_load(),
-        "machine": run_subprocess_json("bench.machine"),
+        "machine": run_subprocess_json("bench.machine", *(["--cpu-only"] if args.only else [])),
         "llama_version": None,
         "notes": notes,
         "bare": {},
         "systems": {},
     }
     systems, modes = choose_systems(args, notes)
+    if args.only:
+        notes.append(f"Only the {args.only} load ran (`--only {args.only}`): the other sections are empty.")
     results["llama_version"] = llama_build.version()
     try:
         results["gguf_bytes"] = llama_build.gguf_path().stat().st_size
     except (ImportError, OSError):
         results["gguf_bytes"] = None
     results["default_mode"] = modes[0] if modes else default_mode()
-    for mode in modes:
+    for mode in [] if args.only else modes:
         print(f"Bare model.generate, batch 1, {mode}", flush=True)
         results["bare"][mode] = run_subprocess_json(
             "bench.bare", "--mode", mode, "--max-tokens", str(args.max_tokens)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .load import percentile
+from .structured import CONSTRAINED, ROUND, UNCONSTRAINED
 from .targets import FASTEST_LLAMA, OURS, Metric
 
 # The figures a Metric may name, and which of them are better low (latencies).
@@ -27,6 +28,8 @@ FIGURES = {
     "shared_reuse",
     "paste_short_ttft_max",
     "paste_itl_p95",
+    "structured_rate",
+    "unconstrained_rate",
 }
 LOWER_IS_BETTER = {"ttft_p50", "turn_ttft_p50", "paste_short_ttft_max", "paste_itl_p95"}
 
@@ -272,6 +275,43 @@ class Figures:
     def paste_itl(self, key: str) -> list[float]:
         return [gap for load in self.chat_load(key, "paste") for gap in load["running_itl_s"]]
 
+    # ---- structured outputs (bench/structured.py) ---------------------------------------
+
+    def structured_runs(self, key: str) -> list[dict[str, Any]]:
+        return [run["structured"] for run in self.runs(key) if run.get("structured")]
+
+    def structured_blocks(self, key: str, kind: str, streams: int) -> list[dict[str, Any]]:
+        """The blocks of one kind (constrained or not) at `streams` streams, every repetition."""
+        return [
+            block
+            for out in self.structured_runs(key)
+            for block in out["blocks"]
+            if block["kind"] == kind and block["concurrency"] == streams
+        ]
+
+    def structured_rate(self, key: str, kind: str, streams: int) -> float | None:
+        """Mean tokens/s of the blocks of one kind: the A/B/B/A order gives each kind the same
+        share of early and late blocks."""
+        rates = [b["tokens_per_s"] for b in self.structured_blocks(key, kind, streams)]
+        return statistics.fmean(rates) if rates else None
+
+    def structured_round_ratios(self, key: str, streams: int) -> list[float]:
+        """Constrained over unconstrained tokens/s within each A/B/B/A round, every repetition:
+        whether the ratio holds while the machine's load changes between rounds."""
+        ratios = []
+        for out in self.structured_runs(key):
+            blocks = [b for b in out["blocks"] if b["concurrency"] == streams]
+            for start in range(0, len(blocks) - len(ROUND) + 1, len(ROUND)):
+                rates = {CONSTRAINED: 0.0, UNCONSTRAINED: 0.0}
+                for block in blocks[start : start + len(ROUND)]:
+                    rates[block["kind"]] += block["tokens_per_s"]
+                if rates[UNCONSTRAINED]:
+                    ratios.append(rates[CONSTRAINED] / rates[UNCONSTRAINED])
+        return ratios
+
+    def structured_ttfts(self, key: str, kind: str, streams: int) -> list[float]:
+        return [t for b in self.structured_blocks(key, kind, streams) for t in b["ttft_s"]]
+
     # ---- targets -------------------------------------------------------------------------
 
     def value(self, metric: Metric) -> float | None:
@@ -295,6 +335,10 @@ class Figures:
             return self.turn_ttft_p50(key, load, metric.turn)
         if metric.figure == "chat_rate":
             return self.chat_rate(key, load)
+        if metric.figure == "structured_rate":
+            return self.structured_rate(key, CONSTRAINED, load)
+        if metric.figure == "unconstrained_rate":
+            return self.structured_rate(key, UNCONSTRAINED, load)
         if metric.figure == "shared_reuse":
             return self.shared_reuse(key)
         if metric.figure == "paste_short_ttft_max":

@@ -1,12 +1,14 @@
 """What this machine can do at best: memory bandwidth and matmul rate, measured with torch.
 
 Run as `python -m bench.machine` (a subprocess of the bench, so torch's threads and memory do
-not stay in the load generator). Prints one JSON object. These figures bound decode speed:
+not stay in the load generator). Prints one JSON object; `--cpu-only` leaves out the measurements
+(minutes on a CPU without bf16 instructions), for a bench run of one part. These figures bound decode speed:
 a batch-1 decode step reads every weight once, so tokens/s <= bandwidth / weight bytes.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -74,8 +76,14 @@ def matmul_gflops(dtype: torch.dtype, m: int, k: int, n: int) -> float:
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.machine", description=__doc__)
+    p.add_argument("--cpu-only", action="store_true", help="only the CPU's description, no measurements")
+    args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     out: dict[str, object] = {"cpu": lscpu(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.cpu_only:
+        print(json.dumps(out))
+        return
     with torch.inference_mode():
         out["bandwidth"] = bandwidth_gbs()
         # A large square matmul is the compute ceiling (prefill); the 16 x 576 x 1536 shape is

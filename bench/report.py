@@ -6,10 +6,11 @@ targets.py (a table of data).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from . import chat
+from . import chat, structured
 from .figures import Cell, Figures, WeightBytes
 from .load import percentile
 from .servers import MODEL_DIR
@@ -40,6 +41,8 @@ UNITS = {
     "shared_reuse": ("", 2),
     "paste_short_ttft_max": (" s", 2),
     "paste_itl_p95": (" s", 3),
+    "structured_rate": ("", 1),
+    "unconstrained_rate": ("", 1),
 }
 
 
@@ -103,6 +106,8 @@ class Report:
 
     def ceilings(self) -> None:
         m = self.r["machine"]
+        if "bandwidth" not in m:  # a run of one part (--only) measures none of this
+            return
         bw = m["bandwidth"]
         weights = WeightBytes.of(MODEL_DIR / "model.safetensors")
         params, linear, int4_bytes = weights.params, weights.linear, weights.int4_bytes
@@ -160,7 +165,7 @@ class Report:
                 return [name, needed, "–", "not measured"]
             measured = figure(target.measured, value)
         else:
-            needed = f"{sign} {target.bound:g}x"
+            needed = f"{sign} {target.bound:.3g}x"
             reference = self.f.value(target.reference)
             if value is None or not reference:
                 return [name, needed, "–", "not measured"]
@@ -281,6 +286,8 @@ class Report:
                         errors,
                     ]
                 )
+        if not rows:  # a run of one part (--only)
+            return
         self.add(
             "## Concurrent streams",
             "",
@@ -329,6 +336,68 @@ class Report:
         )
         labels = [f"{self.systems[k]['label']}" for k in llamas]
         self.table(["Streams", self.systems[OURS]["label"], *labels, "ours / faster llama-server"], rows)
+
+    def structured_outputs(self) -> None:
+        runs = self.f.structured_runs(OURS)
+        if not runs:
+            return
+        streams, max_tokens = runs[0]["streams"], runs[0]["max_tokens"]
+        rows = []
+        for rep, out in enumerate(runs, 1):
+            for i, block in enumerate(out["blocks"], 1):
+                tokens = block["completion_tokens"]
+                errors = block["errors"]
+                rows.append(
+                    [
+                        f"{rep}.{i}",  # repetition.block
+                        block["kind"],
+                        f"{block['tokens_per_s']:.1f}",
+                        f"{sum(tokens) / len(tokens):.1f}" if tokens else "–",
+                        f"{block['json_answers']} / {len(tokens)}",
+                        fmt(percentile(block["ttft_s"], 50)),
+                        ms(percentile(block["itl_s"], 50)),
+                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                    ]
+                )
+        self.add(
+            "## Structured outputs (issue 15)",
+            "",
+            f"Our server in its default settings, {streams} streams at once with the sweep's prompts and "
+            f"greedy answers of at most {max_tokens} tokens (`ignore_eos`), sent with `response_format` "
+            '`{"type": "json_schema"}` (constrained) and without (unconstrained), in rounds of '
+            "unconstrained, constrained, constrained, unconstrained on one server, after a request that "
+            "compiled the grammar; the rates are means over the blocks of each kind. The schema asks "
+            "for more than the limit holds, so both kinds decode the same length (tokens a stream), "
+            "counted from `usage.completion_tokens`. JSON answers: those that start as the schema's "
+            f"object does (`{structured.JSON_START}`). Schema: `{json.dumps(runs[0]['schema'])}`.",
+            "",
+        )
+        self.table(
+            [
+                "Block",
+                "response_format",
+                "tokens/s",
+                "tokens a stream",
+                "JSON answers",
+                "TTFT p50 s",
+                "ITL p50 ms",
+                "errors",
+            ],
+            rows,
+        )
+        on = self.f.structured_rate(OURS, structured.CONSTRAINED, streams)
+        off = self.f.structured_rate(OURS, structured.UNCONSTRAINED, streams)
+        if on and off:
+            ttft_on = percentile(self.f.structured_ttfts(OURS, structured.CONSTRAINED, streams), 50)
+            ttft_off = percentile(self.f.structured_ttfts(OURS, structured.UNCONSTRAINED, streams), 50)
+            rounds = ", ".join(f"{r:.2f}x" for r in self.f.structured_round_ratios(OURS, streams))
+            self.add(
+                f"Constrained {on:.1f} tokens/s against unconstrained {off:.1f}: {on / off:.2f}x the rate, "
+                f"so a constrained token costs {off / on:.2f}x an unconstrained one (issue 15 allows 1.2x); "
+                f"round by round: {rounds}. TTFT p50 {fmt(ttft_on, ' s')} constrained, "
+                f"{fmt(ttft_off, ' s')} unconstrained.",
+                "",
+            )
 
     def prefill_bound(self) -> None:
         keys = self.f.chat_systems()
@@ -592,6 +661,7 @@ class Report:
         self.bare()
         self.sweep()
         self.decode_bound()
+        self.structured_outputs()
         self.prefill_bound()
         self.prefill_and_memory()
         self.ceilings()
@@ -648,4 +718,5 @@ def write(results: dict[str, Any], md: Path, png: Path) -> None:
     rep = Report(results)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(rep.markdown())
-    plot(rep, png)
+    if any(rep.f.cells.values()):  # a run of one part (--only) has no sweep to plot
+        plot(rep, png)

@@ -12,6 +12,7 @@ import pytest
 
 from bench.figures import Cell, Figures, WeightBytes, cells
 from bench.report import Report
+from bench.structured import CONSTRAINED, SCHEMA, UNCONSTRAINED
 from bench.targets import Metric
 
 DATA = Path(__file__).parent / "data"
@@ -230,3 +231,58 @@ def test_fastest_llama_is_the_better_configuration_per_figure() -> None:
     assert figures.value(Metric("turn_ttft_p50", "llama-fastest", 2, 1)) == pytest.approx(0.25)
     assert figures.value(Metric("rate", "llama-fastest", 1)) == pytest.approx(75.0)
     assert figures.value(Metric("rate", "llama-fastest", 8)) is None
+
+
+def block(kind: str, rate: float, ttft: float) -> dict[str, Any]:
+    return {
+        **level(8, rate, [ttft] * 8),
+        "kind": kind,
+        "completion_tokens": [64] * 8,
+        "finish_reasons": ["length"] * 8,
+        "json_answers": 8 if kind == CONSTRAINED else 0,
+    }
+
+
+def structured_results() -> dict[str, Any]:
+    """Two repetitions of one A/B/B/A round: constrained 150 and 170, unconstrained 200 and 180."""
+
+    def run(rep: int, off: tuple[float, float], on: tuple[float, float]) -> dict[str, Any]:
+        blocks = [
+            block(UNCONSTRAINED, off[0], 0.3),
+            block(CONSTRAINED, on[0], 0.4),
+            block(CONSTRAINED, on[1], 0.5),
+            block(UNCONSTRAINED, off[1], 0.2),
+        ]
+        return {"rep": rep, "levels": [], "prefill": [], "structured": {"blocks": blocks}}
+
+    return results_of(
+        {"ours": [run(1, (200.0, 180.0), (150.0, 170.0)), run(2, (190.0, 190.0), (160.0, 160.0))]}
+    )
+
+
+def test_structured_rates_are_means_over_the_blocks_of_each_kind() -> None:
+    figures = Figures(structured_results())
+    assert figures.structured_rate("ours", CONSTRAINED, 8) == pytest.approx(160.0)
+    assert figures.structured_rate("ours", UNCONSTRAINED, 8) == pytest.approx(190.0)
+    assert figures.value(Metric("structured_rate", "ours", 8)) == pytest.approx(160.0)
+    assert figures.value(Metric("unconstrained_rate", "ours", 8)) == pytest.approx(190.0)
+    assert sorted(set(figures.structured_ttfts("ours", CONSTRAINED, 8))) == [0.4, 0.5]
+    # Round by round: (150 + 170) / (200 + 180), then (160 + 160) / (190 + 190).
+    assert figures.structured_round_ratios("ours", 8) == pytest.approx([320 / 380, 320 / 380])
+    assert figures.structured_round_ratios("ours", 16) == []
+    # Another load, or a run without the structured load, has no figure.
+    assert figures.value(Metric("structured_rate", "ours", 16)) is None
+    assert Figures(results_of(TWO_REPS)).value(Metric("structured_rate", "ours", 8)) is None
+
+
+def test_structured_section_shows_every_block_and_the_ratio() -> None:
+    results = structured_results()
+    for run in results["systems"]["ours"]["runs"]:
+        run["structured"].update(streams=8, max_tokens=64, schema=SCHEMA)
+    report = Report(results)
+    report.structured_outputs()
+    text = "\n".join(report.lines)
+    assert text.count("| constrained |") == 4 and text.count("| unconstrained |") == 4
+    assert "| 2.3 | constrained | 160.0 | 64.0 | 8 / 8 |" in text
+    # 160 / 190: the rate ratio, and its inverse, the cost of a constrained token.
+    assert "0.84x the rate" in text and "costs 1.19x" in text and "round by round: 0.84x, 0.84x" in text

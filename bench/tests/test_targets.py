@@ -53,6 +53,7 @@ def test_a_shared_column_compares_the_same_figures() -> None:
         (13, "8 conversations: turn-8 TTFT p50 vs llama-server's", 0.7),
         (13, "7,900-token paste: worst TTFT of the short requests meanwhile", 1.0),
         (13, "7,900-token paste: running streams' inter-token gap p95 meanwhile", 0.25),
+        (15, "8 streams, JSON-schema-constrained vs the same load unconstrained", 1 / 1.2),
     ],
 )
 def test_bounds_from_the_issues(issue: int, name: str, bound: float) -> None:
@@ -80,3 +81,12 @@ def test_metric_of_replaces_only_the_server_under_test() -> None:
     assert ours.of("ours-float32") == Metric("rate", "ours-float32", 8)
     peer = Metric("rate", "llama", 8)
     assert peer.of("ours-float32") is peer
+
+
+def test_issue_15_compares_the_interleaved_loads_of_one_run() -> None:
+    """Constrained at most 1.2x the cost of unconstrained: a rate ratio of at least 1/1.2,
+    against the unconstrained blocks of the same load, not the sweep's rate."""
+    (row,) = [t for t in TARGETS if t.issue == 15]
+    assert row.measured == Metric("structured_rate", OURS, 8)
+    assert row.reference == Metric("unconstrained_rate", OURS, 8)
+    assert row.verdict(100 / 119)[0] and not row.verdict(100 / 121)[0]
