@@ -2,6 +2,7 @@ import { formatSize } from '../documents/extract'
 import { useT } from '../i18n'
 import type { Attachment } from '../types'
 import { CloseIcon, FileIcon, PaperclipIcon } from '../ui/icons'
+import { IconButton } from '../ui/IconButton'
 import './Attachments.css'
 
 // Images too, so that refusing one (for a model without vision) can say why.
@@ -25,16 +26,14 @@ export function AttachButton({ onFiles, disabled }: { onFiles: (files: File[]) =
     input.click()
   }
   return (
-    <button
-      type="button"
-      className="icon-btn attach-btn"
-      aria-label={t('attachFiles')}
-      title={t('attachFiles')}
+    <IconButton
+      label={t('attachFiles')}
+      className="attach-btn"
       disabled={disabled}
       onClick={pick}
     >
       <PaperclipIcon />
-    </button>
+    </IconButton>
   )
 }
 
@@ -50,14 +49,13 @@ export function AttachmentChips({ items, onRemove }: { items: readonly Attachmen
           <span className="attachment-name">{a.name}</span>
           <span className="attachment-size">{formatSize(a.size)}</span>
           {onRemove && (
-            <button
-              type="button"
-              className="icon-btn small"
-              aria-label={t('removeAttachment', { name: a.name })}
+            <IconButton
+              label={t('removeAttachment', { name: a.name })}
+              small
               onClick={() => onRemove(a.id)}
             >
               <CloseIcon />
-            </button>
+            </IconButton>
           )}
         </li>
       ))}

@@ -2,6 +2,7 @@ import { useState } from 'react'
 import { deleteVersion, switchVersion } from '../chat/actions'
 import { useT } from '../i18n'
 import { ChevronLeftIcon, ChevronRightIcon, TrashIcon } from '../ui/icons'
+import { IconButton } from '../ui/IconButton'
 import './BranchSwitch.css'
 
 interface Props {
@@ -42,39 +43,33 @@ export function BranchSwitch({ convId, messageId, version, versions, busy }: Pro
   }
   return (
     <div className="branch-switch" role="group" aria-label={t('versionsLabel')}>
-      <button
-        type="button"
-        className="icon-btn small"
-        aria-label={t('previousVersion')}
-        title={t('previousVersion')}
+      <IconButton
+        label={t('previousVersion')}
+        small
         disabled={busy || version <= 1}
         onClick={() => switchVersion(convId, messageId, -1)}
       >
         <ChevronLeftIcon />
-      </button>
+      </IconButton>
       <span className="branch-count" aria-live="polite">
         {t('versionOf', { n: version, total: versions })}
       </span>
-      <button
-        type="button"
-        className="icon-btn small"
-        aria-label={t('nextVersion')}
-        title={t('nextVersion')}
+      <IconButton
+        label={t('nextVersion')}
+        small
         disabled={busy || version >= versions}
         onClick={() => switchVersion(convId, messageId, 1)}
       >
         <ChevronRightIcon />
-      </button>
-      <button
-        type="button"
-        className="icon-btn small"
-        aria-label={t('deleteVersion')}
-        title={t('deleteVersion')}
+      </IconButton>
+      <IconButton
+        label={t('deleteVersion')}
+        small
         disabled={busy}
         onClick={() => setConfirming(true)}
       >
         <TrashIcon />
-      </button>
+      </IconButton>
     </div>
   )
 }

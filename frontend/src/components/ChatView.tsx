@@ -16,6 +16,7 @@ import { ErrorNotice } from './ErrorNotice'
 import { useAttachments } from './useAttachments'
 import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
+import { IconButton } from '../ui/IconButton'
 import './ChatView.css'
 
 export function ChatView() {
@@ -60,14 +61,12 @@ function Header({ conv }: { conv: Conversation | undefined }) {
 
   return (
     <header className="topbar">
-      <button
-        type="button"
-        className="icon-btn"
-        aria-label={t('toggleSidebar')}
+      <IconButton
+        label={t('toggleSidebar')}
         onClick={() => uiStore.setState((s) => ({ sidebarOpen: !s.sidebarOpen }))}
       >
         <MenuIcon />
-      </button>
+      </IconButton>
       <h1 className="conv-heading" title={conv?.title}>
         {conv?.title || t('untitled')}
       </h1>
@@ -85,15 +84,12 @@ function Header({ conv }: { conv: Conversation | undefined }) {
           </option>
         ))}
       </select>
-      <button
-        type="button"
-        className="icon-btn"
-        aria-label={t('chatSettings')}
-        title={t('chatSettings')}
+      <IconButton
+        label={t('chatSettings')}
         onClick={openChatSettings}
       >
         <SlidersIcon />
-      </button>
+      </IconButton>
     </header>
   )
 }
@@ -180,17 +176,16 @@ function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]
         ))}
       </div>
       {showJump && (
-        <button
-          type="button"
-          className="icon-btn jump"
-          aria-label={t('jumpToLatest')}
+        <IconButton
+          label={t('jumpToLatest')}
+          className="jump"
           onClick={() => {
             follow.current = true
             scrollToEnd()
           }}
         >
           <ArrowDownIcon />
-        </button>
+        </IconButton>
       )}
     </div>
   )

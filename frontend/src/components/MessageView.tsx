@@ -14,6 +14,7 @@ import { ErrorNotice } from './ErrorNotice'
 import { LongText } from './LongText'
 import { ToolCalls } from './ToolCalls'
 import { EditIcon, RefreshIcon } from '../ui/icons'
+import { IconButton } from '../ui/IconButton'
 import './MessageView.css'
 
 function metricsText(m: Metrics, t: Translate): string[] {
@@ -88,16 +89,14 @@ function UserMessage({ convId, message, busy, version, versions }: Props) {
       <LongText text={message.content} />
       <div className="msg-actions">
         <CopyButton text={message.content} label={t('copyMessage')} />
-        <button
-          type="button"
-          className="icon-btn small"
-          aria-label={t('editMessage')}
-          title={t('edit')}
+        <IconButton
+          label={t('editMessage')}
+          small
           disabled={busy}
           onClick={() => setDraft(message.content)}
         >
           <EditIcon />
-        </button>
+        </IconButton>
         <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
       </div>
     </article>
@@ -168,15 +167,13 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
           <div className="msg-actions">
             {answer && <CopyButton text={answer} label={t('copyMessage')} />}
             {again && !error && (
-              <button
-                type="button"
-                className="icon-btn small"
-                aria-label={t('regenerate')}
-                title={t('regenerate')}
+              <IconButton
+                label={t('regenerate')}
+                small
                 onClick={again}
               >
                 <RefreshIcon />
-              </button>
+              </IconButton>
             )}
             <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
           </div>

@@ -7,6 +7,7 @@ import { chatStore, matchesQuery, sortedConversations } from '../store/conversat
 import { closeOnPhone, startNewChat, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
 import { DownloadIcon, EditIcon, PlusIcon, SearchIcon, SettingsIcon, TrashIcon, UploadIcon } from '../ui/icons'
+import { IconButton } from '../ui/IconButton'
 import './Sidebar.css'
 
 const DAY = 24 * 60 * 60 * 1000
@@ -208,24 +209,20 @@ const ConversationItem = memo(function ConversationItem({
         {label}
       </button>
       <div className="conv-actions">
-        <button
-          type="button"
-          className="icon-btn small"
-          aria-label={`${t('rename')}: ${label}`}
-          title={t('rename')}
+        <IconButton
+          label={`${t('rename')}: ${label}`}
+          small
           onClick={() => setMode('rename')}
         >
           <EditIcon />
-        </button>
-        <button
-          type="button"
-          className="icon-btn small"
-          aria-label={`${t('delete')}: ${label}`}
-          title={t('delete')}
+        </IconButton>
+        <IconButton
+          label={`${t('delete')}: ${label}`}
+          small
           onClick={() => setMode('confirm')}
         >
           <TrashIcon />
-        </button>
+        </IconButton>
       </div>
     </li>
   )

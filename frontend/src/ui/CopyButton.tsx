@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react'
 import { useT } from '../i18n'
 import { copyText } from '../lib/clipboard'
 import { CheckIcon, CopyIcon } from './icons'
+import { IconButton } from './IconButton'
 
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const t = useT()
@@ -12,14 +13,12 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
     return () => clearTimeout(timer)
   }, [copied])
   return (
-    <button
-      type="button"
-      className="icon-btn small"
-      aria-label={copied ? t('copied') : label}
-      title={copied ? t('copied') : label}
+    <IconButton
+      label={copied ? t('copied') : label}
+      small
       onClick={() => void copyText(text).then(() => setCopied(true))}
     >
       {copied ? <CheckIcon /> : <CopyIcon />}
-    </button>
+    </IconButton>
   )
 }

@@ -1,6 +1,7 @@
 import { useEffect, useId, useRef, type ReactNode } from 'react'
 import { useT } from '../i18n'
 import { CloseIcon } from './icons'
+import { IconButton } from './IconButton'
 import './Dialog.css'
 
 /** A native modal <dialog>: focus trapping, Esc and the backdrop come from the browser. */
@@ -38,9 +39,9 @@ export function Dialog({
         <div className="dialog-body">
           <header className="dialog-head">
             <h2 id={titleId}>{title}</h2>
-            <button type="button" className="icon-btn" aria-label={t('close')} onClick={onClose}>
+            <IconButton label={t('close')} onClick={onClose}>
               <CloseIcon />
-            </button>
+            </IconButton>
           </header>
           {children}
         </div>
