@@ -1,6 +1,6 @@
 import type { Page } from '@playwright/test'
 import { composer, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
-import { setSettings } from './helpers.ts'
+import { setSettings, shotEverywhere } from './helpers.ts'
 import { makePdf } from './pdf.ts'
 import { scriptedServer } from './scripted.ts'
 
@@ -119,22 +119,12 @@ test('a PDF and a large text file: small goes whole, large is searched with /v1/
   await expect(lastAnswer(page).locator('.citations')).toBeVisible()
 
   // The same answer in English and Chinese, light and dark, desktop and phone.
-  for (const language of ['en', 'zh'] as const) {
-    for (const theme of ['light', 'dark'] as const) {
-      for (const [device, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['phone', { width: 390, height: 844 }],
-      ] as const) {
-        await page.setViewportSize(viewport)
-        await setSettings(page, { language, theme })
-        const citations = lastAnswer(page).locator('.citations')
-        await expect(citations).toBeVisible()
-        await citations.locator('summary').first().click()
-        await citations.scrollIntoViewIfNeeded()
-        await shot(page, `documents-${language === 'zh' ? 'zh-CN' : 'en'}-${theme}-${device}`)
-      }
-    }
-  }
+  await shotEverywhere(page, 'documents', async () => {
+    const citations = lastAnswer(page).locator('.citations')
+    await expect(citations).toBeVisible()
+    await citations.locator('summary').first().click()
+    await citations.scrollIntoViewIfNeeded()
+  })
 })
 
 test('an image is refused with the reason: the model reads text only', async ({ page }) => {

@@ -1,4 +1,5 @@
 import { expect, lastAnswer, shot, test } from './fixtures.ts'
+import { shotEverywhere } from './helpers.ts'
 
 const ANSWER = [
   'Inline $a^2 + b^2 = c^2$ and \\(x\\,\\mathrm{d}x\\); prices stay text: $5 and $10.',
@@ -34,4 +35,7 @@ test('TeX answers render with KaTeX', async ({ page }) => {
   await expect(answer).toContainText('prices stay text: $5 and $10.')
   expect(await page.evaluate(() => document.fonts.check('16px KaTeX_Main'))).toBe(true)
   await shot(page, 'math')
+  await shotEverywhere(page, 'math', async () => {
+    await expect(lastAnswer(page).locator('.katex-display')).toHaveCount(2)
+  })
 })

@@ -1,4 +1,5 @@
 import { expect, lastAnswer, shot, test } from './fixtures.ts'
+import { shotEverywhere } from './helpers.ts'
 
 /**
  * Reasoning shown apart from the answer, collapsed once the answer is there: streamed separately
@@ -40,4 +41,9 @@ test('reasoning shows as a collapsible "Thinking" section above the answer', asy
     await expect(reasoning.locator('.md')).toHaveText(thought)
   }
   await shot(page, 'reasoning')
+  await shotEverywhere(page, 'reasoning', async () => {
+    const reasoning = lastAnswer(page).locator('details.reasoning')
+    await reasoning.locator('summary').click()
+    await expect(reasoning.locator('.md')).toBeVisible()
+  })
 })
