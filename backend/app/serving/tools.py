@@ -92,8 +92,11 @@ def conversation(
         elif role == "tool":
             out.append({"role": "user", "content": f"<tool_response>\n{m.text()}\n</tool_response>"})
         else:
-            text = "\n".join([m.text(), *(_call_block(c["name"], c["arguments"]) for c in calls)]).strip()
-            out.append({"role": role, "content": text})
+            # The text as sent (a prompt's whitespace is the client's), then any past calls.
+            blocks = [_call_block(c["name"], c["arguments"]) for c in calls]
+            out.append(
+                {"role": role, "content": "\n".join([m.text(), *blocks]) if m.text() else "\n".join(blocks)}
+            )
     if tools and not native:
         listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
         prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
