@@ -72,7 +72,7 @@ lint: setup $(FRONTEND_STAMP)
 	cd frontend && npm run lint
 
 test-backend: setup models
-	cd backend && ../$(BIN)/python -m pytest -q
+	cd backend && ../$(BIN)/python -m pytest -q --durations=15
 
 # The benchmark's own logic (figures, targets, report) on saved results; no servers run.
 test-bench: setup
