@@ -1,39 +1,33 @@
 // @vitest-environment happy-dom
 import { act } from 'react'
-import { createRoot, type Root } from 'react-dom/client'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { settingsStore } from '../store/settings'
 import type { ChatError } from '../types'
 import { ErrorNotice } from './ErrorNotice'
+import { mountPoint } from '../testing/mount'
 
-let root: Root
-let container: HTMLDivElement
+const mount = mountPoint()
 
 function render(error: ChatError, onRetry = vi.fn()) {
-  act(() => root.render(<ErrorNotice error={error} onRetry={onRetry} />))
+  mount.render(<ErrorNotice error={error} onRetry={onRetry} />)
   return onRetry
 }
 
 const button = (name: string) =>
-  [...container.querySelectorAll('button')].find((b) => b.textContent === name) as HTMLButtonElement | undefined
+  [...mount.container.querySelectorAll('button')].find((b) => b.textContent === name) as HTMLButtonElement | undefined
 
 describe('ErrorNotice', () => {
   beforeEach(() => {
     settingsStore.getState().update({ language: 'en', apiKey: '' })
-    container = document.createElement('div')
-    document.body.append(container)
-    root = createRoot(container)
   })
   afterEach(() => {
-    act(() => root.unmount())
-    container.remove()
     vi.useRealTimers()
   })
 
   it('429: says the server is busy and enables Retry after Retry-After seconds', () => {
     vi.useFakeTimers()
     const onRetry = render({ kind: 'rate_limit', message: 'Queue full', status: 429, retryAfterS: 2 })
-    expect(container.textContent).toContain('The server is busy')
+    expect(mount.container.textContent).toContain('The server is busy')
     expect(button('Retry in 2 s')?.disabled).toBe(true)
     act(() => vi.advanceTimersByTime(1000))
     expect(button('Retry in 1 s')?.disabled).toBe(true)
@@ -46,7 +40,7 @@ describe('ErrorNotice', () => {
 
   it('401: asks for the key, saves it and retries', () => {
     const onRetry = render({ kind: 'auth', message: 'Incorrect API key', status: 401 })
-    const input = container.querySelector<HTMLInputElement>('input[aria-label="API key"]')
+    const input = mount.container.querySelector<HTMLInputElement>('input[aria-label="API key"]')
     expect(input?.type).toBe('password')
     act(() => {
       const setValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')?.set
@@ -61,27 +55,27 @@ describe('ErrorNotice', () => {
   it('a web page where the API should be: says so and offers the base URL with /v1', () => {
     settingsStore.getState().update({ apiBaseUrl: 'http://h:8000/' })
     const onRetry = render({ kind: 'not_api', message: 'http://h:8000/models answered HTTP 200 with text/html', status: 200 })
-    expect(container.textContent).toContain('This address is not the API')
-    expect(container.textContent).toContain('under /v1')
+    expect(mount.container.textContent).toContain('This address is not the API')
+    expect(mount.container.textContent).toContain('under /v1')
     act(() => button('Use http://h:8000/v1')?.click())
     expect(settingsStore.getState().apiBaseUrl).toBe('http://h:8000/v1')
     expect(onRetry).toHaveBeenCalledOnce()
     // Already /v1 (or this site's own): nothing to suggest.
     render({ kind: 'not_api', message: 'x', status: 200 })
-    expect(container.textContent).not.toContain('Use http')
+    expect(mount.container.textContent).not.toContain('Use http')
     settingsStore.getState().update({ apiBaseUrl: '' })
   })
 
   it('context too long: explains what to do and offers a new chat', () => {
     render({ kind: 'context_length', message: 'too long', status: 400 })
-    expect(container.textContent).toContain('too long for the model')
-    expect(container.textContent).toContain('lower Max tokens')
+    expect(mount.container.textContent).toContain('too long for the model')
+    expect(mount.container.textContent).toContain('lower Max tokens')
     expect(button('New chat')).toBeDefined()
   })
 
   it('shows no Retry where retrying is not offered (an older answer)', () => {
-    act(() => root.render(<ErrorNotice error={{ kind: 'server', message: 'boom' }} />))
-    expect(container.textContent).toContain('boom')
-    expect(container.querySelector('button')).toBeNull()
+    mount.render(<ErrorNotice error={{ kind: 'server', message: 'boom' }} />)
+    expect(mount.container.textContent).toContain('boom')
+    expect(mount.container.querySelector('button')).toBeNull()
   })
 })

@@ -1,33 +1,25 @@
 // @vitest-environment happy-dom
 import { act } from 'react'
-import { createRoot, type Root } from 'react-dom/client'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { settingsStore } from '../store/settings'
 import type { ToolCall } from '../types'
 import { ToolCalls } from './ToolCalls'
+import { mountPoint } from '../testing/mount'
 
-let root: Root
-let container: HTMLDivElement
+const mount = mountPoint()
 
 const call = (args: string, id = 'call_1'): ToolCall => ({ id, type: 'function', function: { name: 'get_weather', arguments: args } })
-const render = (calls: ToolCall[]) => act(() => root.render(<ToolCalls calls={calls} />))
-const blocks = () => [...container.querySelectorAll('details')]
+const render = (calls: ToolCall[]) => mount.render(<ToolCalls calls={calls} />)
+const blocks = () => [...mount.container.querySelectorAll('details')]
 
 describe('ToolCalls', () => {
   beforeEach(() => {
     settingsStore.getState().update({ language: 'en' })
-    container = document.createElement('div')
-    document.body.append(container)
-    root = createRoot(container)
-  })
-  afterEach(() => {
-    act(() => root.unmount())
-    container.remove()
   })
 
   it('one collapsed block per call, named in its summary, in a labelled group', () => {
     render([call('{}'), call('{"city": "Rome"}', 'call_2')])
-    expect(container.querySelector('[role="group"]')?.getAttribute('aria-label')).toBe('Tool calls')
+    expect(mount.container.querySelector('[role="group"]')?.getAttribute('aria-label')).toBe('Tool calls')
     expect(blocks().map((d) => d.querySelector('summary')?.textContent)).toEqual(['Tool call get_weather', 'Tool call get_weather'])
     expect(blocks().every((d) => !d.open)).toBe(true)
   })
@@ -48,7 +40,7 @@ describe('ToolCalls', () => {
   it('speaks Chinese', () => {
     settingsStore.getState().update({ language: 'zh' })
     render([call('{}')])
-    expect(container.querySelector('summary')?.textContent).toBe('工具调用 get_weather')
-    expect(container.querySelector('small')?.textContent).toBe('聊天页面只显示工具调用，不会执行它们。')
+    expect(mount.container.querySelector('summary')?.textContent).toBe('工具调用 get_weather')
+    expect(mount.container.querySelector('small')?.textContent).toBe('聊天页面只显示工具调用，不会执行它们。')
   })
 })

@@ -3,6 +3,7 @@ import { exportJson, parseImport } from '../lib/transfer'
 import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
 import { activePath, neighbourVersion, pathTo, siblings, versionsOnPath, withParents } from './branches'
 import { createChatStore } from './conversations'
+import { savedConversation } from '../testing/conversations'
 
 const user = (id: string, parentId?: string | null): Message => ({
   id,
@@ -86,16 +87,7 @@ describe('branches: edit, regenerate, switch, delete', () => {
 
   it('a conversation saved before branches (flat) reads as one branch', () => {
     const store = createChatStore()
-    const flat: Conversation = {
-      id: 'c',
-      title: 't',
-      createdAt: 1,
-      updatedAt: 1,
-      systemPrompt: '',
-      params: DEFAULT_PARAMS,
-      model: 'm',
-      messages: [user('u1'), answer('a1'), user('u2'), answer('a2')],
-    }
+    const flat = savedConversation('c', [user('u1'), answer('a1'), user('u2'), answer('a2')])
     store.getState().load([flat], 'c')
     const conv = store.getState().conversations.c as Conversation
     expect(conv.messages.map((m) => m.parentId)).toEqual([null, 'u1', 'a1', 'u2'])

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
 import { createChatStore, matchesQuery, sortedConversations, titleFrom } from './conversations'
+import { savedConversation } from '../testing/conversations'
 
 const user = (id: string, content: string): Message => ({ id, role: 'user', content, createdAt: 1 })
 const answer = (id: string, content: string, status: Message['status'] = 'done'): Message => ({
@@ -67,16 +68,7 @@ describe('conversation store', () => {
 
   it('loads saved conversations; an answer left streaming by a closed page becomes interrupted', () => {
     const store = createChatStore()
-    const saved: Conversation = {
-      id: 'c1',
-      title: 't',
-      createdAt: 1,
-      updatedAt: 1,
-      systemPrompt: '',
-      params: DEFAULT_PARAMS,
-      model: 'm',
-      messages: [user('u1', 'q'), answer('a1', 'half an ans', 'streaming')],
-    }
+    const saved = savedConversation('c1', [user('u1', 'q'), answer('a1', 'half an ans', 'streaming')])
     store.getState().load([saved], 'c1')
     expect(store.getState().loaded).toBe(true)
     expect(store.getState().activeId).toBe('c1')
