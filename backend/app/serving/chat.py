@@ -81,6 +81,12 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             return [t for t in request.tools if t.function.name == choice.function.name]
         return request.tools
 
+    @staticmethod
+    def forced_call(request: ChatCompletionRequest) -> bool:
+        """tool_choice "required" or a named function: the answer is a call, by grammar."""
+        choice = request.tool_choice
+        return choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice)
+
     def prompts(self, request: ChatCompletionRequest) -> list[list[int]]:
         if request.top_logprobs and not request.logprobs:
             raise OpenAIError(400, "top_logprobs requires logprobs to be true.", param="top_logprobs")
@@ -151,8 +157,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             raise OpenAIError(
                 400, "tool_choice 'required' needs at least one tool in tools.", param="tool_choice"
             )
-        forced = choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice)
-        if forced and isinstance(
+        if ChatService.forced_call(request) and isinstance(
             request.response_format, ResponseFormatJsonObject | ResponseFormatJsonSchema
         ):
             raise OpenAIError(
@@ -169,7 +174,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             lark, param = json_grammar(fmt.json_schema.schema_), "response_format"
         elif isinstance(fmt, ResponseFormatJsonObject):
             lark, param = json_grammar(None), "response_format"
-        elif choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice):
+        elif self.forced_call(request):
             several = request.parallel_tool_calls is not False and choice == "required"
             lark, param = tool_calls_grammar(self.offered_tools(request), several), "tools"
         else:
@@ -188,11 +193,10 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         tools = self.offered_tools(request)
         if not tools:
             return None
-        choice = request.tool_choice
         return ToolCallParser(
             {t.function.name for t in tools},
             None if request.parallel_tool_calls is not False else 1,
-            enforced=choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice),
+            enforced=self.forced_call(request),
         )
 
     @staticmethod
