@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test'
-import { answers, expect, extendChatRequests, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { answers, expect, extendChatRequests, isChatPost, lastAnswer, recordChatAnswers, send, shot, test, waitDone } from './fixtures.ts'
 
 const questions = (page: Page) => page.locator('article.msg.user')
 const questionTexts = (page: Page) => questions(page).locator('.bubble')
@@ -66,7 +66,7 @@ test('edit and regenerate keep history as branches: ‹ 2/2 ›, switch back, re
 test('an answer cut at max_tokens says so; Continue carries on the same message', async ({ page }) => {
   test.setTimeout(240_000)
   // ignore_eos: the answer runs to max_tokens (40), so it is always cut by the length limit.
-  await extendChatRequests(page, { ignore_eos: true })
+  const raw = await recordChatAnswers(page, { ignore_eos: true })
   await page.goto('/')
   await ask(page, 'Tell me a long story about a lighthouse keeper.')
   const notice = lastAnswer(page).getByRole('note')
@@ -79,7 +79,7 @@ test('an answer cut at max_tokens says so; Continue carries on the same message'
   await notice.getByRole('button', { name: 'Continue' }).click()
   const body = (await request).postDataJSON() as { messages: { role: string; content: string }[] }
   expect(body).toMatchObject({ continue_final_message: true, add_generation_prompt: false })
-  expect(body.messages.at(-1)).toEqual({ role: 'assistant', content: before })
+  expect(body.messages.at(-1)).toEqual({ role: 'assistant', content: raw[0] })
   await waitDone(lastAnswer(page))
 
   // Still one question and one answer: the same bubble grew.
@@ -87,7 +87,8 @@ test('an answer cut at max_tokens says so; Continue carries on the same message'
   await expect(answers(page)).toHaveCount(1)
   const after = (await lastAnswer(page).locator('.md').textContent()) ?? ''
   expect(after.length).toBeGreaterThan(before.length)
-  expect(after.replace(/\s+/g, '')).toContain(before.replace(/\s+/g, ''))
+  // Its opening is kept (the whole rendering may change: a continued answer can close a markdown mark).
+  expect(after.replace(/\s+/g, '')).toContain(before.replace(/\s+/g, '').slice(0, 20))
   await expect(lastAnswer(page).locator('.metrics')).toContainText('80 tokens')
   await expect(lastAnswer(page).getByRole('note')).toContainText('The answer hit the length limit')
   await shot(page, 'continued')

@@ -68,3 +68,25 @@ export async function extendChatRequests(page: Page, extra: Record<string, unkno
     await route.continue({ postData: JSON.stringify({ ...body, ...extra }) })
   })
 }
+
+/**
+ * extendChatRequests that also keeps the text of each streamed answer as the server wrote it (the
+ * page renders markdown and drops trailing whitespace). The page gets each answer whole, not streamed.
+ */
+export async function recordChatAnswers(page: Page, extra: Record<string, unknown>): Promise<string[]> {
+  const texts: string[] = []
+  await page.route('**/v1/chat/completions', async (route) => {
+    const body = route.request().postDataJSON() as Record<string, unknown>
+    const response = await route.fetch({ postData: JSON.stringify({ ...body, ...extra }) })
+    const sse = await response.text()
+    texts.push(
+      sse
+        .split('\n')
+        .filter((line) => line.startsWith('data: {'))
+        .map((line) => (JSON.parse(line.slice(6)) as { choices: { delta?: { content?: string | null } }[] }).choices[0]?.delta?.content ?? '')
+        .join(''),
+    )
+    await route.fulfill({ response, body: sse })
+  })
+  return texts
+}
