@@ -68,6 +68,7 @@ NEW_TOKENS = 32
 # (DTYPE, QUANTIZATION, DENSE_PREFILL): fp32 first, as the reference.
 MODES = [
     ("float32", "none", True),
+    ("float32", "fp16", True),
     ("bfloat16", "none", True),
     ("bfloat16", "int8", True),
     ("bfloat16", "int8", False),

@@ -198,7 +198,8 @@ def split_mode(mode: str) -> tuple[str, str]:
 
 def mode_name(dtype: str, quantization: str, packed_prefill: bool = False) -> str:
     name = dtype if quantization == "none" else f"{dtype}+{quantization}"
-    return f"{name}+{PACKED_PREFILL}" if packed_prefill and quantization != "none" else name
+    # Only the int kernels keep dense weights for prefill; fp16 never does.
+    return f"{name}+{PACKED_PREFILL}" if packed_prefill and quantization in ("int8", "int4") else name
 
 
 def normal_mode(mode: str) -> str:

@@ -26,8 +26,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attention: Literal["auto", "batch_invariant", "sdpa", "eager"] = "auto"
-    # Weight-only quantisation of the linear layers (CPU kernels); auto: int4 where it is lossless.
-    quantization: Literal["auto", "none", "int8", "int4"] = "auto"
+    # Weight-only quantisation of the linear layers (CPU kernels); auto: int4 where it is lossless
+    # (bfloat16 CPUs), fp16 weights on x86 CPUs computing in float32 (AVX2 only), none on GPUs.
+    quantization: Literal["auto", "none", "int8", "int4", "fp16"] = "auto"
     # With int8/int4: keep the dense weights too and prefill prompts with them (about 2x faster
     # prefill on CPU, 2 more bytes per parameter). false keeps only the packed weights.
     dense_prefill: bool = True

@@ -1,5 +1,6 @@
-"""Weight-only quantisation: lossless on 4-bit weights, auto picks it only there, and a quantised
-model gives the same tokens alone or batched and on the fast or the Transformers path."""
+"""Weight-only quantisation: lossless on 4-bit weights, auto picks int4 only there and fp16 weights
+on CPUs computing in float32, and a quantised model gives the same tokens alone or batched and on
+the fast or the Transformers path."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from app.engine.loader import ModelLoadError, check_quantization, cpu_has_native_bf16, resolve_quantization
 from app.engine.quantization import (
     INT4_GROUP,
+    Fp16Linear,
     Int4Linear,
     Int8Linear,
     dense_capable,
     dense_weights,
+    fp16_supported,
     quantization_of,
     quantize_model,
 )
@@ -79,8 +82,10 @@ def test_a_packed_layer_multiplies_by_its_kept_dense_weight_only_inside_dense_we
 def test_auto_quantizes_only_bf16_models_whose_weights_sit_on_a_4bit_grid() -> None:
     assert resolve_quantization("auto", tiny_llama(on_grid=True).to(torch.bfloat16)) == "int4"
     assert resolve_quantization("auto", tiny_llama(on_grid=False).to(torch.bfloat16)) == "none"
-    # float32 activations make the int4 kernel slower than no quantisation at all.
-    assert resolve_quantization("auto", tiny_llama(on_grid=True)) == "none"
+    # float32 activations make the int4 kernel slower than no quantisation at all: fp16 weights.
+    float32 = "fp16" if fp16_supported() else "none"
+    assert resolve_quantization("auto", tiny_llama(on_grid=True)) == float32
+    assert resolve_quantization("auto", tiny_llama(on_grid=False)) == float32
     assert resolve_quantization("int8", tiny_llama(on_grid=False)) == "int8"
 
 
@@ -93,16 +98,37 @@ def test_quantization_replaces_every_linear_but_the_output_layer() -> None:
     assert model(input_ids=ids).logits.shape == (1, 3, 96)
 
 
+@pytest.mark.skipif(not fp16_supported(), reason="FBGEMM (x86 PyTorch builds) is not in this build")
+def test_fp16_replaces_every_linear_and_the_output_layer_and_stays_close() -> None:
+    model = tiny_llama(on_grid=False)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.inference_mode():
+        reference = model(input_ids=ids).logits
+        assert quantize_model(model, "fp16") == 2 * 7 + 1
+        assert quantization_of(model) == "fp16"
+        assert type(model.lm_head) is Fp16Linear and model.lm_head.weight is None
+        assert model.model.embed_tokens.weight.dtype == torch.float32  # the input lookup's table
+        logits = model(input_ids=ids).logits
+    assert logits.dtype == torch.float32
+    # float16's 11-bit significand: far closer than bfloat16 (8 bits) would be.
+    assert torch.allclose(logits, reference, atol=2e-3, rtol=0)
+    assert not torch.equal(logits, reference)
+
+
 def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
     model, _ = model_and_tokenizer
     mode = quantization_of(model)
     dtype = str(model.dtype).removeprefix("torch.")
-    if not cpu_has_native_bf16():
-        # AVX2-only CPUs (some cloud VMs) compute in float32, where int4 would be slower.
-        assert (dtype, mode) == ("float32", "none")
-        pytest.skip("the documented figures were measured on a CPU with native bfloat16")
-    assert mode == "int4", "the default model comes from a Q4_1 GGUF: auto should pack it to int4 on a CPU"
     doc = PRECISION_DOC.read_text()
+    native = re.search(r"Native bf16 on this CPU \(avx512_bf16 or AMX\): (yes|no)", doc)
+    assert native, "docs/precision.md must say which kind of CPU it was measured on"
+    if cpu_has_native_bf16():
+        assert mode == "int4", "the default model comes from a Q4_1 GGUF: auto should pack it to int4"
+    else:
+        # AVX2-only CPUs (some cloud VMs) compute in float32, where int4 would be slower.
+        assert (dtype, mode) == ("float32", "fp16" if fp16_supported() else "none")
+    if (native.group(1) == "yes") != cpu_has_native_bf16():
+        pytest.skip("docs/precision.md was measured on the other kind of CPU (native bfloat16 or not)")
     recorded = re.search(r"`QUANTIZATION=auto` for this model: \*\*(\w+)\*\*", doc)
     assert recorded and recorded.group(1) == mode
     assert re.search(rf"^\| {dtype} \+ {mode} \| [\d.]+ \| [\d.]+ \|", doc, re.M)
@@ -116,13 +142,24 @@ def test_quantization_it_cannot_run_fast_is_refused_before_loading() -> None:
         check_quantization("int4", torch.device("cuda"), torch.bfloat16)
     with pytest.raises(ModelLoadError, match="needs DTYPE=bfloat16"):
         check_quantization("int8", torch.device("cpu"), torch.float32)
+    with pytest.raises(ModelLoadError, match="needs DTYPE=float32"):
+        check_quantization("fp16", torch.device("cpu"), torch.bfloat16)
+    with pytest.raises(ModelLoadError, match="QUANTIZATION=none"):
+        check_quantization("fp16", torch.device("cuda"), torch.float32)
     check_quantization("auto", torch.device("cuda"), torch.float16)
     check_quantization("int4", torch.device("cpu"), torch.bfloat16)
 
 
-def test_int8_tokens_equal_alone_batched_and_on_the_transformers_path() -> None:
-    model, tokenizer = load_model(quantization="int8", dtype="bfloat16")
-    assert quantization_of(model) == "int8"
+@pytest.mark.parametrize(
+    ("quantization", "dtype"),
+    [
+        ("int8", "bfloat16"),
+        pytest.param("fp16", "float32", marks=pytest.mark.skipif(not fp16_supported(), reason="no FBGEMM")),
+    ],
+)
+def test_tokens_equal_alone_batched_and_on_the_transformers_path(quantization: str, dtype: str) -> None:
+    model, tokenizer = load_model(quantization=quantization, dtype=dtype)
+    assert quantization_of(model) == quantization
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     jobs = [
         (chat_ids(tokenizer, text), SamplingParams(max_tokens=12, temperature=0.0 if i % 2 else 0.8, seed=i))
