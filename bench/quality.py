@@ -183,18 +183,21 @@ def main() -> None:
         "once one token differs the rest of the continuation follows a different path, so agreement after "
         "the first difference says little.",
         "",
-        "Quantisation is weight-only (the linear layers of every decoder layer; activations and the "
-        "output layer keep the model's dtype). With `DENSE_PREFILL` (the default) a quantised model keeps "
-        "its own weights too and prefills prompts with them, so its perplexity, which is a prefill, is the "
-        "unquantised model's, and only the generated tokens read the packed weights. int8 has one scale "
-        "per output channel; int4 has a scale and an offset per group of 32 inputs, the layout of "
-        "llama.cpp's Q4_1. The default model comes from a "
+        "Quantisation is weight-only. int8 and int4 pack the linear layers of every decoder layer; "
+        "activations and the output layer keep the model's dtype. With `DENSE_PREFILL` (the default) such "
+        "a model keeps its own weights too and prefills prompts with them, so its perplexity, which is a "
+        "prefill, is the unquantised model's, and only the generated tokens read the packed weights. int8 "
+        "has one scale per output channel; int4 has a scale and an offset per group of 32 inputs, the "
+        "layout of llama.cpp's Q4_1. The default model comes from a "
         "Q4_1 GGUF, so its weights already sit on that 4-bit grid: int4 packs them without loss (the "
         "small differences come from rounding the scales to the model's dtype), while int8's per-channel "
-        "grid does not contain them and rounds every weight again. `QUANTIZATION=auto` picks int4 only "
-        "for such weights and only in bfloat16 (with float32 activations the kernels are slower than no "
-        "quantisation); for a full-precision model it picks none, and int4 or int8 is the user's trade "
-        "of quality for speed.",
+        "grid does not contain them and rounds every weight again. fp16 stores every linear layer and the "
+        "output layer in float16 and multiplies them with float32 activations (FBGEMM): it prefills with "
+        "them too, and its 11-bit significand rounds far less than bfloat16's 8 bits. "
+        "`QUANTIZATION=auto` picks int4 only "
+        "for such weights and only in bfloat16 (with float32 activations those kernels are slower than no "
+        "quantisation), fp16 on an x86 CPU computing in float32; for a full-precision model in bfloat16 it "
+        "picks none, and int4 or int8 is the user's trade of quality for speed.",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
