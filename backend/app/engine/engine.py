@@ -412,13 +412,13 @@ class Engine:
                 break
             batch.append(seq)
             chunk = wanted
-        lengths = [min(len(s.tokens) - s.num_cached, chunk) for s in batch]
-        for seq, n in zip(batch, lengths, strict=True):
+        planned = [(s, min(len(s.tokens) - s.num_cached, chunk)) for s in batch]
+        for seq, n in planned:
             self._grow(seq, seq.num_cached + n)
-        batch = [s for s in batch if s in self._prefilling]  # a preempted one waits again
-        if not batch:
+        planned = [(s, n) for s, n in planned if s in self._prefilling]  # a preempted one waits again
+        if not planned:
             return
-        lengths = [min(len(s.tokens) - s.num_cached, chunk) for s in batch]
+        batch, lengths = [s for s, _ in planned], [n for _, n in planned]
         starts = [s.num_cached for s in batch]
         input_ids = torch.zeros((len(batch), chunk), dtype=torch.long)
         for i, (seq, n) in enumerate(zip(batch, lengths, strict=True)):
