@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from .attention import NAME
 from .config import ModelOptions
 from .memory import trim_heap
-from .quantization import Quantization, fp16_supported, on_int4_grid, quantize_model
+from .quantization import Quantization, dense_capable, fp16_supported, on_int4_grid, quantize_model
 
 log = logging.getLogger(__name__)
 
@@ -175,14 +175,13 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
             model = model.to(place.device)
     quantization = resolve_quantization(options.quantization, model)
     if quantization != "none":
-        keep_dense = options.dense_prefill and quantization != "fp16"  # fp16 prefills faster too
-        count = quantize_model(model, quantization, keep_dense=keep_dense)
+        count = quantize_model(model, quantization, keep_dense=options.dense_prefill)
         trim_heap()  # the float copies quantising made, and the weights it replaced (unless kept)
         log.info(
             "quantised %d linear layers to %s (weight-only%s)",
             count,
             quantization,
-            ", dense weights kept for prefill" if keep_dense else "",
+            ", dense weights kept for prefill" if dense_capable(model) else "",
         )
     return model.eval(), tokenizer
 

@@ -142,25 +142,30 @@ def on_int4_grid(model: PreTrainedModel) -> bool:
     return True
 
 
+def _packed(linear: nn.Linear, mode: Quantization, keep_dense: bool) -> _PackedLinear:
+    if mode == "fp16":
+        return Fp16Linear(linear)
+    if mode == "int4" and linear.in_features % INT4_GROUP == 0:
+        return Int4Linear(linear, keep_dense)
+    return Int8Linear(linear, keep_dense)
+
+
 def quantize_model(model: PreTrainedModel, mode: Quantization, keep_dense: bool = False) -> int:
     """Replace the model's linear layers in place; returns how many were quantised. A layer whose
-    input width is not a multiple of the int4 group takes int8 instead."""
+    input width is not a multiple of the int4 group takes int8 instead. fp16 keeps no dense
+    weights whatever keep_dense says (it prefills faster than the dense ones)."""
     if mode == "none":
         return 0
-    if mode == "fp16":
-        # The output layer too: at one row it is a fifth of the bytes read per token, and float16
-        # keeps its logits closer to float32's than the int grids would. A tied embedding keeps
-        # its float32 table for the input lookup.
-        linears = _linears(model)
-        for parent, name, linear in linears:
-            setattr(parent, name, Fp16Linear(linear))
-        model.set_output_embeddings(Fp16Linear(model.get_output_embeddings()))
-        return len(linears) + 1
     linears = _linears(model)
     for parent, name, linear in linears:
-        packed = Int4Linear if mode == "int4" and linear.in_features % INT4_GROUP == 0 else Int8Linear
-        setattr(parent, name, packed(linear, keep_dense))
-    return len(linears)
+        setattr(parent, name, _packed(linear, mode, keep_dense))
+    if mode != "fp16":
+        return len(linears)
+    # The output layer too: at one row it is a fifth of the bytes read per token, and float16
+    # keeps its logits closer to float32's than the int grids would. A tied embedding keeps its
+    # float32 table for the input lookup.
+    model.set_output_embeddings(Fp16Linear(model.get_output_embeddings()))
+    return len(linears) + 1
 
 
 def dense_capable(model: nn.Module) -> list[_PackedLinear]:
