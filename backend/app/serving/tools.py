@@ -93,10 +93,9 @@ def conversation(
             out.append({"role": "user", "content": f"<tool_response>\n{m.text()}\n</tool_response>"})
         else:
             # The text as sent (a prompt's whitespace is the client's), then any past calls.
+            text = m.text()
             blocks = [_call_block(c["name"], c["arguments"]) for c in calls]
-            out.append(
-                {"role": role, "content": "\n".join([m.text(), *blocks]) if m.text() else "\n".join(blocks)}
-            )
+            out.append({"role": role, "content": "\n".join([text, *blocks] if text else blocks)})
     if tools and not native:
         listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
         prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
