@@ -1,4 +1,4 @@
-import { test as base, expect, type BrowserContext, type Locator, type Page } from '@playwright/test'
+import { test as base, expect, type BrowserContext, type Locator, type Page, type Route } from '@playwright/test'
 import { join } from 'node:path'
 
 export { expect }
@@ -63,10 +63,12 @@ export const isChatPost = (url: string, method: string) => method === 'POST' && 
  * server. Waiting for a request still sees what the page sent.
  */
 export async function extendChatRequests(page: Page, extra: Record<string, unknown>): Promise<void> {
-  await page.route('**/v1/chat/completions', async (route) => {
-    const body = route.request().postDataJSON() as Record<string, unknown>
-    await route.continue({ postData: JSON.stringify({ ...body, ...extra }) })
-  })
+  await page.route('**/v1/chat/completions', (route) => route.continue({ postData: extended(route, extra) }))
+}
+
+/** The page's chat request body with `extra` fields added. */
+function extended(route: Route, extra: Record<string, unknown>): string {
+  return JSON.stringify({ ...(route.request().postDataJSON() as Record<string, unknown>), ...extra })
 }
 
 /**
@@ -76,8 +78,7 @@ export async function extendChatRequests(page: Page, extra: Record<string, unkno
 export async function recordChatAnswers(page: Page, extra: Record<string, unknown>): Promise<string[]> {
   const texts: string[] = []
   await page.route('**/v1/chat/completions', async (route) => {
-    const body = route.request().postDataJSON() as Record<string, unknown>
-    const response = await route.fetch({ postData: JSON.stringify({ ...body, ...extra }) })
+    const response = await route.fetch({ postData: extended(route, extra) })
     const sse = await response.text()
     texts.push(
       sse
