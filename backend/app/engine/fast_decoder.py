@@ -8,33 +8,46 @@ the calls. Architectures it does not know use the model's own forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import PreTrainedModel
 
 from .attention import additive_mask, batch_invariant_attention
 from .kv_cache import PagedKVCache
+from .quantization import fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
 SUPPORTED = {"llama", "qwen2", "mistral"}
 
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
+Projections = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+
+
+def _projections(layers: list[nn.Module]) -> Projections:
+    """Sibling projections of one input: one product where they were fused at load
+    (quantization.py), else one each. Each is its module's forward, called without nn.Module's
+    hook machinery: a plain or a quantised linear layer alike."""
+    fused = fused_layer(layers)
+    if fused is not None:
+        sizes = [layer.out_features for layer in layers]
+        whole = fused.forward
+        return lambda x: whole(x).split(sizes, dim=-1)
+    forwards = [layer.forward for layer in layers]
+    return lambda x: [forward(x) for forward in forwards]
 
 
 @dataclass
 class _Layer:
     ln1: torch.Tensor
-    q: Projection
-    k: Projection
-    v: Projection
+    qkv: Projections
     o: Projection
     ln2: torch.Tensor
-    gate: Projection
-    up: Projection
+    gate_up: Projections
     down: Projection
 
 
@@ -59,8 +72,6 @@ class FastDecoder:
         self.rotary = base.rotary_emb
         self.norm = base.norm.weight
         self.eps = base.norm.variance_epsilon
-        # Each projection is its module's forward, called without nn.Module's hook machinery:
-        # a plain or a quantised linear layer (quantization.py) alike.
         self.lm_head: Projection = model.lm_head.forward
         self.heads = model.config.num_attention_heads
         self.kv_heads = model.config.num_key_value_heads
@@ -72,13 +83,10 @@ class FastDecoder:
             self.layers.append(
                 _Layer(
                     ln1=layer.input_layernorm.weight,
-                    q=attn.q_proj.forward,
-                    k=attn.k_proj.forward,
-                    v=attn.v_proj.forward,
+                    qkv=_projections([attn.q_proj, attn.k_proj, attn.v_proj]),
                     o=attn.o_proj.forward,
                     ln2=layer.post_attention_layernorm.weight,
-                    gate=mlp.gate_proj.forward,
-                    up=mlp.up_proj.forward,
+                    gate_up=_projections([mlp.gate_proj, mlp.up_proj]),
                     down=mlp.down_proj.forward,
                 )
             )
@@ -110,16 +118,18 @@ class FastDecoder:
         for index, w in enumerate(self.layers):
             residual = hidden
             x = self._rms_norm(hidden, w.ln1)
-            q = w.q(x).view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-            k = w.k(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = w.v(x).view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            q, k, v = w.qkv(x)
+            q = q.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
             k, v = cache.update(k, v, index)
             attn, _ = batch_invariant_attention(None, q, k, v, mask, scaling=self.scaling)  # type: ignore[arg-type]
             hidden = residual + w.o(attn.reshape(batch, seq, -1))
             residual = hidden
             x = self._rms_norm(hidden, w.ln2)
-            hidden = residual + w.down(F.silu(w.gate(x)) * w.up(x))
+            gate, up = w.gate_up(x)
+            hidden = residual + w.down(F.silu(gate) * up)
         hidden = self._rms_norm(hidden, self.norm)
         keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         return self.lm_head(hidden[:, keep])

@@ -15,11 +15,13 @@ from app.engine.loader import ModelLoadError, check_quantization, cpu_has_native
 from app.engine.quantization import (
     INT4_GROUP,
     Fp16Linear,
+    Fp16Part,
     Int4Linear,
     Int8Linear,
     dense_capable,
     dense_weights,
     fp16_supported,
+    fused_layer,
     quantization_of,
     quantize_model,
 )
@@ -113,6 +115,27 @@ def test_fp16_replaces_every_linear_and_the_output_layer_and_stays_close() -> No
     # float16's 11-bit significand: far closer than bfloat16 (8 bits) would be.
     assert torch.allclose(logits, reference, atol=2e-3, rtol=0)
     assert not torch.equal(logits, reference)
+
+
+@pytest.mark.skipif(not fp16_supported(), reason="FBGEMM (x86 PyTorch builds) is not in this build")
+def test_fp16_fuses_sibling_projections_into_one_product_bit_for_bit() -> None:
+    model = tiny_llama(on_grid=False)
+    attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        alone = [Fp16Linear(layer)(x) for layer in (attn.q_proj, attn.k_proj, attn.v_proj)]
+        quantize_model(model, "fp16")
+        parts = [attn.q_proj, attn.k_proj, attn.v_proj]
+        fused = fused_layer(parts)
+        assert fused is not None and all(type(part) is Fp16Part for part in parts)
+        assert fused_layer([mlp.gate_proj, mlp.up_proj]) is not None
+        # Only the whole group in its order is the fused product.
+        assert fused_layer(parts[::-1]) is None and fused_layer(parts[:2]) is None
+        assert fused_layer([attn.o_proj]) is None
+        # Each part, called alone as the Transformers path does, is its own layer's product.
+        for part, expected in zip(parts, alone, strict=True):
+            assert torch.equal(part(x), expected)
+        assert torch.equal(fused(x), torch.cat(alone, dim=-1))
 
 
 def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
