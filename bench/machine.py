@@ -2,8 +2,7 @@
 
 Run as `python -m bench.machine` (a subprocess of the bench, so torch's threads and memory do
 not stay in the load generator). Prints one JSON object; `--cpu-only` leaves out the measurements
-(minutes on a CPU without bf16 instructions), for a bench run of one part. These figures bound decode speed:
-a batch-1 decode step reads every weight once, so tokens/s <= bandwidth / weight bytes.
+for a bench run of one part. These figures bound decode speed: a batch-1 decode step reads every weight once, so tokens/s <= bandwidth / weight bytes.
 """
 
 from __future__ import annotations
@@ -84,13 +83,20 @@ def main() -> None:
     if args.cpu_only:
         print(json.dumps(out))
         return
+    cpu = out["cpu"]
+    assert isinstance(cpu, dict)
+    dtypes = [("fp32", torch.float32)]
+    if cpu["avx512_bf16"] or cpu["amx"]:
+        # Without bf16 instructions a bf16 matmul is emulated: minutes of measuring a rate that
+        # no default configuration uses there (float32 is chosen then).
+        dtypes.append(("bf16", torch.bfloat16))
     with torch.inference_mode():
         out["bandwidth"] = bandwidth_gbs()
         # A large square matmul is the compute ceiling (prefill); the 16 x 576 x 1536 shape is
         # one decode step of this model's MLP at 16 streams.
         out["matmul_gflops"] = {
             f"{name} {m}x{k}x{n}": matmul_gflops(dtype, m, k, n)
-            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+            for name, dtype in dtypes
             for m, k, n in ((2048, 2048, 2048), (16, 576, 1536))
         }
     print(json.dumps(out))
