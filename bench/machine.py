@@ -2,7 +2,8 @@
 
 Run as `python -m bench.machine` (a subprocess of the bench, so torch's threads and memory do
 not stay in the load generator). Prints one JSON object; `--cpu-only` leaves out the measurements
-for a bench run of one part. These figures bound decode speed: a batch-1 decode step reads every weight once, so tokens/s <= bandwidth / weight bytes.
+for a bench run of one part. These figures bound decode speed: a batch-1 decode step reads every
+weight once, so tokens/s <= bandwidth / weight bytes.
 """
 
 from __future__ import annotations
