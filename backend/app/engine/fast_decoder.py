@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from .attention import additive_mask, batch_invariant_attention
 from .kv_cache import PagedKVCache
-from .quantization import fused_layer
+from .quantization import fuse_siblings, fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
 SUPPORTED = {"llama", "qwen2", "mistral"}
@@ -62,6 +62,8 @@ def fast_decoder_for(model: PreTrainedModel) -> FastDecoder | None:
         or len(set(getattr(model, "hf_device_map", {}).values())) > 1
     ):
         return None
+    # One product per group of fp16 siblings; the Transformers path computes through the parts.
+    fuse_siblings(model)
     return FastDecoder(model)
 
 

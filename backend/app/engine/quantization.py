@@ -25,9 +25,9 @@ float32 at 1-16 rows and prefills faster too, so no dense copy is kept; its floa
 the weights costs less than bfloat16's. Like MKL's float32 products, a few batch sizes' rows
 (1, 2, a two-row remainder) round a little differently (about 1e-6), so tokens batched and alone
 agree in practice, as in float32, not by construction as above. Sibling projections that read the
-same input (q/k/v, gate/up) are packed as one matrix there: one call instead of three or two (at
-one row a product costs ~30 us besides reading its weights), and a column of the fused product
-is bit for bit the separate layer's.
+same input (q/k/v, gate/up) are then packed as one matrix for the fast decoder: one call instead
+of three or two (at one row a product costs ~30 us besides reading its weights), and a column of
+the fused product is bit for bit the separate layer's.
 """
 
 from __future__ import annotations
@@ -132,16 +132,22 @@ class Fp16Part(nn.Module):
         return self.fused(x)[..., self.start : self.end]
 
 
-def _fuse_siblings(model: PreTrainedModel) -> None:
-    """Each group of SIBLINGS with one input width and biases alike becomes parts of one Fp16Linear."""
+def fuse_siblings(model: nn.Module) -> None:
+    """Pack each group of SIBLINGS that are Fp16Linear layers of one input width, biases alike, as
+    parts of one Fp16Linear (the fast decoder calls this: elsewhere each part would compute the
+    whole product). Their weights are already float16 values, so the fused product's columns
+    are bit for bit the separate layers'. Fused groups are left as they are."""
     for parent in list(model.modules()):
         for names in SIBLINGS:
-            layers = [layer for name in names if type(layer := getattr(parent, name, None)) is nn.Linear]
-            if len(layers) < len(names) or len({(x.in_features, x.bias is None) for x in layers}) > 1:
+            layers = [layer for name in names if type(layer := getattr(parent, name, None)) is Fp16Linear]
+            if len(layers) < len(names) or len({x.bias is None for x in layers}) > 1:
                 continue
-            width, biased = sum(x.out_features for x in layers), layers[0].bias is not None
-            whole = nn.utils.skip_init(nn.Linear, layers[0].in_features, width, bias=biased)
-            whole.weight.data = torch.cat([x.weight.detach() for x in layers])
+            weights = [torch.ops.quantized.linear_unpack_fp16(x.packed)[0] for x in layers]
+            if len({w.shape[1] for w in weights}) > 1:
+                continue
+            width, biased = sum(w.shape[0] for w in weights), layers[0].bias is not None
+            whole = nn.utils.skip_init(nn.Linear, weights[0].shape[1], width, bias=biased)
+            whole.weight.data = torch.cat(weights)
             if whole.bias is not None:
                 whole.bias.data = torch.cat([x.bias.detach() for x in layers if x.bias is not None])
             fused = Fp16Linear(whole)
@@ -203,21 +209,19 @@ def _packed(linear: nn.Linear, mode: Quantization, keep_dense: bool) -> _PackedL
 def quantize_model(model: PreTrainedModel, mode: Quantization, keep_dense: bool = False) -> int:
     """Replace the model's linear layers in place; returns how many were quantised. A layer whose
     input width is not a multiple of the int4 group takes int8 instead. fp16 keeps no dense
-    weights whatever keep_dense says (it prefills faster than the dense ones) and fuses siblings."""
+    weights whatever keep_dense says (it prefills faster than the dense ones)."""
     if mode == "none":
         return 0
-    count = len(_linears(model))
-    if mode == "fp16":
-        _fuse_siblings(model)
-    for parent, name, linear in _linears(model):
+    linears = _linears(model)
+    for parent, name, linear in linears:
         setattr(parent, name, _packed(linear, mode, keep_dense))
     if mode != "fp16":
-        return count
+        return len(linears)
     # The output layer too: at one row it is a fifth of the bytes read per token, and float16
     # keeps its logits closer to float32's than the int grids would. A tied embedding keeps its
     # float32 table for the input lookup.
     model.set_output_embeddings(Fp16Linear(model.get_output_embeddings()))
-    return count + 1
+    return len(linears) + 1
 
 
 def dense_capable(model: nn.Module) -> list[_PackedLinear]:

@@ -21,6 +21,7 @@ from app.engine.quantization import (
     dense_capable,
     dense_weights,
     fp16_supported,
+    fuse_siblings,
     fused_layer,
     quantization_of,
     quantize_model,
@@ -125,6 +126,9 @@ def test_fp16_fuses_sibling_projections_into_one_product_bit_for_bit() -> None:
     with torch.inference_mode():
         alone = [Fp16Linear(layer)(x) for layer in (attn.q_proj, attn.k_proj, attn.v_proj)]
         quantize_model(model, "fp16")
+        # Fused for the fast decoder only: on the Transformers path each part would compute it all.
+        assert type(attn.q_proj) is Fp16Linear
+        fuse_siblings(model)
         parts = [attn.q_proj, attn.k_proj, attn.v_proj]
         fused = fused_layer(parts)
         assert fused is not None and all(type(part) is Fp16Part for part in parts)
