@@ -1,10 +1,11 @@
 """The generation engine: one worker thread owns the model and runs continuous batching.
 
 Each iteration of the worker admits waiting requests (reusing the cached blocks of any prefix
-it has seen: blocks.py), prefills a chunk of the prompts being prefilled, shortest first, then runs
-one decode step for every decoding sequence together. Prefill chunks are sized from the measured
-prefill rate to take a fraction of a second, so a long prompt never stalls decoding streams for
-long, and a short prompt arriving meanwhile is prefilled at the next step.
+it has seen: blocks.py), prefills a chunk of the prompts being prefilled, shortest first, and runs
+one decode step for every decoding sequence together, in one forward pass where it can (see
+Engine._step). Prefill chunks are sized from the measured prefill rate to take a fraction of a
+second, so a long prompt never stalls decoding streams for long, and a short prompt arriving
+meanwhile is prefilled at the next step.
 A finished or aborted sequence leaves at once. Requests and outputs cross the thread boundary
 through queues; the asyncio side never waits on the model.
 """
@@ -31,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .attention import NAME as ATTENTION
 from .blocks import BLOCK_SIZE, BlockManager, block_hashes
 from .config import EngineConfig
-from .fast_decoder import fast_decoder_for
+from .fast_decoder import Rows, fast_decoder_for
 from .grammar import Grammars
 from .kv_cache import PagedKVCache, bytes_per_token
 from .memory import kv_budget_bytes, trim_heap
@@ -50,10 +51,17 @@ BURST_GAP_S = 0.002
 BURST_MAX_S = 0.02
 # Python's GIL switch interval while an engine runs (see Engine.start).
 GIL_SWITCH_S = 0.0001
-# A prefill chunk's target duration while other sequences decode (their gap between tokens is
-# about this plus one decode step), and while none do (a new short prompt waits about this).
+# A prefill chunk's target duration while other sequences decode, and while none do (a new short
+# prompt waits about this). A chunk that shares the decode step's pass counts the whole pass, so
+# the decoding streams' gap is about this; one run apart adds a decode step.
 PREFILL_SLICE_S = 0.12
 IDLE_PREFILL_SLICE_S = 0.5
+# The smallest chunk: a block when it runs alone (every chunk reads all the weights once); a few
+# tokens when it shares the decode batch's products (its rows ride along nearly free, while its
+# attention over a long prompt's keys grows with every token: 16 tokens at 2,800 keys took
+# 0.25 s a step beside 4 streams here, 4-7 tokens 0.12 s).
+MIN_CHUNK_ALONE = BLOCK_SIZE
+MIN_CHUNK_TOGETHER = 4
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
 # it a second time beside it) when that prefix is at least this long and half the prompt.
 SHARED_PREFIX_MIN_TOKENS = 128
@@ -92,6 +100,7 @@ class EngineStats:
     aborted: int = 0
     preempted: int = 0
     prefill_steps: int = 0
+    shared_passes: int = 0  # forward passes that carried a prefill chunk and the decode batch
 
 
 @dataclass(eq=False)
@@ -154,6 +163,8 @@ class Engine:
         self.fast = fast_decoder_for(model) if config.fast_path else None
         # Packed layers that kept their dense weight: prompts are prefilled with it (quantization.py).
         self._dense = dense_capable(model)
+        # Prefill chunks and decode steps share forward passes (see _step).
+        self._together = self.fast is not None and not self._dense
         self.tokenizer = tokenizer
         text_config = model.config.get_text_config()
         self.max_context: int = getattr(text_config, "max_position_embeddings", None) or 2048
@@ -381,25 +392,37 @@ class Engine:
 
     def _step_safely(self) -> None:
         try:
-            if self._prefilling:
-                self._prefill_step()
-            if self._decoding:
-                self._decode_step()
+            self._step()
         except Exception as exc:  # a failed forward fails its batch, not the server
             log.exception("engine step failed")
             for seq in self._running:
                 self._finish(seq, "error", f"Generation failed: {type(exc).__name__}.")
 
-    def _prefill_step(self) -> None:
+    def _step(self) -> None:
+        """A chunk of the prompts being prefilled, and one decode step. With the fast decoder and
+        no dense prefill weights they are one forward pass: the chunk's tokens share the decode
+        batch's matrix products, so a decoding stream waits one step, not a chunk and a step."""
+        chunk = self._plan_chunk() if self._prefilling else []
+        if chunk and not self._together:
+            self._run_pass(chunk, [])
+            chunk = []
+        batch = self._plan_decode() if self._decoding else []
+        chunk = [(s, n) for s, n in chunk if s in self._prefilling]  # a preempted one waits again
+        if chunk or batch:
+            self._run_pass(chunk, batch)
+
+    def _plan_chunk(self) -> list[tuple[_Sequence, int]]:
         """Prompts with the fewest tokens left, padded to one length: short prompts together, up to
         max_num_batched_tokens; a prompt longer than the slice the measured rate allows is cut to
-        that slice and goes alone, after the short ones."""
+        that slice and goes alone, after the short ones. Returns each one's tokens this step, its
+        blocks given."""
         self.stats.prefill_steps += 1
         budget = self.config.max_num_batched_tokens
         slice_ = budget
         if self._prefill_rate is not None:
             target = PREFILL_SLICE_S if self._decoding else IDLE_PREFILL_SLICE_S
-            slice_ = max(BLOCK_SIZE, min(budget, int(self._prefill_rate * target)))
+            least = MIN_CHUNK_TOGETHER if self._together else MIN_CHUNK_ALONE
+            slice_ = max(least, min(budget, int(self._prefill_rate * target)))
         batch: list[_Sequence] = []
         chunk = 0
         for seq in sorted(self._prefilling, key=lambda s: len(s.tokens) - s.num_cached):
@@ -415,33 +438,71 @@ class Engine:
         planned = [(s, min(len(s.tokens) - s.num_cached, chunk)) for s in batch]
         for seq, n in planned:
             self._grow(seq, seq.num_cached + n)
-        planned = [(s, n) for s, n in planned if s in self._prefilling]  # a preempted one waits again
-        if not planned:
-            return
-        batch, lengths = [s for s, _ in planned], [n for _, n in planned]
-        starts = [s.num_cached for s in batch]
-        input_ids = torch.zeros((len(batch), chunk), dtype=torch.long)
-        for i, (seq, n) in enumerate(zip(batch, lengths, strict=True)):
-            input_ids[i, :n] = torch.tensor(seq.tokens[seq.num_cached : seq.num_cached + n])
-        positions = torch.tensor(starts).unsqueeze(1) + torch.arange(chunk).unsqueeze(0)
-        done = [i for i, s in enumerate(batch) if s.num_cached + lengths[i] == len(s.tokens)]
-        keep_at = sorted({lengths[i] - 1 for i in done})
-        kv_len = self.cache.plan([s.table for s in batch], starts, lengths, chunk)
-        kv_positions = torch.arange(kv_len)
-        mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(batch), 1, chunk, 1)).to(self.device)
+        return [(s, n) for s, n in planned if s in self._prefilling]
+
+    def _plan_decode(self) -> list[_Sequence]:
+        """Every decoding sequence, each given room for one more token."""
+        for seq in list(self._decoding):
+            if seq in self._decoding:
+                self._grow(seq, seq.num_cached + 1)
+        return list(self._decoding)
+
+    def _run_pass(self, chunk: list[tuple[_Sequence, int]], batch: list[_Sequence]) -> None:
+        """One forward pass over a prompt chunk and the decode batch (either may be empty), then
+        the first tokens of the prompts it completes and the next token of every decoding one."""
+        groups = []
+        if chunk:
+            groups.append(self._chunk_rows(chunk))
+        if batch:
+            starts = [s.num_cached for s in batch]
+            plan = self.cache.plan([s.table for s in batch], starts, [1] * len(batch), 1)
+            kv_positions = torch.arange(plan.kv_len).view(1, 1, 1, -1)
+            mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
+            tokens = torch.tensor([[s.tokens[-1]] for s in batch])
+            groups.append(Rows(tokens, torch.tensor(starts).unsqueeze(1), mask, plan, 1))
+        self.stats.shared_passes += bool(chunk and batch)
         began = time.monotonic()
-        with dense_weights(self._dense):
-            logits = self._forward(
-                input_ids, positions, mask, torch.tensor(keep_at, device=self.device) if keep_at else 1
-            )
-        self._prefill_rate = len(batch) * chunk / max(time.monotonic() - began, 1e-3)
-        for seq, n in zip(batch, lengths, strict=True):
+        # Dense weights prefill only a chunk that runs alone (never together: see _step).
+        with dense_weights(self._dense if not batch else []):
+            logits = self._forward(groups)
+        if chunk:
+            rows = groups[0].input_ids.numel()
+            self._prefill_rate = rows / max(time.monotonic() - began, 1e-3)
+            self._prefilled(chunk, logits[0])
+        if batch:
+            for seq in batch:
+                seq.num_cached += 1
+            self._emit_tokens(batch, logits[-1][:, -1])
+
+    @staticmethod
+    def _completed(chunk: list[tuple[_Sequence, int]]) -> tuple[list[int], list[int]]:
+        """The rows whose prompt this chunk completes, and the chunk positions to keep logits of."""
+        done = [i for i, (s, n) in enumerate(chunk) if s.num_cached + n == len(s.tokens)]
+        return done, sorted({chunk[i][1] - 1 for i in done})
+
+    def _chunk_rows(self, chunk: list[tuple[_Sequence, int]]) -> Rows:
+        width = max(n for _, n in chunk)
+        starts = [s.num_cached for s, _ in chunk]
+        input_ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, (seq, n) in enumerate(chunk):
+            input_ids[i, :n] = torch.tensor(seq.tokens[seq.num_cached : seq.num_cached + n])
+        positions = torch.tensor(starts).unsqueeze(1) + torch.arange(width).unsqueeze(0)
+        _, keep_at = self._completed(chunk)
+        plan = self.cache.plan([s.table for s, _ in chunk], starts, [n for _, n in chunk], width)
+        kv_positions = torch.arange(plan.kv_len)
+        mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(chunk), 1, width, 1)).to(self.device)
+        keep = torch.tensor(keep_at, device=self.device) if keep_at else 1
+        return Rows(input_ids, positions, mask, plan, keep)
+
+    def _prefilled(self, chunk: list[tuple[_Sequence, int]], logits: torch.Tensor) -> None:
+        done, keep_at = self._completed(chunk)
+        for seq, n in chunk:
             seq.num_cached += n
             self._name_blocks(seq)
         if not done:
             return
-        rows = torch.stack([logits[i, keep_at.index(lengths[i] - 1)] for i in done])
-        finishing = [batch[i] for i in done]
+        rows = torch.stack([logits[i, keep_at.index(chunk[i][1] - 1)] for i in done])
+        finishing = [chunk[i][0] for i in done]
         for seq in finishing:
             self._prefilling.remove(seq)
             self._decoding.append(seq)
@@ -476,38 +537,26 @@ class Engine:
         seq.num_cached = seq.num_named = 0
         self._waiting.appendleft(seq)
 
-    def _forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, keep: int | torch.Tensor
-    ) -> torch.Tensor:
-        input_ids, positions = input_ids.to(self.device), positions.to(self.device)
+    def _forward(self, groups: list[Rows]) -> list[torch.Tensor]:
+        groups = [
+            Rows(g.input_ids.to(self.device), g.positions.to(self.device), g.mask, g.plan, g.keep)
+            for g in groups
+        ]
         if self.fast is not None:
-            return self.fast(input_ids, positions, mask, self.cache, keep)
-        return self.model(
-            input_ids=input_ids,
-            position_ids=positions,
-            attention_mask=mask,
+            return self.fast(groups, self.cache)
+        # The Transformers model takes one group at a time (the only kind _step gives it), whose
+        # plan is the cache's current one.
+        (rows,) = groups
+        self.cache.current = rows.plan
+        output = self.model(
+            input_ids=rows.input_ids,
+            position_ids=rows.positions,
+            attention_mask=rows.mask,
             cache=self.cache,
             use_cache=True,
-            logits_to_keep=keep,
-        ).logits
-
-    def _decode_step(self) -> None:
-        for seq in list(self._decoding):
-            if seq in self._decoding:
-                self._grow(seq, seq.num_cached + 1)
-        if not self._decoding:
-            return
-        batch = list(self._decoding)
-        starts = [s.num_cached for s in batch]
-        kv_len = self.cache.plan([s.table for s in batch], starts, [1] * len(batch), 1)
-        kv_positions = torch.arange(kv_len).view(1, 1, 1, -1)
-        mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
-        logits = self._forward(
-            torch.tensor([[s.tokens[-1]] for s in batch]), torch.tensor(starts).unsqueeze(1), mask, 1
-        )[:, -1]
-        for seq in batch:
-            seq.num_cached += 1
-        self._emit_tokens(batch, logits)
+            logits_to_keep=rows.keep,
+        )
+        return [output.logits]
 
     def _emit_tokens(self, batch: list[_Sequence], logits: torch.Tensor) -> None:
         # Sampling runs on the CPU in float32 whatever the model's device: a few MB a step, and

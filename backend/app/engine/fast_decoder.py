@@ -17,11 +17,22 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .attention import additive_mask, batch_invariant_attention
-from .kv_cache import PagedKVCache
+from .kv_cache import PagedKVCache, Plan
 from .quantization import fuse_siblings, fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
 SUPPORTED = {"llama", "qwen2", "mistral"}
+
+
+@dataclass
+class Rows:
+    """Rows of a forward pass that attend together: [batch, q_len] tokens, padded alike."""
+
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor  # [batch, 1, q_len, plan.kv_len]: which keys each position sees
+    plan: Plan
+    keep: int | torch.Tensor  # logits of the last `keep` positions, or of these positions
 
 
 Projection = Callable[[torch.Tensor], torch.Tensor]
@@ -104,34 +115,46 @@ class FastDecoder:
         half = x.shape[-1] // 2
         return (x * cos) + (torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin)
 
-    def __call__(
-        self,
-        input_ids: torch.Tensor,
-        position_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        cache: PagedKVCache,
-        logits_to_keep: int | torch.Tensor,
-    ) -> torch.Tensor:
-        batch, seq = input_ids.shape
-        hidden = F.embedding(input_ids, self.embed)
-        cos, sin = self.rotary(hidden, position_ids=position_ids)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-        mask = additive_mask(attention_mask)  # once, not in every layer
+    def __call__(self, groups: Sequence[Rows], cache: PagedKVCache) -> list[torch.Tensor]:
+        """Logits of each group's kept positions. The groups share every matrix product (one call
+        on all their tokens) and attend apart, each over its own keys."""
+        shapes = [tuple(g.input_ids.shape) for g in groups]
+        sizes = [b * n for b, n in shapes]
+        hidden = F.embedding(torch.cat([g.input_ids.reshape(-1) for g in groups]), self.embed)
+        rotations = []
+        for g in groups:
+            cos, sin = self.rotary(hidden, position_ids=g.positions)
+            rotations.append((cos.unsqueeze(1), sin.unsqueeze(1)))
+        masks = [additive_mask(g.mask) for g in groups]  # once, not in every layer
         for index, w in enumerate(self.layers):
             residual = hidden
             x = self._rms_norm(hidden, w.ln1)
-            q, k, v = w.qkv(x)
-            q = q.view(batch, seq, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = v.view(batch, seq, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
-            k, v = cache.update(k, v, index)
-            attn, _ = batch_invariant_attention(None, q, k, v, mask, scaling=self.scaling)  # type: ignore[arg-type]
-            hidden = residual + w.o(attn.reshape(batch, seq, -1))
+            attended = []
+            split = (t.split(sizes) for t in w.qkv(x))
+            for (b, n), g, (cos, sin), mask, q, k, v in zip(
+                shapes, groups, rotations, masks, *split, strict=True
+            ):
+                q = q.view(b, n, self.heads, self.head_dim).transpose(1, 2)
+                k = k.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
+                v = v.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
+                q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+                k, v = cache.update(k, v, index, plan=g.plan)
+                attn, _ = batch_invariant_attention(None, q, k, v, mask, scaling=self.scaling)  # type: ignore[arg-type]
+                attended.append(attn.reshape(b * n, -1))
+            hidden = residual + w.o(attended[0] if len(attended) == 1 else torch.cat(attended))
             residual = hidden
             x = self._rms_norm(hidden, w.ln2)
             gate, up = w.gate_up(x)
             hidden = residual + w.down(F.silu(gate) * up)
         hidden = self._rms_norm(hidden, self.norm)
-        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        return self.lm_head(hidden[:, keep])
+        kept = [
+            h.view(b, n, -1)[:, slice(-g.keep, None) if isinstance(g.keep, int) else g.keep]
+            for (b, n), g, h in zip(shapes, groups, hidden.split(sizes), strict=True)
+        ]
+        if len(kept) == 1:
+            return [self.lm_head(kept[0])]
+        logits = self.lm_head(torch.cat([k.reshape(-1, k.shape[-1]) for k in kept]))
+        return [
+            part.view(*k.shape[:2], -1)
+            for part, k in zip(logits.split([k.shape[0] * k.shape[1] for k in kept]), kept, strict=True)
+        ]

@@ -15,6 +15,7 @@ maps its pages as blocks are first written, lowest blocks first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,6 +26,23 @@ from .blocks import BLOCK_SIZE, PAD_BLOCK
 
 def bytes_per_token(num_layers: int, num_kv_heads: int, head_dim: int, dtype: torch.dtype) -> int:
     return 2 * num_layers * num_kv_heads * head_dim * dtype.itemsize
+
+
+@dataclass
+class Plan:
+    """One forward's rows: where their new keys go and which pool positions make up their keys."""
+
+    write: torch.Tensor
+    read: torch.Tensor
+    batch: int
+    q_len: int
+    kv_len: int  # key positions the attention sees: the mask's width
+    on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if device not in self.on:
+            self.on[device] = (self.write.to(device), self.read.to(device))
+        return self.on[device]
 
 
 class PagedKVCache(Cache):
@@ -45,17 +63,13 @@ class PagedKVCache(Cache):
         for store in (self.keys, self.values):
             for t in store:
                 t[:, PAD_BLOCK * BLOCK_SIZE : (PAD_BLOCK + 1) * BLOCK_SIZE] = 0
-        self._write = torch.zeros(0, dtype=torch.long)
-        self._read = torch.zeros(0, dtype=torch.long)
-        self._batch = 0
-        self._q_len = 0
-        self._kv_len = 0
-        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        # The plan of the next forward through the Transformers model, which calls update()
+        # without one; the fast decoder passes each group of rows' own.
+        self.current = Plan(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 0, 0, 0)
 
-    def plan(self, tables: list[list[int]], starts: list[int], lengths: list[int], q_len: int) -> int:
-        """Set up the next forward: row i writes lengths[i] (<= q_len) new tokens at starts[i].
-
-        Returns how many key positions the attention will see (the mask's width)."""
+    def plan(self, tables: list[list[int]], starts: list[int], lengths: list[int], q_len: int) -> Plan:
+        """Plan a forward of these rows: row i writes lengths[i] (<= q_len) new tokens at starts[i].
+        The plan becomes the current one."""
         kv_len = max(starts) + q_len
         blocks = -(-kv_len // BLOCK_SIZE)
         table = torch.full((len(tables), blocks), PAD_BLOCK, dtype=torch.long)
@@ -66,29 +80,30 @@ class PagedKVCache(Cache):
         positions = torch.arange(kv_len)
         ends = torch.tensor([s + n for s, n in zip(starts, lengths, strict=True)]).unsqueeze(1)
         # Positions a row has not written read the pad block, never another sequence's stale keys.
-        self._read = torch.where(positions < ends, slots, PAD_BLOCK * BLOCK_SIZE).view(-1)
+        read = torch.where(positions < ends, slots, PAD_BLOCK * BLOCK_SIZE).view(-1)
         new = torch.tensor(starts).unsqueeze(1) + torch.arange(q_len)
-        self._write = torch.where(new < ends, slots.gather(1, new), PAD_BLOCK * BLOCK_SIZE).view(-1)
-        self._batch, self._q_len, self._kv_len = len(tables), q_len, kv_len
-        self._on = {}
-        return kv_len
-
-    def _indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if device not in self._on:
-            self._on[device] = (self._write.to(device), self._read.to(device))
-        return self._on[device]
+        write = torch.where(new < ends, slots.gather(1, new), PAD_BLOCK * BLOCK_SIZE).view(-1)
+        self.current = Plan(write, read, len(tables), q_len, kv_len)
+        return self.current
 
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+        self,
+        key_states: torch.Tensor,
+        value_states: torch.Tensor,
+        layer_idx: int,
+        *args: Any,
+        plan: Plan | None = None,
+        **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        plan = plan or self.current
         keys, values = self.keys[layer_idx], self.values[layer_idx]
         if keys.device != key_states.device:
             # A model split over GPUs (device_map): each layer's cache lives beside the layer.
             keys = self.keys[layer_idx] = keys.to(key_states.device)
             values = self.values[layer_idx] = values.to(key_states.device)
-        write, read = self._indices(keys.device)
+        write, read = plan.indices(keys.device)
         heads, dim = keys.shape[0], keys.shape[2]
-        gathered = (self._batch, self._kv_len)
+        gathered = (plan.batch, plan.kv_len)
         for store, new in ((keys, key_states), (values, value_states)):
             store.index_copy_(1, write, new.transpose(0, 1).reshape(heads, -1, dim).to(store.dtype))
         # [batch, heads, positions, dim] views of head-major copies (attention.py reads them as such).
@@ -98,7 +113,7 @@ class PagedKVCache(Cache):
         )
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self._kv_len - self._q_len
+        return self.current.kv_len - self.current.q_len
 
     def get_max_cache_shape(self, layer_idx: int = 0) -> int:
         return self.keys[0].shape[1]
