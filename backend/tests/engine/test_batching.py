@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -168,3 +169,17 @@ def test_fast_path_gives_the_tokens_of_the_transformers_forward(engine: Engine, 
         fast = run_together(engine, jobs)
         slow = run_together(plain, jobs)
         assert [r.token_ids for r in fast] == [r.token_ids for r in slow]
+
+
+def test_decode_rows_are_grouped_by_length_only_where_it_saves_work() -> None:
+    def rows(*lengths: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(num_cached=n) for n in lengths]
+
+    def split(batch: list[SimpleNamespace]) -> list[list[int]]:
+        return [[s.num_cached for s in group] for group in Engine._decode_groups(batch)]  # type: ignore[arg-type]
+
+    # Similar lengths attend together; one long conversation attends apart from short streams.
+    assert split(rows(120, 100, 110, 90)) == [[90, 100, 110, 120]]
+    assert split(rows(100, 1500, 100, 100, 100)) == [[100, 100, 100, 100], [1500]]
+    assert split(rows(40, 900, 2000, 50, 950)) == [[40, 50], [900, 950], [2000]]
+    assert split(rows(300)) == [[300]]
