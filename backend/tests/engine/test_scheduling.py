@@ -106,3 +106,38 @@ def test_a_request_cancelled_while_prefilling_frees_its_blocks(engine: Engine, m
     assert engine.stats.aborted == aborted + 1
     # The engine serves the next request as usual.
     assert len(asyncio.run(collect(engine, long[:50], SamplingParams(max_tokens=3))).token_ids) == 3
+
+
+def test_short_prompts_arriving_beside_a_decoding_stream_are_prefilled_whole(
+    engine: Engine, model_and_tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, tokenizer = model_and_tokenizer
+    wait_until(lambda: engine.idle)
+    cut: list[int] = []  # prompts given fewer than all their remaining tokens in a chunk
+    plan_chunk = engine._plan_chunk
+
+    def recording() -> list:
+        chunk = plan_chunk()
+        cut.extend(n for seq, n in chunk if n < len(seq.tokens) - seq.num_cached and seq.num_output == 0)
+        return chunk
+
+    monkeypatch.setattr(engine, "_plan_chunk", recording)
+    questions = ["What is 2 + 2?", "Name a colour.", "Say hello.", "What day follows Monday?"]
+
+    async def main() -> None:
+        running = engine.generate(
+            chat_ids(tokenizer, "Write a very long story."), SamplingParams(max_tokens=400, ignore_eos=True)
+        )
+        await anext(running)  # decoding now
+        shorts = [
+            engine.generate(chat_ids(tokenizer, f"{uuid.uuid4().hex[:8]} {q}"), SamplingParams(max_tokens=1))
+            for q in questions
+        ]
+        for stream in shorts:
+            async for _ in stream:
+                pass
+        await running.aclose()
+
+    asyncio.run(main())
+    # However slow the decoding step makes the measured rate, a short prompt is never cut.
+    assert cut == []
