@@ -54,12 +54,12 @@ BURST_MAX_S = 0.02
 GIL_SWITCH_S = 0.0001
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
-# chunk sharing the decode step's pass is charged its rows' share of the pass and targets less:
-# the streams wait about one pass (a 3,000-token paste beside 4 streams, in-process on 2 cores:
-# gaps p95 0.16 s at 0.08, 0.20 s at 0.12, the paste's first token at 43 s either way).
+# chunk sharing the decode step's pass is charged its rows' share of the pass, a row weighing
+# 1 + its keys / ROW_KEYS: a row's attention over that many keys costs about what its matrix
+# products do (~6 ms against ~22 us a key, per step, on 2 cores).
 PREFILL_SLICE_S = 0.12
-SHARED_SLICE_S = 0.08
 IDLE_PREFILL_SLICE_S = 0.5
+ROW_KEYS = 256
 # The smallest chunk: a block when it runs alone (every chunk reads all the weights once); a few
 # tokens when it shares the decode batch's products (its rows ride along nearly free, while its
 # attention over a long prompt's keys grows with every token: 16 tokens at 2,800 keys took
@@ -431,9 +431,7 @@ class Engine:
         budget = self.config.max_num_batched_tokens
         slice_ = budget
         if self._prefill_rate is not None:
-            target = IDLE_PREFILL_SLICE_S
-            if self._decoding:
-                target = SHARED_SLICE_S if self._together else PREFILL_SLICE_S
+            target = PREFILL_SLICE_S if self._decoding else IDLE_PREFILL_SLICE_S
             least = MIN_CHUNK_TOGETHER if self._together else MIN_CHUNK_ALONE
             slice_ = max(least, min(budget, int(self._prefill_rate * target)))
             if min(len(s.tokens) - s.num_cached for s in self._prefilling) <= SHORT_PROMPT_TOKENS:
@@ -475,10 +473,13 @@ class Engine:
             logits = self._forward(groups)
         elapsed = time.monotonic() - began
         if chunk:
-            # Rows a second: in a shared pass the decode rows count too, as the products' rows they
-            # are, so a chunk beside a large batch still gets its share instead of shrinking
-            # with the rate it would measure if the pass were charged to it alone.
-            self._prefill_rate = (groups[0].input_ids.numel() + len(batch)) / max(elapsed, 1e-3)
+            # A shared pass is charged to the chunk by its rows' weight (see ROW_KEYS), not all
+            # of it: beside a large batch a chunk charged the whole pass would shrink to nothing.
+            width = groups[0].input_ids.shape[1]
+            mine = sum(n * (1 + (s.num_cached + width / 2) / ROW_KEYS) for s, n in chunk)
+            theirs = sum(1 + s.num_cached / ROW_KEYS for s in batch)
+            own = elapsed * mine / (mine + theirs)
+            self._prefill_rate = sum(n for _, n in chunk) / max(own, 1e-3)
             self._prefilled(chunk, logits[0])
         if decoding:
             batch = [seq for group in decoding for seq in group]
