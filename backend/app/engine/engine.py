@@ -429,16 +429,17 @@ class Engine:
         blocks given."""
         self.stats.prefill_steps += 1
         budget = self.config.max_num_batched_tokens
+        waiting = sorted(self._prefilling, key=lambda s: len(s.tokens) - s.num_cached)
         slice_ = budget
         if self._prefill_rate is not None:
             target = PREFILL_SLICE_S if self._decoding else IDLE_PREFILL_SLICE_S
             least = MIN_CHUNK_TOGETHER if self._together else MIN_CHUNK_ALONE
             slice_ = max(least, min(budget, int(self._prefill_rate * target)))
-            if min(len(s.tokens) - s.num_cached for s in self._prefilling) <= SHORT_PROMPT_TOKENS:
+            if len(waiting[0].tokens) - waiting[0].num_cached <= SHORT_PROMPT_TOKENS:
                 slice_ = max(slice_, SHORT_PROMPT_TOKENS)  # short prompts go whole, together
         batch: list[_Sequence] = []
         chunk = 0
-        for seq in sorted(self._prefilling, key=lambda s: len(s.tokens) - s.num_cached):
+        for seq in waiting:
             wanted = max(chunk, len(seq.tokens) - seq.num_cached)
             if wanted > slice_:
                 if batch:
@@ -465,7 +466,7 @@ class Engine:
         the first tokens of the prompts it completes and the next token of every decoding one."""
         groups = [self._chunk_rows(chunk)] if chunk else []
         decoding = self._decode_groups(batch) if self.fast is not None else [batch] if batch else []
-        groups += [self._decode_rows(group) for group in decoding]
+        groups += [self._chunk_rows([(s, 1) for s in group]) for group in decoding]
         self.stats.shared_passes += bool(chunk and batch)
         began = time.monotonic()
         # Dense weights prefill only a chunk that runs alone (never together: see _step).
@@ -508,14 +509,6 @@ class Engine:
             end = cut[end]
         return groups[::-1]
 
-    def _decode_rows(self, batch: list[_Sequence]) -> Rows:
-        starts = [s.num_cached for s in batch]
-        plan = self.cache.plan([s.table for s in batch], starts, [1] * len(batch), 1)
-        kv_positions = torch.arange(plan.kv_len).view(1, 1, 1, -1)
-        mask = (kv_positions <= torch.tensor(starts).view(-1, 1, 1, 1)).to(self.device)
-        tokens = torch.tensor([[s.tokens[-1]] for s in batch])
-        return Rows(tokens, torch.tensor(starts).unsqueeze(1), mask, plan, 1)
-
     @staticmethod
     def _completed(chunk: list[tuple[_Sequence, int]]) -> tuple[list[int], list[int]]:
         """The rows whose prompt this chunk completes, and the chunk positions to keep logits of."""
@@ -523,6 +516,7 @@ class Engine:
         return done, sorted({chunk[i][1] - 1 for i in done})
 
     def _chunk_rows(self, chunk: list[tuple[_Sequence, int]]) -> Rows:
+        """The rows of a prompt chunk, or of decoding sequences (one token each: their last)."""
         width = max(n for _, n in chunk)
         starts = [s.num_cached for s, _ in chunk]
         input_ids = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -533,7 +527,8 @@ class Engine:
         plan = self.cache.plan([s.table for s, _ in chunk], starts, [n for _, n in chunk], width)
         kv_positions = torch.arange(plan.kv_len)
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(chunk), 1, width, 1)).to(self.device)
-        keep = torch.tensor(keep_at, device=self.device) if keep_at else 1
+        # Only the last position (every decode step, most chunks): a slice, no index tensor.
+        keep = torch.tensor(keep_at, device=self.device) if keep_at and keep_at != [width - 1] else 1
         return Rows(input_ids, positions, mask, plan, keep)
 
     def _prefilled(self, chunk: list[tuple[_Sequence, int]], logits: torch.Tensor) -> None:
