@@ -8,8 +8,9 @@ or was built for instruction sets this CPU lacks.
 The build is not `-march=native`: such a binary died with SIGILL (illegal instruction) here, as
 this project's VMs change CPU between sessions (AVX-512 on one, AVX2 only on another). Instead
 each of ggml's x86 instruction-set switches is on when /proc/cpuinfo lists every flag it compiles
-for, AMX never; the switches are stamped next to the binary, so a cache carried to another CPU
-is rebuilt rather than crashing.
+for, AMX never (a build with ggml's AMX switches on died with SIGILL at model load on a
+Sapphire Rapids VM that lists the amx flags); the switches are stamped next to the binary, so a
+cache carried to another CPU is rebuilt rather than crashing.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ HTTP-free, so the server, the benchmarks and the tests load the model the same w
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from .attention import NAME
 from .config import ModelOptions
 from .memory import trim_heap
 from .quantization import Quantization, dense_capable, fp16_supported, on_int4_grid, quantize_model
+from .row_pieces import ROWS, amx_in_use, run_in_pieces
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +142,8 @@ def preflight(options: ModelOptions) -> Placement:
     return Placement(device, dtype, resolve_attention(options.attention, device))
 
 
-def pin_cpu_kernels(device: torch.device, attention: str) -> None:
-    """Where a request's tokens must not depend on its batch (the batch-invariant kernel on a
-    CPU), keep oneDNN off AMX: its AMX bf16 matrix products round some rows differently with the
-    number of rows (measured on a Sapphire Rapids core), while the AVX512-BF16 ones give every
-    row the same result whatever the batch. Read by oneDNN at its first product, so this runs
-    before the model is built; an explicit ONEDNN_MAX_CPU_ISA wins."""
-    if device.type == "cpu" and attention == NAME:
-        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
-
-
 def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     place = preflight(options)
-    pin_cpu_kernels(place.device, place.attention)
     # Loading runs single-threaded: a second OpenMP thread team beside the engine's (whose thread
     # count is NUM_THREADS) makes libgomp throttle its spin-waits, which halved decode speed here.
     torch.set_num_threads(1)
@@ -183,6 +172,9 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
             quantization,
             ", dense weights kept for prefill" if dense_capable(model) else "",
         )
+    if place.device.type == "cpu" and place.attention == NAME and amx_in_use():
+        # A request's tokens must not depend on its batch: see row_pieces.py.
+        log.info("%d bf16 products run in %d-row pieces on AMX", run_in_pieces(model), ROWS)
     return model.eval(), tokenizer
 
 

@@ -32,7 +32,7 @@ the fused product is bit for bit the separate layer's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
@@ -66,13 +66,15 @@ class _PackedLinear(nn.Module):
         self.out_features = linear.out_features
         self.weight = linear.weight if keep_dense else None
         self.dense = False
+        # How the dense weight multiplies (row_pieces.py replaces it on AMX CPUs).
+        self.product: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor] = F.linear
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dense and self.weight is not None:
-            return F.linear(x, self.weight, self.bias)
+            return self.product(x, self.weight, self.bias)
         y = self._matmul(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
