@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from api_support import SchemaValidator, assert_error, chat_stream_text, finish_reasons, post_stream
-from server_process import CHAT_MODEL
+from api_support import (
+    REQUEST_TIMEOUT_S,
+    SchemaValidator,
+    assert_error,
+    chat_stream_text,
+    finish_reasons,
+    post_stream,
+)
+from server_process import CHAT_MODEL, start_server
 
 QUESTION = {"role": "user", "content": "Tell me a short story about a lighthouse keeper."}
 CUT = 12
@@ -27,6 +35,20 @@ def continuing(partial: str) -> list[dict[str, Any]]:
 
 
 CONTINUE = {"continue_final_message": True, "add_generation_prompt": False}
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server that computes prompts with the weights it decodes with (DENSE_PREFILL=false; the
+    default already where no dense weights are kept, e.g. fp16): only then is the greedy
+    continuation of a cut answer exactly the uncut answer. With dense bf16 prefill beside int4
+    decode, the cut answer's tokens are read back with other numbers and may continue otherwise."""
+    proc = start_server(tmp_path_factory.mktemp("continue") / "server.log", DENSE_PREFILL="false")
+    try:
+        with httpx.Client(base_url=proc.url, timeout=REQUEST_TIMEOUT_S) as client:
+            yield client
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="module")
