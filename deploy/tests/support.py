@@ -75,7 +75,9 @@ def restart_replica(
     site_url: str, replicas: list[ServerProcess], index: int, log_path: Path, http: httpx.Client
 ) -> None:
     """Start replica `index` again on its port (as systemd would after a crash or a restart) and
-    wait until Nginx sends it a request again (it retries a failed server after fail_timeout)."""
+    wait until Nginx sends it requests again through both upstream groups: plain requests, and
+    conversations (X-Conversation-Id). Each group keeps its own record of a failed server and
+    retries it only after fail_timeout, so a replica back in one may still be skipped by the other."""
     chat = "/v1/chat/completions"
     old = replicas[index]
     old.proc.wait(timeout=60)
@@ -83,11 +85,17 @@ def restart_replica(
     replicas[index] = restarted
     wait_healthy([restarted])
     deadline = time.monotonic() + 30
-    before = replica_requests(restarted, chat)
-    while replica_requests(restarted, chat) == before and time.monotonic() < deadline:
-        assert http.post(f"{site_url}{chat}", json=chat_body("Hi.", 2)).status_code == 200
-        time.sleep(0.5)
-    assert replica_requests(restarted, chat) > before, "the restarted replica got no request"
+    # Plain requests, then conversations under ever new ids: some of them hash to this replica.
+    for group in ("plain", "conversation"):
+        before = replica_requests(restarted, chat)
+        probe = 0
+        while replica_requests(restarted, chat) == before and time.monotonic() < deadline:
+            headers = {"X-Conversation-Id": f"restart-probe-{probe}"} if group == "conversation" else {}
+            probe += 1
+            resp = http.post(f"{site_url}{chat}", json=chat_body("Hi.", 2), headers=headers)
+            assert resp.status_code == 200, resp.text
+            time.sleep(0.5)
+        assert replica_requests(restarted, chat) > before, f"the restarted replica got no {group} request"
 
 
 @dataclass
