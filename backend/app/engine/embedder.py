@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from .threads import use_threads
+
 BATCH_SIZE = 32
 # Padded tokens per forward pass at most: a request arriving meanwhile waits for one pass, which
 # stays short (32 inputs of 220 tokens took 9 s on a busy 2-core machine; 4,096 tokens ~1 s).
@@ -115,7 +117,7 @@ class Embedder:
     def _run(self) -> None:
         # One CPU thread: a multi-threaded OpenMP team here would slow the chat engine's (see
         # loader.load_chat_model), and a small encoder gains little from more.
-        torch.set_num_threads(1)
+        use_threads(1)
         while True:
             with self._wake:
                 while not self._jobs:

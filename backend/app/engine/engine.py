@@ -40,6 +40,7 @@ from .memory import kv_budget_bytes, trim_heap
 from .quantization import dense_capable, dense_weights
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
 from .text import IncrementalDetokenizer
+from .threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +302,7 @@ class Engine:
 
     def _run(self) -> None:
         # Thread counts are per thread under OpenMP: this one does the model's work.
-        torch.set_num_threads(self.num_threads)
+        use_threads(self.num_threads)
         with torch.inference_mode():
             try:
                 busy = False
