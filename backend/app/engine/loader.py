@@ -172,7 +172,8 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
             quantization,
             ", dense weights kept for prefill" if dense_capable(model) else "",
         )
-    if place.device.type == "cpu" and place.attention == NAME and amx_in_use():
+    on_cpu_bf16 = place.device.type == "cpu" and place.dtype == torch.bfloat16
+    if on_cpu_bf16 and place.attention == NAME and amx_in_use():
         # A request's tokens must not depend on its batch: see row_pieces.py.
         log.info("%d bf16 products run in %d-row pieces on AMX", run_in_pieces(model), ROWS)
     return model.eval(), tokenizer

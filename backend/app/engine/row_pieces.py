@@ -60,13 +60,12 @@ class Pieces:
 
 
 class PiecewiseLinear(nn.Module):
-    """A linear layer whose products run in Pieces (the plain weight stays, e.g. for a tied
-    input embedding)."""
+    """A linear layer whose products run in Pieces. It keeps only the reordered weight: the plain
+    one is freed with the layer it replaces, unless another module shares it (a tied input
+    embedding, which still reads it)."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        self.weight = linear.weight
-        self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.pieces = Pieces(linear.weight, linear.bias)
 

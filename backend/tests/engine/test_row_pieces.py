@@ -3,6 +3,8 @@ loader's switch replaces exactly the dense bf16 products."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,15 +43,31 @@ def test_run_in_pieces_takes_every_dense_bf16_product() -> None:
     float32 = nn.Linear(64, 8)  # not bf16: left alone
     model = nn.Sequential(packed, plain, float32)
     x = torch.randn(ROWS, 64).bfloat16()
-    with dense_weights([packed]):
+    with dense_weights([packed]), torch.no_grad():  # no graph keeping the weights alive
         before = model[1](model[0](x))
+    plain_weight = weakref.ref(plain.weight)
+    del plain
     assert run_in_pieces(model) == 2
-    assert isinstance(model[1], PiecewiseLinear) and model[1].weight is plain.weight
+    assert isinstance(model[1], PiecewiseLinear)
+    assert plain_weight() is None  # only the reordered copy stays in memory
     assert type(model[2]) is nn.Linear
     with dense_weights([packed]):
         assert torch.equal(model[1](model[0](x)), before)
     # The packed weight still decodes with its own kernel outside dense_weights.
     assert torch.equal(model[0](x), packed._matmul(x))
+
+
+def test_a_tied_output_layer_leaves_the_input_embedding_its_weight() -> None:
+    torch.manual_seed(0)
+    embed = nn.Embedding(96, 64).bfloat16()
+    output = nn.Linear(64, 96, bias=False).bfloat16()
+    output.weight = embed.weight
+    model = nn.Sequential(embed, output)
+    ids = torch.arange(ROWS)
+    before = model(ids)
+    assert run_in_pieces(model) == 1
+    assert isinstance(model[1], PiecewiseLinear) and model[0].weight.shape == (96, 64)
+    assert torch.equal(model(ids), before)
 
 
 def test_amx_is_off_where_onednn_is_kept_off_it(monkeypatch: pytest.MonkeyPatch) -> None:
