@@ -29,6 +29,7 @@ class ModelOptions(_FromSettings):
     quantization: str
     dense_prefill: bool
     device_map: str | None
+    fast_path: bool  # the engine will run the fast decoder: join sibling projections for it
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 
 from .attention import additive_mask, batch_invariant_attention
 from .kv_cache import PagedKVCache, Plan
-from .quantization import fuse_siblings, fused_layer
+from .quantization import fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
 SUPPORTED = {"llama", "qwen2", "mistral"}
@@ -40,8 +40,8 @@ Projections = Callable[[torch.Tensor], Sequence[torch.Tensor]]
 
 
 def _projections(layers: list[nn.Module]) -> Projections:
-    """Sibling projections of one input: one product where they were fused at load
-    (quantization.py), else one each. Each is its module's forward, called without nn.Module's
+    """Sibling projections of one input: one product where they were joined at load
+    (quantization.fuse_siblings), else one each. Each is its module's forward, called without nn.Module's
     hook machinery: a plain or a quantised linear layer alike."""
     fused = fused_layer(layers)
     if fused is not None:
@@ -62,20 +62,21 @@ class _Layer:
     down: Projection
 
 
-def fast_decoder_for(model: PreTrainedModel) -> FastDecoder | None:
+def runs_fast(model: PreTrainedModel) -> bool:
+    """Whether the fast decoder can run this model (the loader then joins its siblings)."""
     config = model.config
     sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
-    if (
+    return not (
         config.model_type not in SUPPORTED
         or sliding
         or getattr(config, "hidden_act", "silu") != "silu"
         or config._attn_implementation != "batch_invariant"
         or len(set(getattr(model, "hf_device_map", {}).values())) > 1
-    ):
-        return None
-    # One product per group of fp16 siblings; the Transformers path computes through the parts.
-    fuse_siblings(model)
-    return FastDecoder(model)
+    )
+
+
+def fast_decoder_for(model: PreTrainedModel) -> FastDecoder | None:
+    return FastDecoder(model) if runs_fast(model) else None
 
 
 class FastDecoder:

@@ -16,8 +16,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from .attention import NAME
 from .config import ModelOptions
+from .fast_decoder import runs_fast
 from .memory import trim_heap
-from .quantization import Quantization, dense_capable, fp16_supported, on_int4_grid, quantize_model
+from .quantization import (
+    Quantization,
+    dense_capable,
+    fp16_supported,
+    fuse_siblings,
+    on_int4_grid,
+    quantize_model,
+)
 from .row_pieces import ROWS, amx_in_use, run_in_pieces
 
 log = logging.getLogger(__name__)
@@ -162,6 +170,9 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
         )
         if options.device_map is None:
             model = model.to(place.device)
+    if options.fast_path and runs_fast(model):
+        # One product per group of siblings, quantised and packed once (quantization.py).
+        log.info("joined %d groups of sibling projections", fuse_siblings(model))
     quantization = resolve_quantization(options.quantization, model)
     if quantization != "none":
         count = quantize_model(model, quantization, keep_dense=options.dense_prefill)

@@ -24,10 +24,13 @@ multiplies them with float32 activations. Reading half the bytes, it decodes 2.6
 float32 at 1-16 rows and prefills faster too, so no dense copy is kept; its float16 rounding of
 the weights costs less than bfloat16's. Like MKL's float32 products, a few batch sizes' rows
 (1, 2, a two-row remainder) round a little differently (about 1e-6), so tokens batched and alone
-agree in practice, as in float32, not by construction as above. Sibling projections that read the
-same input (q/k/v, gate/up) are then packed as one matrix for the fast decoder: one call instead
-of three or two (at one row a product costs ~30 us besides reading its weights), and a column of
-the fused product is bit for bit the separate layer's.
+agree in practice, as in float32, not by construction as above.
+
+Sibling projections that read the same input (q/k/v, gate/up) can be joined into one matrix
+before quantising (`fuse_siblings`, for the fast decoder): one product instead of three or two
+for every kernel here (at one row a product costs ~30 us besides reading its weights). Every
+kind quantises each output row on its own, and each kernel's column of the joined product is
+bit for bit the separate layer's (a test checks), so joining changes no number.
 """
 
 from __future__ import annotations
@@ -119,12 +122,12 @@ class Fp16Linear(_PackedLinear):
         return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
 
 
-class Fp16Part(nn.Module):
-    """One projection of a fused Fp16Linear: its columns of the shared product. Called alone (the
+class Part(nn.Module):
+    """One projection of a joined layer: its columns of the shared product. Called alone (the
     Transformers path) it computes the whole product and keeps its columns; the fast decoder
-    calls the fused layer once for all its parts (`fused_layer`)."""
+    calls the joined layer once for all its parts (`fused_layer`)."""
 
-    def __init__(self, fused: Fp16Linear, start: int, end: int) -> None:
+    def __init__(self, fused: nn.Module, start: int, end: int) -> None:
         super().__init__()
         self.fused = fused
         self.start, self.end = start, end
@@ -134,40 +137,66 @@ class Fp16Part(nn.Module):
         return self.fused(x)[..., self.start : self.end]
 
 
-def fuse_siblings(model: nn.Module) -> None:
-    """Pack each group of SIBLINGS that are Fp16Linear layers of one input width, biases alike, as
-    parts of one Fp16Linear (the fast decoder calls this: elsewhere each part would compute the
-    whole product). Their weights are already float16 values, so the fused product's columns
-    are bit for bit the separate layers'. Fused groups are left as they are."""
+def fuse_siblings(model: nn.Module) -> int:
+    """Join each group of SIBLINGS that are plain linear layers of one input width, dtype and
+    device, biases alike, into one linear layer whose parts they become. Call it before
+    quantising (the joined layer is quantised once) and only for the fast decoder: elsewhere each
+    part would compute the whole product. Returns how many groups were joined."""
+    count = 0
     for parent in list(model.modules()):
         for names in SIBLINGS:
-            layers = [layer for name in names if type(layer := getattr(parent, name, None)) is Fp16Linear]
-            if len(layers) < len(names) or len({x.bias is None for x in layers}) > 1:
+            layers = [layer for name in names if type(layer := getattr(parent, name, None)) is nn.Linear]
+            if len(layers) < len(names):
                 continue
-            weights = [torch.ops.quantized.linear_unpack_fp16(x.packed)[0] for x in layers]
-            if len({w.shape[1] for w in weights}) > 1:
+            kinds = {(x.in_features, x.weight.dtype, x.weight.device, x.bias is None) for x in layers}
+            if len(kinds) > 1:
                 continue
-            width, biased = sum(w.shape[0] for w in weights), layers[0].bias is not None
-            whole = nn.utils.skip_init(nn.Linear, weights[0].shape[1], width, bias=biased)
-            whole.weight.data = torch.cat(weights)
+            first = layers[0]
+            whole = nn.utils.skip_init(
+                nn.Linear,
+                first.in_features,
+                sum(x.out_features for x in layers),
+                bias=first.bias is not None,
+                dtype=first.weight.dtype,
+                device=first.weight.device,
+            )
+            whole.weight.data = torch.cat([x.weight.detach() for x in layers])
             if whole.bias is not None:
                 whole.bias.data = torch.cat([x.bias.detach() for x in layers if x.bias is not None])
-            fused = Fp16Linear(whole)
             start = 0
             for name, layer in zip(names, layers, strict=True):
-                setattr(parent, name, Fp16Part(fused, start, start + layer.out_features))
+                setattr(parent, name, Part(whole, start, start + layer.out_features))
                 start += layer.out_features
+            count += 1
+    return count
 
 
-def fused_layer(parts: Sequence[nn.Module]) -> Fp16Linear | None:
+def fused_layer(parts: Sequence[nn.Module]) -> nn.Module | None:
     """The layer whose one product is exactly these projections side by side, if there is one."""
     fused = getattr(parts[0], "fused", None) if parts else None
     start = 0
     for part in parts:
-        if not isinstance(part, Fp16Part) or part.fused is not fused or part.start != start:
+        if not isinstance(part, Part) or part.fused is not fused or part.start != start:
             return None
         start = part.end
-    return fused if isinstance(fused, Fp16Linear) and start == fused.out_features else None
+    out_features = getattr(fused, "out_features", None)
+    return fused if fused is not None and start == out_features else None
+
+
+def shared_children(model: nn.Module, kind: Callable[[nn.Module], bool]) -> list[list[tuple[nn.Module, str]]]:
+    """Each child module that `kind` takes, once, as every (parent, name) that holds it: a joined
+    layer is held by all its parts, and replacing it must replace it in each."""
+    places: dict[int, list[tuple[nn.Module, str]]] = {}
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if kind(child):
+                places.setdefault(id(child), []).append((parent, name))
+    return list(places.values())
+
+
+def replace_child(places: list[tuple[nn.Module, str]], new: nn.Module) -> None:
+    for parent, name in places:
+        setattr(parent, name, new)
 
 
 def fp16_supported() -> bool:
@@ -175,24 +204,27 @@ def fp16_supported() -> bool:
     return "fbgemm" in torch.backends.quantized.supported_engines
 
 
-def _linears(model: PreTrainedModel) -> list[tuple[nn.Module, str, nn.Linear]]:
-    """The linear layers that quantisation replaces: all but the output layer."""
+def _linears(model: PreTrainedModel) -> list[list[tuple[nn.Module, str]]]:
+    """The linear layers that quantisation replaces, each as the places that hold it: all but the
+    output layer."""
     output = model.get_output_embeddings()
-    return [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if type(child) is nn.Linear and child is not output
-    ]
+    return shared_children(model, lambda child: type(child) is nn.Linear and child is not output)
+
+
+def _layer(places: list[tuple[nn.Module, str]]) -> nn.Linear:
+    parent, name = places[0]
+    layer = getattr(parent, name)
+    assert isinstance(layer, nn.Linear)
+    return layer
 
 
 def on_int4_grid(model: PreTrainedModel) -> bool:
     """True when every linear weight already takes at most 16 evenly spaced values per group of
     32 inputs: the weights came from a 4-bit file and int4 packing is lossless."""
-    linears = _linears(model)
-    if not linears or any(linear.in_features % INT4_GROUP for _, _, linear in linears):
+    linears = [_layer(places) for places in _linears(model)]
+    if not linears or any(linear.in_features % INT4_GROUP for linear in linears):
         return False
-    for _, _, linear in linears:
+    for linear in linears:
         codes, _, _ = _int4_grid(linear.weight)
         # Tolerance: the converted weights were rounded to bf16/fp16 after dequantising.
         if (codes - codes.round()).abs().amax() > 0.05:
@@ -215,8 +247,8 @@ def quantize_model(model: PreTrainedModel, mode: Quantization, keep_dense: bool 
     if mode == "none":
         return 0
     linears = _linears(model)
-    for parent, name, linear in linears:
-        setattr(parent, name, _packed(linear, mode, keep_dense))
+    for places in linears:
+        replace_child(places, _packed(_layer(places), mode, keep_dense))
     if mode != "fp16":
         return len(linears)
     # The output layer too: at one row it is a fifth of the bytes read per token, and float16

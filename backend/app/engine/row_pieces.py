@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantization import dense_capable
+from .quantization import dense_capable, replace_child, shared_children
 
 ROWS = 32
 
@@ -78,11 +78,11 @@ def run_in_pieces(model: nn.Module) -> int:
     layer included) are replaced, and packed layers multiply their kept dense weights so (a
     reordered copy, which replaces the plain one). Returns how many layers changed."""
     count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear and child.weight.dtype == torch.bfloat16:
-                setattr(parent, name, PiecewiseLinear(child))
-                count += 1
+    plain = shared_children(model, lambda c: type(c) is nn.Linear and c.weight.dtype == torch.bfloat16)
+    for places in plain:
+        parent, name = places[0]
+        replace_child(places, PiecewiseLinear(getattr(parent, name)))
+        count += 1
     for layer in dense_capable(model):
         if layer.weight is not None and layer.weight.dtype == torch.bfloat16:
             layer.product = Pieces(layer.weight, layer.bias)

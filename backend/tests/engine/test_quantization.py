@@ -15,9 +15,9 @@ from app.engine.loader import ModelLoadError, check_quantization, cpu_has_native
 from app.engine.quantization import (
     INT4_GROUP,
     Fp16Linear,
-    Fp16Part,
     Int4Linear,
     Int8Linear,
+    Part,
     dense_capable,
     dense_weights,
     fp16_supported,
@@ -118,28 +118,49 @@ def test_fp16_replaces_every_linear_and_the_output_layer_and_stays_close() -> No
     assert not torch.equal(logits, reference)
 
 
-@pytest.mark.skipif(not fp16_supported(), reason="FBGEMM (x86 PyTorch builds) is not in this build")
-def test_fp16_fuses_sibling_projections_into_one_product_bit_for_bit() -> None:
-    model = tiny_llama(on_grid=False)
+@pytest.mark.parametrize(
+    ("mode", "dtype"),
+    [
+        ("none", torch.bfloat16),
+        ("int8", torch.bfloat16),
+        ("int4", torch.bfloat16),
+        pytest.param(
+            "fp16", torch.float32, marks=pytest.mark.skipif(not fp16_supported(), reason="no FBGEMM")
+        ),
+    ],
+)
+def test_sibling_projections_join_into_one_product_bit_for_bit(mode: str, dtype: torch.dtype) -> None:
+    model = tiny_llama(on_grid=True).to(dtype)
     attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
-    x = torch.randn(5, 64)
+    x = torch.randn(5, 64).to(dtype)
     with torch.inference_mode():
-        alone = [Fp16Linear(layer)(x) for layer in (attn.q_proj, attn.k_proj, attn.v_proj)]
-        quantize_model(model, "fp16")
-        # Fused for the fast decoder only: on the Transformers path each part would compute it all.
-        assert type(attn.q_proj) is Fp16Linear
-        fuse_siblings(model)
+        # Each layer quantised alone (dense prefill weights kept where the mode keeps them).
+        alone_model = tiny_llama(on_grid=True).to(dtype)
+        quantize_model(alone_model, mode, keep_dense=True)  # type: ignore[arg-type]
+        a_attn, a_mlp = alone_model.model.layers[0].self_attn, alone_model.model.layers[0].mlp
+        singles = [a_attn.q_proj, a_attn.k_proj, a_attn.v_proj, a_mlp.gate_proj, a_mlp.up_proj]
+        assert fuse_siblings(model) == 2 * 2  # q/k/v and gate/up in each of the two layers
+        quantize_model(model, mode, keep_dense=True)  # type: ignore[arg-type]
         parts = [attn.q_proj, attn.k_proj, attn.v_proj]
         fused = fused_layer(parts)
-        assert fused is not None and all(type(part) is Fp16Part for part in parts)
+        assert fused is not None and all(type(part) is Part for part in parts)
         assert fused_layer([mlp.gate_proj, mlp.up_proj]) is not None
-        # Only the whole group in its order is the fused product.
+        # Each joined layer was quantised once, not once per part: q/k/v, o, gate/up and down.
+        layers = [m for m in model.modules() if type(m) is type(fused) and m is not model.lm_head]
+        assert len(layers) == 2 * 4
+        # Only the whole group in its order is the joined product.
         assert fused_layer(parts[::-1]) is None and fused_layer(parts[:2]) is None
         assert fused_layer([attn.o_proj]) is None
-        # Each part, called alone as the Transformers path does, is its own layer's product.
-        for part, expected in zip(parts, alone, strict=True):
-            assert torch.equal(part(x), expected)
-        assert torch.equal(fused(x), torch.cat(alone, dim=-1))
+        # Each part, called alone as the Transformers path does, is its own layer's product, on
+        # the packed weights and on the dense ones prefill uses.
+        for dense in (False, True):
+            with dense_weights(dense_capable(model) + dense_capable(alone_model) if dense else []):
+                expected = [single(x) for single in singles]
+                got = [part(x) for part in [*parts, mlp.gate_proj, mlp.up_proj]]
+                joined = torch.cat([fused(x), fused_layer([mlp.gate_proj, mlp.up_proj])(x)], dim=-1)  # type: ignore[misc]
+            for part, single in zip(got, expected, strict=True):
+                assert torch.equal(part, single)
+            assert torch.equal(joined, torch.cat(expected, dim=-1))
 
 
 def test_auto_on_this_machine_is_the_measured_mode(model_and_tokenizer) -> None:
@@ -207,7 +228,8 @@ def test_prompts_are_prefilled_with_the_dense_weights_and_can_skip_them() -> Non
     dense_model, tokenizer = load_model(quantization="int4", dtype="bfloat16")
     plain_model, _ = load_model(quantization="none", dtype="bfloat16")
     packed_model, _ = load_model(quantization="int4", dense_prefill=False, dtype="bfloat16")
-    assert len(dense_capable(dense_model)) == 210 and dense_capable(packed_model) == []
+    # 30 layers: q/k/v and gate/up joined (quantization.fuse_siblings), o and down.
+    assert len(dense_capable(dense_model)) == 30 * 4 and dense_capable(packed_model) == []
     prompts = ["What is the capital of France?", "用中文介绍一下你自己。", "List three colors."]
     params = SamplingParams(max_tokens=8, temperature=0.0, logprobs=True, top_logprobs=5)
     jobs = [(chat_ids(tokenizer, text), params) for text in prompts]
