@@ -48,6 +48,20 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in (*statuses, 500)}
 
 
+# One Server-Sent Event, as OpenAPI 3.2 reads a text/event-stream schema (each event, not the whole
+# body) and schemathesis validates it: `data` is a JSON chunk, or "[DONE]" last.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+
+
 def generated(request: type[BaseModel], response: type[BaseModel], *statuses: int) -> dict[str, Any]:
     """The documentation of an endpoint that takes `request` and answers `response` (or SSE)."""
     return {
@@ -55,7 +69,7 @@ def generated(request: type[BaseModel], response: type[BaseModel], *statuses: in
             200: {
                 "model": response,
                 "description": "The answer; with `stream: true`, Server-Sent Events of its chunks.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": SSE_EVENT}},
             },
             **errors(*statuses),
         },
