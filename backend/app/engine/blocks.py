@@ -7,9 +7,11 @@ user with the same system prompt) takes the block instead of prefilling it again
 uses any more keeps its contents while it is named: it is evicted, least recently used first, only
 when a fresh block is needed.
 
-Only prompt tokens are named. Generated tokens' keys come from the decode kernels, which round
-differently from prefill, so reusing them would change a later answer; the next turn prefills them
-again (a few dozen tokens) and gets exactly the tokens a cold cache gives.
+Only keys computed as a prompt's are named. Generated tokens' keys come from the decode kernels,
+which round differently from prefill, so reusing them would change a later answer: while the
+engine is quiet it prefills an answer's tokens again, in pieces as they come, and names those
+blocks (engine.py, WARM_TOKENS); otherwise the next turn prefills them. Either way a later prompt
+gets exactly the keys, and the tokens, a cold cache gives.
 
 Pure bookkeeping on the engine's thread: no tensors here.
 """

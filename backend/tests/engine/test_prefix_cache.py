@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from app.engine.blocks import BLOCK_SIZE
-from app.engine.engine import Engine
+from app.engine.engine import WARM_TOKENS, Engine
 from app.engine.sampling import SamplingParams
 
-from .conftest import Result, run_together, running_engine
+from .conftest import Result, run_together, running_engine, wait_until
 
 SYSTEM = "You are a patient tutor. Answer in one short paragraph and use plain words. " * 6
 QUESTIONS = ["What is a prime number?", "Why is the sky blue?", "How do bees make honey?"]
@@ -122,6 +122,59 @@ def test_users_arriving_together_prefill_a_shared_system_prompt_once(
 
     reported = sorted(asyncio.run(together()))
     assert reported == [0, shared, shared]
+
+
+def next_turn(tokenizer: object, prompt: list[int], answer_ids: list[int], question: str) -> list[int]:
+    """The next turn's prompt as a chat template makes it: the answer as generated, then the end
+    of its message and the next question."""
+    probe = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    text = tokenizer.apply_chat_template(probe, tokenize=False)  # type: ignore[attr-defined]
+    after_answer = text[text.rindex("y") + 1 :]  # e.g. "<|im_end|>\n"
+    follow = [{"role": "user", "content": question}]
+    rest = tokenizer.apply_chat_template(follow, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
+    return prompt + answer_ids + tokenizer.encode(after_answer + rest, add_special_tokens=False)  # type: ignore[attr-defined]
+
+
+def test_a_lone_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
+    engine: Engine, cold: Engine, model_and_tokenizer
+) -> None:
+    """The answer's keys are computed again as a prompt's would be (not kept from decoding), in
+    pieces while it is generated: the next turn reuses them and still gets a cold cache's tokens."""
+    _, tokenizer = model_and_tokenizer
+    prompt = template(tokenizer, [{"role": "system", "content": f"[{uuid.uuid4().hex}] {SYSTEM}"}])
+    before = engine.stats.warmed_tokens
+    first, _ = answer(engine, prompt, SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True))
+    # Pieces of WARM_TOKENS from the prompt's last whole block, as far as the tokens go.
+    start = len(prompt) // BLOCK_SIZE * BLOCK_SIZE
+    pieces = (len(prompt) + len(first.token_ids) - start) // WARM_TOKENS
+    assert pieces >= 2
+    wait_until(lambda: engine.stats.warmed_tokens == before + pieces * WARM_TOKENS)
+    ids = next_turn(tokenizer, prompt, first.token_ids, "Say that again, shorter.")
+    for params in (SamplingParams(max_tokens=16, temperature=0.0), SamplingParams(max_tokens=16, seed=7)):
+        hit, cached = answer(engine, ids, params)
+        assert hit.token_ids == run_together(cold, [(ids, params)])[0].token_ids
+        if params.temperature == 0.0:  # the second asks again: this prompt's blocks are cached then
+            assert cached == start + pieces * WARM_TOKENS > len(prompt)
+
+
+def test_a_busy_engine_leaves_answers_to_the_next_turn(engine: Engine, model_and_tokenizer) -> None:
+    _, tokenizer = model_and_tokenizer
+    nonce = uuid.uuid4().hex
+    jobs = [
+        (
+            chat_ids_of(tokenizer, f"[{nonce}] {q}"),
+            SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True),
+        )
+        for q in QUESTIONS[:2]
+    ]
+    wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
+    before = engine.stats.warmed_tokens
+    run_together(engine, jobs)  # two streams decode together all along
+    assert engine.stats.warmed_tokens == before
+
+
+def chat_ids_of(tokenizer: object, text: str) -> list[int]:
+    return template(tokenizer, [{"role": "user", "content": text}])
 
 
 def test_evicted_prefixes_are_recomputed_correctly(model_and_tokenizer) -> None:
