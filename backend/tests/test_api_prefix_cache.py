@@ -53,3 +53,19 @@ def test_streamed_usage_reports_cached_tokens(http: httpx.Client) -> None:
         usages.append(httpx.Response(200, content=lines[-1][6:]).json()["usage"])
     assert usages[0]["prompt_tokens_details"]["cached_tokens"] == 0
     assert usages[1]["prompt_tokens_details"]["cached_tokens"] == (usages[1]["prompt_tokens"] - 1) // 16 * 16
+
+
+def test_the_next_turn_reuses_the_answer(http: httpx.Client) -> None:
+    """A lone stream's answer is cached as it is generated (in 32-token pieces, engine.py), so the
+    next turn, which sends it back, finds more than its previous prompt in the cache."""
+    messages = [
+        {"role": "system", "content": f"[{uuid.uuid4().hex}] You tell long stories."},
+        {"role": "user", "content": "Tell me a story about a lighthouse keeper."},
+    ]
+    body = {"model": CHAT_MODEL, "max_tokens": 64, "temperature": 0, "ignore_eos": True}
+    first = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
+    messages += [first["choices"][0]["message"], {"role": "user", "content": "And then?"}]
+    second = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
+    cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+    # At least the answer's first piece: the last may still be computing when the next turn comes.
+    assert cached >= first["usage"]["prompt_tokens"] // 16 * 16 + 32 > first["usage"]["prompt_tokens"]

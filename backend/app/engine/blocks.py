@@ -8,9 +8,9 @@ uses any more keeps its contents while it is named: it is evicted, least recentl
 when a fresh block is needed.
 
 Only keys computed as a prompt's are named. Generated tokens' keys come from the decode kernels,
-which round differently from prefill, so reusing them would change a later answer: while the
-engine is quiet it prefills an answer's tokens again, in pieces as they come, and names those
-blocks (engine.py, WARM_TOKENS); otherwise the next turn prefills them. Either way a later prompt
+which round differently from prefill, so reusing them would change a later answer: the engine
+prefills an answer's tokens again, in pieces as they come, and names those blocks (engine.py,
+WARM_TOKENS), or, when busy, leaves them to the next turn's prefill. Either way a later prompt
 gets exactly the keys, and the tokens, a cold cache gives.
 
 Pure bookkeeping on the engine's thread: no tensors here.

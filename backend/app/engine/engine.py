@@ -79,12 +79,13 @@ DECODE_GROUP_COST = 512
 # prefilled again with the prompt's weights in a pass of their own, and their blocks named, so the
 # next turn of a chat prefills only its new message. Recomputed, not kept from decoding: decode
 # kernels round differently from prefill, and a later prompt must get exactly the keys a cold
-# cache gives it. It costs a pass of one product piece per WARM_TOKENS tokens (a lone stream
-# decoded 3 % fewer tokens/s here, on 2 cores), so it runs only while at most
-# WARM_MAX_STREAMS sequences decode and no prompt waits: a busy engine prefills answers as before.
+# cache gives it. A pass of one product piece per WARM_TOKENS tokens costs a lone stream 3 % of
+# its tokens/s here (2 cores), and is wasted if no next turn comes: so a request's answer is
+# cached while at most WARM_MAX_STREAMS sequences decode, or whatever the load when the request
+# is a conversation's turn (SamplingParams.conversation); never while a prompt waits.
 WARM_TOKENS = 2 * BLOCK_SIZE
 WARM_MAX_STREAMS = 1
-WARM_QUEUE = 8  # prefixes waiting for a quiet step; the oldest is dropped beyond
+WARM_QUEUE = 8  # prefixes waiting for a step with no prompt to prefill; the oldest is dropped beyond
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
 # it a second time beside it) when that prefix is at least this long and half the prompt.
 SHARED_PREFIX_MIN_TOKENS = 128
@@ -425,18 +426,13 @@ class Engine:
                 self._finish(seq, "error", f"Generation failed: {type(exc).__name__}.")
 
     def _step(self) -> None:
-        """A chunk of the prompts being prefilled (or, on a quiet step, a piece of an answer for the
-        prefix cache: WARM_TOKENS), and one decode step. With the fast decoder and no dense
-        prefill weights the chunk and the step are one forward pass: the chunk's tokens share the
-        decode batch's matrix products, so a decoding stream waits one step, not a chunk and a
-        step."""
+        """A chunk of the prompts being prefilled, and one decode step. With the fast decoder and
+        no dense prefill weights they are one forward pass: the chunk's tokens share the decode
+        batch's matrix products, so a decoding stream waits one step, not a chunk and a step.
+        Then, if no prompt waits (nor has just arrived), a piece of an answer for the prefix
+        cache (WARM_TOKENS): after the decode step, so a prompt arriving meanwhile waits at most
+        for that piece."""
         chunk = self._plan_chunk() if self._prefilling else []
-        quiet = not chunk and not self._waiting and len(self._decoding) <= WARM_MAX_STREAMS
-        if quiet and self._warm_jobs:
-            try:
-                self._warm(self._warm_jobs[0])
-            finally:  # taken off after its pass, so an empty queue means nothing left to cache
-                self._warm_jobs.popleft()
         if chunk and not self._together:
             self._run_pass(chunk, [])
             chunk = []
@@ -444,6 +440,11 @@ class Engine:
         chunk = [(s, n) for s, n in chunk if s in self._prefilling]  # a preempted one waits again
         if chunk or batch:
             self._run_pass(chunk, batch)
+        if self._warm_jobs and not self._prefilling and not self._waiting and self._commands.empty():
+            try:
+                self._warm(self._warm_jobs[0])
+            finally:  # taken off after its pass, so an empty queue means nothing left to cache
+                self._warm_jobs.popleft()
 
     def _plan_chunk(self) -> list[tuple[_Sequence, int]]:
         """Prompts with the fewest tokens left, padded to one length: short prompts together, up to
@@ -578,13 +579,29 @@ class Engine:
 
     def _warm(self, tokens: list[int]) -> None:
         """Prefill what the prefix cache lacks of these tokens (a request's prompt and answer so
-        far, whole blocks) as a prompt would be, and name the blocks. Dropped when it holds them
-        already, has lost more than its last piece to eviction, or has no room."""
+        far, whole blocks) as a prompt would be, and name the blocks."""
+        seq = self._warm_sequence(tokens)
+        if seq is None:
+            return
+        try:
+            n = len(tokens) - seq.num_cached
+            self._grow(seq, len(tokens))
+            with dense_weights(self._dense):
+                self._forward([self._chunk_rows([(seq, n)])])
+            seq.num_cached = len(tokens)
+            self._name_blocks(seq)
+            self.stats.warmed_tokens += n
+        finally:
+            self.blocks.release(seq.table, seq.promised)
+
+    def _warm_sequence(self, tokens: list[int]) -> _Sequence | None:
+        """A prompt of these tokens admitted with the blocks the cache holds of them; None when it
+        holds them all, has lost more than their last piece to eviction, or has no room."""
         hashes = block_hashes(tokens, len(tokens))
         hit = self.blocks.lookup(hashes)
         start, need = len(hit) * BLOCK_SIZE, len(hashes) - len(hit)
         if not need or len(tokens) - start > 2 * WARM_TOKENS or not self.blocks.can_admit(hit, need):
-            return
+            return None
         self.blocks.admit(hit, need)
         params = SamplingParams(max_tokens=1)
         seq = _Sequence(
@@ -598,15 +615,7 @@ class Engine:
             state=SampleState(params, tokens),
         )
         seq.table, seq.promised, seq.num_cached, seq.num_named = list(hit), need, start, len(hit)
-        try:
-            self._grow(seq, len(tokens))
-            with dense_weights(self._dense):
-                self._forward([self._chunk_rows([(seq, len(tokens) - start)])])
-            seq.num_cached = len(tokens)
-            self._name_blocks(seq)
-        finally:
-            self.blocks.release(seq.table, seq.promised)
-        self.stats.warmed_tokens += len(tokens) - start
+        return seq
 
     def _grow(self, seq: _Sequence, length: int) -> None:
         """Give seq blocks for `length` tokens, preempting the newest request if none are left."""
@@ -658,7 +667,8 @@ class Engine:
         quiet = len(self._decoding) <= WARM_MAX_STREAMS
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
             seq.tokens.append(token)
-            if quiet and self.blocks.caching and len(seq.tokens) - seq.warm_from >= WARM_TOKENS:
+            warm = quiet or seq.params.conversation
+            if warm and self.blocks.caching and len(seq.tokens) - seq.warm_from >= WARM_TOKENS:
                 seq.warm_from += WARM_TOKENS
                 self._warm_jobs.append(seq.tokens[: seq.warm_from])
             seq.num_output += 1

@@ -30,6 +30,9 @@ class SamplingParams:
     ignore_eos: bool = False
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: Grammar | None = None  # the answer must follow it (structured outputs, tool calls)
+    # A turn of a conversation that sends its history back (a chat with an assistant message):
+    # the answer is likely the next request's prefix, so the engine caches it even when busy.
+    conversation: bool = False
 
     @property
     def greedy(self) -> bool:

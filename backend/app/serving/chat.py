@@ -210,6 +210,9 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             content, deltas = content + rest, deltas + more
         return content, deltas
 
+    def conversation(self, request: ChatCompletionRequest) -> bool:
+        return any(message.role == "assistant" for message in request.messages)
+
     def logprobs(self, request: ChatCompletionRequest) -> tuple[bool, int]:
         return bool(request.logprobs), request.top_logprobs or 0
 

@@ -94,6 +94,10 @@ class GenerationService(ABC, Generic[RequestT]):
         """The grammar every choice must follow, compiled (runs in a worker thread)."""
         return None
 
+    def conversation(self, request: RequestT) -> bool:
+        """Whether the request continues a conversation, so its answer likely starts the next."""
+        return False
+
     def echo(self, request: RequestT, prompt_ids: list[int]) -> str:
         """The text a choice of this prompt starts with."""
         return ""
@@ -119,15 +123,14 @@ class GenerationService(ABC, Generic[RequestT]):
         self.check_admissible(len(prompts), n)
         grammar = await asyncio.to_thread(self.grammar, request)
         logprobs, top_logprobs = self.logprobs(request)
+        extra = {
+            "logprobs": logprobs,
+            "top_logprobs": top_logprobs,
+            "grammar": grammar,
+            "conversation": self.conversation(request),
+        }
         jobs = [
-            (
-                ids,
-                self.sampling_params(
-                    request, len(ids), i, logprobs=logprobs, top_logprobs=top_logprobs, grammar=grammar
-                ),
-            )
-            for ids in prompts
-            for i in range(n)
+            (ids, self.sampling_params(request, len(ids), i, **extra)) for ids in prompts for i in range(n)
         ]
         reply = Reply(
             request,

@@ -157,20 +157,25 @@ def test_a_lone_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
             assert cached == start + pieces * WARM_TOKENS > len(prompt)
 
 
-def test_a_busy_engine_leaves_answers_to_the_next_turn(engine: Engine, model_and_tokenizer) -> None:
+def test_a_busy_engine_caches_only_the_answers_of_conversation_turns(
+    engine: Engine, model_and_tokenizer
+) -> None:
+    """Two streams decode together all along: their answers are cached only when the requests
+    are turns of a conversation (SamplingParams.conversation), whose next turn is likely."""
     _, tokenizer = model_and_tokenizer
-    nonce = uuid.uuid4().hex
-    jobs = [
-        (
-            chat_ids_of(tokenizer, f"[{nonce}] {q}"),
-            SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True),
-        )
-        for q in QUESTIONS[:2]
-    ]
     wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
-    before = engine.stats.warmed_tokens
-    run_together(engine, jobs)  # two streams decode together all along
-    assert engine.stats.warmed_tokens == before
+    for conversation in (False, True):
+        nonce = uuid.uuid4().hex
+        params = SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True, conversation=conversation)
+        prompts = [chat_ids_of(tokenizer, f"[{nonce}] {q}") for q in QUESTIONS[:2]]
+        before = engine.stats.warmed_tokens
+        run_together(engine, [(ids, params) for ids in prompts])
+        starts = [len(ids) // BLOCK_SIZE * BLOCK_SIZE for ids in prompts]
+        pieces = sum(
+            (len(ids) + 80 - start) // WARM_TOKENS for ids, start in zip(prompts, starts, strict=True)
+        )
+        wait_until(lambda: not engine._warm_jobs)
+        assert engine.stats.warmed_tokens - before == (pieces * WARM_TOKENS if conversation else 0)
 
 
 def chat_ids_of(tokenizer: object, text: str) -> list[int]:
