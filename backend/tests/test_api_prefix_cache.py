@@ -55,17 +55,22 @@ def test_streamed_usage_reports_cached_tokens(http: httpx.Client) -> None:
     assert usages[1]["prompt_tokens_details"]["cached_tokens"] == (usages[1]["prompt_tokens"] - 1) // 16 * 16
 
 
-def test_the_next_turn_reuses_the_answer(http: httpx.Client) -> None:
-    """A lone stream's answer is cached as it is generated (in 32-token pieces, engine.py), so the
-    next turn, which sends it back, finds more than its previous prompt in the cache."""
+def test_the_next_turn_reuses_a_conversation_turns_answer(http: httpx.Client) -> None:
+    """A chat turn that carries an assistant message is a conversation's: its answer is cached as
+    it is generated (in 32-token pieces, engine.py), so the turn after it, which sends it back,
+    finds more than its previous prompt in the cache. A first turn's answer is not."""
     messages = [
         {"role": "system", "content": f"[{uuid.uuid4().hex}] You tell long stories."},
         {"role": "user", "content": "Tell me a story about a lighthouse keeper."},
     ]
     body = {"model": CHAT_MODEL, "max_tokens": 64, "temperature": 0, "ignore_eos": True}
-    first = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
-    messages += [first["choices"][0]["message"], {"role": "user", "content": "And then?"}]
-    second = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
-    cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+    turns = []
+    for question in ("And then?", "How did it end?"):
+        turns.append(http.post("/v1/chat/completions", json={**body, "messages": messages}).json())
+        messages += [turns[-1]["choices"][0]["message"], {"role": "user", "content": question}]
+    third = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
+    first_prompt, second_prompt = (turn["usage"]["prompt_tokens"] for turn in turns)
+    assert turns[1]["usage"]["prompt_tokens_details"]["cached_tokens"] <= first_prompt  # not cached
+    cached = third["usage"]["prompt_tokens_details"]["cached_tokens"]
     # At least the answer's first piece: the last may still be computing when the next turn comes.
-    assert cached >= first["usage"]["prompt_tokens"] // 16 * 16 + 32 > first["usage"]["prompt_tokens"]
+    assert cached >= second_prompt // 16 * 16 + 32 > second_prompt

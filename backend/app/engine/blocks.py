@@ -9,9 +9,9 @@ when a fresh block is needed.
 
 Only keys computed as a prompt's are named. Generated tokens' keys come from the decode kernels,
 which round differently from prefill, so reusing them would change a later answer: the engine
-prefills an answer's tokens again, in pieces as they come, and names those blocks (engine.py,
-WARM_TOKENS), or, when busy, leaves them to the next turn's prefill. Either way a later prompt
-gets exactly the keys, and the tokens, a cold cache gives.
+prefills a conversation turn's answer again, in pieces as it comes, and names those blocks
+(engine.py, WARM_TOKENS); other answers are prefilled by whichever prompt repeats them. Either
+way a later prompt gets exactly the keys, and the tokens, a cold cache gives.
 
 Pure bookkeeping on the engine's thread: no tensors here.
 """

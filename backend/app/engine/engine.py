@@ -74,17 +74,15 @@ SHORT_PROMPT_TOKENS = 64
 # What one more group of decode rows costs on the fast path (its own attention calls), in key
 # positions of one row: ~11 ms a group against ~22 us a position a step, measured on 2 cores.
 DECODE_GROUP_COST = 512
-# Answers are cached too, in pieces of WARM_TOKENS: once a request has generated that many tokens
-# past what the prefix cache holds of it, those tokens (with its prompt's last, partial block) are
-# prefilled again with the prompt's weights in a pass of their own, and their blocks named, so the
-# next turn of a chat prefills only its new message. Recomputed, not kept from decoding: decode
-# kernels round differently from prefill, and a later prompt must get exactly the keys a cold
-# cache gives it. A pass of one product piece per WARM_TOKENS tokens costs a lone stream 3 % of
-# its tokens/s here (2 cores), and is wasted if no next turn comes: so a request's answer is
-# cached while at most WARM_MAX_STREAMS sequences decode, or whatever the load when the request
-# is a conversation's turn (SamplingParams.conversation); never while a prompt waits.
+# The answers of conversation turns are cached too, in pieces of WARM_TOKENS: once such a request
+# has generated that many tokens past what the prefix cache holds of it, those tokens (with its
+# prompt's last, partial block) are prefilled again with the prompt's weights in a pass of their
+# own, between decode steps when no prompt waits, and their blocks named, so the next turn
+# prefills little more than its new message. Recomputed, not kept from decoding: decode kernels
+# round differently from prefill, and a later prompt must get exactly the keys a cold cache gives
+# it. Only for conversations (SamplingParams.conversation): for a one-off request, whose answer
+# no later prompt starts with, the pass would be wasted (3 % of a lone stream's tokens/s here).
 WARM_TOKENS = 2 * BLOCK_SIZE
-WARM_MAX_STREAMS = 1
 WARM_QUEUE = 8  # prefixes waiting for a step with no prompt to prefill; the oldest is dropped beyond
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
 # it a second time beside it) when that prefix is at least this long and half the prompt.
@@ -664,11 +662,10 @@ class Engine:
         # Sampling runs on the CPU in float32 whatever the model's device: a few MB a step, and
         # each request's generator and settings then behave the same everywhere.
         tokens, logprobs = sample(logits.float().cpu(), [s.state for s in batch])
-        quiet = len(self._decoding) <= WARM_MAX_STREAMS
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
             seq.tokens.append(token)
-            warm = quiet or seq.params.conversation
-            if warm and self.blocks.caching and len(seq.tokens) - seq.warm_from >= WARM_TOKENS:
+            warm = seq.params.conversation and self.blocks.caching
+            if warm and len(seq.tokens) - seq.warm_from >= WARM_TOKENS:
                 seq.warm_from += WARM_TOKENS
                 self._warm_jobs.append(seq.tokens[: seq.warm_from])
             seq.num_output += 1

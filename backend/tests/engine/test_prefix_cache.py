@@ -135,15 +135,17 @@ def next_turn(tokenizer: object, prompt: list[int], answer_ids: list[int], quest
     return prompt + answer_ids + tokenizer.encode(after_answer + rest, add_special_tokens=False)  # type: ignore[attr-defined]
 
 
-def test_a_lone_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
+def test_a_conversation_turns_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
     engine: Engine, cold: Engine, model_and_tokenizer
 ) -> None:
     """The answer's keys are computed again as a prompt's would be (not kept from decoding), in
     pieces while it is generated: the next turn reuses them and still gets a cold cache's tokens."""
     _, tokenizer = model_and_tokenizer
     prompt = template(tokenizer, [{"role": "system", "content": f"[{uuid.uuid4().hex}] {SYSTEM}"}])
+    wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
     before = engine.stats.warmed_tokens
-    first, _ = answer(engine, prompt, SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True))
+    params = SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True, conversation=True)
+    first, _ = answer(engine, prompt, params)
     # Pieces of WARM_TOKENS from the prompt's last whole block, as far as the tokens go.
     start = len(prompt) // BLOCK_SIZE * BLOCK_SIZE
     pieces = (len(prompt) + len(first.token_ids) - start) // WARM_TOKENS
@@ -157,25 +159,23 @@ def test_a_lone_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
             assert cached == start + pieces * WARM_TOKENS > len(prompt)
 
 
-def test_a_busy_engine_caches_only_the_answers_of_conversation_turns(
-    engine: Engine, model_and_tokenizer
-) -> None:
-    """Two streams decode together all along: their answers are cached only when the requests
-    are turns of a conversation (SamplingParams.conversation), whose next turn is likely."""
+def test_only_the_answers_of_conversation_turns_are_cached(engine: Engine, model_and_tokenizer) -> None:
+    """Alone or two decoding together: a one-off request's answer is left to whichever prompt
+    repeats it; a conversation turn's is cached, since its next turn likely starts with it."""
     _, tokenizer = model_and_tokenizer
-    wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
-    for conversation in (False, True):
-        nonce = uuid.uuid4().hex
-        params = SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True, conversation=conversation)
-        prompts = [chat_ids_of(tokenizer, f"[{nonce}] {q}") for q in QUESTIONS[:2]]
-        before = engine.stats.warmed_tokens
-        run_together(engine, [(ids, params) for ids in prompts])
-        starts = [len(ids) // BLOCK_SIZE * BLOCK_SIZE for ids in prompts]
-        pieces = sum(
-            (len(ids) + 80 - start) // WARM_TOKENS for ids, start in zip(prompts, starts, strict=True)
-        )
-        wait_until(lambda: not engine._warm_jobs)
-        assert engine.stats.warmed_tokens - before == (pieces * WARM_TOKENS if conversation else 0)
+    wait_until(lambda: not engine._warm_jobs)
+    for together in (1, 2):
+        for conversation in (False, True):
+            nonce = uuid.uuid4().hex
+            params = SamplingParams(
+                max_tokens=80, temperature=0.0, ignore_eos=True, conversation=conversation
+            )
+            prompts = [chat_ids_of(tokenizer, f"[{nonce}] {q}") for q in QUESTIONS[:together]]
+            before = engine.stats.warmed_tokens
+            run_together(engine, [(ids, params) for ids in prompts])
+            pieces = sum((len(ids) % BLOCK_SIZE + 80) // WARM_TOKENS for ids in prompts)
+            wait_until(lambda: not engine._warm_jobs)
+            assert engine.stats.warmed_tokens - before == (pieces * WARM_TOKENS if conversation else 0)
 
 
 def chat_ids_of(tokenizer: object, text: str) -> list[int]:
