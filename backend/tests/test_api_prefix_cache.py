@@ -55,22 +55,41 @@ def test_streamed_usage_reports_cached_tokens(http: httpx.Client) -> None:
     assert usages[1]["prompt_tokens_details"]["cached_tokens"] == (usages[1]["prompt_tokens"] - 1) // 16 * 16
 
 
-def test_the_next_turn_reuses_a_conversation_turns_answer(http: httpx.Client) -> None:
-    """A chat turn that carries an assistant message is a conversation's: its answer is cached as
-    it is generated (in 32-token pieces, engine.py), so the turn after it, which sends it back,
-    finds more than its previous prompt in the cache. A first turn's answer is not."""
+def conversation_turns(http: httpx.Client, headers: dict[str, str]) -> list[dict]:
+    """Three turns of one chat, each sending the earlier answers back, as the page does."""
     messages = [
         {"role": "system", "content": f"[{uuid.uuid4().hex}] You tell long stories."},
         {"role": "user", "content": "Tell me a story about a lighthouse keeper."},
     ]
     body = {"model": CHAT_MODEL, "max_tokens": 64, "temperature": 0, "ignore_eos": True}
-    turns = []
-    for question in ("And then?", "How did it end?"):
-        turns.append(http.post("/v1/chat/completions", json={**body, "messages": messages}).json())
-        messages += [turns[-1]["choices"][0]["message"], {"role": "user", "content": question}]
-    third = http.post("/v1/chat/completions", json={**body, "messages": messages}).json()
-    first_prompt, second_prompt = (turn["usage"]["prompt_tokens"] for turn in turns)
-    assert turns[1]["usage"]["prompt_tokens_details"]["cached_tokens"] <= first_prompt  # not cached
-    cached = third["usage"]["prompt_tokens_details"]["cached_tokens"]
-    # At least the answer's first piece: the last may still be computing when the next turn comes.
-    assert cached >= second_prompt // 16 * 16 + 32 > second_prompt
+    turns: list[dict] = []
+    for question in ("", "And then?", "How did it end?"):
+        if turns:
+            messages += [turns[-1]["choices"][0]["message"], {"role": "user", "content": question}]
+        turns.append(
+            http.post("/v1/chat/completions", json={**body, "messages": messages}, headers=headers).json()
+        )
+    return turns
+
+
+def answer_reused(turns: list[dict], index: int) -> bool:
+    """Whether turn `index` found the previous turn's answer cached: at least its first piece,
+    since the last may still be computing when the next turn comes."""
+    previous = turns[index - 1]["usage"]["prompt_tokens"]
+    cached = turns[index]["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached >= previous // 16 * 16  # the previous prompt, at least
+    return cached >= previous // 16 * 16 + 32
+
+
+def test_the_next_turn_reuses_a_conversation_turns_answer(http: httpx.Client) -> None:
+    """A chat turn that carries an assistant message is a conversation's: its answer is cached as
+    it is generated (in 32-token pieces, engine.py), so the turn after it, which sends it back,
+    finds more than its previous prompt in the cache. A plain first turn's answer is not."""
+    turns = conversation_turns(http, {})
+    assert not answer_reused(turns, 1)
+    assert answer_reused(turns, 2)
+
+
+def test_the_pages_conversation_header_marks_a_first_turn_too(http: httpx.Client) -> None:
+    turns = conversation_turns(http, {"X-Conversation-Id": uuid.uuid4().hex})
+    assert answer_reused(turns, 1) and answer_reused(turns, 2)

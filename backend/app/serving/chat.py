@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from functools import cached_property
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ..core.errors import OpenAIError
@@ -34,7 +35,7 @@ from ..protocol import (
     TextContentPart,
 )
 from .choices import Choice, collect_choices, usage_of
-from .generation import GenerationService, Reply
+from .generation import CONVERSATION_HEADER, GenerationService, Reply
 from .streams import Outputs, stream_error_event
 from .structured import json_grammar, tool_calls_grammar
 from .tools import CallDelta, ToolCallParser, conversation, template_renders_tools
@@ -210,8 +211,11 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             content, deltas = content + rest, deltas + more
         return content, deltas
 
-    def conversation(self, request: ChatCompletionRequest) -> bool:
-        return any(message.role == "assistant" for message in request.messages)
+    def conversation(self, request: ChatCompletionRequest, raw: Request) -> bool:
+        # A later turn sends earlier answers back; the page marks every turn, the first too.
+        return bool(raw.headers.get(CONVERSATION_HEADER)) or any(
+            message.role == "assistant" for message in request.messages
+        )
 
     def logprobs(self, request: ChatCompletionRequest) -> tuple[bool, int]:
         return bool(request.logprobs), request.top_logprobs or 0

@@ -53,6 +53,8 @@ class ModelContext:
 
 
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
+# The page's id for the conversation a request belongs to (Nginx routes on it too: deploy/).
+CONVERSATION_HEADER = "X-Conversation-Id"
 
 
 @dataclass
@@ -94,8 +96,8 @@ class GenerationService(ABC, Generic[RequestT]):
         """The grammar every choice must follow, compiled (runs in a worker thread)."""
         return None
 
-    def conversation(self, request: RequestT) -> bool:
-        """Whether the request continues a conversation, so its answer likely starts the next."""
+    def conversation(self, request: RequestT, raw: Request) -> bool:
+        """Whether the request is a conversation's turn, so its answer likely starts the next."""
         return False
 
     def echo(self, request: RequestT, prompt_ids: list[int]) -> str:
@@ -127,7 +129,7 @@ class GenerationService(ABC, Generic[RequestT]):
             "logprobs": logprobs,
             "top_logprobs": top_logprobs,
             "grammar": grammar,
-            "conversation": self.conversation(request),
+            "conversation": self.conversation(request, raw),
         }
         jobs = [
             (ids, self.sampling_params(request, len(ids), i, **extra)) for ids in prompts for i in range(n)

@@ -230,7 +230,8 @@ export interface ChatStreamRequest {
   model: string
   messages: ChatRequestMessage[]
   params: GenParams
-  /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache). */
+  /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache),
+   *  and the server caches each answer there for the next turn, the first one's too. */
   conversationId: string
   /** Carry on the final (assistant) message instead of answering it: vLLM's extension fields. */
   continueFinal?: boolean
