@@ -183,15 +183,17 @@ def fused_layer(parts: Sequence[nn.Module]) -> nn.Module | None:
     return fused if fused is not None and start == out_features else None
 
 
-def shared_children(model: nn.Module, kind: Callable[[nn.Module], bool]) -> list[list[tuple[nn.Module, str]]]:
-    """Each child module that `kind` takes, once, as every (parent, name) that holds it: a joined
-    layer is held by all its parts, and replacing it must replace it in each."""
-    places: dict[int, list[tuple[nn.Module, str]]] = {}
+def shared_children(
+    model: nn.Module, kind: Callable[[nn.Module], bool]
+) -> list[tuple[nn.Module, list[tuple[nn.Module, str]]]]:
+    """Each child module that `kind` takes, once, with every (parent, name) that holds it: a
+    joined layer is held by all its parts, and replacing it must replace it in each."""
+    found: dict[int, tuple[nn.Module, list[tuple[nn.Module, str]]]] = {}
     for parent in model.modules():
         for name, child in parent.named_children():
             if kind(child):
-                places.setdefault(id(child), []).append((parent, name))
-    return list(places.values())
+                found.setdefault(id(child), (child, []))[1].append((parent, name))
+    return list(found.values())
 
 
 def replace_child(places: list[tuple[nn.Module, str]], new: nn.Module) -> None:
@@ -204,24 +206,17 @@ def fp16_supported() -> bool:
     return "fbgemm" in torch.backends.quantized.supported_engines
 
 
-def _linears(model: PreTrainedModel) -> list[list[tuple[nn.Module, str]]]:
-    """The linear layers that quantisation replaces, each as the places that hold it: all but the
-    output layer."""
+def _linears(model: PreTrainedModel) -> list[tuple[nn.Module, list[tuple[nn.Module, str]]]]:
+    """The linear layers that quantisation replaces, each with the places that hold it: all but
+    the output layer."""
     output = model.get_output_embeddings()
     return shared_children(model, lambda child: type(child) is nn.Linear and child is not output)
-
-
-def _layer(places: list[tuple[nn.Module, str]]) -> nn.Linear:
-    parent, name = places[0]
-    layer = getattr(parent, name)
-    assert isinstance(layer, nn.Linear)
-    return layer
 
 
 def on_int4_grid(model: PreTrainedModel) -> bool:
     """True when every linear weight already takes at most 16 evenly spaced values per group of
     32 inputs: the weights came from a 4-bit file and int4 packing is lossless."""
-    linears = [_layer(places) for places in _linears(model)]
+    linears = [linear for linear, _ in _linears(model)]
     if not linears or any(linear.in_features % INT4_GROUP for linear in linears):
         return False
     for linear in linears:
@@ -247,8 +242,9 @@ def quantize_model(model: PreTrainedModel, mode: Quantization, keep_dense: bool 
     if mode == "none":
         return 0
     linears = _linears(model)
-    for places in linears:
-        replace_child(places, _packed(_layer(places), mode, keep_dense))
+    for linear, places in linears:
+        assert isinstance(linear, nn.Linear)
+        replace_child(places, _packed(linear, mode, keep_dense))
     if mode != "fp16":
         return len(linears)
     # The output layer too: at one row it is a fifth of the bytes read per token, and float16

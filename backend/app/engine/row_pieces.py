@@ -79,9 +79,9 @@ def run_in_pieces(model: nn.Module) -> int:
     reordered copy, which replaces the plain one). Returns how many layers changed."""
     count = 0
     plain = shared_children(model, lambda c: type(c) is nn.Linear and c.weight.dtype == torch.bfloat16)
-    for places in plain:
-        parent, name = places[0]
-        replace_child(places, PiecewiseLinear(getattr(parent, name)))
+    for linear, places in plain:
+        assert isinstance(linear, nn.Linear)
+        replace_child(places, PiecewiseLinear(linear))
         count += 1
     for layer in dense_capable(model):
         if layer.weight is not None and layer.weight.dtype == torch.bfloat16:
