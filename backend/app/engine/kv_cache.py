@@ -95,22 +95,33 @@ class PagedKVCache(Cache):
         plan: Plan | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new keys, then the batch's keys and values as [batch, heads, positions, dim]
+        views of head-major copies (attention.py reads them as such)."""
         plan = plan or self.current
+        keys, values = self.write(key_states, value_states, layer_idx, plan)
+        _, read = plan.indices(keys.device)
+        heads, dim = keys.shape[0], keys.shape[2]
+        gathered = (plan.batch, plan.kv_len)
+        return (
+            keys.index_select(1, read).view(heads, *gathered, dim).transpose(0, 1),
+            values.index_select(1, read).view(heads, *gathered, dim).transpose(0, 1),
+        )
+
+    def write(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, plan: Plan
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store a forward's new keys and values ([batch, heads, q_len, dim]) where the plan puts
+        them; returns the layer's pools."""
         keys, values = self.keys[layer_idx], self.values[layer_idx]
         if keys.device != key_states.device:
             # A model split over GPUs (device_map): each layer's cache lives beside the layer.
             keys = self.keys[layer_idx] = keys.to(key_states.device)
             values = self.values[layer_idx] = values.to(key_states.device)
-        write, read = plan.indices(keys.device)
+        write, _ = plan.indices(keys.device)
         heads, dim = keys.shape[0], keys.shape[2]
-        gathered = (plan.batch, plan.kv_len)
         for store, new in ((keys, key_states), (values, value_states)):
             store.index_copy_(1, write, new.transpose(0, 1).reshape(heads, -1, dim).to(store.dtype))
-        # [batch, heads, positions, dim] views of head-major copies (attention.py reads them as such).
-        return (
-            keys.index_select(1, read).view(heads, *gathered, dim).transpose(0, 1),
-            values.index_select(1, read).view(heads, *gathered, dim).transpose(0, 1),
-        )
+        return keys, values
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.current.kv_len - self.current.q_len

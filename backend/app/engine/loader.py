@@ -14,11 +14,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from . import cpu, native
 from .attention import NAME
 from .config import ModelOptions
 from .fast_decoder import runs_fast
 from .memory import trim_heap
 from .quantization import (
+    Product16,
     Quantization,
     dense_capable,
     fp16_supported,
@@ -26,7 +28,7 @@ from .quantization import (
     on_int4_grid,
     quantize_model,
 )
-from .row_pieces import ROWS, amx_in_use, run_in_pieces
+from .row_pieces import ROWS, Pieces, run_dense
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +60,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: bfloat16 matmuls run natively (and twice as fast as fp32 here)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         if device.type == "cuda":
@@ -75,7 +67,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         if device.type == "mps":
             return torch.float16
         # Quality holds in bf16 for the default model: see docs/precision.md for the figures.
-        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+        return torch.bfloat16 if cpu.native_bf16() else torch.float32
     if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ModelLoadError("DTYPE=bfloat16 but this GPU has no bfloat16 support (pre-Ampere): use float16.")
     if dtype == "float16" and device.type == "cpu":
@@ -175,7 +167,8 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
         log.info("joined %d groups of sibling projections", fuse_siblings(model))
     quantization = resolve_quantization(options.quantization, model)
     if quantization != "none":
-        count = quantize_model(model, quantization, keep_dense=options.dense_prefill)
+        keep_dense = resolve_dense_prefill(options.dense_prefill)
+        count = quantize_model(model, quantization, keep_dense=keep_dense)
         trim_heap()  # the float copies quantising made, and the weights it replaced (unless kept)
         log.info(
             "quantised %d linear layers to %s (weight-only%s)",
@@ -183,11 +176,29 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
             quantization,
             ", dense weights kept for prefill" if dense_capable(model) else "",
         )
-    on_cpu_bf16 = place.device.type == "cpu" and place.dtype == torch.bfloat16
-    if on_cpu_bf16 and place.attention == NAME and amx_in_use():
-        # A request's tokens must not depend on its batch: see row_pieces.py.
-        log.info("%d bf16 products run in %d-row pieces on AMX", run_in_pieces(model), ROWS)
+    if place.device.type == "cpu" and place.attention == NAME:
+        log.info("%s; CPU class %s", native.status(), cpu.cpu_class())
+        if place.dtype == torch.bfloat16:
+            batch_invariant_bf16(model)
     return model.eval(), tokenizer
+
+
+def resolve_dense_prefill(setting: str) -> bool:
+    """auto: dense prefill weights only with AMX, where they are several times faster than the
+    packed kernels and run in fixed-shape pieces; elsewhere prompts are computed with the
+    weights that decode, the same numbers a generated token gets."""
+    return cpu.amx() if setting == "auto" else setting == "true"
+
+
+def batch_invariant_bf16(model: PreTrainedModel) -> None:
+    """Dense bfloat16 products (the output layer, kept dense prefill weights, every layer of an
+    unquantised model) whose rows do not depend on the batch: in fixed-shape pieces with AMX
+    (row_pieces.py), on the native kernel elsewhere."""
+    if cpu.amx() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.info("%d bf16 products run in %d-row pieces", run_dense(model, Pieces), ROWS)
+    elif native.kernels() is not None:
+        count = run_dense(model, lambda weight, bias: Product16(weight, bias, "bf16"))
+        log.info("%d bf16 products on the native kernel", count)
 
 
 @contextmanager

@@ -16,15 +16,18 @@ Prefill is the opposite case: hundreds of rows per product make it compute-bound
 kernels are 2.5x slower than a bf16 matrix product (they dequantise as they go). So a packed layer
 may keep its dense weight as well, and inside `dense_weights` it multiplies by that one. The
 engine prefills every prompt token that way and decodes every generated token with the packed
-weight, whatever the batch, so a request's tokens still do not depend on its neighbours.
+weight, whatever the batch; dense products run in fixed-shape pieces (row_pieces.py), so a
+request's tokens still do not depend on its neighbours. That pays on CPUs with AMX, where the
+dense products are many times faster (DENSE_PREFILL=auto keeps dense weights only there).
 
 fp16 is for CPUs that compute in float32 (no native bf16, e.g. AVX2 only), where the int kernels
-above are slow: every linear layer, the output layer too, keeps float16 weights and FBGEMM
-multiplies them with float32 activations. Reading half the bytes, it decodes 2.6-4x faster than
-float32 at 1-16 rows and prefills faster too, so no dense copy is kept; its float16 rounding of
-the weights costs less than bfloat16's. Like MKL's float32 products, a few batch sizes' rows
-(1, 2, a two-row remainder) round a little differently (about 1e-6), so tokens batched and alone
-agree in practice, as in float32, not by construction as above.
+above are slow: every linear layer, the output layer too, keeps float16 weights multiplied with
+float32 activations by the native kernel (native.py), which computes each row on its own, or by
+FBGEMM where that is not built. Reading half the bytes, it decodes 2.6-4x faster than float32 at
+1-16 rows and prefills faster too, so no dense copy is kept; its float16 rounding of the weights
+costs less than bfloat16's. FBGEMM's 1- and 2-row kernels split the sum over the inputs four ways
+where its wider ones do not (about 1e-6 apart), so without the native kernel tokens batched and
+alone agree in practice, as in float32, not by construction.
 
 Sibling projections that read the same input (q/k/v, gate/up) can be joined into one matrix
 before quantising (`fuse_siblings`, for the fast decoder): one product instead of three or two
@@ -44,7 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
+from .native import kernels
+
 Quantization = Literal["none", "int8", "int4", "fp16"]
+Bits16 = Literal["fp16", "bf16"]
 INT4_GROUP = 32
 # Projections of one module that read the same input: fused under fp16 (Llama-family names).
 SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -113,12 +119,43 @@ class Int4Linear(_PackedLinear):
         )
 
 
+class Product16:
+    """x @ weight.T (+ bias) on the native kernel (native.py), the weight kept as 16-bit blocks
+    (IEEE half or bfloat16): each row on its own, summed in float32, returned in x's dtype."""
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, bits: Literal["fp16", "bf16"]
+    ) -> None:
+        native = kernels()
+        if native is None:
+            raise RuntimeError("the native kernels are not built (native.py)")
+        self.native = native
+        self.bf16 = bits == "bf16"
+        self.packed = native.pack16(weight.detach(), self.bf16)
+        self.bias = None if bias is None else bias.detach().float()
+        self.out_features = weight.shape[0]
+
+    def __call__(self, x: torch.Tensor, *_: object) -> torch.Tensor:
+        return self.native.linear16(x, self.packed, self.out_features, self.bf16, self.bias).to(x.dtype)
+
+
 class Fp16Linear(_PackedLinear):
+    """float16 weights with float32 activations: the native kernel where it is built; FBGEMM
+    otherwise, whose 1- and 2-row kernels round differently from its wider ones, so rows then
+    agree alone and batched only in practice."""
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__(linear, keep_dense=False)
-        self.packed = torch.ops.quantized.linear_prepack_fp16(linear.weight.detach().float(), None)
+        weight = linear.weight.detach()
+        if kernels() is not None:
+            self.native: Product16 | None = Product16(weight, None, "fp16")
+        else:
+            self.native = None
+            self.packed = torch.ops.quantized.linear_prepack_fp16(weight.float(), None)
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        if self.native is not None:
+            return self.native(x)
         return torch.ops.quantized.linear_dynamic_fp16(x, self.packed)
 
 
@@ -202,8 +239,8 @@ def replace_child(places: list[tuple[nn.Module, str]], new: nn.Module) -> None:
 
 
 def fp16_supported() -> bool:
-    """FBGEMM's float16 kernels are built into PyTorch's x86 CPU wheels only."""
-    return "fbgemm" in torch.backends.quantized.supported_engines
+    """float16 weights multiply on the native kernels, or on FBGEMM (PyTorch's x86 CPU wheels)."""
+    return kernels() is not None or "fbgemm" in torch.backends.quantized.supported_engines
 
 
 def _linears(model: PreTrainedModel) -> list[tuple[nn.Module, list[tuple[nn.Module, str]]]]:

@@ -1,4 +1,4 @@
-"""Dense bfloat16 matrix products whose rows do not depend on the batch, on CPUs with AMX.
+"""Dense bfloat16 matrix products whose rows do not depend on the batch, on oneDNN's kernels.
 
 oneDNN's AMX kernels choose their blocking from the number of rows, and some choices round a row
 differently: on a Sapphire Rapids core the rows of a 33-64-row product differed from the same rows
@@ -9,12 +9,14 @@ such a CPU every dense product runs in pieces of exactly ROWS rows, the last one
 numbers are the same alone, batched, or in any prefill chunk. Padding costs little, since AMX
 multiplies 16-row tiles and a decode step's product is bound by reading the weights; measured on 2
 cores against the AVX512-BF16 kernels, the alternative (oneDNN kept off AMX): the output layer at
-16 rows 2.1 vs 5.8 ms, a layer's products at 256 prefill rows 3.2 vs 8.4 ms.
+16 rows 2.1 vs 5.8 ms, a layer's products at 256 prefill rows 3.2 vs 8.4 ms. Without AMX the
+same pieces hold kept dense prefill weights (DENSE_PREFILL=true there), whose products have
+hundreds of rows anyway; the output layer goes to the native kernel instead (loader.py).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,15 +25,8 @@ from torch import nn
 from .quantization import dense_capable, replace_child, shared_children
 
 ROWS = 32
-
-
-def amx_in_use() -> bool:
-    """Whether oneDNN multiplies bfloat16 on AMX here: the CPU and the kernel allow it, and
-    ONEDNN_MAX_CPU_ISA (if set) does not rule it out."""
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
-    if cap not in ("ALL", "DEFAULT") and "AMX" not in cap:
-        return False
-    return bool(torch._C._cpu._init_amx())
+# x -> x @ weight.T + bias, whatever the batch (the product of a packed layer's dense weight too).
+Product = Callable[..., torch.Tensor]
 
 
 class Pieces:
@@ -59,34 +54,34 @@ class Pieces:
         return out[:rows].view(*x.shape[:-1], self.out_features)
 
 
-class PiecewiseLinear(nn.Module):
-    """A linear layer whose products run in Pieces. It keeps only the reordered weight: the plain
-    one is freed with the layer it replaces, unless another module shares it (a tied input
-    embedding, which still reads it)."""
+class ProductLinear(nn.Module):
+    """A linear layer whose product is a callable holding its own copy of the weight (Pieces,
+    or quantization.Product16). The plain weight is freed with the layer it replaces, unless
+    another module shares it (a tied input embedding, which still reads it)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, product: Product) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.pieces = Pieces(linear.weight, linear.bias)
+        self.product = product
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pieces(x)
+        return self.product(x)
 
 
-def run_in_pieces(model: nn.Module) -> int:
-    """Every dense bfloat16 product of the model in pieces: its plain linear layers (the output
-    layer included) are replaced, and packed layers multiply their kept dense weights so (a
-    reordered copy, which replaces the plain one). Returns how many layers changed."""
+def run_dense(model: nn.Module, make: Callable[[torch.Tensor, torch.Tensor | None], Product]) -> int:
+    """Every dense bfloat16 product of the model through `make(weight, bias)`: its plain linear
+    layers (the output layer included) are replaced, and packed layers multiply their kept dense
+    weights so (its copy replaces the plain one). Returns how many layers changed."""
     count = 0
     plain = shared_children(model, lambda c: type(c) is nn.Linear and c.weight.dtype == torch.bfloat16)
     for linear, places in plain:
         assert isinstance(linear, nn.Linear)
-        replace_child(places, PiecewiseLinear(linear))
+        replace_child(places, ProductLinear(linear, make(linear.weight, linear.bias)))
         count += 1
     for layer in dense_capable(model):
         if layer.weight is not None and layer.weight.dtype == torch.bfloat16:
-            layer.product = Pieces(layer.weight, layer.bias)
-            # The reordered copy is what multiplies now: the plain one would only take memory.
+            layer.product = make(layer.weight, layer.bias)
+            # The product's copy is what multiplies now: the plain one would only take memory.
             layer.weight.data = layer.weight.data.new_empty(0)
             count += 1
     return count

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.engine.loader import ModelLoadError, cpu_has_native_bf16, resolve_device, resolve_dtype
+from app.engine.cpu import native_bf16
+from app.engine.loader import ModelLoadError, resolve_device, resolve_dtype
 
 BACKEND = Path(__file__).resolve().parents[2]
 PRECISION_DOC = BACKEND.parent / "docs" / "precision.md"
@@ -19,13 +20,13 @@ PRECISION_DOC = BACKEND.parent / "docs" / "precision.md"
 
 def test_auto_dtype_on_this_cpu_is_the_measured_one() -> None:
     auto = resolve_dtype("auto", torch.device("cpu"))
-    assert auto == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert auto == (torch.bfloat16 if native_bf16() else torch.float32)
     doc = PRECISION_DOC.read_text()
     recorded = re.search(r"`DTYPE=auto` on this machine: \*\*(\w+)\*\*", doc)
     assert recorded, "docs/precision.md must record what auto picked where it was measured"
     native = re.search(r"Native bf16 on this CPU \(avx512_bf16 or AMX\): (yes|no)", doc)
     assert native, "docs/precision.md must say which kind of CPU it was measured on"
-    if (native.group(1) == "yes") != cpu_has_native_bf16():
+    if (native.group(1) == "yes") != native_bf16():
         pytest.skip("docs/precision.md was measured on the other kind of CPU (native bfloat16 or not)")
     assert recorded.group(1) == str(auto).removeprefix("torch.")
     # The figures for the chosen precision are in the table beside fp32's.

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.engine.quantization import Int4Linear, dense_weights
-from app.engine.row_pieces import ROWS, Pieces, PiecewiseLinear, amx_in_use, run_in_pieces
+from app.engine.row_pieces import ROWS, Pieces, ProductLinear, run_dense
 
 pytestmark = pytest.mark.skipif(
     not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="oneDNN has no bfloat16 products on this CPU"
@@ -36,7 +36,7 @@ def test_a_row_is_the_same_alone_and_in_any_batch(inputs: int, outputs: int, bia
     assert torch.equal(pieces(x[:ROWS]), F.linear(x[:ROWS], weight, bias))
 
 
-def test_run_in_pieces_takes_every_dense_bf16_product() -> None:
+def test_run_dense_takes_every_dense_bf16_product() -> None:
     torch.manual_seed(0)
     plain = nn.Linear(64, 96, bias=False).bfloat16()
     packed = Int4Linear(nn.Linear(64, 64, bias=False).bfloat16(), keep_dense=True)
@@ -47,8 +47,8 @@ def test_run_in_pieces_takes_every_dense_bf16_product() -> None:
         before = model[1](model[0](x))
     plain_weight = weakref.ref(plain.weight)
     del plain
-    assert run_in_pieces(model) == 2
-    assert isinstance(model[1], PiecewiseLinear)
+    assert run_dense(model, Pieces) == 2
+    assert isinstance(model[1], ProductLinear)
     assert plain_weight() is None  # only the reordered copy stays in memory
     assert type(model[2]) is nn.Linear
     with dense_weights([packed]):
@@ -65,11 +65,6 @@ def test_a_tied_output_layer_leaves_the_input_embedding_its_weight() -> None:
     model = nn.Sequential(embed, output)
     ids = torch.arange(ROWS)
     before = model(ids)
-    assert run_in_pieces(model) == 1
-    assert isinstance(model[1], PiecewiseLinear) and model[0].weight.shape == (96, 64)
+    assert run_dense(model, Pieces) == 1
+    assert isinstance(model[1], ProductLinear) and model[0].weight.shape == (96, 64)
     assert torch.equal(model(ids), before)
-
-
-def test_amx_is_off_where_onednn_is_kept_off_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
-    assert not amx_in_use()

@@ -1,0 +1,331 @@
+// Kernels whose result for a row depends on nothing but that row: not on how many rows share the
+// call, where the row sits among them, how many keys the batch was padded to, or how many
+// threads ran. Vendor libraries do not promise that: MKL's float32 products round a row of a
+// 3-row product differently from the same row among 384, FBGEMM's 1- and 2-row fp16 kernels
+// split the sum over the inputs in four where its wider ones do not, and which kernel a row meets
+// depends on the batch. Here every output element is one fixed sequence of float32 operations:
+//
+// - linear16: y[m][n] = fma chain over k = 0..K-1 of x[m][k] * w[n][k], from zero, then + bias.
+//   The weights are 16-bit (IEEE half or bfloat16), converted exactly to float32. Every register
+//   blocking below runs that same chain per element; only how many chains run side by side
+//   changes.
+// - attention: for a query that sees keys 0..L-1, scores are fma chains over head_dim in lanes of
+//   8 summed in one fixed order, the softmax reduces over exactly those L keys (lane j % 8, then
+//   one fixed order), and the output is the fma chain over keys 0..L-1 of p_j * v_j, scaled by
+//   1 / sum. Keys are read in place from the paged pool: nothing is gathered or padded.
+//
+// Built with AVX2, FMA and F16C only (native.py), so the same instructions, hence the same
+// numbers, run on every x86-64 CPU class that has them, AVX-512 and AMX machines included.
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t COLS = 16;  // columns per packed block: two vectors of 8
+
+inline float hsum(__m256 v) {
+  const __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 pair = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+}
+
+inline float hmax(__m256 v) {
+  const __m128 lo = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 pair = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+  return _mm_cvtss_f32(_mm_max_ss(pair, _mm_movehdup_ps(pair)));
+}
+
+// exp(x) for x <= 0 (Cephes' polynomial, as in the usual SIMD math libraries): one fixed
+// sequence of operations per lane.
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f));
+  __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+template <bool BF16>
+inline __m256 load16(const uint16_t* p) {
+  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (BF16) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  } else {
+    return _mm256_cvtph_ps(bits);
+  }
+}
+
+// ---- linear16 --------------------------------------------------------------------------------
+
+// Rows [0, MR) of x times NB packed column blocks starting at `w`: C[m][n] = chain + bias.
+template <int MR, int NB, bool BF16>
+void block(const float* x, int64_t ldx, const uint16_t* w, int64_t K, const float* bias, float* y,
+           int64_t ldy) {
+  __m256 acc[MR][NB][2];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) acc[m][b][0] = acc[m][b][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m256 wv[NB][2];
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) {
+      const uint16_t* p = w + (b * K + k) * COLS;
+      wv[b][0] = load16<BF16>(p);
+      wv[b][1] = load16<BF16>(p + 8);
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      const __m256 a = _mm256_broadcast_ss(x + m * ldx + k);
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; ++b) {
+        acc[m][b][0] = _mm256_fmadd_ps(a, wv[b][0], acc[m][b][0]);
+        acc[m][b][1] = _mm256_fmadd_ps(a, wv[b][1], acc[m][b][1]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; ++b) {
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    if (bias != nullptr) {
+      b0 = _mm256_loadu_ps(bias + b * COLS);
+      b1 = _mm256_loadu_ps(bias + b * COLS + 8);
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
+      float* out = y + m * ldy + b * COLS;
+      _mm256_storeu_ps(out, bias != nullptr ? _mm256_add_ps(acc[m][b][0], b0) : acc[m][b][0]);
+      _mm256_storeu_ps(out + 8, bias != nullptr ? _mm256_add_ps(acc[m][b][1], b1) : acc[m][b][1]);
+    }
+  }
+}
+
+// Column blocks [nb0, nb1) for `rows` rows starting at x: the widest blocking that fits 12
+// accumulators. The arithmetic of an element is the same in each.
+template <bool BF16>
+void columns(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64_t K, const float* bias,
+             float* y, int64_t ldy, int64_t nb0, int64_t nb1) {
+  int64_t nb = nb0;
+  auto at = [&](int64_t r, int64_t b) { return std::make_tuple(x + r * ldx, w + b * K * COLS,
+                                                               bias ? bias + b * COLS : nullptr,
+                                                               y + r * ldy + b * COLS); };
+  if (rows == 1) {
+    for (; nb + 6 <= nb1; nb += 6) {
+      auto [xp, wp, bp, yp] = at(0, nb);
+      block<1, 6, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+    }
+  } else if (rows == 2) {
+    for (; nb + 3 <= nb1; nb += 3) {
+      auto [xp, wp, bp, yp] = at(0, nb);
+      block<2, 3, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+    }
+  } else if (rows == 3) {
+    for (; nb + 2 <= nb1; nb += 2) {
+      auto [xp, wp, bp, yp] = at(0, nb);
+      block<3, 2, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+    }
+  }
+  for (; nb < nb1; ++nb) {
+    int64_t r = 0;
+    for (; r + 6 <= rows; r += 6) {
+      auto [xp, wp, bp, yp] = at(r, nb);
+      block<6, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+    }
+    auto [xp, wp, bp, yp] = at(r, nb);
+    switch (rows - r) {
+      case 5: block<5, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 4: block<4, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 3: block<3, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 2: block<2, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 1: block<1, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      default: break;
+    }
+  }
+}
+
+// Rows a thread sweeps over one column range at a time: their inputs stay in its L2 cache
+// while it streams the weights.
+constexpr int64_t ROW_CHUNK = 48;
+
+}  // namespace
+
+// weight [N, K] (any float dtype) -> [ceil(N / 16), K, 16] 16-bit blocks, zero-padded columns.
+torch::Tensor pack16(const torch::Tensor& weight, bool bf16) {
+  TORCH_CHECK(weight.dim() == 2, "pack16: weight must be 2-D");
+  const int64_t N = weight.size(0), K = weight.size(1);
+  const int64_t blocks = (N + COLS - 1) / COLS;
+  auto w = weight.to(bf16 ? torch::kBFloat16 : torch::kHalf).contiguous();
+  auto padded = torch::zeros({blocks * COLS, K}, w.options());
+  padded.narrow(0, 0, N).copy_(w);
+  // [blocks, 16, K] -> [blocks, K, 16]
+  return padded.view({blocks, COLS, K}).transpose(1, 2).contiguous().view(torch::kInt16);
+}
+
+torch::Tensor linear16(const torch::Tensor& input, const torch::Tensor& packed, int64_t out_features,
+                       bool bf16, const c10::optional<torch::Tensor>& bias) {
+  TORCH_CHECK(packed.dim() == 3 && packed.size(2) == COLS && packed.scalar_type() == torch::kInt16,
+              "linear16: packed weight expected from pack16");
+  const int64_t K = packed.size(1), blocks = packed.size(0);
+  TORCH_CHECK(input.size(-1) == K, "linear16: input has ", input.size(-1), " features, weight ", K);
+  auto x = input.reshape({-1, K}).to(torch::kFloat32).contiguous();
+  const int64_t M = x.size(0);
+  auto y = torch::empty({M, blocks * COLS}, x.options());
+  torch::Tensor b;
+  if (bias.has_value() && bias->defined()) {
+    b = torch::zeros({blocks * COLS}, x.options());
+    b.narrow(0, 0, out_features).copy_(bias->to(torch::kFloat32));
+  }
+  const float* xp = x.data_ptr<float>();
+  const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<int16_t>());
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  const int64_t ldy = blocks * COLS;
+  for (int64_t r0 = 0; r0 < M; r0 += ROW_CHUNK) {
+    const int64_t rows = std::min(ROW_CHUNK, M - r0);
+    // Column ranges split in whole groups of 6 blocks, so a range's blocking is its own affair.
+    at::parallel_for(0, (blocks + 5) / 6, 1, [&](int64_t g0, int64_t g1) {
+      const int64_t nb0 = g0 * 6, nb1 = std::min(blocks, g1 * 6);
+      if (bf16)
+        columns<true>(xp + r0 * K, K, rows, wp, K, bp, yp + r0 * ldy, ldy, nb0, nb1);
+      else
+        columns<false>(xp + r0 * K, K, rows, wp, K, bp, yp + r0 * ldy, ldy, nb0, nb1);
+    });
+  }
+  auto out = ldy == out_features ? y : y.narrow(1, 0, out_features);
+  auto shape = input.sizes().vec();
+  shape.back() = out_features;
+  return out.reshape(shape);
+}
+
+// q [B, T, H, D] float32; k_pool, v_pool [KVH, S, D] float32; slots [B, KV] int64 (the pool slot
+// of each of a row's key positions); lengths [B, T] int64 (query t of row b sees keys 0..len-1).
+// Returns [B, T, H, D] float32.
+torch::Tensor attention(const torch::Tensor& query, const torch::Tensor& k_pool, const torch::Tensor& v_pool,
+                        const torch::Tensor& slots, const torch::Tensor& lengths, double scale) {
+  TORCH_CHECK(query.dim() == 4 && k_pool.dim() == 3 && v_pool.dim() == 3, "attention: bad ranks");
+  TORCH_CHECK(k_pool.scalar_type() == torch::kFloat32 && v_pool.scalar_type() == torch::kFloat32,
+              "attention: the pool must be float32");
+  TORCH_CHECK(k_pool.is_contiguous() && v_pool.is_contiguous(), "attention: the pool must be contiguous");
+  auto q = query.to(torch::kFloat32).contiguous();
+  auto sl = slots.to(torch::kInt64).contiguous();
+  auto len = lengths.to(torch::kInt64).contiguous();
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3);
+  const int64_t KVH = k_pool.size(0), S = k_pool.size(1), KV = sl.size(1);
+  TORCH_CHECK(D % 8 == 0 && D <= 256, "attention: head_dim must be a multiple of 8, at most 256");
+  TORCH_CHECK(H % KVH == 0 && k_pool.size(2) == D, "attention: heads do not match the pool");
+  TORCH_CHECK(sl.size(0) == B && len.size(0) == B && len.size(1) == T, "attention: bad slots or lengths");
+  const int64_t G = H / KVH;
+  auto out = torch::empty({B, T, H, D}, q.options());
+  const float* qp = q.data_ptr<float>();
+  const float* kp = k_pool.data_ptr<float>();
+  const float* vp = v_pool.data_ptr<float>();
+  const int64_t* sp = sl.data_ptr<int64_t>();
+  const int64_t* lp = len.data_ptr<int64_t>();
+  float* op = out.data_ptr<float>();
+  const float sc = static_cast<float>(scale);
+  const int64_t items = B * T * KVH;
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t item = begin; item < end; ++item) {
+      // Early and late queries alternate, so each thread's share of a causal prompt costs alike.
+      const int64_t g = item % KVH, pair = item / KVH;
+      const int64_t flat = pair % 2 == 0 ? pair / 2 : B * T - 1 - pair / 2;
+      const int64_t b = flat / T, t = flat % T;
+      const int64_t L = std::min(lp[b * T + t], KV);
+      const int64_t* row_slots = sp + b * KV;
+      if (L <= 0) {  // a query that sees no key (padding) attends to nothing
+        std::fill_n(op + ((b * T + t) * H + g * G) * D, G * D, 0.0f);
+        continue;
+      }
+      const int64_t stride = (L + 7) / 8 * 8;
+      scores.assign(G * stride, 0.0f);
+      for (int64_t h = 0; h < G; ++h) {
+        const float* qv = qp + ((b * T + t) * H + g * G + h) * D;
+        float* s = scores.data() + h * stride;
+        int64_t j = 0;
+        for (; j + 4 <= L; j += 4) {
+          const float* k0 = kp + (g * S + row_slots[j]) * D;
+          const float* k1 = kp + (g * S + row_slots[j + 1]) * D;
+          const float* k2 = kp + (g * S + row_slots[j + 2]) * D;
+          const float* k3 = kp + (g * S + row_slots[j + 3]) * D;
+          __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+          for (int64_t d = 0; d < D; d += 8) {
+            const __m256 qd = _mm256_loadu_ps(qv + d);
+            a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + d), a0);
+            a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k1 + d), a1);
+            a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k2 + d), a2);
+            a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k3 + d), a3);
+          }
+          s[j] = hsum(a0) * sc;
+          s[j + 1] = hsum(a1) * sc;
+          s[j + 2] = hsum(a2) * sc;
+          s[j + 3] = hsum(a3) * sc;
+        }
+        for (; j < L; ++j) {
+          const float* k0 = kp + (g * S + row_slots[j]) * D;
+          __m256 a0 = _mm256_setzero_ps();
+          for (int64_t d = 0; d < D; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(k0 + d), a0);
+          s[j] = hsum(a0) * sc;
+        }
+        // Softmax over exactly L keys; the padding lanes up to `stride` are masked out of the max
+        // and hold exact zeros in the sum.
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        for (int64_t c = 0; c < stride; c += 8) {
+          __m256 v = _mm256_loadu_ps(s + c);
+          if (c + 8 > L) {
+            const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
+            v = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, keep);
+          }
+          mx = _mm256_max_ps(mx, v);
+        }
+        const __m256 m = _mm256_set1_ps(hmax(mx));
+        __m256 total = _mm256_setzero_ps();
+        for (int64_t c = 0; c < stride; c += 8) {
+          __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
+          if (c + 8 > L) {
+            const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
+            e = _mm256_and_ps(e, keep);
+          }
+          _mm256_storeu_ps(s + c, e);
+          total = _mm256_add_ps(total, e);
+        }
+        const __m256 inv = _mm256_set1_ps(1.0f / hsum(total));
+        float* o = op + ((b * T + t) * H + g * G + h) * D;
+        for (int64_t d0 = 0; d0 < D; d0 += 64) {
+          const int64_t width = std::min<int64_t>(64, D - d0);
+          __m256 acc[8];
+          for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
+          for (int64_t jj = 0; jj < L; ++jj) {
+            const __m256 p = _mm256_broadcast_ss(s + jj);
+            const float* vrow = vp + (g * S + row_slots[jj]) * D + d0;
+            for (int v = 0; v < width / 8; ++v) acc[v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vrow + 8 * v), acc[v]);
+          }
+          for (int v = 0; v < width / 8; ++v) _mm256_storeu_ps(o + d0 + 8 * v, _mm256_mul_ps(acc[v], inv));
+        }
+      }
+    }
+  });
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("pack16", &pack16, "16-bit weight blocks for linear16");
+  m.def("linear16", &linear16, "x @ w.T with 16-bit weights, each row on its own");
+  m.def("attention", &attention, "attention over the paged pool, each query on its own");
+}
