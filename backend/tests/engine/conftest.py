@@ -46,13 +46,14 @@ def running_engine(
     kv_cache_memory_gb: float = 1.0,
     enable_prefix_caching: bool = True,
     max_num_seqs: int = 8,
+    max_num_batched_tokens: int = 256,
 ) -> Iterator[Engine]:
     """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
     config = EngineConfig(
         max_model_len=2048,
         max_num_seqs=max_num_seqs,
         max_waiting=4,
-        max_num_batched_tokens=256,
+        max_num_batched_tokens=max_num_batched_tokens,
         kv_cache_memory_gb=kv_cache_memory_gb,
         enable_prefix_caching=enable_prefix_caching,
         queue_timeout_s=60,

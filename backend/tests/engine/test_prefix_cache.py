@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -135,8 +136,13 @@ def next_turn(tokenizer: object, prompt: list[int], answer_ids: list[int], quest
     return prompt + answer_ids + tokenizer.encode(after_answer + rest, add_special_tokens=False)  # type: ignore[attr-defined]
 
 
+# The stress run (bench/determinism.py) repeats this test under load this many times.
+REPEAT = int(os.environ.get("INVARIANCE_REPEAT", "1"))
+
+
+@pytest.mark.parametrize("attempt", range(REPEAT))
 def test_a_conversation_turns_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
-    engine: Engine, cold: Engine, model_and_tokenizer
+    engine: Engine, cold: Engine, model_and_tokenizer, attempt: int
 ) -> None:
     """The answer's keys are computed again as a prompt's would be (not kept from decoding), in
     pieces while it is generated: the next turn reuses them and still gets a cold cache's tokens."""
