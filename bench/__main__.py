@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,15 @@ from .servers import (
 RESULTS = REPO / ".cache" / "bench" / "results.json"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps option help at spaces only, so names such as llama-slots stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few-minute run: fewer levels, one repetition")
     p.add_argument("--reps", type=int, help="repetitions of every system (default 2, quick 1)")
     p.add_argument("--levels", help="concurrent streams, comma-separated (default 1,2,4,8,16,32)")
@@ -55,7 +63,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--prefill", help="prompt sizes in tokens for the prefill rate (default 100,1000,4000)")
     p.add_argument(
         "--systems",
-        help="subset of: ours, ours-<mode> (e.g. ours-float32), tserve, tserve-cb, tserve-cb-sized, llama",
+        help="comma-separated subset of (default all): ours, ours-<mode> (e.g. ours-float32; needs "
+        "<mode> in --modes), tserve, tserve-cb, tserve-cb-sized (needs --cb-sized), "
+        "llama (llama-server, unified KV), llama-slots (llama-server, KV per slot)",
     )
     p.add_argument(
         "--modes",
