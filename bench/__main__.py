@@ -384,6 +384,18 @@ def save(results: dict[str, Any], args: argparse.Namespace) -> None:
     report.write(results, args.md, args.png)
 
 
+def rerun_command(argv: list[str]) -> str:
+    """The `make bench` line that reruns these arguments: quoted for the shell that make runs, and
+    an empty value (`--modes ''`) written as `--modes=`, which survives the trip through make."""
+    words: list[str] = []
+    for arg in argv:
+        if arg == "" and words and words[-1].startswith("--") and "=" not in words[-1]:
+            words[-1] += "="
+        else:
+            words.append(arg)
+    return "make bench" + (" BENCH_ARGS=" + shlex.quote(shlex.join(words)) if words else "")
+
+
 def main() -> None:
     # `timeout` or a CI runner ends the bench with SIGTERM: raise instead, so every started
     # server is stopped by its context manager rather than left running.
@@ -393,7 +405,7 @@ def main() -> None:
         report.write(json.loads(args.from_json.read_text()), args.md, args.png)
         return
     started = time.monotonic()
-    command = "make bench" + (" BENCH_ARGS=" + shlex.quote(" ".join(sys.argv[1:])) if sys.argv[1:] else "")
+    command = rerun_command(sys.argv[1:])
     notes: list[str] = []
     measured = "its background load" if args.only else "memory bandwidth, matmul rate, background load"
     print(f"Measuring the machine: {measured}", flush=True)
