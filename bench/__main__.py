@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,15 @@ from .servers import (
 RESULTS = REPO / ".cache" / "bench" / "results.json"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps option help at spaces only, so names such as llama-slots stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+
+
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=_HelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few-minute run: fewer levels, one repetition")
     p.add_argument("--reps", type=int, help="repetitions of every system (default 2, quick 1)")
     p.add_argument("--levels", help="concurrent streams, comma-separated (default 1,2,4,8,16,32)")
@@ -55,7 +63,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--prefill", help="prompt sizes in tokens for the prefill rate (default 100,1000,4000)")
     p.add_argument(
         "--systems",
-        help="subset of: ours, ours-<mode> (e.g. ours-float32), tserve, tserve-cb, tserve-cb-sized, llama",
+        help="comma-separated subset of (default all): ours, ours-<mode> (e.g. ours-float32; needs "
+        "<mode> in --modes), tserve, tserve-cb, tserve-cb-sized (needs --cb-sized), "
+        "llama (llama-server, unified KV), llama-slots (llama-server, KV per slot)",
     )
     p.add_argument(
         "--modes",
@@ -374,6 +384,18 @@ def save(results: dict[str, Any], args: argparse.Namespace) -> None:
     report.write(results, args.md, args.png)
 
 
+def rerun_command(argv: list[str]) -> str:
+    """The `make bench` line that reruns these arguments: quoted for the shell that make runs, and
+    an empty value (`--modes ''`) written as `--modes=`, which survives the trip through make."""
+    words: list[str] = []
+    for arg in argv:
+        if arg == "" and words and words[-1].startswith("--") and "=" not in words[-1]:
+            words[-1] += "="
+        else:
+            words.append(arg)
+    return "make bench" + (" BENCH_ARGS=" + shlex.quote(shlex.join(words)) if words else "")
+
+
 def main() -> None:
     # `timeout` or a CI runner ends the bench with SIGTERM: raise instead, so every started
     # server is stopped by its context manager rather than left running.
@@ -383,7 +405,7 @@ def main() -> None:
         report.write(json.loads(args.from_json.read_text()), args.md, args.png)
         return
     started = time.monotonic()
-    command = "make bench" + (" BENCH_ARGS=" + shlex.quote(" ".join(sys.argv[1:])) if sys.argv[1:] else "")
+    command = rerun_command(sys.argv[1:])
     notes: list[str] = []
     measured = "its background load" if args.only else "memory bandwidth, matmul rate, background load"
     print(f"Measuring the machine: {measured}", flush=True)
