@@ -29,10 +29,18 @@ namespace {
 
 constexpr int64_t COLS = 16;  // columns per packed block: two vectors of 8
 
+// The sum of a vector's 8 lanes in one fixed order: ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)).
 inline float hsum(__m256 v) {
-  const __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 pair = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+  const __m256 t = _mm256_hadd_ps(v, v);
+  const __m256 u = _mm256_hadd_ps(t, t);
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1)));
+}
+
+// Eight such sums at once, each in exactly hsum's order: lane i is hsum(a[i]).
+inline __m256 hsum8(const __m256* a) {
+  const __m256 q0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 q1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
 }
 
 inline float hmax(__m256 v) {
@@ -211,9 +219,87 @@ torch::Tensor linear16(const torch::Tensor& input, const torch::Tensor& packed, 
   return out.reshape(shape);
 }
 
+namespace {
+
+// Keys per tile: a tile's keys and values (64 x head_dim floats each) stay in L1 while every query
+// of a block reads them, instead of each query streaming the whole context from L3.
+constexpr int64_t TILE = 64;
+// Queries per block (consecutive rows of one sequence, with every query head of one kv head).
+constexpr int64_t QROWS = 16;
+
+// Scores of keys [j0, j1) for one query: eight at a time or one at a time, the same numbers.
+inline void score_keys(const float* qv, const float* kp, const int64_t* slots, int64_t D, float sc, int64_t j0,
+                       int64_t j1, float* s) {
+  int64_t j = j0;
+  for (; j + 8 <= j1; j += 8) {
+    const float* k[8];
+    for (int u = 0; u < 8; ++u) k[u] = kp + slots[j + u] * D;
+    __m256 acc[8];
+    for (int u = 0; u < 8; ++u) acc[u] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; d += 8) {
+      const __m256 qd = _mm256_loadu_ps(qv + d);
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u) acc[u] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k[u] + d), acc[u]);
+    }
+    _mm256_storeu_ps(s + j, _mm256_mul_ps(hsum8(acc), _mm256_set1_ps(sc)));
+  }
+  for (; j < j1; ++j) {
+    const float* k0 = kp + slots[j] * D;
+    __m256 a0 = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(k0 + d), a0);
+    s[j] = hsum(a0) * sc;
+  }
+}
+
+// Scores [0, L) in place to exp(s - max), zero from L to the next multiple of 8; returns 1 / sum.
+inline float softmax_in_place(float* s, int64_t L) {
+  const int64_t stride = (L + 7) / 8 * 8;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  for (int64_t c = 0; c < stride; c += 8) {
+    __m256 v = _mm256_loadu_ps(s + c);
+    if (c + 8 > L) {
+      const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
+      v = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, keep);
+    }
+    mx = _mm256_max_ps(mx, v);
+  }
+  const __m256 m = _mm256_set1_ps(hmax(mx));
+  __m256 total = _mm256_setzero_ps();
+  for (int64_t c = 0; c < stride; c += 8) {
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
+    if (c + 8 > L) {
+      const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
+      e = _mm256_and_ps(e, keep);
+    }
+    _mm256_storeu_ps(s + c, e);
+    total = _mm256_add_ps(total, e);
+  }
+  return 1.0f / hsum(total);
+}
+
+// acc[0, D) += p_j * v_j for keys [j0, j1), in key order (each element one fma chain over keys).
+inline void weigh_values(const float* p, const float* vp, const int64_t* slots, int64_t D, int64_t j0, int64_t j1,
+                         float* acc) {
+  for (int64_t d0 = 0; d0 < D; d0 += 64) {
+    const int64_t n = std::min<int64_t>(64, D - d0) / 8;
+    __m256 a[8];
+    for (int v = 0; v < n; ++v) a[v] = _mm256_loadu_ps(acc + d0 + 8 * v);
+    for (int64_t j = j0; j < j1; ++j) {
+      const __m256 w = _mm256_broadcast_ss(p + j);
+      const float* vrow = vp + slots[j] * D + d0;
+      for (int v = 0; v < n; ++v) a[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vrow + 8 * v), a[v]);
+    }
+    for (int v = 0; v < n; ++v) _mm256_storeu_ps(acc + d0 + 8 * v, a[v]);
+  }
+}
+
+}  // namespace
+
 // q [B, T, H, D] float32; k_pool, v_pool [KVH, S, D] float32; slots [B, KV] int64 (the pool slot
 // of each of a row's key positions); lengths [B, T] int64 (query t of row b sees keys 0..len-1).
-// Returns [B, T, H, D] float32.
+// Returns [B, T, H, D] float32. Tiles and blocks only change which work is done when: every
+// element's operations are the ones above, in the same order.
 torch::Tensor attention(const torch::Tensor& query, const torch::Tensor& k_pool, const torch::Tensor& v_pool,
                         const torch::Tensor& slots, const torch::Tensor& lengths, double scale) {
   TORCH_CHECK(query.dim() == 4 && k_pool.dim() == 3 && v_pool.dim() == 3, "attention: bad ranks");
@@ -228,97 +314,54 @@ torch::Tensor attention(const torch::Tensor& query, const torch::Tensor& k_pool,
   TORCH_CHECK(D % 8 == 0 && D <= 256, "attention: head_dim must be a multiple of 8, at most 256");
   TORCH_CHECK(H % KVH == 0 && k_pool.size(2) == D, "attention: heads do not match the pool");
   TORCH_CHECK(sl.size(0) == B && len.size(0) == B && len.size(1) == T, "attention: bad slots or lengths");
-  const int64_t G = H / KVH;
+  const int64_t G = H / KVH, blocks = (T + QROWS - 1) / QROWS;
   auto out = torch::empty({B, T, H, D}, q.options());
   const float* qp = q.data_ptr<float>();
-  const float* kp = k_pool.data_ptr<float>();
-  const float* vp = v_pool.data_ptr<float>();
   const int64_t* sp = sl.data_ptr<int64_t>();
   const int64_t* lp = len.data_ptr<int64_t>();
   float* op = out.data_ptr<float>();
   const float sc = static_cast<float>(scale);
-  const int64_t items = B * T * KVH;
-  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
+  at::parallel_for(0, B * blocks * KVH, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores, acc, inv;
+    int64_t L[QROWS];
     for (int64_t item = begin; item < end; ++item) {
-      // Early and late queries alternate, so each thread's share of a causal prompt costs alike.
+      // Early and late blocks alternate, so each thread's share of a causal prompt costs alike.
       const int64_t g = item % KVH, pair = item / KVH;
-      const int64_t flat = pair % 2 == 0 ? pair / 2 : B * T - 1 - pair / 2;
-      const int64_t b = flat / T, t = flat % T;
-      const int64_t L = std::min(lp[b * T + t], KV);
+      const int64_t flat = pair % 2 == 0 ? pair / 2 : B * blocks - 1 - pair / 2;
+      const int64_t b = flat / blocks, t0 = (flat % blocks) * QROWS, rows = std::min(QROWS, T - t0);
       const int64_t* row_slots = sp + b * KV;
-      if (L <= 0) {  // a query that sees no key (padding) attends to nothing
-        std::fill_n(op + ((b * T + t) * H + g * G) * D, G * D, 0.0f);
-        continue;
+      const float* kp = k_pool.data_ptr<float>() + g * S * D;
+      const float* vp = v_pool.data_ptr<float>() + g * S * D;
+      int64_t longest = 0;
+      for (int64_t r = 0; r < rows; ++r) longest = std::max(longest, L[r] = std::clamp<int64_t>(lp[b * T + t0 + r], 0, KV));
+      const int64_t stride = (longest + 7) / 8 * 8;
+      scores.assign(rows * G * stride, 0.0f);
+      acc.assign(rows * G * D, 0.0f);
+      inv.assign(rows * G, 0.0f);
+      auto query_of = [&](int64_t r, int64_t h) { return qp + ((b * T + t0 + r) * H + g * G + h) * D; };
+      for (int64_t j0 = 0; j0 < longest; j0 += TILE) {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t h = 0; h < G; ++h)
+            score_keys(query_of(r, h), kp, row_slots, D, sc, j0, std::min(j0 + TILE, L[r]),
+                       scores.data() + (r * G + h) * stride);
       }
-      const int64_t stride = (L + 7) / 8 * 8;
-      scores.assign(G * stride, 0.0f);
-      for (int64_t h = 0; h < G; ++h) {
-        const float* qv = qp + ((b * T + t) * H + g * G + h) * D;
-        float* s = scores.data() + h * stride;
-        int64_t j = 0;
-        for (; j + 4 <= L; j += 4) {
-          const float* k0 = kp + (g * S + row_slots[j]) * D;
-          const float* k1 = kp + (g * S + row_slots[j + 1]) * D;
-          const float* k2 = kp + (g * S + row_slots[j + 2]) * D;
-          const float* k3 = kp + (g * S + row_slots[j + 3]) * D;
-          __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-          for (int64_t d = 0; d < D; d += 8) {
-            const __m256 qd = _mm256_loadu_ps(qv + d);
-            a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k0 + d), a0);
-            a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k1 + d), a1);
-            a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k2 + d), a2);
-            a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k3 + d), a3);
-          }
-          s[j] = hsum(a0) * sc;
-          s[j + 1] = hsum(a1) * sc;
-          s[j + 2] = hsum(a2) * sc;
-          s[j + 3] = hsum(a3) * sc;
-        }
-        for (; j < L; ++j) {
-          const float* k0 = kp + (g * S + row_slots[j]) * D;
-          __m256 a0 = _mm256_setzero_ps();
-          for (int64_t d = 0; d < D; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qv + d), _mm256_loadu_ps(k0 + d), a0);
-          s[j] = hsum(a0) * sc;
-        }
-        // Softmax over exactly L keys; the padding lanes up to `stride` are masked out of the max
-        // and hold exact zeros in the sum.
-        __m256 mx = _mm256_set1_ps(-INFINITY);
-        for (int64_t c = 0; c < stride; c += 8) {
-          __m256 v = _mm256_loadu_ps(s + c);
-          if (c + 8 > L) {
-            const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
-            v = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v, keep);
-          }
-          mx = _mm256_max_ps(mx, v);
-        }
-        const __m256 m = _mm256_set1_ps(hmax(mx));
-        __m256 total = _mm256_setzero_ps();
-        for (int64_t c = 0; c < stride; c += 8) {
-          __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + c), m));
-          if (c + 8 > L) {
-            const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(L - c), lane));
-            e = _mm256_and_ps(e, keep);
-          }
-          _mm256_storeu_ps(s + c, e);
-          total = _mm256_add_ps(total, e);
-        }
-        const __m256 inv = _mm256_set1_ps(1.0f / hsum(total));
-        float* o = op + ((b * T + t) * H + g * G + h) * D;
-        for (int64_t d0 = 0; d0 < D; d0 += 64) {
-          const int64_t width = std::min<int64_t>(64, D - d0);
-          __m256 acc[8];
-          for (int v = 0; v < 8; ++v) acc[v] = _mm256_setzero_ps();
-          for (int64_t jj = 0; jj < L; ++jj) {
-            const __m256 p = _mm256_broadcast_ss(s + jj);
-            const float* vrow = vp + (g * S + row_slots[jj]) * D + d0;
-            for (int v = 0; v < width / 8; ++v) acc[v] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vrow + 8 * v), acc[v]);
-          }
-          for (int v = 0; v < width / 8; ++v) _mm256_storeu_ps(o + d0 + 8 * v, _mm256_mul_ps(acc[v], inv));
-        }
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t h = 0; h < G; ++h)
+          if (L[r] > 0) inv[r * G + h] = softmax_in_place(scores.data() + (r * G + h) * stride, L[r]);
+      for (int64_t j0 = 0; j0 < longest; j0 += TILE) {
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t h = 0; h < G; ++h)
+            weigh_values(scores.data() + (r * G + h) * stride, vp, row_slots, D, j0, std::min(j0 + TILE, L[r]),
+                         acc.data() + (r * G + h) * D);
       }
+      // A query that sees no key (padding) attends to nothing: its sums stay zero.
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t h = 0; h < G; ++h) {
+          float* o = op + ((b * T + t0 + r) * H + g * G + h) * D;
+          const __m256 scale_v = _mm256_set1_ps(inv[r * G + h]);
+          for (int64_t d = 0; d < D; d += 8)
+            _mm256_storeu_ps(o + d, _mm256_mul_ps(_mm256_loadu_ps(acc.data() + (r * G + h) * D + d), scale_v));
+        }
     }
   });
   return out;
