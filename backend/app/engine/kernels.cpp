@@ -5,8 +5,8 @@
 // split the sum over the inputs in four where its wider ones do not, and which kernel a row meets
 // depends on the batch. Here every output element is one fixed sequence of float32 operations:
 //
-// - linear16: y[m][n] = fma chain over k = 0..K-1 of x[m][k] * w[n][k], from zero, then + bias.
-//   The weights are 16-bit (IEEE half or bfloat16), converted exactly to float32. Every register
+// - linear: y[m][n] = fma chain over k = 0..K-1 of x[m][k] * w[n][k], from zero, then + bias.
+//   The weights are IEEE half, bfloat16 (converted exactly to float32) or float32. Every register
 //   blocking below runs that same chain per element; only how many chains run side by side
 //   changes.
 // - attention: for a query that sees keys 0..L-1, scores are fma chains over head_dim in lanes of
@@ -23,6 +23,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -67,21 +69,27 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-template <bool BF16>
-inline __m256 load16(const uint16_t* p) {
-  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if constexpr (BF16) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+// The weights' element types: IEEE half, bfloat16 (both converted exactly to float32) or float32.
+enum class Weights { fp16, bf16, fp32 };
+template <Weights W>
+using Element = std::conditional_t<W == Weights::fp32, float, uint16_t>;
+
+template <Weights W>
+inline __m256 load8(const Element<W>* p) {
+  if constexpr (W == Weights::fp32) {
+    return _mm256_loadu_ps(p);
   } else {
+    const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (W == Weights::bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
     return _mm256_cvtph_ps(bits);
   }
 }
 
-// ---- linear16 --------------------------------------------------------------------------------
+// ---- linear ----------------------------------------------------------------------------------
 
 // Rows [0, MR) of x times NB packed column blocks starting at `w`: C[m][n] = chain + bias.
-template <int MR, int NB, bool BF16>
-void block(const float* x, int64_t ldx, const uint16_t* w, int64_t K, const float* bias, float* y,
+template <int MR, int NB, Weights W>
+void block(const float* x, int64_t ldx, const Element<W>* w, int64_t K, const float* bias, float* y,
            int64_t ldy) {
   __m256 acc[MR][NB][2];
 #pragma GCC unroll 8
@@ -92,9 +100,9 @@ void block(const float* x, int64_t ldx, const uint16_t* w, int64_t K, const floa
     __m256 wv[NB][2];
 #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) {
-      const uint16_t* p = w + (b * K + k) * COLS;
-      wv[b][0] = load16<BF16>(p);
-      wv[b][1] = load16<BF16>(p + 8);
+      const Element<W>* p = w + (b * K + k) * COLS;
+      wv[b][0] = load8<W>(p);
+      wv[b][1] = load8<W>(p + 8);
     }
 #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
@@ -124,8 +132,8 @@ void block(const float* x, int64_t ldx, const uint16_t* w, int64_t K, const floa
 
 // Column blocks [nb0, nb1) for `rows` rows starting at x: the widest blocking that fits 12
 // accumulators. The arithmetic of an element is the same in each.
-template <bool BF16>
-void columns(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64_t K, const float* bias,
+template <Weights W>
+void columns(const float* x, int64_t ldx, int64_t rows, const Element<W>* w, int64_t K, const float* bias,
              float* y, int64_t ldy, int64_t nb0, int64_t nb1) {
   int64_t nb = nb0;
   auto at = [&](int64_t r, int64_t b) { return std::make_tuple(x + r * ldx, w + b * K * COLS,
@@ -134,32 +142,32 @@ void columns(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64
   if (rows == 1) {
     for (; nb + 6 <= nb1; nb += 6) {
       auto [xp, wp, bp, yp] = at(0, nb);
-      block<1, 6, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+      block<1, 6, W>(xp, ldx, wp, K, bp, yp, ldy);
     }
   } else if (rows == 2) {
     for (; nb + 3 <= nb1; nb += 3) {
       auto [xp, wp, bp, yp] = at(0, nb);
-      block<2, 3, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+      block<2, 3, W>(xp, ldx, wp, K, bp, yp, ldy);
     }
   } else if (rows == 3) {
     for (; nb + 2 <= nb1; nb += 2) {
       auto [xp, wp, bp, yp] = at(0, nb);
-      block<3, 2, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+      block<3, 2, W>(xp, ldx, wp, K, bp, yp, ldy);
     }
   }
   for (; nb < nb1; ++nb) {
     int64_t r = 0;
     for (; r + 6 <= rows; r += 6) {
       auto [xp, wp, bp, yp] = at(r, nb);
-      block<6, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy);
+      block<6, 1, W>(xp, ldx, wp, K, bp, yp, ldy);
     }
     auto [xp, wp, bp, yp] = at(r, nb);
     switch (rows - r) {
-      case 5: block<5, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
-      case 4: block<4, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
-      case 3: block<3, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
-      case 2: block<2, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
-      case 1: block<1, 1, BF16>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 5: block<5, 1, W>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 4: block<4, 1, W>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 3: block<3, 1, W>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 2: block<2, 1, W>(xp, ldx, wp, K, bp, yp, ldy); break;
+      case 1: block<1, 1, W>(xp, ldx, wp, K, bp, yp, ldy); break;
       default: break;
     }
   }
@@ -169,26 +177,39 @@ void columns(const float* x, int64_t ldx, int64_t rows, const uint16_t* w, int64
 // while it streams the weights.
 constexpr int64_t ROW_CHUNK = 48;
 
+Weights kind_of(const std::string& kind) {
+  if (kind == "fp16") return Weights::fp16;
+  if (kind == "bf16") return Weights::bf16;
+  TORCH_CHECK(kind == "fp32", "linear: weight kind must be fp16, bf16 or fp32, not ", kind);
+  return Weights::fp32;
+}
+
 }  // namespace
 
-// weight [N, K] (any float dtype) -> [ceil(N / 16), K, 16] 16-bit blocks, zero-padded columns.
-torch::Tensor pack16(const torch::Tensor& weight, bool bf16) {
-  TORCH_CHECK(weight.dim() == 2, "pack16: weight must be 2-D");
+// weight [N, K] (any float dtype) -> [ceil(N / 16), K, 16] blocks of `kind` (fp16 and bf16 as
+// their int16 bits), zero-padded columns.
+torch::Tensor pack(const torch::Tensor& weight, const std::string& kind) {
+  TORCH_CHECK(weight.dim() == 2, "pack: weight must be 2-D");
+  const Weights w_kind = kind_of(kind);
   const int64_t N = weight.size(0), K = weight.size(1);
   const int64_t blocks = (N + COLS - 1) / COLS;
-  auto w = weight.to(bf16 ? torch::kBFloat16 : torch::kHalf).contiguous();
+  const auto dtype = w_kind == Weights::fp16 ? torch::kHalf : w_kind == Weights::bf16 ? torch::kBFloat16 : torch::kFloat32;
+  auto w = weight.to(dtype).contiguous();
   auto padded = torch::zeros({blocks * COLS, K}, w.options());
   padded.narrow(0, 0, N).copy_(w);
   // [blocks, 16, K] -> [blocks, K, 16]
-  return padded.view({blocks, COLS, K}).transpose(1, 2).contiguous().view(torch::kInt16);
+  auto out = padded.view({blocks, COLS, K}).transpose(1, 2).contiguous();
+  return w_kind == Weights::fp32 ? out : out.view(torch::kInt16);
 }
 
-torch::Tensor linear16(const torch::Tensor& input, const torch::Tensor& packed, int64_t out_features,
-                       bool bf16, const c10::optional<torch::Tensor>& bias) {
-  TORCH_CHECK(packed.dim() == 3 && packed.size(2) == COLS && packed.scalar_type() == torch::kInt16,
-              "linear16: packed weight expected from pack16");
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& packed, int64_t out_features,
+                     const std::string& kind, const c10::optional<torch::Tensor>& bias) {
+  const Weights w_kind = kind_of(kind);
+  const auto element = w_kind == Weights::fp32 ? torch::kFloat32 : torch::kInt16;
+  TORCH_CHECK(packed.dim() == 3 && packed.size(2) == COLS && packed.scalar_type() == element,
+              "linear: packed weight expected from pack(weight, kind)");
   const int64_t K = packed.size(1), blocks = packed.size(0);
-  TORCH_CHECK(input.size(-1) == K, "linear16: input has ", input.size(-1), " features, weight ", K);
+  TORCH_CHECK(input.size(-1) == K, "linear: input has ", input.size(-1), " features, weight ", K);
   auto x = input.reshape({-1, K}).to(torch::kFloat32).contiguous();
   const int64_t M = x.size(0);
   auto y = torch::empty({M, blocks * COLS}, x.options());
@@ -198,7 +219,7 @@ torch::Tensor linear16(const torch::Tensor& input, const torch::Tensor& packed, 
     b.narrow(0, 0, out_features).copy_(bias->to(torch::kFloat32));
   }
   const float* xp = x.data_ptr<float>();
-  const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<int16_t>());
+  const void* wp = packed.data_ptr();
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
   const int64_t ldy = blocks * COLS;
@@ -207,10 +228,19 @@ torch::Tensor linear16(const torch::Tensor& input, const torch::Tensor& packed, 
     // Column ranges split in whole groups of 6 blocks, so a range's blocking is its own affair.
     at::parallel_for(0, (blocks + 5) / 6, 1, [&](int64_t g0, int64_t g1) {
       const int64_t nb0 = g0 * 6, nb1 = std::min(blocks, g1 * 6);
-      if (bf16)
-        columns<true>(xp + r0 * K, K, rows, wp, K, bp, yp + r0 * ldy, ldy, nb0, nb1);
-      else
-        columns<false>(xp + r0 * K, K, rows, wp, K, bp, yp + r0 * ldy, ldy, nb0, nb1);
+      const float* xr = xp + r0 * K;
+      float* yr = yp + r0 * ldy;
+      switch (w_kind) {
+        case Weights::fp16:
+          columns<Weights::fp16>(xr, K, rows, static_cast<const uint16_t*>(wp), K, bp, yr, ldy, nb0, nb1);
+          break;
+        case Weights::bf16:
+          columns<Weights::bf16>(xr, K, rows, static_cast<const uint16_t*>(wp), K, bp, yr, ldy, nb0, nb1);
+          break;
+        case Weights::fp32:
+          columns<Weights::fp32>(xr, K, rows, static_cast<const float*>(wp), K, bp, yr, ldy, nb0, nb1);
+          break;
+      }
     });
   }
   auto out = ldy == out_features ? y : y.narrow(1, 0, out_features);
@@ -368,7 +398,7 @@ torch::Tensor attention(const torch::Tensor& query, const torch::Tensor& k_pool,
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("pack16", &pack16, "16-bit weight blocks for linear16");
-  m.def("linear16", &linear16, "x @ w.T with 16-bit weights, each row on its own");
+  m.def("pack", &pack, "weight blocks for linear: fp16, bf16 or fp32");
+  m.def("linear", &linear, "x @ w.T (+ bias) in float32, each row on its own");
   m.def("attention", &attention, "attention over the paged pool, each query on its own");
 }

@@ -20,8 +20,9 @@ from .config import ModelOptions
 from .fast_decoder import runs_fast
 from .memory import trim_heap
 from .quantization import (
-    Product16,
+    NativeProduct,
     Quantization,
+    WeightKind,
     dense_capable,
     fp16_supported,
     fuse_siblings,
@@ -178,8 +179,7 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
         )
     if place.device.type == "cpu" and place.attention == NAME:
         log.info("%s; CPU class %s", native.status(), cpu.cpu_class())
-        if place.dtype == torch.bfloat16:
-            batch_invariant_bf16(model)
+        batch_invariant_products(model)
     return model.eval(), tokenizer
 
 
@@ -190,15 +190,18 @@ def resolve_dense_prefill(setting: str) -> bool:
     return cpu.amx() if setting == "auto" else setting == "true"
 
 
-def batch_invariant_bf16(model: PreTrainedModel) -> None:
-    """Dense bfloat16 products (the output layer, kept dense prefill weights, every layer of an
-    unquantised model) whose rows do not depend on the batch: in fixed-shape pieces with AMX
-    (row_pieces.py), on the native kernel elsewhere."""
-    if cpu.amx() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        log.info("%d bf16 products run in %d-row pieces", run_dense(model, Pieces), ROWS)
-    elif native.kernels() is not None:
-        count = run_dense(model, lambda weight, bias: Product16(weight, bias, "bf16"))
-        log.info("%d bf16 products on the native kernel", count)
+def batch_invariant_products(model: PreTrainedModel) -> None:
+    """Dense products (the output layer, kept dense prefill weights, every layer of an
+    unquantised model) whose rows do not depend on the batch: bfloat16 ones in fixed-shape pieces
+    with AMX (row_pieces.py), the others on the native kernel (MKL's and oneDNN's rows depend
+    on the batch)."""
+    dtype = model.dtype
+    if dtype == torch.bfloat16 and cpu.amx() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.info("%d bf16 products run in %d-row pieces", run_dense(model, Pieces, dtype), ROWS)
+    elif native.kernels() is not None and dtype in (torch.bfloat16, torch.float32):
+        kind: WeightKind = "bf16" if dtype == torch.bfloat16 else "fp32"
+        count = run_dense(model, lambda weight, bias: NativeProduct(weight, bias, kind), dtype)
+        log.info("%d dense %s products on the native kernel", count, kind)
 
 
 @contextmanager

@@ -50,7 +50,8 @@ from transformers import PreTrainedModel
 from .native import kernels
 
 Quantization = Literal["none", "int8", "int4", "fp16"]
-Bits16 = Literal["fp16", "bf16"]
+# The native kernel's weight elements (kernels.cpp).
+WeightKind = Literal["fp16", "bf16", "fp32"]
 INT4_GROUP = 32
 # Projections of one module that read the same input: fused under fp16 (Llama-family names).
 SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -119,24 +120,21 @@ class Int4Linear(_PackedLinear):
         )
 
 
-class Product16:
-    """x @ weight.T (+ bias) on the native kernel (native.py), the weight kept as 16-bit blocks
-    (IEEE half or bfloat16): each row on its own, summed in float32, returned in x's dtype."""
+class NativeProduct:
+    """x @ weight.T (+ bias) on the native kernel (native.py), the weight kept in its blocks as
+    float16, bfloat16 or float32: each row on its own, summed in float32, returned in x's dtype."""
 
-    def __init__(
-        self, weight: torch.Tensor, bias: torch.Tensor | None, bits: Literal["fp16", "bf16"]
-    ) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, kind: WeightKind) -> None:
         native = kernels()
         if native is None:
             raise RuntimeError("the native kernels are not built (native.py)")
-        self.native = native
-        self.bf16 = bits == "bf16"
-        self.packed = native.pack16(weight.detach(), self.bf16)
+        self.native, self.kind = native, kind
+        self.packed = native.pack(weight.detach(), kind)
         self.bias = None if bias is None else bias.detach().float()
         self.out_features = weight.shape[0]
 
     def __call__(self, x: torch.Tensor, *_: object) -> torch.Tensor:
-        return self.native.linear16(x, self.packed, self.out_features, self.bf16, self.bias).to(x.dtype)
+        return self.native.linear(x, self.packed, self.out_features, self.kind, self.bias).to(x.dtype)
 
 
 class Fp16Linear(_PackedLinear):
@@ -148,7 +146,7 @@ class Fp16Linear(_PackedLinear):
         super().__init__(linear, keep_dense=False)
         weight = linear.weight.detach()
         if kernels() is not None:
-            self.native: Product16 | None = Product16(weight, None, "fp16")
+            self.native: NativeProduct | None = NativeProduct(weight, None, "fp16")
         else:
             self.native = None
             self.packed = torch.ops.quantized.linear_prepack_fp16(weight.float(), None)

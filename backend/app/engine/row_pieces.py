@@ -56,7 +56,7 @@ class Pieces:
 
 class ProductLinear(nn.Module):
     """A linear layer whose product is a callable holding its own copy of the weight (Pieces,
-    or quantization.Product16). The plain weight is freed with the layer it replaces, unless
+    or quantization.NativeProduct). The plain weight is freed with the layer it replaces, unless
     another module shares it (a tied input embedding, which still reads it)."""
 
     def __init__(self, linear: nn.Linear, product: Product) -> None:
@@ -68,18 +68,20 @@ class ProductLinear(nn.Module):
         return self.product(x)
 
 
-def run_dense(model: nn.Module, make: Callable[[torch.Tensor, torch.Tensor | None], Product]) -> int:
-    """Every dense bfloat16 product of the model through `make(weight, bias)`: its plain linear
+def run_dense(
+    model: nn.Module, make: Callable[[torch.Tensor, torch.Tensor | None], Product], dtype: torch.dtype
+) -> int:
+    """Every dense product of the model in `dtype` through `make(weight, bias)`: its plain linear
     layers (the output layer included) are replaced, and packed layers multiply their kept dense
     weights so (its copy replaces the plain one). Returns how many layers changed."""
     count = 0
-    plain = shared_children(model, lambda c: type(c) is nn.Linear and c.weight.dtype == torch.bfloat16)
+    plain = shared_children(model, lambda c: type(c) is nn.Linear and c.weight.dtype == dtype)
     for linear, places in plain:
         assert isinstance(linear, nn.Linear)
         replace_child(places, ProductLinear(linear, make(linear.weight, linear.bias)))
         count += 1
     for layer in dense_capable(model):
-        if layer.weight is not None and layer.weight.dtype == torch.bfloat16:
+        if layer.weight is not None and layer.weight.dtype == dtype:
             layer.product = make(layer.weight, layer.bias)
             # The product's copy is what multiplies now: the plain one would only take memory.
             layer.weight.data = layer.weight.data.new_empty(0)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from app.engine import cpu, native
-from app.engine.quantization import Int4Linear, Product16, dense_weights
+from app.engine.quantization import Int4Linear, NativeProduct, dense_weights
 from app.engine.row_pieces import ProductLinear, run_dense
 
 kernels = native.kernels()
@@ -30,12 +30,12 @@ def test_the_kernels_are_built_wherever_they_can_run() -> None:
     assert cpu.avx2() <= (kernels is not None), native.status()
 
 
-@pytest.mark.parametrize("bits", ["fp16", "bf16"])
+@pytest.mark.parametrize("kind", ["fp16", "bf16", "fp32"])
 @pytest.mark.parametrize(("inputs", "outputs"), [(576, 960), (1536, 576), (576, 49152), (40, 100)])
-def test_a_linear_row_is_the_same_in_any_batch(bits: str, inputs: int, outputs: int, threads: None) -> None:
+def test_a_linear_row_is_the_same_in_any_batch(kind: str, inputs: int, outputs: int, threads: None) -> None:
     torch.manual_seed(0)
     weight, bias = torch.randn(outputs, inputs) * 0.05, torch.randn(outputs)
-    product = Product16(weight, bias, bits)  # type: ignore[arg-type]
+    product = NativeProduct(weight, bias, kind)  # type: ignore[arg-type]
     x = torch.randn(150, inputs)
     whole = product(x)
     for rows in [*range(1, 20), 47, 48, 49, 97]:
@@ -44,8 +44,8 @@ def test_a_linear_row_is_the_same_in_any_batch(bits: str, inputs: int, outputs: 
     assert torch.equal(product(x.flip(0)).flip(0), whole)
     torch.set_num_threads(1)
     assert torch.equal(product(x), whole)
-    # Every row is the float32 sum of the 16-bit weights' exact values.
-    w = weight.to(torch.float16 if bits == "fp16" else torch.bfloat16).double()
+    # Every row is the float32 sum of the stored weights' exact values.
+    w = weight.to({"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[kind]).double()
     exact = x.double() @ w.T + bias.double()
     assert (whole.double() - exact).abs().max() < 1e-4 * max(1.0, inputs / 100)
 
@@ -58,7 +58,7 @@ def test_a_linear_in_bf16_returns_bf16_and_keeps_no_plain_weight() -> None:
     packed = Int4Linear(nn.Linear(64, 64, bias=False).bfloat16(), keep_dense=True)
     model = nn.Sequential(embed, packed, output)
     ids = torch.arange(20)
-    assert run_dense(model, lambda w, b: Product16(w, b, "bf16")) == 2
+    assert run_dense(model, lambda w, b: NativeProduct(w, b, "bf16"), torch.bfloat16) == 2
     assert isinstance(model[2], ProductLinear) and model[0].weight.shape == (96, 64)
     assert packed.weight is not None and packed.weight.numel() == 0  # the dense copy is the product's
     with dense_weights([packed]):

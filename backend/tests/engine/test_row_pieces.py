@@ -47,7 +47,7 @@ def test_run_dense_takes_every_dense_bf16_product() -> None:
         before = model[1](model[0](x))
     plain_weight = weakref.ref(plain.weight)
     del plain
-    assert run_dense(model, Pieces) == 2
+    assert run_dense(model, Pieces, torch.bfloat16) == 2
     assert isinstance(model[1], ProductLinear)
     assert plain_weight() is None  # only the reordered copy stays in memory
     assert type(model[2]) is nn.Linear
@@ -65,6 +65,6 @@ def test_a_tied_output_layer_leaves_the_input_embedding_its_weight() -> None:
     model = nn.Sequential(embed, output)
     ids = torch.arange(ROWS)
     before = model(ids)
-    assert run_dense(model, Pieces) == 1
+    assert run_dense(model, Pieces, torch.bfloat16) == 1
     assert isinstance(model[1], ProductLinear) and model[0].weight.shape == (96, 64)
     assert torch.equal(model(ids), before)
