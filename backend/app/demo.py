@@ -73,8 +73,9 @@ def make_reply(client: openai.OpenAI) -> Callable[..., Iterator[str]]:
                     answer += chunk.choices[0].delta.content
                     yield answer
         except openai.APIError as exc:
-            # The server's own message (e.g. the context is too long), shown in the page.
-            raise gr.Error(server_message(exc)) from None
+            # The server's own message (e.g. the context is too long), shown in the page: an
+            # answer of the server's, not a bug of the demo, so no traceback in the demo's log.
+            raise gr.Error(server_message(exc), print_exception=False) from None
 
     return reply
 

@@ -9,7 +9,17 @@ import httpx
 import openai
 import pytest
 from api_support import API_KEY, REQUEST_TIMEOUT_S, SchemaValidator, schema_validator
-from server_process import CHAT_MODEL_DIR, LOGS, ServerProcess, log_tail, start_server
+from server_process import CHAT_MODEL_DIR, LOGS, ServerProcess, log_problems, log_tail, start_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_logs_report_no_error() -> Iterator[None]:
+    """At the end of the session, no server started by it has logged an ERROR or a traceback: bad
+    requests, clients that hang up and shutdowns are part of serving, not errors."""
+    yield
+    problems = [f"{path}: {line}" for path in LOGS for line in log_problems(path.read_text(errors="replace"))]
+    if problems:
+        pytest.fail("errors in the servers' logs:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session")

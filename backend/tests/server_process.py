@@ -5,6 +5,7 @@ deploy tests (deploy/tests/support.py), so every test server starts the same way
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -39,6 +40,16 @@ def log_tail(path: Path, lines: int = 80) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "<no log>"
+
+
+# An ERROR or CRITICAL record, as uvicorn ("ERROR:    …") or the app ("<date> <time> ERROR name: …")
+# writes it, or a traceback.
+PROBLEM = re.compile(r"^(ERROR|CRITICAL):|^\S+ \S+ (ERROR|CRITICAL) |Traceback \(most recent call last\)")
+
+
+def log_problems(text: str) -> list[str]:
+    """The lines of a server's log that report an error."""
+    return [line for line in text.splitlines() if PROBLEM.search(line)]
 
 
 def server_env(**overrides: str) -> dict[str, str]:

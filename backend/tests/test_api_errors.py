@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from api_support import API_KEY, assert_error, assert_serves, chat_prompt_len, tiny_chat
-from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess
+from server_process import CHAT_MODEL, EMBEDDING_MODEL, REPO_ROOT, ServerProcess
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -259,6 +259,68 @@ def test_sdk_unknown_model(client: openai.OpenAI) -> None:
 )
 def test_unknown_route_is_openai_shaped_404(http: httpx.Client, method: str, path: str) -> None:
     assert_error(http.request(method, path, json={}), 404)
+
+
+# API paths without /v1 whose /v1 route exists: the 404 names it. Then paths of other servers'
+# APIs (llama-server, vLLM, Ollama) and /v1 itself: the 404 says where the API is.
+MEANT_V1 = [
+    ("GET", "/models"),
+    ("GET", f"/models/{CHAT_MODEL}"),
+    ("POST", "/chat/completions"),
+    ("GET", "/chat/completions"),
+    ("POST", "/completions"),
+    ("POST", "/embeddings"),
+]
+OTHER_API = [
+    "/v1",
+    "/slots",
+    "/props",
+    "/completion",
+    "/api/tags",
+    "/api/chat",
+    "/healthz",
+    "/health/ready",
+    "/version",
+    "/infill",
+    "/tokenize/x",
+    "/metrics/x",
+    "/docs/x",
+]
+
+
+@pytest.mark.parametrize(("method", "path"), MEANT_V1)
+def test_path_without_v1_is_a_404_naming_the_route(
+    http: httpx.Client, base_url: str, method: str, path: str
+) -> None:
+    error = assert_error(http.request(method, path, json={}), 404, code="unknown_url")
+    assert f"did you mean /v1{path}?" in error["message"], error
+    assert f"base URL to {base_url}/v1 " in error["message"], error
+
+
+@pytest.mark.parametrize("path", OTHER_API)
+def test_api_looking_path_is_a_json_404_not_the_page(http: httpx.Client, base_url: str, path: str) -> None:
+    """Even asked as a browser asks: a scraper gets JSON that says where the API is."""
+    resp = http.get(path, headers={"Accept": "text/html,*/*;q=0.8"})
+    error = assert_error(resp, 404, code="unknown_url")
+    assert f"OpenAI API is under /v1/: set the client's base URL to {base_url}/v1 " in error["message"]
+
+
+def test_sdk_without_v1_in_its_base_url_is_told_where_the_api_is(base_url: str) -> None:
+    sdk = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError, match="did you mean /v1/models"):
+        sdk.models.list()
+    with pytest.raises(openai.NotFoundError, match="did you mean /v1/chat/completions"):
+        sdk.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}])
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "frontend" / "dist" / "index.html").is_file(), reason="page not built")
+def test_page_route_is_the_page_for_a_browser_and_a_json_404_for_an_api_client(base_url: str) -> None:
+    browser = httpx.get(f"{base_url}/c/8f2e61", headers={"Accept": "text/html,*/*;q=0.8"}, timeout=30)
+    assert browser.status_code == 200
+    assert browser.headers["content-type"].startswith("text/html")
+    for accept in ("application/json", "application/problem+json, application/json;q=0.5"):
+        resp = httpx.get(f"{base_url}/c/8f2e61", headers={"Accept": accept}, timeout=30)
+        assert_error(resp, 404, code="unknown_url")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ arrives after the stream has started)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from api_support import (
     schema_validator,
     stream_in_background,
 )
-from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess, start_server
+from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess, log_problems, start_server
 
 CONTEXT = 256
 NAME = "smol-ctx256"
@@ -178,10 +179,50 @@ def test_hanging_up_a_stream_frees_its_slot(small_http: httpx.Client) -> None:
     next_request_is_served(small_http)
 
 
-def test_hanging_up_a_plain_request_frees_its_slot(small: ServerProcess, small_http: httpx.Client) -> None:
+def requests_counted(small_http: httpx.Client, route: str, status: int) -> float:
+    """The server's own count of `route`'s requests that ended with `status` (its /metrics)."""
+    labels = f'route="{route}",status="{status}"'
+    for line in small_http.get("/metrics").text.splitlines():
+        if line.startswith("llm_http_requests_total{") and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/completions", long_answer()),
+        (
+            "/v1/chat/completions",
+            {
+                "model": NAME,
+                "messages": [{"role": "user", "content": "Once"}],
+                "max_tokens": CONTEXT // 2,
+                "ignore_eos": True,
+            },
+        ),
+    ],
+    ids=["completions", "chat"],
+)
+def test_hanging_up_a_plain_request_frees_its_slot_quietly(
+    small: ServerProcess, small_http: httpx.Client, route: str, body: dict[str, Any]
+) -> None:
+    """A client that closes its connection before a non-streamed answer is done: the generation
+    is cancelled at once (the one slot serves the next request), and the server logs no error or
+    traceback for what is normal, not a failure."""
+    logged = small.log_path.stat().st_size
+    hung_up = requests_counted(small_http, route, 499)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{small.url}/v1/completions", json=long_answer(), timeout=1.0)
+        httpx.post(f"{small.url}{route}", json=body, timeout=1.0)
+    # Counted as nginx's "client closed request" once the server has ended it (and logged it).
+    deadline = time.monotonic() + 30
+    while requests_counted(small_http, route, 499) == hung_up:
+        assert time.monotonic() < deadline, "the server never noticed the client had gone"
+        time.sleep(0.1)
     next_request_is_served(small_http)
+    with small.log_path.open(errors="replace") as log:
+        log.seek(logged)
+        assert not log_problems(log.read())
 
 
 @pytest.fixture(scope="module")

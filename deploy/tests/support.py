@@ -206,6 +206,21 @@ def timed_chat_stream(
         return TimedStream(resp.status_code, resp.headers, deltas, t_done, t_end, bytes(raw))
 
 
+def openai_error(resp: httpx.Response, status: int) -> dict[str, Any]:
+    """The `error` of an answer in OpenAI's error shape, after checking that shape and `status`."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json"), resp.headers
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err: dict[str, Any] = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}, err
+    assert isinstance(err["message"], str) and err["message"]
+    assert isinstance(err["type"], str) and err["type"]
+    assert err["param"] is None
+    assert isinstance(err["code"], str)
+    return err
+
+
 # --- what each replica says about itself ---------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """The page as Nginx serves it (a release copy of frontend/dist), and as the backend serves it
 alone (`make run`): cache policy, SPA fallback, 404 for a missing asset, gzip and security
-headers, checked with real requests against both."""
+headers, and where the page ends (API paths and API clients get a JSON 404, never the page),
+checked with real requests against both."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import re
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
+from server_process import CHAT_MODEL
 
 from conftest import Site
+from support import openai_error
 
 HASHED = re.compile(r"^.+-[A-Za-z0-9_-]{8,}\.[A-Za-z0-9]+$")
 YEAR_IMMUTABLE = "public, max-age=31536000, immutable"
+# What Chromium sends when it navigates to a page.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
 
 def hashed_assets(html: Path, suffix: str) -> list[Path]:
@@ -168,3 +174,73 @@ def test_gzip_really_shrinks_the_bundle(site: Site, origin: str) -> None:
     assert resp.headers["content-encoding"] == "gzip"
     assert len(wire) < 0.6 * js.stat().st_size
     assert gzip.decompress(wire) == js.read_bytes()
+
+
+# Paths an API client or a scraper may try, none of them a route of either origin.
+API_PATHS = (
+    "/v1",
+    "/models",
+    f"/models/{CHAT_MODEL}",
+    "/chat/completions",
+    "/completions",
+    "/completion",
+    "/embeddings",
+    "/slots",
+    "/props",
+    "/api/tags",
+    "/healthz",
+    "/version",
+)
+
+
+def test_api_paths_are_a_json_404_not_the_page(site: Site, origin: str, http: httpx.Client) -> None:
+    """A scraper or an SDK whose base URL lacks /v1 gets OpenAI's error shape, with the way to
+    the API (even as a browser would ask), and never index.html with a 200."""
+    for path in API_PATHS:
+        for headers in ({}, {"Accept": BROWSER_ACCEPT}):
+            resp = http.get(origin + path, headers=headers)
+            err = openai_error(resp, 404)
+            assert err["code"] == "unknown_url", (path, err)
+            assert "under /v1/" in err["message"] and "base URL" in err["message"], (path, err)
+            if origin == site.url:
+                assert_security_headers(resp)
+    for path in ("/models", "/chat/completions"):
+        assert f"did you mean /v1{path}?" in openai_error(http.get(origin + path), 404)["message"]
+
+
+def test_sdk_without_v1_in_its_base_url_is_told_where_the_api_is(origin: str) -> None:
+    """The OpenAI SDK pointed at the site's root: a NotFoundError that names the route it meant,
+    not a confusing error from parsing HTML."""
+    sdk = openai.OpenAI(base_url=origin, api_key="unused", max_retries=0, timeout=30)
+    with pytest.raises(openai.NotFoundError, match="did you mean /v1/models"):
+        sdk.models.list()
+    with pytest.raises(openai.NotFoundError, match="did you mean /v1/chat/completions"):
+        sdk.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}])
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/redoc", "/openapi.json"])
+def test_replica_endpoints_are_a_json_404_through_the_site(site: Site, http: httpx.Client, path: str) -> None:
+    """Metrics and the API's documentation are not proxied: the site says so, in OpenAI's shape,
+    while each replica still serves them on its own port."""
+    resp = http.get(site.url + path)
+    err = openai_error(resp, 404)
+    assert "not exposed through the public site" in err["message"], err
+    assert f"own port (e.g. http://127.0.0.1:8000{path}" in err["message"], err
+    assert_security_headers(resp)
+    assert http.get(site.replicas[0].url + path).status_code == 200
+
+
+def test_api_clients_get_a_json_404_where_browsers_get_the_page(
+    site: Site, origin: str, http: httpx.Client
+) -> None:
+    """An Accept header that names JSON and nothing covering HTML is an API client: a client-side
+    route is a JSON 404 for it, while a browser navigating there gets the page, and the page's
+    files are served whatever the Accept header."""
+    page = http.get(origin + "/c/8f2e61", headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 200
+    assert page.content == (site.html / "index.html").read_bytes()
+    for accept in ("application/json", "application/problem+json, application/json;q=0.5"):
+        err = openai_error(http.get(origin + "/c/8f2e61", headers={"Accept": accept}), 404)
+        assert err["code"] == "unknown_url", err
+    manifest = http.get(origin + "/manifest.webmanifest", headers={"Accept": "application/manifest+json"})
+    assert manifest.status_code == 200

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,24 @@ def server_busy(message: str) -> OpenAIError:
     return OpenAIError(
         429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
     )
+
+
+def unknown_url(request: Request) -> OpenAIError:
+    """A 404 that says where the API is: a client whose base URL lacks /v1 is told the route
+    it meant and the base URL to set."""
+    method, path = request.method, request.url.path
+    message = f"Unknown request URL: {method} {path}."
+    if path.startswith("/v1/"):
+        message += " Check the URL and method."
+    else:
+        meant = {"type": "http", "path": f"/v1{path}", "method": method}
+        routed = path != "/v1" and any(r.matches(meant)[0] != Match.NONE for r in request.app.router.routes)
+        message += (
+            " This server's OpenAI API is under /v1/"
+            + (f" (did you mean /v1{path}?)" if routed else "")
+            + f": set the client's base URL to {request.base_url}v1 (GET /v1/models lists the models)."
+        )
+    return OpenAIError(404, message, code="unknown_url")
 
 
 def _param_from_loc(loc: tuple[int | str, ...]) -> str | None:
@@ -139,11 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            err = OpenAIError(
-                404,
-                f"Unknown request URL: {request.method} {request.url.path}. Check the URL and method.",
-                code="unknown_url",
-            )
+            err = unknown_url(request)
         elif exc.status_code == 405:
             err = OpenAIError(
                 405,

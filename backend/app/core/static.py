@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import Response
@@ -13,7 +15,14 @@ from starlette.types import Scope
 
 from .errors import OpenAIError
 
-API_PREFIXES = ("/v1/", "/health", "/metrics", "/docs", "/openapi.json")
+# API paths: this server's, and those of the servers a client may have meant (llama-server,
+# vLLM, Ollama, OpenAI's without /v1). An unknown one is a JSON 404, never the page: an SDK or
+# a scraper handed HTML fails with a confusing error. deploy/nginx.conf lists the same paths.
+API_PATH = re.compile(
+    r"/(v1|api|health\w*|metrics|docs|redoc|openapi\.json|models|chat/completions|completions?"
+    r"|embeddings?|tokenize|detokenize|apply-template|infill|rerank|reranking|slots|props|lora-adapters"
+    r"|version|ping|pooling|score|classify|invocations|responses)(/|$)"
+)
 
 # The same policy as deploy/nginx.conf, for the page served without Nginx in front.
 SECURITY_HEADERS = {
@@ -29,8 +38,17 @@ SECURITY_HEADERS = {
 }
 
 
+def wants_json(scope: Scope) -> bool:
+    """Whether the request's Accept header names JSON and nothing that covers HTML: an API
+    client, not a browser navigating (q-values are not weighed, as in deploy/nginx.conf)."""
+    accept = Headers(scope=scope).get("accept", "")
+    ranges = {item.split(";")[0].strip().lower() for item in accept.split(",")}
+    return any(r.endswith("json") for r in ranges) and not ranges & {"text/html", "text/*", "*/*"}
+
+
 class SinglePageApp(StaticFiles):
-    """Files from the build, and `index.html` for any other page path (client-side routes).
+    """Files from the build, and `index.html` for any other page path (client-side routes)
+    unless an API client asks.
 
     A missing file (a name with an extension, or anything under assets/) is a 404: answering
     index.html there would cache HTML as a year-immutable script."""
@@ -47,6 +65,8 @@ class SinglePageApp(StaticFiles):
                 ).response()
                 response.headers.update({"Cache-Control": "no-cache", **SECURITY_HEADERS})
                 return response
+            if wants_json(scope):
+                raise  # an API client with a wrong URL: the app's JSON 404 says what to fix
             path = "index.html"
             response = await super().get_response(path, scope)
         if path.startswith("assets/"):
@@ -67,6 +87,6 @@ class FrontendMount(Mount):
 
     def matches(self, scope: Scope) -> tuple[Match, dict[str, Any]]:
         path = scope.get("path", "")
-        if scope.get("method") not in ("GET", "HEAD") or path == "/v1" or path.startswith(API_PREFIXES):
+        if scope.get("method") not in ("GET", "HEAD") or API_PATH.match(path):
             return Match.NONE, {}
         return super().matches(scope)
