@@ -3,8 +3,10 @@
 // conversations with it). The API is never cached, nor even seen: its requests go straight out.
 const CACHE = 'localchat-shell-v1'
 const SHELL = ['manifest.webmanifest', 'favicon.svg', 'icon-192.png']
-// Paths under the scope that belong to the server, not the page.
-const SERVER = /^(v1\/|v1$|health|metrics|docs|openapi\.json)/
+// Paths under the scope that belong to the server, not the page: the API paths of
+// backend/app/core/static.py (API_PATH) and deploy/nginx.conf.
+const SERVER =
+  /^(v1|api|health\w*|metrics|docs|redoc|openapi\.json|models|chat\/completions|completions?|embeddings?|tokenize|detokenize|apply-template|infill|rerank|reranking|slots|props|lora-adapters|version|ping|pooling|score|classify|invocations|responses)(\/|$)/
 
 const scopePath = () => new URL(self.registration.scope).pathname
 
