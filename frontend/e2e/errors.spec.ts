@@ -156,7 +156,7 @@ test('a connection lost mid-answer keeps what arrived and offers retry', async (
   }
 })
 
-test('a base URL without /v1 is recognised (the server answers with its web page) and fixed in one click', async ({
+test('a base URL without /v1 is recognised (the server answers that it has no such route) and fixed in one click', async ({
   page,
   baseURL,
 }) => {
@@ -165,7 +165,7 @@ test('a base URL without /v1 is recognised (the server answers with its web page
   const dialog = page.getByRole('dialog', { name: 'Settings', exact: true })
   await dialog.getByLabel('API base URL').fill(baseURL ?? '')
   await dialog.getByRole('button', { name: 'Test connection' }).click()
-  await expect(dialog.getByRole('status')).toContainText('answered with a web page instead of the API')
+  await expect(dialog.getByRole('status')).toContainText('is not where the API is')
   await dialog.getByRole('button', { name: 'Save' }).click()
 
   const banner = page.locator('.banner').getByRole('alert')

@@ -85,7 +85,7 @@ const en = {
   errUnreachableHelp: 'Is the backend running (make run)? Check the API base URL in Settings: {url}',
   errNotApiTitle: 'This address is not the API',
   errNotApiHelp:
-    '{url} answered with a web page instead of the API. OpenAI-compatible servers serve the API under /v1 (e.g. http://127.0.0.1:8000/v1).',
+    '{url} is not where the API is: it answered with a web page or "no such route". OpenAI-compatible servers serve the API under /v1 (e.g. http://127.0.0.1:8000/v1).',
   useUrl: 'Use {url}',
   errAuthTitle: 'This server needs an API key',
   errAuthHelp: 'Enter the key the server was started with (API_KEY).',
@@ -241,7 +241,7 @@ const zh: Record<MessageKey, string> = {
   errUnreachableTitle: '无法连接服务器',
   errUnreachableHelp: '后端是否在运行（make run）？请在设置中检查 API 基础地址：{url}',
   errNotApiTitle: '这个地址不是 API',
-  errNotApiHelp: '{url} 返回的是网页而不是 API。兼容 OpenAI 的服务器通常在 /v1 下提供 API（例如 http://127.0.0.1:8000/v1）。',
+  errNotApiHelp: '{url} 不是 API 所在的地址：它返回了网页或“没有这个路径”。兼容 OpenAI 的服务器通常在 /v1 下提供 API（例如 http://127.0.0.1:8000/v1）。',
   useUrl: '改用 {url}',
   errAuthTitle: '此服务器需要 API 密钥',
   errAuthHelp: '请输入服务器启动时设置的密钥（API_KEY）。',

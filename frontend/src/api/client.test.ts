@@ -280,6 +280,20 @@ describe('over HTTP', () => {
     expect(await chatError('site', routes.get('site') as Handler)).toMatchObject({ kind: 'not_api', status: 405 })
   })
 
+  it('a route this server or another one does not have (a base URL without /v1) is "not_api"', async () => {
+    // This backend: a JSON 404 `unknown_url` naming the /v1 route. Another framework: {"detail": ...}.
+    routes.set('ours', jsonError(404, 'unknown_url', 'No route /models: did you mean /v1/models?'))
+    routes.set('other', (_req, res) => res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"detail":"Not Found"}'))
+    for (const name of ['ours', 'other']) {
+      await expect(listModels({ baseUrl: `${origin}/${name}`, apiKey: '' })).rejects.toMatchObject({
+        info: { kind: 'not_api', status: 404 },
+      })
+    }
+    // A wrong model is the API's own 404, not a wrong address.
+    const wrongModel = jsonError(404, 'model_not_found', 'The model m does not exist.')
+    expect(await chatError('model', wrongModel)).toMatchObject({ kind: 'bad_request', status: 404 })
+  })
+
   it('says "unreachable" when nothing listens', async () => {
     const closed = createServer()
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))

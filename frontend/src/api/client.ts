@@ -72,6 +72,9 @@ function classifyError(status: number | undefined, body: OpenAIErrorBody | null)
   let kind: ErrorKind
   if (code === 'context_length_exceeded') kind = 'context_length'
   else if (status === 401 || status === 403 || code === 'invalid_api_key') kind = 'auth'
+  // No such route: this server's `unknown_url`, or a 404 that is no OpenAI error at all (another
+  // framework's {"detail": "Not Found"}). The API answers a wrong model with its own 404.
+  else if (code === 'unknown_url' || (status === 404 && !err)) kind = 'not_api'
   else if (status === 429) kind = 'rate_limit'
   else if (status !== undefined && status >= 400 && status < 500) kind = 'bad_request'
   else kind = 'server'
