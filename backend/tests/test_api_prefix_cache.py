@@ -8,6 +8,9 @@ import httpx
 from api_support import SchemaValidator
 from server_process import CHAT_MODEL
 
+from app.engine import native
+from app.engine.loader import resolve_dense_prefill
+
 
 def metric(http: httpx.Client, name: str) -> float:
     for line in http.get("/metrics").text.splitlines():
@@ -81,12 +84,18 @@ def answer_reused(turns: list[dict], index: int) -> bool:
     return cached >= previous // 16 * 16 + 32
 
 
+# Whether the server names answers' blocks as they are generated (engine.py, Engine._name_answers):
+# with the native kernels and prompts computed with the decoding weights, as on CPUs without AMX.
+ANSWERS_NAMED = native.kernels() is not None and not resolve_dense_prefill("auto")
+
+
 def test_the_next_turn_reuses_a_conversation_turns_answer(http: httpx.Client) -> None:
-    """A chat turn that carries an assistant message is a conversation's: its answer is cached as
-    it is generated (in 32-token pieces, engine.py), so the turn after it, which sends it back,
-    finds more than its previous prompt in the cache. A plain first turn's answer is not."""
+    """The turn after an answer, which sends it back, finds more than its previous prompt in the
+    cache. Where answers are named as generated, every answer is cached, a first turn's too;
+    elsewhere a turn is a conversation's when it carries an assistant message, and only its
+    answer is cached (recomputed in 32-token pieces, engine.py)."""
     turns = conversation_turns(http, {})
-    assert not answer_reused(turns, 1)
+    assert answer_reused(turns, 1) == ANSWERS_NAMED
     assert answer_reused(turns, 2)
 
 

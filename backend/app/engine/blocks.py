@@ -7,11 +7,13 @@ user with the same system prompt) takes the block instead of prefilling it again
 uses any more keeps its contents while it is named: it is evicted, least recently used first, only
 when a fresh block is needed.
 
-Only keys computed as a prompt's are named. Generated tokens' keys come from the decode kernels,
-which round differently from prefill, so reusing them would change a later answer: the engine
-prefills a conversation turn's answer again, in pieces as it comes, and names those blocks
-(engine.py, WARM_TOKENS); other answers are prefilled by whichever prompt repeats them. Either
-way a later prompt gets exactly the keys, and the tokens, a cold cache gives.
+Only keys computed as a prompt would compute them are named. Where every product computes a row
+on its own and prompts use the weights that decode (loader.rows_independent, no dense prefill
+weights), a generated token's keys are exactly those, so an answer's blocks are named as they
+fill. Where prompts use other weights (DENSE_PREFILL), generated keys differ from a prompt's: the
+engine prefills a conversation turn's answer again, in pieces as it comes, and names those blocks
+(engine.py, WARM_TOKENS); other answers are prefilled by whichever prompt repeats them. Either way
+a later prompt gets exactly the keys, and the tokens, a cold cache gives.
 
 Pure bookkeeping on the engine's thread: no tensors here.
 """
@@ -34,12 +36,14 @@ def block_hashes(token_ids: list[int], limit: int) -> list[bytes]:
     SHA-256, not Python's hash(): token ids hash to themselves there, so a user could craft a
     prompt that collides with another user's and read their cached keys.
     """
-    hashes: list[bytes] = []
-    parent = b""
-    for start in range(0, limit - limit % BLOCK_SIZE, BLOCK_SIZE):
-        chunk = array("q", token_ids[start : start + BLOCK_SIZE]).tobytes()
-        parent = hashlib.sha256(parent + chunk).digest()
-        hashes.append(parent)
+    return extend_hashes([], token_ids, limit // BLOCK_SIZE)
+
+
+def extend_hashes(hashes: list[bytes], token_ids: list[int], blocks: int) -> list[bytes]:
+    """`hashes` (of the first blocks of these tokens) extended in place to `blocks` blocks."""
+    for index in range(len(hashes), blocks):
+        chunk = array("q", token_ids[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE]).tobytes()
+        hashes.append(hashlib.sha256((hashes[-1] if hashes else b"") + chunk).digest())
     return hashes
 
 

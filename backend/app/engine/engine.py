@@ -31,11 +31,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .attention import NAME as ATTENTION
-from .blocks import BLOCK_SIZE, BlockManager, block_hashes
+from .blocks import BLOCK_SIZE, BlockManager, block_hashes, extend_hashes
 from .config import EngineConfig
 from .fast_decoder import Rows, fast_decoder_for
 from .grammar import Grammars
 from .kv_cache import PagedKVCache, bytes_per_token
+from .loader import rows_independent
 from .memory import kv_budget_bytes, trim_heap
 from .quantization import dense_capable, dense_weights
 from .sampling import SampleState, SamplingParams, TokenLogprobs, sample
@@ -74,14 +75,16 @@ SHORT_PROMPT_TOKENS = 64
 # What one more group of decode rows costs on the fast path (its own attention calls), in key
 # positions of one row: ~11 ms a group against ~22 us a position a step, measured on 2 cores.
 DECODE_GROUP_COST = 512
-# The answers of conversation turns are cached too, in pieces of WARM_TOKENS: once such a request
-# has generated that many tokens past what the prefix cache holds of it, those tokens (with its
-# prompt's last, partial block) are prefilled again with the prompt's weights in a pass of their
-# own, between decode steps when no prompt waits, and their blocks named, so the next turn
-# prefills little more than its new message. Recomputed, not kept from decoding: decode kernels
-# round differently from prefill, and a later prompt must get exactly the keys a cold cache gives
-# it. Only for conversations (SamplingParams.conversation): for a one-off request, whose answer
-# no later prompt starts with, the pass would be wasted (3 % of a lone stream's tokens/s here).
+# Answers are cached for the next turn. Where a generated token's keys are the ones a prompt
+# would compute (Engine._name_answers), every answer's blocks are named as they fill, at no cost.
+# Where prompts use other weights (dense prefill weights), only conversation turns' answers are
+# cached, in pieces of WARM_TOKENS: once such a request has generated that many tokens past what
+# the prefix cache holds of it, those tokens (with its prompt's last, partial block) are
+# prefilled again with the prompt's weights in a pass of their own, between decode steps when no
+# prompt waits, and their blocks named, so the next turn prefills little more than its new
+# message; a later prompt must get exactly the keys a cold cache gives it. Only for conversations
+# (SamplingParams.conversation): for a one-off request, whose answer no later prompt starts
+# with, the pass would be wasted (3 % of a lone stream's tokens/s here).
 WARM_TOKENS = 2 * BLOCK_SIZE
 WARM_QUEUE = 8  # prefixes waiting for a step with no prompt to prefill; the oldest is dropped beyond
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
@@ -189,6 +192,9 @@ class Engine:
         self._dense = dense_capable(model)
         # Prefill chunks and decode steps share forward passes (see _step).
         self._together = self.fast is not None and not self._dense
+        # A generated token's keys are exactly a prompt's (the same weights, every row computed
+        # on its own): answers' blocks are named as they fill (see WARM_TOKENS).
+        self._name_answers = rows_independent(model) and not self._dense
         self.tokenizer = tokenizer
         text_config = model.config.get_text_config()
         self.max_context: int = getattr(text_config, "max_position_embeddings", None) or 2048
@@ -508,6 +514,8 @@ class Engine:
             batch = [seq for group in decoding for seq in group]
             for seq in batch:
                 seq.num_cached += 1
+                if self._name_answers and seq.num_cached % BLOCK_SIZE == 0:
+                    self._name_blocks(seq)
             self._emit_tokens(batch, torch.cat([part[:, -1] for part in logits[1 if chunk else 0 :]]))
 
     @staticmethod
@@ -569,8 +577,13 @@ class Engine:
         self._emit_tokens(finishing, rows)
 
     def _name_blocks(self, seq: _Sequence) -> None:
-        """Publish the prompt's blocks that are now full and computed."""
-        full = min(seq.num_cached, seq.num_prompt) // BLOCK_SIZE
+        """Publish the blocks that are now full and computed: the prompt's, and the answer's
+        where its keys are a prompt's (_name_answers)."""
+        if self._name_answers and self.blocks.caching:
+            full = seq.num_cached // BLOCK_SIZE
+            extend_hashes(seq.hashes, seq.tokens, full)
+        else:
+            full = min(seq.num_cached, seq.num_prompt) // BLOCK_SIZE
         for index in range(seq.num_named, min(full, len(seq.hashes))):
             self.blocks.name(seq.table[index], seq.hashes[index])
         seq.num_named = max(seq.num_named, full)
@@ -664,7 +677,7 @@ class Engine:
         tokens, logprobs = sample(logits.float().cpu(), [s.state for s in batch])
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
             seq.tokens.append(token)
-            warm = seq.params.conversation and self.blocks.caching
+            warm = seq.params.conversation and self.blocks.caching and not self._name_answers
             if warm and len(seq.tokens) - seq.warm_from >= WARM_TOKENS:
                 seq.warm_from += WARM_TOKENS
                 self._warm_jobs.append(seq.tokens[: seq.warm_from])

@@ -20,6 +20,8 @@ from .config import ModelOptions
 from .fast_decoder import runs_fast
 from .memory import trim_heap
 from .quantization import (
+    Fp16Linear,
+    Int8Linear,
     NativeProduct,
     Quantization,
     WeightKind,
@@ -181,6 +183,18 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
         log.info("%s; CPU class %s", native.status(), cpu.cpu_class())
         batch_invariant_products(model)
     return model.eval(), tokenizer
+
+
+def rows_independent(model: PreTrainedModel) -> bool:
+    """Whether every product of this model computes a row on its own, whatever its batch: our
+    attention on the native kernels, on a CPU, and no layer left to a library whose blocking
+    follows the batch (a plain linear layer on MKL or oneDNN, fp16 weights on FBGEMM, int8)."""
+    if model.device.type != "cpu" or native.kernels() is None or model.config._attn_implementation != NAME:
+        return False
+    library = (torch.nn.Linear, Int8Linear)
+    return not any(
+        type(m) in library or (isinstance(m, Fp16Linear) and m.native is None) for m in model.modules()
+    )
 
 
 def resolve_dense_prefill(setting: str) -> bool:

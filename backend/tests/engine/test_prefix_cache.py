@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from app.engine.blocks import BLOCK_SIZE
+from app.engine.blocks import BLOCK_SIZE, block_hashes
 from app.engine.engine import WARM_TOKENS, Engine
 from app.engine.sampling import SamplingParams
 
@@ -78,9 +78,11 @@ def test_conversation_turns_reuse_the_history_and_match_a_cold_cache(
         ):
             warm, cached = answer(engine, ids, params)
             assert warm.token_ids == run_together(cold, [(ids, params)])[0].token_ids
-            # The first sampling of a turn hits the previous turn's prompt; the second, this one's.
+            # The first sampling of a turn hits the previous turn's prompt (and its answer, where
+            # answers are named as generated, up to its last token, whose keys are never computed);
+            # the second, this one's prompt.
             assert cached == expected_hit(previous, ids)
-            previous = ids
+            previous = ids + warm.token_ids[:-1] if engine._name_answers else ids
         messages.append({"role": "assistant", "content": warm.text})
 
 
@@ -144,30 +146,39 @@ REPEAT = int(os.environ.get("INVARIANCE_REPEAT", "1"))
 def test_a_conversation_turns_answer_is_cached_for_the_next_turn_and_matches_a_cold_cache(
     engine: Engine, cold: Engine, model_and_tokenizer, attempt: int
 ) -> None:
-    """The answer's keys are computed again as a prompt's would be (not kept from decoding), in
-    pieces while it is generated: the next turn reuses them and still gets a cold cache's tokens."""
+    """The answer's keys are cached as it is generated, with the numbers a prompt's would get:
+    named as decoded where decoding computes them so (Engine._name_answers), else computed again
+    as a prompt's, in pieces. The next turn reuses them and still gets a cold cache's tokens."""
     _, tokenizer = model_and_tokenizer
     prompt = template(tokenizer, [{"role": "system", "content": f"[{uuid.uuid4().hex}] {SYSTEM}"}])
     wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
     before = engine.stats.warmed_tokens
     params = SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True, conversation=True)
     first, _ = answer(engine, prompt, params)
-    # Pieces of WARM_TOKENS from the prompt's last whole block, as far as the tokens go.
-    start = len(prompt) // BLOCK_SIZE * BLOCK_SIZE
-    pieces = (len(prompt) + len(first.token_ids) - start) // WARM_TOKENS
-    assert pieces >= 2
-    wait_until(lambda: engine.stats.warmed_tokens == before + pieces * WARM_TOKENS)
+    if engine._name_answers:
+        # Every full block whose keys were computed: the last generated token's never is.
+        expected = (len(prompt) + len(first.token_ids) - 1) // BLOCK_SIZE * BLOCK_SIZE
+        assert engine.stats.warmed_tokens == before
+    else:
+        # Pieces of WARM_TOKENS from the prompt's last whole block, as far as the tokens go.
+        start = len(prompt) // BLOCK_SIZE * BLOCK_SIZE
+        pieces = (len(prompt) + len(first.token_ids) - start) // WARM_TOKENS
+        assert pieces >= 2
+        wait_until(lambda: engine.stats.warmed_tokens == before + pieces * WARM_TOKENS)
+        expected = start + pieces * WARM_TOKENS
     ids = next_turn(tokenizer, prompt, first.token_ids, "Say that again, shorter.")
     for params in (SamplingParams(max_tokens=16, temperature=0.0), SamplingParams(max_tokens=16, seed=7)):
         hit, cached = answer(engine, ids, params)
         assert hit.token_ids == run_together(cold, [(ids, params)])[0].token_ids
         if params.temperature == 0.0:  # the second asks again: this prompt's blocks are cached then
-            assert cached == start + pieces * WARM_TOKENS > len(prompt)
+            assert cached == expected > len(prompt) + 32
 
 
-def test_only_the_answers_of_conversation_turns_are_cached(engine: Engine, model_and_tokenizer) -> None:
-    """Alone or two decoding together: a one-off request's answer is left to whichever prompt
-    repeats it; a conversation turn's is cached, since its next turn likely starts with it."""
+def test_answers_are_cached_as_their_keys_allow(engine: Engine, model_and_tokenizer) -> None:
+    """Alone or two decoding together. Where decoding computes a prompt's keys, every answer's
+    blocks are named as they fill, at no cost. Elsewhere a one-off request's answer is left to
+    whichever prompt repeats it, and a conversation turn's is prefilled again, since its next turn
+    likely starts with it."""
     _, tokenizer = model_and_tokenizer
     wait_until(lambda: not engine._warm_jobs)
     for together in (1, 2):
@@ -178,10 +189,18 @@ def test_only_the_answers_of_conversation_turns_are_cached(engine: Engine, model
             )
             prompts = [chat_ids_of(tokenizer, f"[{nonce}] {q}") for q in QUESTIONS[:together]]
             before = engine.stats.warmed_tokens
-            run_together(engine, [(ids, params) for ids in prompts])
+            results = run_together(engine, [(ids, params) for ids in prompts])
             pieces = sum((len(ids) % BLOCK_SIZE + 80) // WARM_TOKENS for ids in prompts)
             wait_until(lambda: not engine._warm_jobs)
-            assert engine.stats.warmed_tokens - before == (pieces * WARM_TOKENS if conversation else 0)
+            warmed = engine.stats.warmed_tokens - before
+            if engine._name_answers:
+                assert warmed == 0
+                for ids, result in zip(prompts, results, strict=True):
+                    tokens = ids + result.token_ids
+                    hashes = block_hashes(tokens, len(tokens) - 1)
+                    assert len(engine.blocks.lookup(hashes)) == len(hashes)
+            else:
+                assert warmed == (pieces * WARM_TOKENS if conversation else 0)
 
 
 def chat_ids_of(tokenizer: object, text: str) -> list[int]:
