@@ -185,7 +185,8 @@ def main() -> None:
         "the first difference says little.",
         "",
         "Quantisation is weight-only. int8 and int4 pack the linear layers of every decoder layer; "
-        "activations and the output layer keep the model's dtype. With `DENSE_PREFILL` (the default) such "
+        "activations and the output layer keep the model's dtype. With `DENSE_PREFILL` (the default with "
+        "AMX; the rows without `DENSE_PREFILL=false` here set it) such "
         "a model keeps its own weights too and prefills prompts with them, so its perplexity, which is a "
         "prefill, is the unquantised model's, and only the generated tokens read the packed weights. int8 "
         "has one scale per output channel; int4 has a scale and an offset per group of 32 inputs, the "
@@ -193,7 +194,8 @@ def main() -> None:
         "Q4_1 GGUF, so its weights already sit on that 4-bit grid: int4 packs them without loss (the "
         "small differences come from rounding the scales to the model's dtype), while int8's per-channel "
         "grid does not contain them and rounds every weight again. fp16 stores every linear layer and the "
-        "output layer in float16 and multiplies them with float32 activations (FBGEMM): it prefills with "
+        "output layer in float16 and multiplies them with float32 activations (the native kernel, "
+        "docs/cpus.md): it prefills with "
         "them too, and its 11-bit significand rounds far less than bfloat16's 8 bits. "
         "`QUANTIZATION=auto` picks int4 only "
         "for such weights and only in bfloat16 (with float32 activations those kernels are slower than no "
