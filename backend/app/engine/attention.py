@@ -94,9 +94,8 @@ def batch_invariant_attention(
     groups = heads // kv_heads
     scale = scaling if scaling is not None else head_dim**-0.5
     native = kernels()
-    lengths = None
-    if native is not None and softcap is None and attention_mask is not None and query.device.type == "cpu":
-        lengths = prefix_lengths(attention_mask[..., :kv_len])
+    usable = native is not None and softcap is None and query.device.type == "cpu"
+    lengths = prefix_lengths(attention_mask[..., :kv_len]) if usable and attention_mask is not None else None
     if native is not None and lengths is not None:
         # The gathered keys as a pool of batch * kv_len slots, row b's keys at b * kv_len.
         pools = [t.transpose(0, 1).float().reshape(kv_heads, batch * kv_len, head_dim) for t in (key, value)]
