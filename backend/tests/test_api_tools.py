@@ -152,6 +152,48 @@ def test_parallel_calls_each_validate(client: openai.OpenAI) -> None:
     assert len({c.id for c in choice.message.tool_calls}) == len(choice.message.tool_calls)
 
 
+def tag_tool(value: str) -> dict[str, Any]:
+    parameters = {
+        "type": "object",
+        "properties": {"tag": {"type": "string", "enum": [value]}},
+        "required": ["tag"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "function",
+        "function": {"name": "tag", "description": "Tag the text", "parameters": parameters},
+    }
+
+
+@pytest.mark.parametrize("value", ["</tool_call>", "<tool_call>"])
+def test_an_argument_may_hold_the_call_tags(client: openai.OpenAI, value: str) -> None:
+    """A call ends where its JSON object is complete, never at a tag inside one of its strings."""
+    body = {"tools": [tag_tool(value)], "tool_choice": {"type": "function", "function": {"name": "tag"}}}
+    choice = create(client, **body).choices[0]
+    assert choice.message.content is None and choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert json.loads(call.function.arguments) == {"tag": value}
+    content, calls, finish = streamed_calls(client, **body)
+    assert (content, finish) == (None, "tool_calls")
+    assert [(c["name"], c["arguments"]) for c in calls] == [("tag", call.function.arguments)]
+
+
+@pytest.mark.parametrize("max_tokens", [12, 20, 30, 45])
+def test_a_call_cut_by_max_tokens_is_a_call_or_nothing_never_text(
+    client: openai.OpenAI, max_tokens: int
+) -> None:
+    """Cut anywhere, a required call is a call with the arguments it has (as OpenAI's are) or
+    nothing where its name was not written: no markup in content, streamed or not."""
+    choice = create(client, tool_choice="required", max_tokens=max_tokens).choices[0]
+    assert choice.message.content is None
+    whole = [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or ()]
+    for name, arguments in whole[:-1]:  # all but a last one that may be cut
+        assert_valid_call(name, arguments)
+    content, calls, finish = streamed_calls(client, tool_choice="required", max_tokens=max_tokens)
+    assert content is None and finish == choice.finish_reason
+    assert [(c["name"], c["arguments"]) for c in calls] == whole
+
+
 def test_auto_calls_when_the_model_chooses_to(client: openai.OpenAI) -> None:
     resp = create(client, messages=TWO_SHOT, tool_choice="auto")
     choice = resp.choices[0]

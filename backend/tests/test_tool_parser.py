@@ -18,6 +18,12 @@ ANSWERS = [
     "plain text with <tool_call> never closed",
     "  \n  ",
     '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa',  # cut by max_tokens
+    f'{CALL}\n<tool_call>\n{{"name',  # the second call cut before its name
+    # Arguments hold any text: the block ends at the tag outside the JSON's strings.
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "</tool_call>"}}\n</tool_call>',
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "\\" <tool_call> </tool_call>"}}'
+    "\n</tool_call>",
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}\n</tool_call> a brace missing',
 ]
 
 
@@ -59,9 +65,17 @@ def test_what_is_and_is_not_a_call() -> None:
     assert run([ANSWERS[2]]) == ("", [paris, ("get_weather", '{"city": "Rome"}')])
     for answer in ANSWERS[4:8]:
         assert run([answer]) == (answer, [])
-    # Cut short: text unless a grammar writes the calls, where the call keeps what it has.
-    assert run([ANSWERS[8]]) == (ANSWERS[8], [])
-    assert run([ANSWERS[8]], enforced=True) == ("", [("get_weather", '{"city": "Pa')])
+    # Cut short: a call keeps the arguments it has (as OpenAI's do), or is nothing where its
+    # name was not complete; never text.
+    for enforced in (False, True):
+        assert run([ANSWERS[8]], enforced=enforced) == ("", [("get_weather", '{"city": "Pa')])
+        assert run([ANSWERS[9]], enforced=enforced) == ("", [paris])
+        assert run([ANSWERS[10]], enforced=enforced) == ("", [("get_weather", '{"city": "</tool_call>"}')])
+        assert run([ANSWERS[11]], enforced=enforced)[1] == [
+            ("get_weather", '{"city": "\\" <tool_call> </tool_call>"}')
+        ]
+    # Broken JSON still ends at its tag, and stays text.
+    assert run([ANSWERS[12]]) == (ANSWERS[12], [])
 
 
 def test_enforced_calls_stream_their_arguments_as_written() -> None:

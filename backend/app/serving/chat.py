@@ -253,7 +253,8 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             messages.append(
                 (
                     ChatCompletionResponseMessage(
-                        content=content if content or not calls else None,
+                        # With tools, no text is null (a call cut before its name leaves none).
+                        content=content if content or parser is None else None,
                         tool_calls=[
                             ResponseToolCall(
                                 id=c.id, function=ResponseFunctionCall(name=c.name, arguments=c.arguments)

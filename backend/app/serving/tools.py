@@ -193,7 +193,7 @@ class ToolCallParser:
                         0,
                     )
                     deltas.append(CallDelta(len(self.calls), "", self._open.id, self._open.name))
-            end = self._buffer.find(CALL_CLOSE)
+            end = _close_at(self._buffer)
             if end < 0:
                 if self._open is not None:  # the arguments so far, short of what may close them
                     deltas += self._send(
@@ -219,13 +219,25 @@ class ToolCallParser:
         return self._content(content), deltas
 
     def finish(self) -> tuple[str, list[CallDelta]]:
-        """What is left when the answer ends: an enforced call cut short keeps the arguments it
-        has (as OpenAI's do when max_tokens cuts them); another unfinished block is content."""
+        """What is left when the answer ends. A call cut short (by max_tokens) is a call with the
+        arguments it has, as OpenAI's are, or nothing where its name was not complete: never
+        text. An unfinished block that is no call at all is content."""
         deltas: list[CallDelta] = []
+        if self._in_call and self._open is None and not self.enforced:
+            head = CALL_HEAD.match(self._buffer)
+            if head and head.group(1) in self.names and self._room():
+                self._open, self._args_at, self._sent = (
+                    ToolCall(new_call_id(), head.group(1), ""),
+                    head.end(),
+                    0,
+                )
+                deltas.append(CallDelta(len(self.calls), "", self._open.id, self._open.name))
         if self._open is not None:
-            deltas = self._send(self._buffer[self._args_at :])
+            deltas += self._send(self._buffer[self._args_at :])
             self._close()
             self._buffer, self._in_call = "", False
+        elif self._in_call and (self.enforced or self._buffer.lstrip().startswith("{")):
+            self._buffer, self._in_call = "", False  # a call cut before its name: nothing
         rest = (CALL_OPEN if self._in_call else "") + self._buffer
         self._buffer, self._in_call = "", False
         text = self._content(rest)
@@ -254,6 +266,26 @@ class ToolCallParser:
         shown = text.rstrip()
         self._space = text[len(shown) :]
         return shown
+
+
+def _close_at(block: str) -> int:
+    """Where the first closing tag outside a JSON string starts in a call block's text, or -1:
+    an argument may hold any text, `</tool_call>` included, and a block whose JSON is broken
+    (a brace missing) still ends at its tag."""
+    in_string = escaped = False
+    for i, char in enumerate(block):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "<" and block.startswith(CALL_CLOSE, i):
+            return i
+    return -1
 
 
 def _partial_suffix(text: str, marker: str) -> int:
