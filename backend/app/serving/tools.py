@@ -177,7 +177,7 @@ class ToolCallParser:
             if not self._in_call:
                 at = self._buffer.find(CALL_OPEN)
                 if at < 0:
-                    keep = _partial_suffix(self._buffer, CALL_OPEN)
+                    keep = partial_suffix(self._buffer, CALL_OPEN)
                     content += self._buffer[: len(self._buffer) - keep]
                     self._buffer = self._buffer[len(self._buffer) - keep :]
                     break
@@ -288,7 +288,7 @@ def _close_at(block: str) -> int:
     return -1
 
 
-def _partial_suffix(text: str, marker: str) -> int:
+def partial_suffix(text: str, marker: str) -> int:
     """Length of the longest end of `text` that begins `marker`."""
     for size in range(min(len(text), len(marker) - 1), 0, -1):
         if marker.startswith(text[-size:]):
