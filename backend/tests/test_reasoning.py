@@ -1,6 +1,6 @@
 """The reasoning parser alone, fed text: any split of an answer into stream pieces gives the
-whole answer's reasoning and content; then which templates think, and the setting that turns
-the split off."""
+whole answer's reasoning and content, and tool calls are read after the thinking; then which
+templates think, and the setting that turns the split off."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from server_process import CHAT_MODEL_DIR
 from thinking_model import thinking_tokenizer
 
 from app.core.config import Settings
+from app.serving.chat import AnswerParser
 from app.serving.reasoning import ReasoningParser, thinking_start
+from app.serving.tools import ToolCallParser
 
+CALL = '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>'
 # (answer, whether the prompt opened <think>) -> (reasoning, content)
 CASES = [
     ("<think>\nHmm.\n</think>\n\nParis.", False, "Hmm.", "Paris."),
@@ -67,6 +70,27 @@ def test_reasoning_ends_where_the_thinking_ends_in_the_raw_text() -> None:
     assert run(["ab</think>cd"], True)[2] == len("ab</think>")
     assert run(["ab"], True)[2] == len("ab")  # never closed: all of it
     assert run(["abcd"], False)[2] is None  # no thinking
+
+
+@pytest.mark.parametrize(
+    ("answer", "reasoning", "content", "calls"),
+    [
+        (f"<think>\nThe time, then.\n</think>\n\n{CALL}", "The time, then.", "", [("now", "{}")]),
+        (f"<think>\nMaybe {CALL}?\n</think>\n\nNo.", f"Maybe {CALL}?", "No.", []),  # a thought, not a call
+        (f"<think>Hmm.</think>It is:\n{CALL}", "Hmm.", "It is:", [("now", "{}")]),
+    ],
+)
+def test_tool_calls_are_read_after_the_thinking(
+    answer: str, reasoning: str, content: str, calls: list[tuple[str, str]]
+) -> None:
+    for size in (len(answer), 1, 5):
+        parser = AnswerParser(ReasoningParser(in_prompt=False), ToolCallParser({"now"}))
+        chunks = pieces(answer, size)
+        parts = [parser.feed(chunk, last=i == len(chunks) - 1) for i, chunk in enumerate(chunks)]
+        assert "".join(p[0] for p in parts) == reasoning
+        assert "".join(p[1] for p in parts) == content
+        assert parser.tools is not None
+        assert [(c.name, c.arguments) for c in parser.tools.calls] == calls
 
 
 @pytest.fixture(scope="module")

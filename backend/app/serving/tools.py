@@ -96,6 +96,9 @@ def conversation(
             text = m.text()
             blocks = [_call_block(c["name"], c["arguments"]) for c in calls]
             out.append({"role": role, "content": "\n".join([text, *blocks] if text else blocks)})
+        # Under the name Qwen3's template reads it; templates that do not read it drop it.
+        if (reasoning := m.reasoning_text()) is not None:
+            out[-1]["reasoning_content"] = reasoning
     if tools and not native:
         listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
         prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
