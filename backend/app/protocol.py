@@ -152,6 +152,9 @@ class ChatMessage(Request):
     name: str | None = None
     tool_calls: list[ChatCompletionMessageToolCall] | None = None  # assistant
     tool_call_id: str | None = None  # tool: the call this message answers
+    # An earlier answer's thinking (assistant), under either name servers send it with.
+    reasoning_content: Text | None = None
+    reasoning: Text | None = None
     # Assistant-message fields this server cannot honour; refused when set.
     refusal: str | None = None
     function_call: Any = None
@@ -161,6 +164,9 @@ class ChatMessage(Request):
         if isinstance(self.content, list):
             return "".join(part.text for part in self.content if isinstance(part, TextContentPart))
         return self.content or ""
+
+    def reasoning_text(self) -> str | None:
+        return self.reasoning_content if self.reasoning_content is not None else self.reasoning
 
 
 # ---- structured outputs and tools ----------------------------------------------------------
@@ -308,10 +314,14 @@ class ChatCompletionResponseMessage(Response):
     content: str | None
     refusal: str | None = None
     tool_calls: list[ResponseToolCall] | None = None
+    # Extensions: a reasoning model's thinking, apart from the answer, under both names in use.
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
     @model_serializer(mode="wrap")
     def _omit_no_calls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # `content` and `refusal` are always there (null when empty), `tool_calls` only with calls.
+        # `content` and `refusal` are always there (null when empty), `tool_calls` only with calls,
+        # the reasoning fields only with thinking.
         return _omit_none(handler, self, keep=("content", "refusal"))
 
 
@@ -326,11 +336,21 @@ class PromptTokensDetails(Response):
     cached_tokens: int
 
 
+class CompletionTokensDetails(Response):
+    reasoning_tokens: int
+
+
 class CompletionUsage(Response):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails
+    # Chat with a reasoning model only: how many of completion_tokens were thinking.
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_none(handler, self, keep=())
 
 
 def _now() -> int:
@@ -373,6 +393,8 @@ class DeltaMessage(Response):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
+    reasoning_content: str | None = None  # extensions, as in ChatCompletionResponseMessage
+    reasoning: str | None = None
 
     @model_serializer(mode="wrap")
     def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

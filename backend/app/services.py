@@ -81,5 +81,5 @@ def load_services(settings: Settings) -> Services:
             )
         )
         log.info("embedding model ready: %s", settings.embedding_model_path)
-    chat = ChatService(ctx)
+    chat = ChatService(ctx, settings.reasoning_format)
     return Services(engine, chat, CompletionService(ctx), embeddings, models, TokenizeService(chat))

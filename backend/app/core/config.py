@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
+ReasoningFormat = Literal["auto", "none"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(REPO_ROOT / ".env", ".env"), extra="ignore")
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     fast_path: bool = True
     # Caps the context below the model's own limit (0: use the model's).
     max_model_len: int = Field(default=0, ge=0)
+    # As llama-server's --reasoning-format: auto sends a thinking model's <think>…</think> apart
+    # from the answer (reasoning_content), none leaves it in content.
+    reasoning_format: ReasoningFormat = "auto"
 
     api_key: str | None = None
     # With API_KEY set, /metrics needs the key too unless this is true (say, for a scraper

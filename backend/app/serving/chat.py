@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ..core.config import ReasoningFormat
 from ..core.errors import OpenAIError
 from ..engine.grammar import Grammar, GrammarError
 from ..engine.sampling import TokenLogprobs
@@ -35,7 +37,8 @@ from ..protocol import (
     TextContentPart,
 )
 from .choices import Choice, collect_choices, usage_of
-from .generation import CONVERSATION_HEADER, GenerationService, Reply
+from .generation import CONVERSATION_HEADER, GenerationService, ModelContext, Reply
+from .reasoning import ReasoningParser, ThinkingStart, thinking_start
 from .streams import Outputs, stream_error_event
 from .structured import json_grammar, tool_calls_grammar
 from .tools import CallDelta, ToolCallParser, conversation, template_renders_tools
@@ -63,9 +66,42 @@ def _continues_final_message(request: ChatCompletionRequest) -> bool:
     return True
 
 
+@dataclass
+class AnswerParser:
+    """One choice's answer as it streams: the thinking split out first, then tool calls read from
+    the rest (a call written while thinking is part of the thought)."""
+
+    reasoning: ReasoningParser | None
+    tools: ToolCallParser | None
+
+    def feed(self, text: str, last: bool) -> tuple[str, str, list[CallDelta]]:
+        """New reasoning, new content and call deltas in `text`; `last`: the answer ends with it."""
+        thought, content = ("", text) if self.reasoning is None else self.reasoning.feed(text)
+        if last and self.reasoning is not None:
+            more_thought, more = self.reasoning.finish()
+            thought, content = thought + more_thought, content + more
+        if self.tools is None:
+            return thought, content, []
+        content, deltas = self.tools.feed(content)
+        if last:
+            rest, more_deltas = self.tools.finish()
+            content, deltas = content + rest, deltas + more_deltas
+        return thought, content, deltas
+
+    def reasoning_tokens(self, choice: Choice) -> int:
+        """How many of the tokens of `choice`, the answer fed whole, were thinking."""
+        end = self.reasoning.reasoning_end if self.reasoning is not None else None
+        return choice.tokens_through(end or 0)
+
+
 class ChatService(GenerationService[ChatCompletionRequest]):
     id_prefix = "chatcmpl"
     default_max_tokens = None  # the rest of the context
+
+    def __init__(self, ctx: ModelContext, reasoning_format: ReasoningFormat) -> None:
+        super().__init__(ctx)
+        # Where the model's thinking opens, or None: answers are not split (REASONING_FORMAT).
+        self.thinking: ThinkingStart | None = thinking_start(ctx.tokenizer, reasoning_format)
 
     @cached_property
     def native_tools(self) -> bool:
@@ -88,6 +124,12 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         choice = request.tool_choice
         return choice == "required" or isinstance(choice, ChatCompletionNamedToolChoice)
 
+    @classmethod
+    def constrained(cls, request: ChatCompletionRequest) -> bool:
+        """A grammar writes the answer from its first token: JSON, or the forced calls."""
+        json = isinstance(request.response_format, ResponseFormatJsonObject | ResponseFormatJsonSchema)
+        return json or cls.forced_call(request)
+
     def prompts(self, request: ChatCompletionRequest) -> list[list[int]]:
         if request.top_logprobs and not request.logprobs:
             raise OpenAIError(400, "top_logprobs requires logprobs to be true.", param="top_logprobs")
@@ -100,9 +142,18 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                         f"Assistant messages with '{name}' are not supported by this server.",
                         param=f"messages[{i}].{name}",
                     )
-            if message.tool_calls is not None and message.role != "assistant":
+            for name in ("tool_calls", "reasoning_content", "reasoning"):
+                if getattr(message, name) is not None and message.role != "assistant":
+                    raise OpenAIError(
+                        400, f"Only assistant messages carry {name}.", param=f"messages[{i}].{name}"
+                    )
+            both = message.reasoning_content is not None and message.reasoning is not None
+            if both and message.reasoning_content != message.reasoning:
                 raise OpenAIError(
-                    400, "Only assistant messages carry tool_calls.", param=f"messages[{i}].tool_calls"
+                    400,
+                    "reasoning_content and reasoning are two names for the same thinking; they differ "
+                    "here. Send one of them.",
+                    param=f"messages[{i}].reasoning",
                 )
             if message.role == "tool" and message.tool_call_id is None:
                 raise OpenAIError(
@@ -190,26 +241,25 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                 code="invalid_schema",
             ) from exc
 
-    def parser(self, request: ChatCompletionRequest) -> ToolCallParser | None:
-        tools = self.offered_tools(request)
-        if not tools:
-            return None
-        return ToolCallParser(
-            {t.function.name for t in tools},
-            None if request.parallel_tool_calls is not False else 1,
-            enforced=self.forced_call(request),
-        )
+    def parser(self, request: ChatCompletionRequest) -> AnswerParser:
+        reasoning = tools = None
+        if self.thinking is not None and not self.constrained(request):
+            # A continued final message has no generation prompt to open the thinking.
+            reasoning = ReasoningParser(in_prompt=self.thinking == "prompt" and request.add_generation_prompt)
+        if offered := self.offered_tools(request):
+            tools = ToolCallParser(
+                {t.function.name for t in offered},
+                None if request.parallel_tool_calls is not False else 1,
+                enforced=self.forced_call(request),
+            )
+        return AnswerParser(reasoning, tools)
 
     @staticmethod
-    def _split(parser: ToolCallParser | None, text: str, last: bool) -> tuple[str, list[CallDelta]]:
-        """New content and call deltas in `text`; `last`: the answer ends with it."""
-        if parser is None:
-            return text, []
-        content, deltas = parser.feed(text)
-        if last:
-            rest, more = parser.finish()
-            content, deltas = content + rest, deltas + more
-        return content, deltas
+    def _usage(choices: list[Choice], parsers: list[AnswerParser], per_prompt: int) -> CompletionUsage:
+        if parsers[0].reasoning is None:  # no thinking: no reasoning_tokens to report
+            return usage_of(choices, per_prompt)
+        thought = sum(p.reasoning_tokens(c) for c, p in zip(choices, parsers, strict=True))
+        return usage_of(choices, per_prompt, thought)
 
     def conversation(self, request: ChatCompletionRequest, raw: Request) -> bool:
         # A later turn sends earlier answers back; the page marks every turn, the first too.
@@ -238,23 +288,26 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         return ChoiceLogprobs(content=content)
 
     @staticmethod
-    def _finish_reason(choice: Choice, parser: ToolCallParser | None) -> FinishReason:
-        if parser is not None and parser.calls and choice.finish_reason == "stop":
+    def _finish_reason(choice: Choice, parser: AnswerParser) -> FinishReason:
+        if parser.tools is not None and parser.tools.calls and choice.finish_reason == "stop":
             return "tool_calls"
         return choice.finish_reason
 
     async def collect(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> JSONResponse:
         choices = await collect_choices(outputs, reply.echoes)
+        parsers = [self.parser(reply.request) for _ in choices]
         messages = []
-        for choice in choices:
-            parser = self.parser(reply.request)
-            content, _ = self._split(parser, choice.text, last=True)
-            calls = parser.calls if parser is not None else []
+        for choice, parser in zip(choices, parsers, strict=True):
+            thought, content, _ = parser.feed(choice.text, last=True)
+            calls = parser.tools.calls if parser.tools is not None else []
             messages.append(
                 (
                     ChatCompletionResponseMessage(
-                        # With tools, no text is null (a call cut before its name leaves none).
-                        content=content if content or parser is None else None,
+                        # With tools or thinking, no text is null (a call cut before its name, or
+                        # thinking cut by max_tokens, leaves none).
+                        content=content if content or (parser.tools is None and not thought) else None,
+                        reasoning_content=thought or None,
+                        reasoning=thought or None,
                         tool_calls=[
                             ResponseToolCall(
                                 id=c.id, function=ResponseFunctionCall(name=c.name, arguments=c.arguments)
@@ -280,7 +333,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                 )
                 for i, (choice, (message, finish_reason)) in enumerate(zip(choices, messages, strict=True))
             ],
-            usage=usage_of(choices, reply.n),
+            usage=self._usage(choices, parsers, reply.n),
         )
         return JSONResponse(body.model_dump())
 
@@ -297,15 +350,18 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             return body.model_dump_json(exclude=None if reply.include_usage else {"usage"})
 
         def deltas(
-            index: int, content: str, calls: list[CallDelta], logprobs: list[TokenLogprobs]
+            index: int, thought: str, content: str, calls: list[CallDelta], logprobs: list[TokenLogprobs]
         ) -> Iterator[str]:
-            if content or logprobs:
+            if thought or content or logprobs:
+                delta = DeltaMessage(
+                    content=content if content or not thought else None,
+                    reasoning_content=thought or None,
+                    reasoning=thought or None,
+                )
                 yield chunk(
                     [
                         ChatCompletionStreamChoice(
-                            index=index,
-                            delta=DeltaMessage(content=content),
-                            logprobs=self._logprobs(reply.request, logprobs),
+                            index=index, delta=delta, logprobs=self._logprobs(reply.request, logprobs)
                         )
                     ]
                 )
@@ -331,8 +387,8 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                 return
             choices[index].add(out)
             parser = parsers[index]
-            content, calls = self._split(parser, out.text, last=out.finish_reason is not None)
-            for event in deltas(index, content, calls, out.logprobs):
+            thought, content, calls = parser.feed(out.text, last=out.finish_reason is not None)
+            for event in deltas(index, thought, content, calls, out.logprobs):
                 yield event
             if out.finish_reason is not None:
                 yield chunk(
@@ -345,4 +401,4 @@ class ChatService(GenerationService[ChatCompletionRequest]):
                     ]
                 )
         if reply.include_usage:
-            yield chunk([], usage_of(choices, reply.n))
+            yield chunk([], self._usage(choices, parsers, reply.n))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..core.errors import OpenAIError
 from ..engine.engine import RequestOutput
 from ..engine.sampling import TokenLogprobs
-from ..protocol import CompletionUsage, FinishReason, PromptTokensDetails
+from ..protocol import CompletionTokensDetails, CompletionUsage, FinishReason, PromptTokensDetails
 
 
 @dataclass
@@ -22,19 +23,31 @@ class Choice:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # The text's length and completion_tokens after each output: which tokens wrote which text.
+    marks: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, out: RequestOutput) -> None:
         self.logprobs.extend((entry, len(self.text)) for entry in out.logprobs)
         self.text += out.text
         self.prompt_tokens, self.completion_tokens = out.prompt_tokens, out.completion_tokens
         self.cached_tokens = out.cached_tokens
+        self.marks.append((len(self.text), self.completion_tokens))
         if out.finish_reason is not None:
             self.finish_reason = "stop" if out.finish_reason == "stop" else "length"
 
+    def tokens_through(self, length: int) -> int:
+        """The completion tokens that wrote the first `length` characters of the text: those up
+        to the output that reached it."""
+        if length <= 0:
+            return 0
+        at = bisect_left(self.marks, length, key=lambda mark: mark[0])
+        return self.marks[min(at, len(self.marks) - 1)][1]
 
-def usage_of(choices: list[Choice], per_prompt: int) -> CompletionUsage:
+
+def usage_of(choices: list[Choice], per_prompt: int, reasoning_tokens: int | None = None) -> CompletionUsage:
     """Each prompt counts once, however many choices (`per_prompt`) it has; so do the tokens
-    its first choice found in the prefix cache."""
+    its first choice found in the prefix cache. `reasoning_tokens`: of a thinking model's answers
+    (they count in completion_tokens too)."""
     prompt = sum(c.prompt_tokens for c in choices[::per_prompt])
     completion = sum(c.completion_tokens for c in choices)
     return CompletionUsage(
@@ -44,6 +57,9 @@ def usage_of(choices: list[Choice], per_prompt: int) -> CompletionUsage:
         prompt_tokens_details=PromptTokensDetails(
             cached_tokens=sum(c.cached_tokens for c in choices[::per_prompt])
         ),
+        completion_tokens_details=None
+        if reasoning_tokens is None
+        else CompletionTokensDetails(reasoning_tokens=reasoning_tokens),
     )
 
 

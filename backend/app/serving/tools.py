@@ -96,6 +96,9 @@ def conversation(
             text = m.text()
             blocks = [_call_block(c["name"], c["arguments"]) for c in calls]
             out.append({"role": role, "content": "\n".join([text, *blocks] if text else blocks)})
+        # Under the name Qwen3's template reads it; templates that do not read it drop it.
+        if (reasoning := m.reasoning_text()) is not None:
+            out[-1]["reasoning_content"] = reasoning
     if tools and not native:
         listing = "\n".join(json.dumps(t.model_dump(exclude_none=True)) for t in tools)
         prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
@@ -177,7 +180,7 @@ class ToolCallParser:
             if not self._in_call:
                 at = self._buffer.find(CALL_OPEN)
                 if at < 0:
-                    keep = _partial_suffix(self._buffer, CALL_OPEN)
+                    keep = partial_suffix(self._buffer, CALL_OPEN)
                     content += self._buffer[: len(self._buffer) - keep]
                     self._buffer = self._buffer[len(self._buffer) - keep :]
                     break
@@ -288,7 +291,7 @@ def _close_at(block: str) -> int:
     return -1
 
 
-def _partial_suffix(text: str, marker: str) -> int:
+def partial_suffix(text: str, marker: str) -> int:
     """Length of the longest end of `text` that begins `marker`."""
     for size in range(min(len(text), len(marker) - 1), 0, -1):
         if marker.startswith(text[-size:]):
