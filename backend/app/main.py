@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .api import openapi
-from .api.routes import health, tokenizer, v1
+from .api.routes import anthropic, health, tokenizer, v1
 from .core.auth import ApiKeyGuard
 from .core.config import Settings, get_settings
 from .core.cors import OpenAICORSMiddleware
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health)
     app.include_router(metrics_router)
     app.include_router(v1)
+    app.include_router(anthropic)
     app.include_router(tokenizer)
     if (settings.frontend_dist / "index.html").is_file():
         app.router.routes.append(FrontendMount(SinglePageApp(directory=settings.frontend_dist, html=True)))

@@ -20,6 +20,7 @@ from .serving.chat import ChatService
 from .serving.completions import CompletionService
 from .serving.embeddings import EmbeddingService
 from .serving.generation import ModelContext
+from .serving.messages import MessagesService
 from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Services:
     embeddings: EmbeddingService | None
     models: list[ModelCard]
     tokenize: TokenizeService
+    messages: MessagesService
 
 
 def load_services(settings: Settings) -> Services:
@@ -57,7 +59,7 @@ def load_services(settings: Settings) -> Services:
         ModelCard(
             id=ctx.name,
             created=created,
-            capabilities=["chat", "completions", "continue_final_message"],
+            capabilities=["chat", "completions", "continue_final_message", "messages"],
             max_model_len=engine.max_context,
         )
     ]
@@ -82,4 +84,6 @@ def load_services(settings: Settings) -> Services:
         )
         log.info("embedding model ready: %s", settings.embedding_model_path)
     chat = ChatService(ctx, settings.reasoning_format)
-    return Services(engine, chat, CompletionService(ctx), embeddings, models, TokenizeService(chat))
+    return Services(
+        engine, chat, CompletionService(ctx), embeddings, models, TokenizeService(chat), MessagesService(chat)
+    )

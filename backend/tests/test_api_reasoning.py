@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import pytest
 import thinking_model
@@ -137,6 +138,24 @@ def test_a_tool_call_after_the_thinking(
         ("now", "{}")
     ]
     assert choice["finish_reason"] == "tool_calls"
+
+
+def test_messages_stream_the_thinking_as_a_thinking_block(thinker: httpx.Client) -> None:
+    claude = anthropic.Anthropic(base_url=str(thinker.base_url), api_key="unused", max_retries=0)
+    with claude.messages.stream(
+        model=NAME, max_tokens=24, messages=MESSAGES, extra_body={"temperature": 0}
+    ) as stream:
+        events = list(stream)
+        message = stream.get_final_message()
+    deltas = [e.delta.type for e in events if e.type == "content_block_delta"]
+    assert deltas == ["thinking_delta"] * deltas.count("thinking_delta") + ["text_delta"] * deltas.count(
+        "text_delta"
+    )
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
+        ("thinking", THOUGHT),
+        ("text", ANSWER),
+    ]
+    assert message.stop_reason == "end_turn"
 
 
 def history(name: str) -> list[dict[str, Any]]:

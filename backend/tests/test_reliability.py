@@ -335,6 +335,8 @@ REFUSED_BY_DESIGN = {
     ],
     "ChatMessage": ["function_call", "audio", "refusal"],
     "CompletionRequest": ["suffix", "best_of", "echo"],
+    "MessagesRequest": ["thinking", "mcp_servers", "context_management", "container"],
+    "CountTokensRequest": ["thinking", "mcp_servers", "context_management"],
 }  # fmt: skip
 
 
@@ -342,8 +344,8 @@ def fuzz_schema(url: str, supported_only: bool) -> Any:
     raw = httpx.get(f"{url}/openapi.json", timeout=30).json()
     schemas = raw["components"]["schemas"]
     # The real model ids, so requests get past the 404.
-    for name, model in [("ChatCompletionRequest", CHAT_MODEL), ("CompletionRequest", CHAT_MODEL)]:
-        schemas[name]["properties"]["model"] = {"type": "string", "enum": [model]}
+    for name in ("ChatCompletionRequest", "CompletionRequest", "MessagesRequest", "CountTokensRequest"):
+        schemas[name]["properties"]["model"] = {"type": "string", "enum": [CHAT_MODEL]}
     schemas["EmbeddingRequest"]["properties"]["model"] = {"type": "string", "enum": [EMBEDDING_MODEL]}
     for parameter in raw["paths"]["/v1/models/{model_id}"]["get"]["parameters"]:
         parameter["schema"] = {"type": "string", "enum": [CHAT_MODEL, EMBEDDING_MODEL, "no-such-model"]}
@@ -363,7 +365,10 @@ def fuzz(url: str, operation: Any, mode: GenerationMode) -> dict[int, int]:
     def run(case: Any) -> None:
         resp = case.call_and_validate(base_url=url, headers=AUTH, timeout=REQUEST_TIMEOUT_S, checks=CHECKS)
         seen[resp.status_code] = seen.get(resp.status_code, 0) + 1
-        if resp.status_code >= 400:
+        if resp.status_code >= 400 and operation.path.startswith("/v1/messages"):
+            body = resp.json()  # Anthropic's shape on Anthropic's routes
+            assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+        elif resp.status_code >= 400:
             schema_validator().validate("ErrorResponse", resp.json())
 
     run()

@@ -16,6 +16,7 @@ from ..protocol import (
     EmbeddingRequest,
     TokenizeRequest,
 )
+from ..protocol_anthropic import CountTokensRequest, MessagesRequest
 
 REQUEST_MODELS = (
     ChatCompletionRequest,
@@ -23,6 +24,8 @@ REQUEST_MODELS = (
     EmbeddingRequest,
     TokenizeRequest,
     DetokenizeRequest,
+    MessagesRequest,
+    CountTokensRequest,
 )
 
 

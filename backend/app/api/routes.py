@@ -1,7 +1,8 @@
 """HTTP routes: validate, hand over to a serving module, return what it gives.
 
 Bodies are parsed off the event loop (body.py); the API key is checked before that, in
-core.auth. Every error a route can answer is documented with OpenAI's error schema.
+core.auth. Every error a route can answer is documented with OpenAI's error schema, or on
+Anthropic's Messages API routes with Anthropic's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from ..protocol import (
     TokenizeRequest,
     TokenizeResponse,
 )
+from ..protocol_anthropic import (
+    AnthropicErrorResponse,
+    CountTokensRequest,
+    CountTokensResponse,
+    Message,
+    MessagesRequest,
+)
 from ..services import Services
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
@@ -44,8 +52,8 @@ ERRORS = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in (*statuses, 500)}
+def errors(*statuses: int, shape: type[BaseModel] = ErrorResponse) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": shape, "description": ERRORS[status]} for status in (*statuses, 500)}
 
 
 # One Server-Sent Event, as OpenAPI 3.2 reads a text/event-stream schema (each event, not the whole
@@ -62,8 +70,14 @@ SSE_EVENT = {
 }
 
 
-def generated(request: type[BaseModel], response: type[BaseModel], *statuses: int) -> dict[str, Any]:
-    """The documentation of an endpoint that takes `request` and answers `response` (or SSE)."""
+def generated(
+    request: type[BaseModel],
+    response: type[BaseModel],
+    *statuses: int,
+    shape: type[BaseModel] = ErrorResponse,
+) -> dict[str, Any]:
+    """The documentation of an endpoint that takes `request` and answers `response` (or SSE),
+    its errors in `shape`."""
     return {
         "responses": {
             200: {
@@ -71,7 +85,7 @@ def generated(request: type[BaseModel], response: type[BaseModel], *statuses: in
                 "description": "The answer; with `stream: true`, Server-Sent Events of its chunks.",
                 "content": {"text/event-stream": {"schema": SSE_EVENT}},
             },
-            **errors(*statuses),
+            **errors(*statuses, shape=shape),
         },
         "openapi_extra": documented_body(request),
     }
@@ -138,6 +152,31 @@ async def detokenize(
     body: Annotated[DetokenizeRequest, Depends(json_body(DetokenizeRequest))], s: Loaded
 ) -> DetokenizeResponse:
     return await s.tokenize.detokenize(body)
+
+
+# Anthropic's Messages API, its errors in Anthropic's shape (core/errors.py).
+anthropic = APIRouter(prefix="/v1", responses=errors(401, 503, shape=AnthropicErrorResponse))
+
+
+@anthropic.post(
+    "/messages",
+    **generated(MessagesRequest, Message, 400, 404, 413, 429, shape=AnthropicErrorResponse),
+)
+async def messages(
+    body: Annotated[MessagesRequest, Depends(json_body(MessagesRequest))], request: Request, s: Loaded
+) -> Response:
+    return await s.messages.message(body, request)
+
+
+@anthropic.post(
+    "/messages/count_tokens",
+    responses=errors(400, 404, 413, shape=AnthropicErrorResponse),
+    openapi_extra=documented_body(CountTokensRequest),
+)
+async def count_tokens(
+    body: Annotated[CountTokensRequest, Depends(json_body(CountTokensRequest))], s: Loaded
+) -> CountTokensResponse:
+    return await s.messages.count_tokens(body)
 
 
 class Health(BaseModel):

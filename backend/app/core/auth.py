@@ -11,7 +11,8 @@ from .errors import OpenAIError
 
 class ApiKeyGuard:
     """With a key set, `/v1/…`, `/tokenize`, `/detokenize` (and `/metrics` unless made public)
-    need `Authorization: Bearer <key>`; the page, `/health` and the API description stay public.
+    need `Authorization: Bearer <key>` or, as Anthropic's clients send it, `x-api-key: <key>`;
+    the page, `/health` and the API description stay public.
     A request without the key is answered 401 before its body is read, so it costs the server
     nothing."""
 
@@ -28,15 +29,17 @@ class ApiKeyGuard:
         if self.expected is None or scope["type"] != "http" or not self.protects(scope["path"]):
             await self.app(scope, receive, send)
             return
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.expected):
+        headers = dict(scope["headers"])
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        bearer = scheme.lower() == b"bearer" and secrets.compare_digest(token.strip(), self.expected)
+        if bearer or secrets.compare_digest(headers.get(b"x-api-key", b"").strip(), self.expected):
             await self.app(scope, receive, send)
             return
         response = OpenAIError(
             401,
-            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>' (the server's API_KEY).",
+            "Incorrect or missing API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' "
+            "(the server's API_KEY).",
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
-        ).response()
+        ).response(scope["path"])
         await response(scope, receive, send)

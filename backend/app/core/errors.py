@@ -1,4 +1,6 @@
-"""One error contract for every route: OpenAI's `{"error": {message, type, param, code}}`."""
+"""One error contract per API: OpenAI's `{"error": {message, type, param, code}}`, and on the
+routes of Anthropic's Messages API (/v1/messages…) Anthropic's `{"type": "error", "error":
+{type, message}}`. Every error is raised as an OpenAIError and shaped by the path it answers."""
 
 from __future__ import annotations
 
@@ -14,6 +16,23 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
+
+
+ANTHROPIC_PREFIX = "/v1/messages"
+# Anthropic's error type for each status; other statuses are invalid_request_error or api_error.
+ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_route(path: str) -> bool:
+    """Whether `path` is one of Anthropic's Messages API routes."""
+    return path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/")
 
 
 class OpenAIError(Exception):
@@ -37,8 +56,15 @@ class OpenAIError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+    def anthropic_body(self) -> dict[str, Any]:
+        default = "invalid_request_error" if self.status < 500 else "api_error"
+        kind = ANTHROPIC_TYPES.get(self.status, default)
+        return {"type": "error", "error": {"type": kind, "message": self.message}}
+
+    def response(self, path: str = "") -> JSONResponse:
+        """The error in the shape of the API that `path` belongs to."""
+        body = self.anthropic_body() if anthropic_route(path) else self.body()
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 def model_not_found(name: str) -> OpenAIError:
@@ -148,12 +174,12 @@ def validation_error(errors: Sequence[Any]) -> OpenAIError:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenAIError)
-    async def _openai(_: Request, exc: OpenAIError) -> JSONResponse:
-        return exc.response()
+    async def _openai(request: Request, exc: OpenAIError) -> JSONResponse:
+        return exc.response(request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_error(exc.errors()).response()
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_error(exc.errors()).response(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -168,7 +194,7 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             err = OpenAIError(exc.status_code, str(exc.detail))
         err.headers = dict(exc.headers or {}) or None
-        return err.response()
+        return err.response(request.url.path)
 
 
 class BodySizeLimit:
@@ -184,7 +210,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         seen = 0
         rejected = False
@@ -197,7 +223,7 @@ class BodySizeLimit:
                 if seen > self.max_bytes and not rejected:
                     # Answer now; the app sees a client that went away and stops.
                     rejected = True
-                    await self._reject(send)
+                    await self._reject(scope, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -207,13 +233,13 @@ class BodySizeLimit:
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send) -> None:
         response = OpenAIError(
             413,
             f"The request body is larger than {self.max_bytes} bytes. Shorten the conversation "
             "or raise MAX_REQUEST_BYTES.",
             code="request_too_large",
-        ).response()
+        ).response(scope["path"])
         await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
 
@@ -246,5 +272,5 @@ class UnexpectedErrors:
                 raise
             response = OpenAIError(
                 500, "The server had an error while processing your request.", type="server_error"
-            ).response()
+            ).response(scope["path"])
             await response(scope, receive, send)

@@ -116,6 +116,7 @@ class RequestOutput:
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose keys came from the prefix cache
     error: str | None = None
+    stop_sequence: str | None = None  # the stop string that ended the sequence
 
 
 @dataclass
@@ -684,11 +685,12 @@ class Engine:
             seq.num_output += 1
             seq.state.record(token)
             finish: EndReason | None = None
+            hit: str | None = None
             if token in self.eos_ids and not seq.params.ignore_eos:
                 text, finish = seq.detok.flush(), "stop"
             else:
                 text, hit = seq.detok.feed(token)
-                if hit:
+                if hit is not None:
                     finish = "stop"
                 elif seq.state.grammar_done:  # complete: nothing but its end may follow
                     text += seq.detok.flush()
@@ -704,6 +706,7 @@ class Engine:
                 prompt_tokens=seq.num_prompt,
                 completion_tokens=seq.num_output,
                 cached_tokens=seq.cached_tokens,
+                stop_sequence=hit,
             )
             if finish is not None:
                 self._end(seq)  # before the consumer hears of it: its blocks and place are free

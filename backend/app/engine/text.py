@@ -20,19 +20,21 @@ class IncrementalDetokenizer:
         self._stop = stop
         self._pending = ""
 
-    def feed(self, token_id: int) -> tuple[str, bool]:
-        """Returns the text that may be shown now, and whether a stop string was reached."""
+    def feed(self, token_id: int) -> tuple[str, str | None]:
+        """Returns the text that may be shown now, and the stop string reached, if any (the one
+        that starts first: Anthropic's API names it)."""
         piece = self._stream.step(self._tokenizer, token_id) or ""
         if not self._stop:
-            return piece, False
+            return piece, None
         text = self._pending + piece
-        hits = [i for i in (text.find(s) for s in self._stop) if i >= 0]
+        hits = [(at, stop) for stop in self._stop if (at := text.find(stop)) >= 0]
         if hits:
             self._pending = ""
-            return text[: min(hits)], True
+            at, stop = min(hits)
+            return text[:at], stop
         hold = self._held_suffix(text)
         self._pending = text[len(text) - hold :]
-        return text[: len(text) - hold], False
+        return text[: len(text) - hold], None
 
     def flush(self) -> str:
         """What is still held back when the sequence ends for another reason."""

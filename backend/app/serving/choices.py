@@ -23,6 +23,7 @@ class Choice:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    stop_sequence: str | None = None  # the stop string that ended it, if one did
     # The text's length and completion_tokens after each output: which tokens wrote which text.
     marks: list[tuple[int, int]] = field(default_factory=list)
 
@@ -31,6 +32,7 @@ class Choice:
         self.text += out.text
         self.prompt_tokens, self.completion_tokens = out.prompt_tokens, out.completion_tokens
         self.cached_tokens = out.cached_tokens
+        self.stop_sequence = out.stop_sequence or self.stop_sequence
         self.marks.append((len(self.text), self.completion_tokens))
         if out.finish_reason is not None:
             self.finish_reason = "stop" if out.finish_reason == "stop" else "length"

@@ -144,8 +144,12 @@ class GenerationService(ABC, Generic[RequestT]):
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         ordered = with_first(first, outputs)
         if request.stream:
-            return sse_response(self.stream(reply, ordered), self.ctx.sse_ping_s)
+            return self.sse(reply, ordered)
         return await until_disconnected(raw, lambda: self.collect(reply, ordered))
+
+    def sse(self, reply: Reply[RequestT], outputs: Outputs) -> Response:
+        """The streamed response: `stream`'s events, framed as OpenAI frames them."""
+        return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s)
 
     @staticmethod
     def prompt_param(request: RequestT) -> str:

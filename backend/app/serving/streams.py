@@ -130,20 +130,32 @@ def stream_error_event(message: str) -> str:
     )
 
 
+def _sse(framed: AsyncIterator[dict[str, str]], ping_s: float) -> EventSourceResponse:
+    # `\n` separators; no caching or proxy buffering.
+    return EventSourceResponse(
+        framed, ping=ping_s, sep="\n", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
 def sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
-    """OpenAI's framing: `data: …` lines, `\\n` separators; no caching or proxy buffering."""
+    """OpenAI's framing: `data: …` lines, then `data: [DONE]`."""
 
     async def framed() -> AsyncIterator[dict[str, str]]:
         async for data in events:
             yield {"data": data}
         yield {"data": "[DONE]"}
 
-    return EventSourceResponse(
-        framed(),
-        ping=ping_s,
-        sep="\n",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _sse(framed(), ping_s)
+
+
+def named_sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
+    """Anthropic's framing: each event named (`event: …`) by the `type` of its JSON data; no [DONE]."""
+
+    async def framed() -> AsyncIterator[dict[str, str]]:
+        async for data in events:
+            yield {"event": json.loads(data)["type"], "data": data}
+
+    return _sse(framed(), ping_s)
 
 
 async def until_disconnected(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
