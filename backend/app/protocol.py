@@ -69,7 +69,8 @@ class ModelCard(Response):
     owned_by: str = "local"
     # Extensions: what the model is for, and its context length, for clients choosing one.
     # "continue_final_message": chat honours that request field (clients may offer Continue).
-    capabilities: list[Literal["chat", "completions", "embeddings", "continue_final_message"]]
+    # "responses": POST /v1/responses serves the model too.
+    capabilities: list[Literal["chat", "completions", "responses", "embeddings", "continue_final_message"]]
     max_model_len: int | None = None
 
 

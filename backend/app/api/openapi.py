@@ -16,9 +16,11 @@ from ..protocol import (
     EmbeddingRequest,
     TokenizeRequest,
 )
+from ..protocol_responses import ResponsesRequest
 
 REQUEST_MODELS = (
     ChatCompletionRequest,
+    ResponsesRequest,
     CompletionRequest,
     EmbeddingRequest,
     TokenizeRequest,

@@ -115,6 +115,14 @@ class GenerationService(ABC, Generic[RequestT]):
     # ---- shared ------------------------------------------------------------------------------
 
     async def create(self, request: RequestT, raw: Request) -> Response:
+        reply, outputs = await self.start(request, raw)
+        if request.stream:
+            return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s)
+        return await until_disconnected(raw, lambda: self.collect(reply, outputs))
+
+    async def start(self, request: RequestT, raw: Request) -> tuple[Reply[RequestT], Outputs]:
+        """Checks the request, submits its generations and waits for the first output (so a
+        request that fails early gets a real status code); the outputs follow in order."""
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
         refuse_stream_options_without_stream(request)
@@ -142,10 +150,7 @@ class GenerationService(ABC, Generic[RequestT]):
         )
         outputs = start_generation(self.ctx.engine, jobs, self.prompt_param(request))
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
-        ordered = with_first(first, outputs)
-        if request.stream:
-            return sse_response(self.stream(reply, ordered), self.ctx.sse_ping_s)
-        return await until_disconnected(raw, lambda: self.collect(reply, ordered))
+        return reply, with_first(first, outputs)
 
     @staticmethod
     def prompt_param(request: RequestT) -> str:

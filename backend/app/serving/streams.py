@@ -130,13 +130,19 @@ def stream_error_event(message: str) -> str:
     )
 
 
-def sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
-    """OpenAI's framing: `data: …` lines, `\\n` separators; no caching or proxy buffering."""
+def sse_response(
+    events: AsyncIterator[str] | AsyncIterator[dict[str, str]], ping_s: float, done: bool = True
+) -> EventSourceResponse:
+    """OpenAI's framing: `data: …` lines, `\\n` separators; no caching or proxy buffering.
+
+    An event is its data, or its fields (the Responses API names each event); `done`: a
+    `data: [DONE]` ends the stream (chat and text completions), else the last event does."""
 
     async def framed() -> AsyncIterator[dict[str, str]]:
-        async for data in events:
-            yield {"data": data}
-        yield {"data": "[DONE]"}
+        async for event in events:
+            yield event if isinstance(event, dict) else {"data": event}
+        if done:
+            yield {"data": "[DONE]"}
 
     return EventSourceResponse(
         framed(),
@@ -173,3 +179,24 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[Resp
         return Response(status_code=499)
     finally:
         watcher.cancel()
+
+
+async def until_set(outputs: Outputs, stop: asyncio.Event) -> Outputs:
+    """`outputs` until `stop` is set (a cancel from another request): then they end early, and
+    closing them aborts the generation."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(outputs))
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step})  # the generator must be idle before it is closed
+                return
+            try:
+                yield step.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopped.cancel()
+        await outputs.aclose()  # type: ignore[attr-defined]
