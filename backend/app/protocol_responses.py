@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Discriminator, Field, Tag
+from pydantic import ConfigDict, Discriminator, Field, SerializerFunctionWrapHandler, Tag, model_serializer
 
 from .protocol import JsonSchemaObject, Request, Response, StreamOptions, Temperature, Text
 
@@ -315,6 +315,13 @@ class ResponseObject(Response):
     truncation: Literal["disabled"] = "disabled"
     usage: ResponseUsage | None = None
     user: str | None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI's schema has these an object or a string when present, never null: `usage` is
+        # there once the answer has ended.
+        body: dict[str, Any] = handler(self)
+        return {k: v for k, v in body.items() if v is not None or k not in ("usage", "user")}
 
 
 class DeletedResponse(Response):
