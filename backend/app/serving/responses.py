@@ -124,7 +124,11 @@ def input_messages(items: str | list[Any]) -> list[ChatMessage]:
     for i, item in enumerate(items):
         if isinstance(item, ReasoningInputItem):
             thought = "".join(part.text for part in item.content or ())
-            if i + 1 == len(items) or isinstance(items[i + 1], FunctionCallOutputItem | ReasoningInputItem):
+            after = items[i + 1] if i + 1 < len(items) else None
+            if not (
+                isinstance(after, FunctionCallItem)
+                or (isinstance(after, InputMessage) and after.role == "assistant")
+            ):
                 raise OpenAIError(
                     400,
                     "A reasoning item must be followed by the assistant message or function call it led to.",
