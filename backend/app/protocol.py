@@ -69,8 +69,11 @@ class ModelCard(Response):
     owned_by: str = "local"
     # Extensions: what the model is for, and its context length, for clients choosing one.
     # "continue_final_message": chat honours that request field (clients may offer Continue).
-    # "messages": Anthropic's Messages API (POST /v1/messages) serves it too.
-    capabilities: list[Literal["chat", "completions", "embeddings", "continue_final_message", "messages"]]
+    # "responses": POST /v1/responses serves the model too; "messages": Anthropic's Messages API
+    # (POST /v1/messages) too.
+    capabilities: list[
+        Literal["chat", "completions", "responses", "messages", "embeddings", "continue_final_message"]
+    ]
     max_model_len: int | None = None
 
 

@@ -21,6 +21,8 @@ from .serving.completions import CompletionService
 from .serving.embeddings import EmbeddingService
 from .serving.generation import ModelContext
 from .serving.messages import MessagesService
+from .serving.response_store import ResponseStore
+from .serving.responses import ResponsesService
 from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 class Services:
     engine: Engine
     chat: ChatService
+    responses: ResponsesService
     completions: CompletionService
     embeddings: EmbeddingService | None
     models: list[ModelCard]
@@ -59,7 +62,7 @@ def load_services(settings: Settings) -> Services:
         ModelCard(
             id=ctx.name,
             created=created,
-            capabilities=["chat", "completions", "continue_final_message", "messages"],
+            capabilities=["chat", "completions", "responses", "messages", "continue_final_message"],
             max_model_len=engine.max_context,
         )
     ]
@@ -85,5 +88,12 @@ def load_services(settings: Settings) -> Services:
         log.info("embedding model ready: %s", settings.embedding_model_path)
     chat = ChatService(ctx, settings.reasoning_format)
     return Services(
-        engine, chat, CompletionService(ctx), embeddings, models, TokenizeService(chat), MessagesService(chat)
+        engine,
+        chat,
+        ResponsesService(chat, ResponseStore(settings.max_stored_responses)),
+        CompletionService(ctx),
+        embeddings,
+        models,
+        TokenizeService(chat),
+        MessagesService(chat),
     )

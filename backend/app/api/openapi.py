@@ -17,9 +17,11 @@ from ..protocol import (
     TokenizeRequest,
 )
 from ..protocol_anthropic import CountTokensRequest, MessagesRequest
+from ..protocol_responses import ResponsesRequest
 
 REQUEST_MODELS = (
     ChatCompletionRequest,
+    ResponsesRequest,
     CompletionRequest,
     EmbeddingRequest,
     TokenizeRequest,

@@ -36,6 +36,7 @@ from ..protocol_anthropic import (
     Message,
     MessagesRequest,
 )
+from ..protocol_responses import DeletedResponse, ResponseObject, ResponsesRequest
 from ..services import Services
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
@@ -115,6 +116,32 @@ async def chat_completions(
     s: Loaded,
 ) -> Response:
     return await s.chat.create(body, request)
+
+
+@v1.post("/responses", **generated(ResponsesRequest, ResponseObject, 400, 404, 413, 429))
+async def create_response(
+    body: Annotated[ResponsesRequest, Depends(json_body(ResponsesRequest))], request: Request, s: Loaded
+) -> Response:
+    return await s.responses.create(body, request)
+
+
+STORED = errors(404)
+STORED[404] = {**STORED[404], "description": "No such response stored here (`code` response_not_found)."}
+
+
+@v1.get("/responses/{response_id}", responses=STORED)
+async def get_response(response_id: str, s: Loaded) -> ResponseObject:
+    return s.responses.get(response_id)
+
+
+@v1.delete("/responses/{response_id}", responses=STORED)
+async def delete_response(response_id: str, s: Loaded) -> DeletedResponse:
+    return s.responses.delete(response_id)
+
+
+@v1.post("/responses/{response_id}/cancel", responses={**STORED, **errors(400)})
+async def cancel_response(response_id: str, s: Loaded) -> ResponseObject:
+    return await s.responses.cancel(response_id)
 
 
 @v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))

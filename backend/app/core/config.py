@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     sse_ping_s: float = Field(default=15.0, gt=0)
     num_threads: int = Field(default=0, ge=0)
 
+    # Responses API: how many responses (store: true) are kept for previous_response_id and
+    # GET /v1/responses/{id}, in this process; past it the oldest are forgotten.
+    max_stored_responses: int = Field(default=1000, ge=0)
+
     # Embeddings: requests that may wait for the embedding model (more get a 429), and the
     # tokens one request may send in all (more get a 400).
     embedding_max_waiting: int = Field(default=64, ge=1)

@@ -115,6 +115,14 @@ class GenerationService(ABC, Generic[RequestT]):
     # ---- shared ------------------------------------------------------------------------------
 
     async def create(self, request: RequestT, raw: Request) -> Response:
+        reply, outputs = await self.start(request, raw)
+        if request.stream:
+            return self.sse(reply, outputs)
+        return await until_disconnected(raw, lambda: self.collect(reply, outputs))
+
+    async def start(self, request: RequestT, raw: Request) -> tuple[Reply[RequestT], Outputs]:
+        """Checks the request, submits its generations and waits for the first output (so a
+        request that fails early gets a real status code); the outputs follow in order."""
         self.ctx.check_model(request.model)
         refuse_unsupported(request)
         refuse_stream_options_without_stream(request)
@@ -142,10 +150,7 @@ class GenerationService(ABC, Generic[RequestT]):
         )
         outputs = start_generation(self.ctx.engine, jobs, self.prompt_param(request))
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
-        ordered = with_first(first, outputs)
-        if request.stream:
-            return self.sse(reply, ordered)
-        return await until_disconnected(raw, lambda: self.collect(reply, ordered))
+        return reply, with_first(first, outputs)
 
     def sse(self, reply: Reply[RequestT], outputs: Outputs) -> Response:
         """The streamed response: `stream`'s events, framed as OpenAI frames them."""

@@ -48,7 +48,7 @@ from .chat import AnswerParser, ChatService
 from .choices import Choice, collect_choices
 from .generation import GenerationService, Reply
 from .messages_input import chat_request
-from .streams import Outputs, named_sse_response
+from .streams import Outputs, sse_response
 from .tools import CallDelta
 
 
@@ -212,4 +212,4 @@ class MessagesService(GenerationService[ChatCompletionRequest]):
                 yield event.model_dump_json()
 
     def sse(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> Response:
-        return named_sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s)
+        return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s, named=True)

@@ -130,32 +130,21 @@ def stream_error_event(message: str) -> str:
     )
 
 
-def _sse(framed: AsyncIterator[dict[str, str]], ping_s: float) -> EventSourceResponse:
-    # `\n` separators; no caching or proxy buffering.
+def sse_response(events: AsyncIterator[str], ping_s: float, named: bool = False) -> EventSourceResponse:
+    """Server-Sent Events, `\n` separators, no caching or proxy buffering. OpenAI's chat and text
+    completions: `data: …` lines, then `data: [DONE]`. `named` (the Responses and Messages APIs):
+    each event is named (`event: …`) by the `type` of its JSON data, and the last one ends the
+    stream."""
+
+    async def framed() -> AsyncIterator[dict[str, str]]:
+        async for data in events:
+            yield {"event": json.loads(data)["type"], "data": data} if named else {"data": data}
+        if not named:
+            yield {"data": "[DONE]"}
+
     return EventSourceResponse(
-        framed, ping=ping_s, sep="\n", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        framed(), ping=ping_s, sep="\n", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
-
-
-def sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
-    """OpenAI's framing: `data: …` lines, then `data: [DONE]`."""
-
-    async def framed() -> AsyncIterator[dict[str, str]]:
-        async for data in events:
-            yield {"data": data}
-        yield {"data": "[DONE]"}
-
-    return _sse(framed(), ping_s)
-
-
-def named_sse_response(events: AsyncIterator[str], ping_s: float) -> EventSourceResponse:
-    """Anthropic's framing: each event named (`event: …`) by the `type` of its JSON data; no [DONE]."""
-
-    async def framed() -> AsyncIterator[dict[str, str]]:
-        async for data in events:
-            yield {"event": json.loads(data)["type"], "data": data}
-
-    return _sse(framed(), ping_s)
 
 
 async def until_disconnected(request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
@@ -185,3 +174,24 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[Resp
         return Response(status_code=499)
     finally:
         watcher.cancel()
+
+
+async def until_set(outputs: Outputs, stop: asyncio.Event) -> Outputs:
+    """`outputs` until `stop` is set (a cancel from another request): then they end early, and
+    closing them aborts the generation."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(outputs))
+            await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step})  # the generator must be idle before it is closed
+                return
+            try:
+                yield step.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopped.cancel()
+        await outputs.aclose()  # type: ignore[attr-defined]
