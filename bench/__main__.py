@@ -4,7 +4,8 @@ One run measures every system with the same load tool, prompts and fixed-length 
 answers, interleaved (repetition 2 runs the systems in reverse order, so a drift in the
 machine's load does not favour one side), and writes docs/benchmarks.md and the plot.
 Ours and llama-server (unified and per-slot KV) also run the chat loads of bench/chat.py;
-ours also the structured-output load of bench/structured.py.
+ours also the structured-output load of bench/structured.py and the API-overhead load of
+bench/api_overhead.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from . import chat, llama_build, report, structured
+from . import api_overhead, chat, llama_build, report, structured
 from .load import percentile, run_level
 from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
@@ -121,8 +122,15 @@ def parse_args() -> argparse.Namespace:
         "unconstrained (default 2)",
     )
     p.add_argument(
+        "--api-overhead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the same chat load through the Responses and Messages APIs on ours, "
+        f"{api_overhead.STREAMS} streams (issue 27; default on)",
+    )
+    p.add_argument(
         "--only",
-        choices=["structured"],
+        choices=["structured", "api-overhead"],
         help="run only this part on ours: no machine measurements, bare generate, sweep, prefill, "
         "chat loads or profile",
     )
@@ -141,9 +149,10 @@ def parse_args() -> argparse.Namespace:
         args.cb_sized = False
     if args.level_cap_s is None:
         args.level_cap_s = 40.0 if args.quick else 60.0
-    if args.only:  # "structured": our default settings, nothing else
+    if args.only:  # our default settings, that one load, nothing else
         args.systems, args.modes, args.levels, args.prefill = "ours", "", [], []
-        args.chat, args.profile, args.structured, args.no_build = False, False, True, True
+        args.chat, args.profile, args.no_build = False, False, True
+        args.structured, args.api_overhead = args.only == "structured", args.only == "api-overhead"
     return args
 
 
@@ -328,6 +337,12 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
         except RuntimeError as exc:
             print(f"    structured load failed: {exc}", flush=True)
             run["structured_failure"] = str(exc)
+    if args.api_overhead and system.key == "ours":
+        try:
+            run["api_overhead"] = run_api_overhead(system, args, rep)
+        except RuntimeError as exc:
+            print(f"    API overhead load failed: {exc}", flush=True)
+            run["api_overhead_failure"] = str(exc)
     return run
 
 
@@ -343,6 +358,18 @@ def run_structured(system: System, args: argparse.Namespace, rep: int) -> dict[s
         out = structured.measure(server, tag, args.max_tokens, cap_s, args.structured_rounds)
     for block in out["blocks"]:
         print(f"    {structured.describe(block)}", flush=True)
+    return out
+
+
+def run_api_overhead(system: System, args: argparse.Namespace, rep: int) -> dict[str, Any]:
+    """The chat, Responses and Messages blocks on a fresh instance of our server."""
+    with Server(system, Sizing(api_overhead.STREAMS), f"r{rep}-apis") as server:
+        server.wait_ready()
+        warm_up(server, args.max_tokens)
+        tag = f"{system.key}-r{rep}-apis"
+        out = api_overhead.measure(server, tag, args.max_tokens, 4 * args.level_cap_s)
+    for block in out["blocks"]:
+        print(f"    {api_overhead.describe(block)}", flush=True)
     return out
 
 

@@ -23,11 +23,10 @@ from typing import Any
 
 import httpx
 
-from .load import BodyFactory, StreamResult, stream_chat
+from .load import CHAT_PATH, BodyFactory, StreamResult, stream_chat
 from .prompts import LongPrompts, chat_prompt, user_turn
 from .servers import Server, Sizing
 
-ROUTE = "/v1/chat/completions"
 SYSTEM_TOKENS = 350
 SHARED_TOKENS = 1000
 SHARED_USERS = 16
@@ -134,7 +133,7 @@ async def conversations(
         start = time.perf_counter()
         chats = await asyncio.gather(
             *(
-                _converse(client, base_url + ROUTE, make_body, system, i, turns, max_tokens, deadline)
+                _converse(client, base_url + CHAT_PATH, make_body, system, i, turns, max_tokens, deadline)
                 for i, system in enumerate(systems)
             )
         )
@@ -163,7 +162,7 @@ async def shared_prompt(
     async with _client(SHARED_USERS, cap_s) as client:
         streams = await asyncio.gather(
             *(
-                stream_chat(client, base_url + ROUTE, make_body(c, max_tokens), max_tokens, deadline)
+                stream_chat(client, base_url + CHAT_PATH, make_body(c, max_tokens), max_tokens, deadline)
                 for c in chats
             )
         )
@@ -192,7 +191,7 @@ async def long_paste(
     paste = prompts.make(f"{tag}-paste", PASTE_TOKENS)
     stop = asyncio.Event()
     deadline = time.monotonic() + cap_s
-    url = base_url + ROUTE
+    url = base_url + CHAT_PATH
     async with _client(PASTE_RUNNING + 1 + len(PASTE_SHORT_AFTER_S), cap_s) as client:
 
         def short(index: int, tokens: int, body: BodyFactory) -> Coroutine[Any, Any, StreamResult]:

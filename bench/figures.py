@@ -30,6 +30,9 @@ FIGURES = {
     "paste_itl_p95",
     "structured_rate",
     "unconstrained_rate",
+    "api_chat_rate",
+    "api_responses_rate",
+    "api_messages_rate",
 }
 LOWER_IS_BETTER = {"ttft_p50", "turn_ttft_p50", "paste_short_ttft_max", "paste_itl_p95"}
 
@@ -312,6 +315,22 @@ class Figures:
     def structured_ttfts(self, key: str, kind: str, streams: int) -> list[float]:
         return [t for b in self.structured_blocks(key, kind, streams) for t in b["ttft_s"]]
 
+    # ---- API overhead (bench/api_overhead.py) --------------------------------------------
+
+    def api_runs(self, key: str) -> list[dict[str, Any]]:
+        return [run["api_overhead"] for run in self.runs(key) if run.get("api_overhead")]
+
+    def api_rate(self, key: str, kind: str, streams: int) -> float | None:
+        """Mean tokens/s of the blocks of one route: the palindromic round gives each the same
+        share of early and late blocks."""
+        rates = [
+            block["tokens_per_s"]
+            for out in self.api_runs(key)
+            for block in out["blocks"]
+            if block["kind"] == kind and block["concurrency"] == streams
+        ]
+        return statistics.fmean(rates) if rates else None
+
     # ---- targets -------------------------------------------------------------------------
 
     def value(self, metric: Metric) -> float | None:
@@ -339,6 +358,8 @@ class Figures:
             return self.structured_rate(key, CONSTRAINED, load)
         if metric.figure == "unconstrained_rate":
             return self.structured_rate(key, UNCONSTRAINED, load)
+        if metric.figure.startswith("api_"):  # api_<route>_rate
+            return self.api_rate(key, metric.figure.split("_")[1], load)
         if metric.figure == "shared_reuse":
             return self.shared_reuse(key)
         if metric.figure == "paste_short_ttft_max":

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -20,6 +21,7 @@ import httpx
 # spells "fixed-length greedy answer" differently, so the system supplies this.
 BodyFactory = Callable[[list[dict[str, str]], int], dict[str, object]]
 CAPPED = "time cap reached"
+CHAT_PATH = "/v1/chat/completions"
 
 
 @dataclass
@@ -105,9 +107,12 @@ async def stream_chat(
     max_tokens: int,
     deadline: float,
     stop: asyncio.Event | None = None,
+    apply: EventParser | None = None,
 ) -> StreamResult:
     """One streamed request; never raises, so one failure does not hide the others' figures.
-    `stop` ends it early, at its next event (background streams of a load that has finished)."""
+    `stop` ends it early, at its next event (background streams of a load that has finished).
+    `apply` reads each event's data into the result: chat's chunks unless another API's."""
+    apply = apply or apply_chat_event
     result = StreamResult(sent=time.perf_counter())
     try:
         async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
@@ -122,7 +127,7 @@ async def stream_chat(
                     payload = line[5:].strip()
                     if payload == "[DONE]":
                         break
-                    _apply_event(result, json.loads(payload))
+                    apply(result, json.loads(payload), time.perf_counter())
                     if stop is not None and stop.is_set():
                         break
     except TimeoutError:
@@ -139,8 +144,19 @@ async def stream_chat(
     return result
 
 
-def _apply_event(result: StreamResult, event: dict[str, object]) -> None:
-    now = time.perf_counter()
+def arrived(result: StreamResult, text: str, now: float) -> None:
+    """Answer text arrived at `now`."""
+    result.text += text
+    result.arrivals.append(now)
+    if result.first is None:
+        result.first = now
+
+
+# Reads one event's data into a stream's result, at the time it arrived.
+EventParser = Callable[[StreamResult, dict[str, Any], float], None]
+
+
+def apply_chat_event(result: StreamResult, event: dict[str, Any], now: float) -> None:
     if "error" in event and not event.get("choices"):
         result.error = str(event["error"])[:200]
         return
@@ -148,10 +164,7 @@ def _apply_event(result: StreamResult, event: dict[str, object]) -> None:
         assert isinstance(choice, dict)
         delta = choice.get("delta") or {}
         if delta.get("content"):
-            result.text += str(delta["content"])
-            result.arrivals.append(now)
-            if result.first is None:
-                result.first = now
+            arrived(result, str(delta["content"]), now)
         if choice.get("finish_reason"):
             result.finish_reason = str(choice["finish_reason"])
     usage = event.get("usage")
@@ -170,8 +183,11 @@ async def run_level(
     max_tokens: int,
     time_cap_s: float,
     rss_probe: Callable[[], float] | None = None,
+    path: str = CHAT_PATH,
+    apply: EventParser | None = None,
 ) -> LevelResult:
-    """All prompts at once (a burst of users), one stream each; returns when all have ended."""
+    """All prompts at once (a burst of users), one stream each; returns when all have ended.
+    `path` and `apply`: another streaming API than chat's, and its events' parser."""
     limits = httpx.Limits(max_connections=len(prompts) + 4, max_keepalive_connections=len(prompts) + 4)
     timeout = httpx.Timeout(time_cap_s + 5, connect=10)
     peak = 0.0
@@ -189,7 +205,7 @@ async def run_level(
         start = time.perf_counter()
         streams = await asyncio.gather(
             *(
-                stream_chat(client, "/v1/chat/completions", make_body(p, max_tokens), max_tokens, deadline)
+                stream_chat(client, path, make_body(p, max_tokens), max_tokens, deadline, apply=apply)
                 for p in prompts
             )
         )

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import chat, structured
+from . import api_overhead, chat, structured
 from .figures import Cell, Figures, WeightBytes
 from .load import percentile
 from .servers import MODEL_DIR
@@ -43,6 +43,9 @@ UNITS = {
     "paste_itl_p95": (" s", 3),
     "structured_rate": ("", 1),
     "unconstrained_rate": ("", 1),
+    "api_chat_rate": ("", 1),
+    "api_responses_rate": ("", 1),
+    "api_messages_rate": ("", 1),
 }
 
 
@@ -399,6 +402,61 @@ class Report:
                 "",
             )
 
+    def api_overhead(self) -> None:
+        runs = self.f.api_runs(OURS)
+        if not runs:
+            return
+        streams, max_tokens = runs[0]["streams"], runs[0]["max_tokens"]
+        rows = []
+        for rep, out in enumerate(runs, 1):
+            for i, block in enumerate(out["blocks"], 1):
+                tokens = block["completion_tokens"]
+                errors = block["errors"]
+                rows.append(
+                    [
+                        f"{rep}.{i}",  # repetition.block
+                        block["kind"],
+                        f"{block['tokens_per_s']:.1f}",
+                        f"{sum(tokens) / len(tokens):.1f}" if tokens else "–",
+                        f"{block['at_limit']} / {len(tokens)}",
+                        fmt(percentile(block["ttft_s"], 50)),
+                        ms(percentile(block["itl_s"], 50)),
+                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                    ]
+                )
+        self.add(
+            "## API overhead: Responses and Messages against chat (issue 27)",
+            "",
+            f"Our server in its default settings, the same {streams} prompts streamed at once through "
+            "`/v1/chat/completions`, `/v1/responses` and `/v1/messages`, greedy, at most "
+            f"{max_tokens} tokens, in rounds of chat, responses, messages, messages, responses, chat on "
+            "one server (`bench/api_overhead.py`); the rates are means over the blocks of each route. "
+            "The newer routes have no `ignore_eos`, so no route sends it: the prompts ask for stories "
+            "longer than the limit (at the limit: the streams that reached it), and every route renders "
+            "the same chat template, so all decode the same tokens, counted from each API's usage.",
+            "",
+        )
+        self.table(
+            [
+                "Block",
+                "route",
+                "tokens/s",
+                "tokens a stream",
+                "at the limit",
+                "TTFT p50 s",
+                "ITL p50 ms",
+                "errors",
+            ],
+            rows,
+        )
+        chat_rate = self.f.api_rate(OURS, api_overhead.CHAT, streams)
+        others = [
+            (k, self.f.api_rate(OURS, k, streams)) for k in (api_overhead.RESPONSES, api_overhead.MESSAGES)
+        ]
+        if chat_rate:
+            ratios = ", ".join(f"{k} {rate:.1f} ({rate / chat_rate:.3f}x)" for k, rate in others if rate)
+            self.add(f"Chat {chat_rate:.1f} tokens/s; {ratios} (issue 27 asks for 0.95x or more).", "")
+
     def prefill_bound(self) -> None:
         keys = self.f.chat_systems()
         if not keys:
@@ -662,6 +720,7 @@ class Report:
         self.sweep()
         self.decode_bound()
         self.structured_outputs()
+        self.api_overhead()
         self.prefill_bound()
         self.prefill_and_memory()
         self.ceilings()

@@ -128,4 +128,19 @@ TARGETS: tuple[Target, ...] = (
         1 / 1.2,
         Metric("unconstrained_rate", OURS, 8),
     ),
+    # "Within 5 %" of the chat completion's tokens/s, on the same greedy answers.
+    Target(
+        27,
+        "8 streams, Responses API vs the same chat completions",
+        Metric("api_responses_rate", OURS, 8),
+        0.95,
+        Metric("api_chat_rate", OURS, 8),
+    ),
+    Target(
+        27,
+        "8 streams, Messages API vs the same chat completions",
+        Metric("api_messages_rate", OURS, 8),
+        0.95,
+        Metric("api_chat_rate", OURS, 8),
+    ),
 )
