@@ -59,6 +59,29 @@ def issue_list(issues: list[int]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+def block_rows(runs: list[dict[str, Any]], counted: str) -> list[list[str]]:
+    """A row per block of a load run in rounds (structured outputs, API overhead): repetition.block,
+    kind, tokens/s, mean tokens, the blocks' `counted` answers of all, TTFT and ITL p50, errors."""
+    rows = []
+    for rep, out in enumerate(runs, 1):
+        for i, block in enumerate(out["blocks"], 1):
+            tokens = block["completion_tokens"]
+            errors = block["errors"]
+            rows.append(
+                [
+                    f"{rep}.{i}",
+                    block["kind"],
+                    f"{block['tokens_per_s']:.1f}",
+                    f"{sum(tokens) / len(tokens):.1f}" if tokens else "–",
+                    f"{block[counted]} / {len(tokens)}",
+                    fmt(percentile(block["ttft_s"], 50)),
+                    ms(percentile(block["itl_s"], 50)),
+                    f"{len(errors)}: {errors[0][:40]}" if errors else "0",
+                ]
+            )
+    return rows
+
+
 class Report:
     def __init__(self, results: dict[str, Any]) -> None:
         self.r = results
@@ -345,23 +368,7 @@ class Report:
         if not runs:
             return
         streams, max_tokens = runs[0]["streams"], runs[0]["max_tokens"]
-        rows = []
-        for rep, out in enumerate(runs, 1):
-            for i, block in enumerate(out["blocks"], 1):
-                tokens = block["completion_tokens"]
-                errors = block["errors"]
-                rows.append(
-                    [
-                        f"{rep}.{i}",  # repetition.block
-                        block["kind"],
-                        f"{block['tokens_per_s']:.1f}",
-                        f"{sum(tokens) / len(tokens):.1f}" if tokens else "–",
-                        f"{block['json_answers']} / {len(tokens)}",
-                        fmt(percentile(block["ttft_s"], 50)),
-                        ms(percentile(block["itl_s"], 50)),
-                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
-                    ]
-                )
+        rows = block_rows(runs, "json_answers")
         self.add(
             "## Structured outputs (issue 15)",
             "",
@@ -407,23 +414,7 @@ class Report:
         if not runs:
             return
         streams, max_tokens = runs[0]["streams"], runs[0]["max_tokens"]
-        rows = []
-        for rep, out in enumerate(runs, 1):
-            for i, block in enumerate(out["blocks"], 1):
-                tokens = block["completion_tokens"]
-                errors = block["errors"]
-                rows.append(
-                    [
-                        f"{rep}.{i}",  # repetition.block
-                        block["kind"],
-                        f"{block['tokens_per_s']:.1f}",
-                        f"{sum(tokens) / len(tokens):.1f}" if tokens else "–",
-                        f"{block['at_limit']} / {len(tokens)}",
-                        fmt(percentile(block["ttft_s"], 50)),
-                        ms(percentile(block["itl_s"], 50)),
-                        f"{len(errors)}: {errors[0][:40]}" if errors else "0",
-                    ]
-                )
+        rows = block_rows(runs, "at_limit")
         self.add(
             "## API overhead: Responses and Messages against chat (issue 27)",
             "",
