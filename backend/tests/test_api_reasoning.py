@@ -11,6 +11,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import openai
 import pytest
 import thinking_model
 from api_support import REQUEST_TIMEOUT_S, SchemaValidator, assert_error, chat_stream_text, post_stream
@@ -156,6 +157,30 @@ def test_messages_stream_the_thinking_as_a_thinking_block(thinker: httpx.Client)
         ("text", ANSWER),
     ]
     assert message.stop_reason == "end_turn"
+
+
+def test_responses_carry_the_thinking_as_a_reasoning_item(
+    thinker: httpx.Client, schemas: SchemaValidator
+) -> None:
+    body = {"model": NAME, "input": "Hi", "max_output_tokens": 24, "temperature": 0}
+    resp = thinker.post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    schemas.validate("Response", resp.json())
+    client = openai.OpenAI(
+        base_url=f"{str(thinker.base_url).rstrip('/')}/v1", api_key="unused", max_retries=0
+    )
+    response = client.responses.create(**body)
+    reasoning, message = response.output
+    assert reasoning.type == "reasoning" and [c.text for c in reasoning.content or ()] == [THOUGHT]
+    assert message.type == "message" and response.output_text == ANSWER
+    assert response.usage.output_tokens_details.reasoning_tokens == THOUGHT_TOKENS
+    with client.responses.stream(**body) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    thinking = [k for k in kinds if k == "response.reasoning_text.delta"]
+    assert thinking and kinds.index(thinking[0]) < kinds.index("response.output_text.delta")
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output_text == ANSWER
 
 
 def history(name: str) -> list[dict[str, Any]]:
