@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -207,9 +208,13 @@ _PARAMS = {
 
 
 def renamed(error: OpenAIError) -> OpenAIError:
+    """`error` in Responses terms: its param, and the fields its message tells the client to change."""
     head = (error.param or "").split(".")[0].split("[")[0]
     if head in _PARAMS:
         error.param = _PARAMS[head]
+    error.message = re.sub(
+        r"\b(max_tokens|max_completion_tokens|response_format)\b", lambda m: _PARAMS[m[1]], error.message
+    )
     return error
 
 
