@@ -331,18 +331,18 @@ def run_system(system: System, args: argparse.Namespace, rep: int, long_prompts:
         except RuntimeError as exc:  # a server that fails to start: the sweep's figures stay
             print(f"    chat loads failed: {exc}", flush=True)
             run["chat_failure"] = str(exc)
-    if args.structured and system.key == "ours":
-        try:
-            run["structured"] = run_structured(system, args, rep)
-        except RuntimeError as exc:
-            print(f"    structured load failed: {exc}", flush=True)
-            run["structured_failure"] = str(exc)
-    if args.api_overhead and system.key == "ours":
-        try:
-            run["api_overhead"] = run_api_overhead(system, args, rep)
-        except RuntimeError as exc:
-            print(f"    API overhead load failed: {exc}", flush=True)
-            run["api_overhead_failure"] = str(exc)
+    # Our own loads: a server that fails to start leaves the other figures standing.
+    ours_only = (
+        ("structured", args.structured, run_structured),
+        ("api_overhead", args.api_overhead, run_api_overhead),
+    )
+    for name, wanted, load in ours_only:
+        if wanted and system.key == "ours":
+            try:
+                run[name] = load(system, args, rep)
+            except RuntimeError as exc:
+                print(f"    {name.replace('_', ' ')} load failed: {exc}", flush=True)
+                run[f"{name}_failure"] = str(exc)
     return run
 
 
