@@ -12,6 +12,7 @@ import { estimateTokens } from '../documents/tokens'
 import { newId } from '../lib/id'
 import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
+import { followLoad, modelsStore } from '../store/models'
 import { apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { addMetrics, streamClock } from './metrics'
@@ -167,6 +168,9 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
       tools: conv.tools,
       toolChoice: conv.toolChoice,
     }
+    // A model not in memory loads as the request waits: the picker shows its progress meanwhile
+    // (on a server that reports models' states; one read when the model is already loaded).
+    if (modelsStore.getState().models.some((m) => m.state)) void followLoad(model, controller.signal)
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal, onToolCall)
     final = { ...outcome(result, content !== '' || reasoning !== '' || calls.size > 0), metrics: clock.metrics(result) }
   } catch (e) {
