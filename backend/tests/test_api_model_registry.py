@@ -30,6 +30,8 @@ from server_process import (
     wait_healthy,
 )
 
+from app.registry import keep_alive_seconds, read_models_file
+
 TINY = "tiny-llama"  # in MODELS_FILE, float32 and unquantised: its memory is its tensors' bytes
 TINY_B = "tiny-llama-b"
 
@@ -332,3 +334,36 @@ def test_a_busy_model_is_not_evicted(
             tight.post("/v1/chat/completions", json=chat(TINY_B)), 503, code="model_memory_full"
         )
         assert TINY in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("90", 90.0),
+        (0, 0.0),
+        ("0", 0.0),
+        (2.5, 2.5),
+        (-1, None),
+        ("-1", None),
+    ],
+)
+def test_keep_alive_reads_ollamas_durations(value: str | float, seconds: float | None) -> None:
+    assert keep_alive_seconds(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("- {name: a}", "needs a `name` and a `path`"),
+        ("- {name: a, path: x, quantisation: int4}", "unknown keys ['quantisation']"),
+        ("- {name: a, path: x, kind: vision}", "kind must be chat or embedding"),
+        ("name: a", "must hold a list"),
+    ],
+)
+def test_a_wrong_models_file_says_what_to_fix(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(says)):
+        read_models_file(path, None)
