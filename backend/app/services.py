@@ -268,14 +268,23 @@ def load_embedder(settings: Settings, spec: ModelSpec, progress: Progress) -> Em
 
 
 def tensor_bytes(model: nn.Module) -> int:
-    """The bytes of the model's tensors (parameters, buffers, packed weights), each storage once."""
+    """The bytes of the model's tensors, each storage once: parameters, buffers, and the tensors
+    of what its layers hold besides (a native kernel's packed weights)."""
     storages: dict[int, int] = {}
+
+    def count(tensor: object) -> None:
+        if isinstance(tensor, torch.Tensor) and not tensor.is_meta:
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+
     for module in model.modules():
-        tensors: Iterable[Any] = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
-        for tensor in [*tensors, *vars(module).values()]:
-            if isinstance(tensor, torch.Tensor) and not tensor.is_meta:
-                storage = tensor.untyped_storage()
-                storages[storage.data_ptr()] = storage.nbytes()
+        for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            count(tensor)
+        for held in vars(module).values():
+            count(held)
+            if hasattr(held, "__dict__") and not isinstance(held, nn.Module | torch.Tensor):
+                for inner in vars(held).values():
+                    count(inner)
     return sum(storages.values())
 
 

@@ -110,16 +110,30 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
         root / "tight.log",
         api_key=API_KEY,
         MODELS_FILE=str(models_file(root / "tight.yaml", {TINY: tiny, TINY_B: tiny_b, "huge": huge})),
-        # A tiny model's float32 tensors take 12.6 MB: one fits, two do not.
-        MODELS_MEMORY_GB="0.02",
+        # One tiny model fits, two do not.
+        MODELS_MEMORY_GB=f"{1.5 * loaded_bytes(tiny) / 2**30:.6f}",
         **common,
     )
     try:
         wait_healthy([main, tight])
         yield main, tight
     finally:
-        main.stop()
-        tight.stop()
+        with ThreadPoolExecutor(2) as pool:  # each drains its models on its own
+            list(pool.map(ServerProcess.stop, (main, tight)))
+
+
+def loaded_bytes(folder: Path) -> int:
+    """The memory the server counts for the model in `folder`, loaded as MODELS_FILE says."""
+    import dataclasses
+
+    from app.core.config import Settings
+    from app.engine.config import ModelOptions
+    from app.engine.loader import load_chat_model
+    from app.services import tensor_bytes
+
+    options = ModelOptions.of(Settings(chat_model_path=folder))
+    model, _ = load_chat_model(dataclasses.replace(options, dtype="float32", quantization="none"))
+    return tensor_bytes(model)
 
 
 def client(server: ServerProcess) -> httpx.Client:
@@ -313,7 +327,7 @@ def test_the_least_recently_used_idle_model_makes_room(tight: httpx.Client) -> N
 def test_a_model_larger_than_the_budget_names_what_it_needs(tight: httpx.Client) -> None:
     error = assert_error(tight.post("/v1/chat/completions", json=chat("huge")), 503, code="model_load_failed")
     assert "'huge' needs about 4.00 GiB" in error["message"]
-    assert "budget is 0.02 GiB (MODELS_MEMORY_GB)" in error["message"]
+    assert "GiB (MODELS_MEMORY_GB): raise the budget" in error["message"]
     # Nothing was unloaded for it.
     assert cards(tight)[TINY]["state"] == "loaded"
 
