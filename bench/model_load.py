@@ -6,7 +6,8 @@ Makes a random-weight model folder of SmolLM2-1.7B's shape in /tmp (bfloat16, 3.
 afterwards unless --keep), starts our server with the default model loaded at start-up and that
 folder in MODELS_DIR, streams a long answer from the default model, and half-way loads the big
 model with POST /models/load. Prints, as JSON, the stream's inter-token gap (p50, p99, max)
-before and during the load, the load's time, and the server's RSS before, loaded and unloaded.
+before, during and after the load, /health's answer time during it (the event loop), the load's
+time, and the server's RSS before, loaded and unloaded.
 """
 
 from __future__ import annotations
@@ -134,11 +135,23 @@ def measure(models_dir: Path) -> dict[str, Any]:
                     if stop.is_set():
                         return
 
+        health: list[float] = []  # /health's answer times during the load: the event loop
+
+        def poll_health() -> None:
+            with httpx.Client(base_url=srv.base_url, timeout=60) as probe:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    probe.get("/health")
+                    health.append(time.monotonic() - started)
+                    time.sleep(0.5)
+
         worker = threading.Thread(target=stream)
         worker.start()
-        time.sleep(15)  # the stream's gaps before the load
+        time.sleep(20)  # the stream's gaps before the load
         rss_before = srv.rss_mb()
         load_start = time.monotonic()
+        prober = threading.Thread(target=poll_health)
+        prober.start()
         loaded = http.post("/models/load", json={"model": BIG})
         load_end = time.monotonic()
         loaded.raise_for_status()
@@ -146,6 +159,7 @@ def measure(models_dir: Path) -> dict[str, Any]:
         time.sleep(5)
         stop.set()
         worker.join()
+        prober.join()
         http.post("/models/unload", json={"model": BIG}).raise_for_status()
         time.sleep(1)
         rss_unloaded = srv.rss_mb()
@@ -157,6 +171,7 @@ def measure(models_dir: Path) -> dict[str, Any]:
             "gaps_before_load": gaps_summary([g for t, g in gaps if t < load_start]),
             "gaps_during_load": gaps_summary([g for t, g in gaps if load_start <= t <= load_end]),
             "gaps_after_load": gaps_summary([g for t, g in gaps if t > load_end]),
+            "health_during_load": gaps_summary(health),
             "rss_mib": {
                 "before": round(rss_before),
                 "loaded": round(rss_loaded),

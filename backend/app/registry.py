@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -207,6 +210,9 @@ class Registry:
         self.budget_bytes = budget_bytes
         self.load_timeout_s = load_timeout_s
         self._lock = asyncio.Lock()  # one load or unload at a time
+        # Loads and unloads run on their own thread, at the lowest CPU priority: the running
+        # engines keep their cores (bench/model_load.py measures their streams meanwhile).
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="model-load", initializer=lowest_priority)
         self._reaper: asyncio.Task[None] | None = None
         self.draining = False  # shutting down: nothing more is loaded
 
@@ -232,6 +238,7 @@ class Registry:
         # Together: each drains its requests within SHUTDOWN_GRACE_S.
         loaded = [e.model for e in self.entries.values() if e.model is not None]
         await asyncio.gather(*(asyncio.to_thread(model.close) for model in loaded))
+        self._worker.shutdown(wait=False)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -332,7 +339,7 @@ class Registry:
             before = rss()
             started = time.monotonic()
             try:
-                model = await asyncio.to_thread(self.loader, entry.spec, progress)
+                model = await loop.run_in_executor(self._worker, self.loader, entry.spec, progress)
             except Exception as exc:
                 # Its own line, a warning: a bad model file is the operator's to fix, not a bug.
                 log.warning("model %s failed to load: %s", entry.spec.name, exc)
@@ -416,7 +423,7 @@ class Registry:
         entry.load = None  # its result holds the model too
         assert model is not None
         before = rss()
-        await asyncio.to_thread(model.close)
+        await asyncio.get_running_loop().run_in_executor(self._worker, model.close)
         del model
         entry.keep_alive = entry.spec.keep_alive  # a request's keep_alive lasts one load
         log.info("model %s unloaded (RSS %s -> %s)", entry.spec.name, gib(before), gib(rss()))
@@ -475,6 +482,12 @@ def load_failed(entry: Entry) -> OpenAIError:
         type="server_error",
         code="model_load_failed",
     )
+
+
+def lowest_priority() -> None:
+    """This thread's nice value to 19 (Linux: a thread has its own); elsewhere nothing."""
+    with suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def rss() -> int:
