@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from .core.config import get_settings
 from .core.connections import guarded_protocol
 from .engine.loader import ModelLoadError
-from .services import load_services
+from .services import build_services
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,18 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.draining = True
-        engine = services.engine
-        engine.stop_admitting()
+        engines = services.drain()
         log.info("draining: waiting up to %.0f s for running requests", self.grace_s)
 
         def drain() -> None:
             deadline = time.monotonic() + self.grace_s
-            while not engine.idle and time.monotonic() < deadline:
+            while not all(engine.idle for engine in engines) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if not engine.idle:
+            if not all(engine.idle for engine in engines):
                 log.warning("grace period over: ending the requests still running with an error")
                 # The worker ends every sequence with an error output before it stops.
-                engine.shutdown(timeout=5)
+                for engine in engines:
+                    engine.shutdown(timeout=5)
                 deadline = time.monotonic() + 5
             # The engine is done before the HTTP side has written the last tokens (or the error
             # event) and [DONE]: wait for the responses in progress too, so none loses its end.
@@ -78,8 +78,9 @@ def main() -> None:
 
     # Load before listening, so a broken model folder ends here with one line, not a traceback.
     try:
-        services = load_services(settings)
-    except ModelLoadError as exc:
+        services = build_services(settings)
+        services.registry.load_pinned()
+    except (ModelLoadError, ValueError) as exc:  # ValueError: MODELS_FILE, MODELS_DIR or KEEP_ALIVE
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     app = create_app(settings, services)

@@ -10,38 +10,31 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .api import openapi
-from .api.routes import anthropic, health, tokenizer, v1
+from .api.routes import anthropic, health, models, tokenizer, v1
 from .core.auth import ApiKeyGuard
 from .core.config import Settings, get_settings
 from .core.cors import OpenAICORSMiddleware
 from .core.errors import BodySizeLimit, UnexpectedErrors, install_error_handlers
-from .core.metrics import RequestMetrics, track_embeddings, track_engine
+from .core.metrics import RequestMetrics, track_models
 from .core.metrics import router as metrics_router
 from .core.static import FrontendMount, SinglePageApp
-from .services import Services, load_services
+from .services import Services, build_services
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
-    """The app; `services` already loaded, or loaded at start-up (off the event loop)."""
+    """The app; `services` already built, or built at start-up (the models loaded off the event loop)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = services or await asyncio.to_thread(load_services, settings)
-        engine = app.state.services.engine
-        track_engine(
-            lambda: engine.stats.running,
-            lambda: engine.stats.waiting,
-            lambda: engine.blocks.in_use / engine.blocks.usable,
-        )
-        if app.state.services.embeddings is not None:
-            embedder = app.state.services.embeddings.embedder
-            track_embeddings(lambda: embedder.waiting, lambda: embedder.embedded, lambda: embedder.batches)
+        built = services or await asyncio.to_thread(build_services, settings)
+        await built.registry.start()
+        app.state.services = built
+        track_models(built.gauges)
         yield
-        engine.stop_admitting()
-        await asyncio.to_thread(engine.shutdown, settings.shutdown_grace_s)
+        await built.registry.stop()
 
     app = FastAPI(
         title="Local LLM chat API",
@@ -69,6 +62,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(v1)
     app.include_router(anthropic)
     app.include_router(tokenizer)
+    app.include_router(models)
     if (settings.frontend_dist / "index.html").is_file():
         app.router.routes.append(FrontendMount(SinglePageApp(directory=settings.frontend_dist, html=True)))
     return app

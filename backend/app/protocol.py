@@ -75,11 +75,41 @@ class ModelCard(Response):
         Literal["chat", "completions", "responses", "messages", "embeddings", "continue_final_message"]
     ]
     max_model_len: int | None = None
+    # Extensions for a model picker (Ollama's and llama-server's router mode show the same): its
+    # state, what it is, its weights on disk, its memory once loaded, a load's progress (0..1)
+    # and why it failed.
+    state: Literal["unloaded", "loading", "loaded", "failed"] = "loaded"
+    kind: Literal["chat", "embedding"] = "chat"
+    size_bytes: int = 0
+    memory_bytes: int | None = None
+    progress: float | None = None
+    error: str | None = None
 
 
 class ModelList(Response):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class ModelUnloadRequest(Request):
+    """POST /models/unload (llama-server's router mode names it so)."""
+
+    model: Text
+
+
+class ModelLoadRequest(ModelUnloadRequest):
+    """POST /models/load; with `stream`, Server-Sent Events of its progress."""
+
+    stream: bool = False
+
+
+class ModelLoadEvent(Response):
+    """One event of a streamed load: the state now and the share of the load done (0..1)."""
+
+    model: str
+    state: Literal["unloaded", "loading", "loaded", "failed"]
+    progress: float
+    error: str | None = None
 
 
 # ---- shared sampling fields ----------------------------------------------------------------
@@ -91,6 +121,9 @@ class StreamOptions(Request):
 
 
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
+# Ollama's keep_alive: how long the model stays loaded once idle after this request ("5m",
+# seconds, 0: unload it now, -1: keep it); a model loaded at start-up stays regardless.
+KeepAlive = str | int | float | None
 Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
 
 
@@ -114,6 +147,7 @@ class SamplingRequest(Request):
     top_k: Annotated[int, Field(ge=-1)] | None = None
     repetition_penalty: Annotated[float, Field(gt=0.0, le=10.0)] | None = None
     ignore_eos: bool = False
+    keep_alive: KeepAlive = None
 
     def requested_max_tokens(self) -> int | None:
         """The cap on generated tokens the client set, if any (the endpoint has a default)."""
@@ -480,6 +514,7 @@ class EmbeddingRequest(Request):
     encoding_format: Literal["float", "base64"] | None = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
     user: str | None = None
+    keep_alive: KeepAlive = None
 
 
 class Embedding(Response):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag
 
-from .protocol import JsonSchemaObject, Request, Response, Text
+from .protocol import JsonSchemaObject, KeepAlive, Request, Response, Text
 
 
 def _tagged(tags: dict[str | None, str], default: str | None = None) -> Any:
@@ -185,6 +185,7 @@ class MessagesRequest(MessagesInput):
     service_tier: str | None = None
     # Declared so it parses; refused with a 400 when set.
     container: Any = None
+    keep_alive: KeepAlive = None
 
 
 class CountTokensRequest(MessagesInput):

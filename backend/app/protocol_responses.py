@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, SerializerFunctionWrapHandler, Tag, model_serializer
 
-from .protocol import JsonSchemaObject, Request, Response, StreamOptions, Temperature, Text
+from .protocol import JsonSchemaObject, KeepAlive, Request, Response, StreamOptions, Temperature, Text
 
 # ---- input items ------------------------------------------------------------------------------
 
@@ -198,6 +198,7 @@ class ResponsesRequest(Request):
     text: TextParam | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
+    keep_alive: KeepAlive = None
     store: bool = True
     stream: bool | None = False
     stream_options: StreamOptions | None = None

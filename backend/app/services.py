@@ -1,21 +1,44 @@
-"""Loading the models once at start-up and wiring them to the serving modules."""
+"""The models the settings name, wired to the serving modules: what loading one means (its own
+engine, KV cache and prefix cache, or its own embedder) and what unloading it frees. When they
+load is the registry's (registry.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import psutil
 import torch
+import transformers.core_model_loading as hf_loading
+from torch import nn
 
 from .core.config import Settings
+from .core.metrics import ModelGauges
 from .engine.config import EngineConfig, ModelOptions
 from .engine.embedder import Embedder
 from .engine.engine import Engine
-from .engine.loader import check_model_folder, load_chat_model, loading
+from .engine.loader import check_model_folder, load_chat_model, loading, resolve_device, resolve_dtype
+from .engine.memory import trim_heap
 from .engine.quantization import quantization_of
 from .protocol import ModelCard
+from .registry import (
+    Entry,
+    KeepAlive,
+    ModelSpec,
+    Progress,
+    Registry,
+    keep_alive_seconds,
+    read_models_file,
+    scan_models_dir,
+)
 from .serving.chat import ChatService
 from .serving.completions import CompletionService
 from .serving.embeddings import EmbeddingService
@@ -27,73 +50,286 @@ from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
 
+CHAT_CAPABILITIES = ["chat", "completions", "responses", "messages", "continue_final_message"]
+# The share of a load's progress that reading the weights stands for; quantising and starting
+# the engine take the rest.
+WEIGHTS_SHARE = 0.9
+
 
 @dataclass
-class Services:
+class ChatModel:
+    """A loaded chat model: its engine and the services over it."""
+
     engine: Engine
     chat: ChatService
     responses: ResponsesService
     completions: CompletionService
-    embeddings: EmbeddingService | None
-    models: list[ModelCard]
     tokenize: TokenizeService
     messages: MessagesService
+    memory_bytes: int
+    grace_s: float
+
+    @property
+    def busy(self) -> bool:
+        return not self.engine.idle
+
+    def close(self) -> None:
+        self.engine.stop_admitting()
+        self.engine.shutdown(self.grace_s)
+        free_memory()
 
 
-def load_services(settings: Settings) -> Services:
-    started = time.monotonic()
-    # Every folder is checked before the slow load, so a wrong path fails at once.
+@dataclass
+class EmbeddingModel:
+    embeddings: EmbeddingService
+    memory_bytes: int
+
+    @property
+    def busy(self) -> bool:
+        return self.embeddings.embedder.waiting > 0
+
+    def close(self) -> None:
+        self.embeddings.embedder.close()
+        free_memory()
+
+
+@dataclass
+class Services:
+    registry: Registry
+    store: ResponseStore  # every chat model's stored responses, for GET, DELETE and cancel
+
+    def cards(self) -> list[ModelCard]:
+        return [card(entry) for entry in self.registry.entries.values()]
+
+    @asynccontextmanager
+    async def chat(self, name: str, keep_alive: KeepAlive = None) -> AsyncIterator[ChatModel]:
+        """The chat model `name`, loaded, held for the block (registry.use)."""
+        async with self.registry.use(name, "chat", keep_alive) as model:
+            assert isinstance(model, ChatModel)
+            yield model
+
+    @asynccontextmanager
+    async def embedder(self, name: str, keep_alive: KeepAlive = None) -> AsyncIterator[EmbeddingModel]:
+        async with self.registry.use(name, "embedding", keep_alive) as model:
+            assert isinstance(model, EmbeddingModel)
+            yield model
+
+    def drain(self) -> list[Engine]:
+        """Shutting down: no more loads, and the loaded engines admit no more requests (returned,
+        to wait for)."""
+        self.registry.draining = True
+        engines = [e.model.engine for e in self.registry.entries.values() if isinstance(e.model, ChatModel)]
+        for engine in engines:
+            engine.stop_admitting()
+        return engines
+
+    def gauges(self) -> dict[str, ModelGauges]:
+        """Each model's gauges for /metrics."""
+        read = {}
+        for name, entry in self.registry.entries.items():
+            model = entry.model
+            if isinstance(model, ChatModel):
+                engine = model.engine
+                read[name] = ModelGauges(
+                    True,
+                    engine.stats.running,
+                    engine.stats.waiting,
+                    engine.blocks.in_use / engine.blocks.usable,
+                )
+            elif isinstance(model, EmbeddingModel):
+                embedder = model.embeddings.embedder
+                read[name] = ModelGauges(
+                    True,
+                    embedding_waiting=embedder.waiting,
+                    embedded=embedder.embedded,
+                    embedding_batches=embedder.batches,
+                )
+            else:
+                read[name] = ModelGauges(False)
+        return read
+
+
+def card(entry: Entry) -> ModelCard:
+    model = entry.model
+    if isinstance(model, ChatModel):
+        max_len: int | None = model.engine.max_context
+    elif isinstance(model, EmbeddingModel):
+        max_len = model.embeddings.embedder.max_tokens
+    else:
+        max_len = entry.spec.options.get("max_model_len") or None
+    return ModelCard(
+        id=entry.spec.name,
+        created=int(entry.spec.path.stat().st_mtime) if entry.spec.path.exists() else 0,
+        capabilities=CHAT_CAPABILITIES if entry.spec.kind == "chat" else ["embeddings"],  # type: ignore[arg-type]
+        max_model_len=max_len,
+        state=entry.state,
+        kind=entry.spec.kind,
+        size_bytes=entry.spec.size_bytes,
+        memory_bytes=entry.memory_bytes,
+        progress=entry.progress if entry.state == "loading" else None,
+        error=entry.error,
+    )
+
+
+def model_specs(settings: Settings) -> list[ModelSpec]:
+    """The one-model shorthand first (pinned), then MODELS_FILE's models, then MODELS_DIR's: a
+    name already taken keeps its first model."""
+    ttl = keep_alive_seconds(settings.keep_alive)
+    specs = []
+    if settings.chat_model_path is not None:
+        specs.append(ModelSpec(settings.chat_model_name, settings.chat_model_path, "chat", pinned=True))
+    if settings.embedding_model_path is not None:
+        specs.append(
+            ModelSpec(settings.embedding_model_name, settings.embedding_model_path, "embedding", pinned=True)
+        )
+    if settings.models_file is not None:
+        specs += read_models_file(settings.models_file, ttl)
+    if settings.models_dir is not None:
+        specs += scan_models_dir(settings.models_dir, ttl)
+    return specs
+
+
+def memory_budget(settings: Settings) -> int:
+    if settings.models_memory_gb > 0:
+        return int(settings.models_memory_gb * 2**30)
+    device = resolve_device(settings.device)
+    if device.type == "cuda":
+        return int(0.8 * torch.cuda.get_device_properties(device).total_memory)
+    return psutil.virtual_memory().total // 2
+
+
+def build_services(settings: Settings) -> Services:
+    """The registry of every configured model, nothing loaded yet (Registry.start loads the pinned)."""
+    # Every pinned folder is checked before the slow loads, so a wrong path fails at once.
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
-    model, tokenizer = load_chat_model(ModelOptions.of(settings))
-    device = model.device
-    engine = Engine(model, tokenizer, EngineConfig.of(settings))
+    store = ResponseStore(settings.max_stored_responses)
+
+    def load(spec: ModelSpec, progress: Progress) -> ChatModel | EmbeddingModel:
+        if spec.kind == "chat":
+            return load_chat(settings, spec, store, progress)
+        return load_embedder(settings, spec, progress)
+
+    registry = Registry(model_specs(settings), load, memory_budget(settings), settings.queue_timeout_s)
+    return Services(registry, store)
+
+
+def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progress: Progress) -> ChatModel:
+    started = time.monotonic()
+    options = {k: v for k, v in spec.options.items() if k in ("quantization", "dtype")}
+    engine_options = {k: v for k, v in spec.options.items() if k == "max_model_len"}
+    with weights_progress(progress):
+        model, tokenizer = load_chat_model(
+            dataclasses.replace(ModelOptions.of(settings), chat_model_path=spec.path, **options)
+        )
+    engine = Engine(model, tokenizer, dataclasses.replace(EngineConfig.of(settings), **engine_options))
     engine.start()
     fingerprint = (
         "fp_"
         + hashlib.sha256(
-            f"{settings.chat_model_name}|{model.dtype}|{quantization_of(model)}|{settings.dense_prefill}|"
-            f"{device.type}|{torch.__version__}".encode()
+            f"{spec.name}|{model.dtype}|{quantization_of(model)}|{settings.dense_prefill}|"
+            f"{model.device.type}|{torch.__version__}".encode()
         ).hexdigest()[:10]
     )
-    ctx = ModelContext(settings.chat_model_name, engine, tokenizer, fingerprint, settings.sse_ping_s)
-    created = int(time.time())
-    models = [
-        ModelCard(
-            id=ctx.name,
-            created=created,
-            capabilities=["chat", "completions", "responses", "messages", "continue_final_message"],
-            max_model_len=engine.max_context,
-        )
-    ]
-    log.info("chat model ready in %.1f s (context %d tokens)", time.monotonic() - started, engine.max_context)
-    embeddings = None
-    if settings.embedding_model_path is not None:
-        with loading("Embedding", settings.embedding_model_path):
-            embedder = Embedder(
-                settings.embedding_model_path,
-                device,
-                torch.float32 if device.type == "cpu" else model.dtype,
-                max_waiting=settings.embedding_max_waiting,
-            )
-        embeddings = EmbeddingService(settings.embedding_model_name, embedder, settings.max_embedding_tokens)
-        models.append(
-            ModelCard(
-                id=settings.embedding_model_name,
-                created=created,
-                capabilities=["embeddings"],
-                max_model_len=embedder.max_tokens,
-            )
-        )
-        log.info("embedding model ready: %s", settings.embedding_model_path)
+    ctx = ModelContext(spec.name, engine, tokenizer, fingerprint, settings.sse_ping_s)
     chat = ChatService(ctx, settings.reasoning_format)
-    return Services(
+    log.info(
+        "chat model %s ready in %.1f s (context %d tokens)",
+        spec.name,
+        time.monotonic() - started,
+        engine.max_context,
+    )
+    return ChatModel(
         engine,
         chat,
-        ResponsesService(chat, ResponseStore(settings.max_stored_responses)),
+        ResponsesService(chat, store),
         CompletionService(ctx),
-        embeddings,
-        models,
         TokenizeService(chat),
         MessagesService(chat),
+        tensor_bytes(model),
+        settings.shutdown_grace_s,
     )
+
+
+def load_embedder(settings: Settings, spec: ModelSpec, progress: Progress) -> EmbeddingModel:
+    device = resolve_device(settings.device)
+    check_model_folder(spec.path, "Embedding")
+    with loading("Embedding", spec.path), weights_progress(progress):
+        embedder = Embedder(
+            spec.path,
+            device,
+            # float32 on a CPU, as before; the chat model's dtype on a GPU.
+            torch.float32 if device.type == "cpu" else resolve_dtype(settings.dtype, device),
+            max_waiting=settings.embedding_max_waiting,
+        )
+    log.info("embedding model %s ready: %s", spec.name, spec.path)
+    service = EmbeddingService(spec.name, embedder, settings.max_embedding_tokens)
+    return EmbeddingModel(service, tensor_bytes(embedder.model))
+
+
+def tensor_bytes(model: nn.Module) -> int:
+    """The bytes of the model's tensors, each storage once: parameters, buffers, and the tensors
+    of what its layers hold besides (a native kernel's packed weights)."""
+    storages: dict[int, int] = {}
+
+    def count(tensor: object) -> None:
+        if isinstance(tensor, torch.Tensor) and not tensor.is_meta:
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+
+    for module in model.modules():
+        for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            count(tensor)
+        for held in vars(module).values():
+            count(held)
+            if hasattr(held, "__dict__") and not isinstance(held, nn.Module | torch.Tensor):
+                for inner in vars(held).values():
+                    count(inner)
+    return sum(storages.values())
+
+
+def free_memory() -> None:
+    """Returns an unloaded model's memory: its cycles collected, glibc's freed blocks unmapped."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    trim_heap()
+
+
+# ---- load progress: transformers' own "Loading weights" loop, reported per loading thread -------
+
+_reporting = threading.local()
+
+
+class _WeightsBar:
+    """transformers' progress bar over the weights it loads, which also reports the share done to
+    the loading thread's callback (loads run one per thread)."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, iterable: Any = None, *args: Any, **kwargs: Any) -> Any:
+        bar = self.bar(iterable, *args, **kwargs)
+        report: Progress | None = getattr(_reporting, "progress", None)
+        if report is None or not hasattr(iterable, "__len__") or not len(iterable):
+            return bar
+        return _reported(bar, len(iterable), report)
+
+
+def _reported(bar: Iterable[Any], total: int, report: Progress) -> Iterator[Any]:
+    for done, item in enumerate(bar, 1):
+        yield item
+        report(WEIGHTS_SHARE * done / total)
+
+
+if not isinstance(getattr(hf_loading, "tqdm", None), _WeightsBar) and hasattr(hf_loading, "tqdm"):
+    hf_loading.tqdm = _WeightsBar(hf_loading.tqdm)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def weights_progress(progress: Progress) -> Iterator[None]:
+    _reporting.progress = progress
+    try:
+        yield
+    finally:
+        _reporting.progress = None

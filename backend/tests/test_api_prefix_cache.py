@@ -13,10 +13,14 @@ from app.engine.loader import resolve_dense_prefill
 
 
 def metric(http: httpx.Client, name: str) -> float:
+    values = []
     for line in http.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+        # Summed over its labels (the model's), so the figures of every model count.
+        if line.startswith((name + " ", name + "{")):
+            values.append(float(line.rsplit(" ", 1)[1]))
+    if not values:
+        raise AssertionError(f"{name} not in /metrics")
+    return sum(values)
 
 
 def test_a_repeated_prompt_reports_its_cached_tokens(http: httpx.Client, schemas: SchemaValidator) -> None:

@@ -62,10 +62,14 @@ def api(guarded: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def metric(api: httpx.Client, name: str) -> float:
+    values = []
     for line in api.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+        # Summed over its labels (the model's), so the figures of every model count.
+        if line.startswith((name + " ", name + "{")):
+            values.append(float(line.rsplit(" ", 1)[1]))
+    if not values:
+        raise AssertionError(f"{name} not in /metrics")
+    return sum(values)
 
 
 def health(api: httpx.Client) -> dict[str, Any]:

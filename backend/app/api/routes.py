@@ -7,13 +7,14 @@ Anthropic's Messages API routes with Anthropic's.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
 
-from ..core.errors import model_not_found
 from ..protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -26,6 +27,9 @@ from ..protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    ModelLoadEvent,
+    ModelLoadRequest,
+    ModelUnloadRequest,
     TokenizeRequest,
     TokenizeResponse,
 )
@@ -37,7 +41,7 @@ from ..protocol_anthropic import (
     MessagesRequest,
 )
 from ..protocol_responses import DeletedResponse, ResponseObject, ResponsesRequest
-from ..services import Services
+from ..services import ChatModel, EmbeddingModel, Services, card
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
 from .deps import services
@@ -98,15 +102,12 @@ Loaded = Annotated[Services, Depends(services)]
 
 @v1.get("/models")
 async def list_models(s: Loaded) -> ModelList:
-    return ModelList(data=s.models)
+    return ModelList(data=s.cards())
 
 
 @v1.get("/models/{model_id:path}", responses=errors(404))
 async def get_model(model_id: str, s: Loaded) -> ModelCard:
-    for card in s.models:
-        if card.id == model_id:
-            return card
-    raise model_not_found(model_id)
+    return card(s.registry.entry(model_id))
 
 
 @v1.post("/chat/completions", **generated(ChatCompletionRequest, ChatCompletionResponse, 400, 404, 413, 429))
@@ -115,14 +116,16 @@ async def chat_completions(
     request: Request,
     s: Loaded,
 ) -> Response:
-    return await s.chat.create(body, request)
+    async with s.chat(body.model, body.keep_alive) as m:
+        return await m.chat.create(body, request)
 
 
 @v1.post("/responses", **generated(ResponsesRequest, ResponseObject, 400, 404, 413, 429))
 async def create_response(
     body: Annotated[ResponsesRequest, Depends(json_body(ResponsesRequest))], request: Request, s: Loaded
 ) -> Response:
-    return await s.responses.create(body, request)
+    async with s.chat(body.model, body.keep_alive) as m:
+        return await m.responses.create(body, request)
 
 
 STORED = errors(404)
@@ -131,34 +134,78 @@ STORED[404] = {**STORED[404], "description": "No such response stored here (`cod
 
 @v1.get("/responses/{response_id}", responses=STORED)
 async def get_response(response_id: str, s: Loaded) -> ResponseObject:
-    return s.responses.get(response_id)
+    return s.store.get(response_id).body
 
 
 @v1.delete("/responses/{response_id}", responses=STORED)
 async def delete_response(response_id: str, s: Loaded) -> DeletedResponse:
-    return s.responses.delete(response_id)
+    s.store.delete(response_id)
+    return DeletedResponse(id=response_id)
 
 
 @v1.post("/responses/{response_id}/cancel", responses={**STORED, **errors(400)})
 async def cancel_response(response_id: str, s: Loaded) -> ResponseObject:
-    return await s.responses.cancel(response_id)
+    return await s.store.cancel(response_id)
 
 
 @v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))
 async def completions(
     body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))], request: Request, s: Loaded
 ) -> Response:
-    return await s.completions.create(body, request)
+    async with s.chat(body.model, body.keep_alive) as m:
+        return await m.completions.create(body, request)
 
 
 @v1.post("/embeddings", **generated(EmbeddingRequest, EmbeddingResponse, 400, 404, 413, 429))
 async def embeddings(
     body: Annotated[EmbeddingRequest, Depends(json_body(EmbeddingRequest))], request: Request, s: Loaded
 ) -> Response:
-    service = s.embeddings
-    if service is None:
-        raise model_not_found(body.model)
-    return await until_disconnected(request, lambda: service.create(body))
+    async with s.embedder(body.model, body.keep_alive) as m:
+        return await until_disconnected(request, lambda: m.embeddings.create(body))
+
+
+# llama-server's router mode: an operator loads and unloads models (behind the API key).
+models = APIRouter(responses=errors(401, 503))
+
+
+@models.post(
+    "/models/load",
+    responses={
+        200: {
+            "model": ModelCard,
+            "description": "The model, loaded; with `stream: true`, Server-Sent Events of ModelLoadEvent "
+            "(its state and progress) ending with state loaded or failed.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **errors(400, 404, 413),
+    },
+    openapi_extra=documented_body(ModelLoadRequest),
+)
+async def load_model(
+    body: Annotated[ModelLoadRequest, Depends(json_body(ModelLoadRequest))], s: Loaded
+) -> Response:
+    entry = s.registry.entry(body.model)
+    load = s.registry.retry_load(entry)
+    if not body.stream:
+        await load
+        return JSONResponse(card(entry).model_dump())
+
+    async def events() -> AsyncIterator[str]:
+        async for state, progress in s.registry.watch(entry):
+            event = ModelLoadEvent(model=entry.spec.name, state=state, progress=progress, error=entry.error)
+            yield event.model_dump_json(exclude_none=True)
+
+    return EventSourceResponse(events())
+
+
+@models.post(
+    "/models/unload", responses=errors(400, 404, 413), openapi_extra=documented_body(ModelUnloadRequest)
+)
+async def unload_model(
+    body: Annotated[ModelUnloadRequest, Depends(json_body(ModelUnloadRequest))], s: Loaded
+) -> ModelCard:
+    """Unloads the model once its running requests have finished."""
+    return card(await s.registry.unload(body.model))
 
 
 # vLLM's paths, outside /v1 (they are not OpenAI's).
@@ -169,7 +216,8 @@ tokenizer = APIRouter(responses=errors(401, 503))
 async def tokenize(
     body: Annotated[TokenizeRequest, Depends(json_body(TokenizeRequest))], s: Loaded
 ) -> TokenizeResponse:
-    return await s.tokenize.tokenize(body)
+    async with s.chat(body.model) as m:
+        return await m.tokenize.tokenize(body)
 
 
 @tokenizer.post(
@@ -178,7 +226,8 @@ async def tokenize(
 async def detokenize(
     body: Annotated[DetokenizeRequest, Depends(json_body(DetokenizeRequest))], s: Loaded
 ) -> DetokenizeResponse:
-    return await s.tokenize.detokenize(body)
+    async with s.chat(body.model) as m:
+        return await m.tokenize.detokenize(body)
 
 
 # Anthropic's Messages API, its errors in Anthropic's shape (core/errors.py).
@@ -192,7 +241,8 @@ anthropic = APIRouter(prefix="/v1", responses=errors(401, 503, shape=AnthropicEr
 async def messages(
     body: Annotated[MessagesRequest, Depends(json_body(MessagesRequest))], request: Request, s: Loaded
 ) -> Response:
-    return await s.messages.message(body, request)
+    async with s.chat(body.model, body.keep_alive) as m:
+        return await m.messages.message(body, request)
 
 
 @anthropic.post(
@@ -203,7 +253,8 @@ async def messages(
 async def count_tokens(
     body: Annotated[CountTokensRequest, Depends(json_body(CountTokensRequest))], s: Loaded
 ) -> CountTokensResponse:
-    return await s.messages.count_tokens(body)
+    async with s.chat(body.model) as m:
+        return await m.messages.count_tokens(body)
 
 
 class Health(BaseModel):
@@ -224,22 +275,27 @@ health = APIRouter()
     "/health",
     response_model=Health,
     response_model_exclude_none=True,
-    responses={503: {"model": Health, "description": "Loading, draining, or the engine died."}},
+    responses={503: {"model": Health, "description": "Loading, draining, or an engine died."}},
 )
 async def get_health(request: Request) -> JSONResponse:
+    """Every loaded model's engine together: the pinned ones (CHAT_MODEL_PATH) at least, once
+    start-up has loaded them; models loaded on demand count while they are loaded."""
     loaded: Services | None = getattr(request.app.state, "services", None)
-    engine = loaded.engine if loaded else None
+    models = loaded.registry.entries.values() if loaded else ()
+    engines = [e.model.engine for e in models if isinstance(e.model, ChatModel)]
+    embedders = [e.model.embeddings.embedder for e in models if isinstance(e.model, EmbeddingModel)]
+    dead = [engine for engine in engines if not engine.alive]
     body = Health(
         status="ok",
         model_loaded=loaded is not None,
-        engine_alive=bool(engine and engine.alive),
-        accepting=bool(engine and engine.accepting),
-        running=engine.stats.running if engine else 0,
-        waiting=engine.stats.waiting if engine else 0,
-        embedding_waiting=loaded.embeddings.embedder.waiting if loaded and loaded.embeddings else 0,
+        engine_alive=loaded is not None and not dead,
+        accepting=loaded is not None and all(engine.accepting for engine in engines),
+        running=sum(engine.stats.running for engine in engines),
+        waiting=sum(engine.stats.waiting for engine in engines),
+        embedding_waiting=sum(embedder.waiting for embedder in embedders),
     )
-    if engine is None or not engine.alive or not engine.accepting:
-        body.status = "loading" if engine is None else "draining" if engine.alive else "dead"
-        body.error = engine.error if engine is not None else None
+    if loaded is None or dead or not body.accepting:
+        body.status = "loading" if loaded is None else "dead" if dead else "draining"
+        body.error = dead[0].error if dead else None
         return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
     return JSONResponse(body.model_dump(exclude_none=True))

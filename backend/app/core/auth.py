@@ -10,7 +10,8 @@ from .errors import OpenAIError
 
 
 class ApiKeyGuard:
-    """With a key set, `/v1/…`, `/tokenize`, `/detokenize` (and `/metrics` unless made public)
+    """With a key set, `/v1/…`, `/tokenize`, `/detokenize`, `/models/load`, `/models/unload` (and
+    `/metrics` unless made public)
     need `Authorization: Bearer <key>` or, as Anthropic's clients send it, `x-api-key: <key>`;
     the page, `/health` and the API description stay public.
     A request without the key is answered 401 before its body is read, so it costs the server
@@ -19,7 +20,7 @@ class ApiKeyGuard:
     def __init__(self, app: ASGIApp, api_key: str | None, metrics_public: bool) -> None:
         self.app = app
         self.expected = api_key.encode() if api_key else None
-        api = ("/v1", "/tokenize", "/detokenize")
+        api = ("/v1", "/tokenize", "/detokenize", "/models/load", "/models/unload")
         self.guarded = api if metrics_public else (*api, "/metrics")
 
     def protects(self, path: str) -> bool:

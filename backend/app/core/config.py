@@ -20,10 +20,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
-    chat_model_path: Path = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
+    # The one-model shorthand: loaded at start-up and kept (empty: none, with MODELS_DIR/MODELS_FILE).
+    chat_model_path: Path | None = REPO_ROOT / "models" / "SmolLM2-135M-Instruct"
     chat_model_name: str = "SmolLM2-135M-Instruct"
     embedding_model_path: Path | None = REPO_ROOT / "models" / "all-MiniLM-L6-v2"
     embedding_model_name: str = "all-MiniLM-L6-v2"
+    # More models, loaded when a request names one: a folder scanned for Hugging Face folders and
+    # .gguf files, and/or a YAML file listing them with their options (docs/settings.md).
+    models_dir: Path | None = None
+    models_file: Path | None = None
+    # How long such a model stays loaded once idle, in Ollama's syntax: "5m", "1h", seconds;
+    # 0 unloads it after each request, -1 keeps it. A request's `keep_alive` overrides it.
+    keep_alive: str = "5m"
+    # The memory the loaded models' weights may take (GiB); past it the least recently used idle
+    # one is unloaded first. 0: half the RAM (CPU) or 80 % of the GPU's memory.
+    models_memory_gb: float = Field(default=0, ge=0)
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -103,7 +114,20 @@ class Settings(BaseSettings):
     def _bool_is_text(cls, value: object) -> object:
         return str(value).lower() if isinstance(value, bool) else value
 
-    @field_validator("api_key", "embedding_model_path", "device_map", mode="before")
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _keep_alive_is_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator(
+        "api_key",
+        "chat_model_path",
+        "embedding_model_path",
+        "models_dir",
+        "models_file",
+        "device_map",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

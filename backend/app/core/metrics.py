@@ -1,53 +1,102 @@
-"""Prometheus metrics: requests by route and status, tokens, queue depth, latencies."""
+"""Prometheus metrics: requests by route and status; per model (a `model` label) tokens, queue
+depth, latencies and whether it is loaded."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("llm_http_requests_total", "HTTP requests by route and status.", ["route", "status"])
-PROMPT_TOKENS = Counter("llm_prompt_tokens_total", "Prompt tokens of requests that started answering.")
+# Per model: each carries a `model` label.
+PROMPT_TOKENS = Counter(
+    "llm_prompt_tokens_total", "Prompt tokens of requests that started answering.", ["model"]
+)
 # vLLM's names: prompt tokens looked up in the prefix cache, and those found there.
-PREFIX_QUERIES = Counter("llm_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.")
-PREFIX_HITS = Counter("llm_prefix_cache_hits_total", "Prompt tokens whose keys came from the prefix cache.")
-KV_USAGE = Gauge("llm_kv_cache_usage_ratio", "Share of the KV cache's blocks held by running requests.")
-GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.")
-RUNNING = Gauge("llm_running_sequences", "Sequences in the running batch.")
-WAITING = Gauge("llm_waiting_requests", "Requests waiting for a slot.")
-EMBEDDING_WAITING = Gauge("llm_embedding_requests", "Embedding requests queued or being embedded.")
-# A gauge read from the embedder's own count (counters cannot read a function); it only grows.
-EMBEDDED = Gauge("llm_embedded_inputs", "Inputs embedded since start-up.")
-EMBEDDING_BATCHES = Gauge("llm_embedding_batches", "Forward passes of the embedding model since start-up.")
+PREFIX_QUERIES = Counter(
+    "llm_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", ["model"]
+)
+PREFIX_HITS = Counter(
+    "llm_prefix_cache_hits_total", "Prompt tokens whose keys came from the prefix cache.", ["model"]
+)
+GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.", ["model"])
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-TTFT = Histogram("llm_time_to_first_token_seconds", "Time to first token.", buckets=_LATENCY_BUCKETS)
+TTFT = Histogram(
+    "llm_time_to_first_token_seconds", "Time to first token.", ["model"], buckets=_LATENCY_BUCKETS
+)
 ITL = Histogram(
     "llm_inter_token_latency_seconds",
     "Time between streamed outputs.",
+    ["model"],
     buckets=(0.005, *_LATENCY_BUCKETS[:8]),
 )
 E2E = Histogram(
-    "llm_request_latency_seconds", "Time from submission to the last token.", buckets=_LATENCY_BUCKETS
+    "llm_request_latency_seconds",
+    "Time from submission to the last token.",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
 )
 
 
-def track_engine(
-    running: Callable[[], float], waiting: Callable[[], float], kv_usage: Callable[[], float]
-) -> None:
-    RUNNING.set_function(running)
-    WAITING.set_function(waiting)
-    KV_USAGE.set_function(kv_usage)
+@dataclass(frozen=True)
+class ModelGauges:
+    """What one loaded model reports when /metrics is read: its engine's (chat) or its
+    embedder's (embedding) figures, the others None."""
+
+    loaded: bool
+    running: float | None = None
+    waiting: float | None = None
+    kv_usage: float | None = None
+    embedding_waiting: float | None = None
+    embedded: float | None = None  # read from the embedder's own count: it only grows
+    embedding_batches: float | None = None
 
 
-def track_embeddings(
-    waiting: Callable[[], float], embedded: Callable[[], float], batches: Callable[[], float]
-) -> None:
-    EMBEDDING_WAITING.set_function(waiting)
-    EMBEDDED.set_function(embedded)
-    EMBEDDING_BATCHES.set_function(batches)
+# (metric, help, ModelGauges field)
+_GAUGES = (
+    ("llm_model_loaded", "1 while the model is loaded (MODELS_DIR, MODELS_FILE), else 0.", "loaded"),
+    ("llm_running_sequences", "Sequences in the running batch.", "running"),
+    ("llm_waiting_requests", "Requests waiting for a slot.", "waiting"),
+    ("llm_kv_cache_usage_ratio", "Share of the KV cache's blocks held by running requests.", "kv_usage"),
+    ("llm_embedding_requests", "Embedding requests queued or being embedded.", "embedding_waiting"),
+    ("llm_embedded_inputs", "Inputs embedded since the model was loaded.", "embedded"),
+    (
+        "llm_embedding_batches",
+        "Forward passes of the embedding model since it was loaded.",
+        "embedding_batches",
+    ),
+)
+
+
+class ModelsCollector(Collector):
+    """The models' gauges, read from them at each scrape (`read`: model name -> its gauges)."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], dict[str, ModelGauges]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        models = self.read()
+        for name, documentation, attribute in _GAUGES:
+            family = GaugeMetricFamily(name, documentation, labels=["model"])
+            for model, gauges in models.items():
+                value = getattr(gauges, attribute)
+                if value is not None:
+                    family.add_metric([model], float(value))
+            yield family
+
+
+MODELS = ModelsCollector()
+REGISTRY.register(MODELS)
+
+
+def track_models(read: Callable[[], dict[str, ModelGauges]]) -> None:
+    MODELS.read = read
 
 
 class RequestMetrics:

@@ -73,6 +73,7 @@ class Embedder:
         self.embedded = 0  # inputs embedded so far
         self.batches = 0  # forward passes that embedded them
         self._jobs: deque[_Job] = deque()
+        self._closed = False
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="embedder", daemon=True)
         self._thread.start()
@@ -91,6 +92,13 @@ class Embedder:
             if settings.get("pooling_mode_lasttoken"):
                 return "last"
         return "mean"
+
+    def close(self) -> None:
+        """Ends the worker thread (its queue empty: the caller waits for idle), so the model can be freed."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         return self.tokenizer(texts, add_special_tokens=True)["input_ids"]
@@ -120,8 +128,10 @@ class Embedder:
         use_threads(1)
         while True:
             with self._wake:
-                while not self._jobs:
+                while not self._jobs and not self._closed:
                     self._wake.wait()
+                if self._closed:
+                    return
                 batch = self._next_batch()
             if not batch:
                 continue

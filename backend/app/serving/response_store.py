@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from ..core.errors import OpenAIError
 from ..protocol import ChatMessage
 from ..protocol_responses import ResponseObject
+
+# How long a cancel waits for the generation to stop before it answers.
+CANCEL_WAIT_S = 5.0
 
 
 @dataclass
@@ -70,3 +74,19 @@ class ResponseStore:
         entry = self.get(response_id)
         entry.cancelled.set()  # deleting a running response stops it too
         del self._items[response_id]
+
+    async def cancel(self, response_id: str) -> ResponseObject:
+        """Stops a running response; the answer so far stays, with status "cancelled"."""
+        entry = self.get(response_id)
+        if not entry.running:
+            raise OpenAIError(
+                400,
+                f"Only a running response can be cancelled; response '{response_id}' is {entry.body.status}.",
+                param="response_id",
+                code="response_not_running",
+            )
+        entry.cancelled.set()
+        # A request still queued notices at its first token; the body then says in_progress.
+        with suppress(TimeoutError):
+            await asyncio.wait_for(entry.finished.wait(), CANCEL_WAIT_S)
+        return entry.body

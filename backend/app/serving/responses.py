@@ -9,13 +9,11 @@ output items: one builder makes them for a collected body and a stream alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from typing import Any
 
 from fastapi import Request
@@ -37,7 +35,6 @@ from ..protocol import (
 )
 from ..protocol_responses import (
     BuiltinTool,
-    DeletedResponse,
     FunctionCallItem,
     FunctionCallOutputItem,
     FunctionTool,
@@ -69,8 +66,6 @@ from .streams import Outputs, sse_response, until_disconnected, until_set
 from .tools import CallDelta
 
 Event = dict[str, Any]
-# How long a cancel waits for the generation to stop before it answers.
-CANCEL_WAIT_S = 5.0
 
 
 def _refuse(param: str, what: str) -> OpenAIError:
@@ -421,29 +416,6 @@ class ResponsesService:
         if request.stream:
             return sse_response(run.events(), self.chat.ctx.sse_ping_s, named=True)
         return await until_disconnected(raw, run.collect)
-
-    def get(self, response_id: str) -> ResponseObject:
-        return self.store.get(response_id).body
-
-    def delete(self, response_id: str) -> DeletedResponse:
-        self.store.delete(response_id)
-        return DeletedResponse(id=response_id)
-
-    async def cancel(self, response_id: str) -> ResponseObject:
-        """Stops a running response; the answer so far stays, with status "cancelled"."""
-        entry = self.store.get(response_id)
-        if not entry.running:
-            raise OpenAIError(
-                400,
-                f"Only a running response can be cancelled; response '{response_id}' is {entry.body.status}.",
-                param="response_id",
-                code="response_not_running",
-            )
-        entry.cancelled.set()
-        # A request still queued notices at its first token; the body then says in_progress.
-        with suppress(TimeoutError):
-            await asyncio.wait_for(entry.finished.wait(), CANCEL_WAIT_S)
-        return entry.body
 
     def _body(
         self, request: ResponsesRequest, response_id: str, status: str, output: list[OutputItem]

@@ -30,33 +30,35 @@ Outputs = AsyncIterator[tuple[int, RequestOutput]]
 
 
 class GenerationTimer:
-    """Times one generation stream and counts its tokens, output by output."""
+    """Times one generation stream of `model` and counts its tokens, output by output."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
+        self.model = model
         self.start = self.last = time.monotonic()
         self.first = True
 
     def record(self, out: RequestOutput) -> None:
         now = time.monotonic()
+        model = self.model
         if out.token_ids:
             if self.first:
-                TTFT.observe(now - self.start)
-                PROMPT_TOKENS.inc(out.prompt_tokens)
-                PREFIX_QUERIES.inc(out.prompt_tokens)
-                PREFIX_HITS.inc(out.cached_tokens)
+                TTFT.labels(model).observe(now - self.start)
+                PROMPT_TOKENS.labels(model).inc(out.prompt_tokens)
+                PREFIX_QUERIES.labels(model).inc(out.prompt_tokens)
+                PREFIX_HITS.labels(model).inc(out.cached_tokens)
                 self.first = False
             else:
-                ITL.observe(now - self.last)
-            GENERATED_TOKENS.inc(len(out.token_ids))
+                ITL.labels(model).observe(now - self.last)
+            GENERATED_TOKENS.labels(model).inc(len(out.token_ids))
             self.last = now
         if out.finish_reason in ("stop", "length"):
-            E2E.observe(now - self.start)
+            E2E.labels(model).observe(now - self.start)
 
 
-async def merge_streams(streams: list[GenerationStream]) -> Outputs:
+async def merge_streams(streams: list[GenerationStream], model: str) -> Outputs:
     """Interleave the outputs of n choices as they come; closing this aborts them all."""
     queue: asyncio.Queue[tuple[int, RequestOutput]] = asyncio.Queue()
-    timers = [GenerationTimer() for _ in streams]
+    timers = [GenerationTimer(model) for _ in streams]
 
     async def pump(index: int) -> None:
         async for out in streams[index]:
@@ -76,7 +78,7 @@ async def merge_streams(streams: list[GenerationStream]) -> Outputs:
 
 
 def start_generation(
-    engine: Engine, jobs: list[tuple[list[int], SamplingParams]], prompt_param: str
+    engine: Engine, model: str, jobs: list[tuple[list[int], SamplingParams]], prompt_param: str
 ) -> Outputs:
     """Submit every job at once (all or none), as one merged stream of (job index, output)."""
     streams: list[GenerationStream] = []
@@ -91,7 +93,7 @@ def start_generation(
         if isinstance(exc, EngineBusy):
             raise server_busy(str(exc)) from exc
         raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
-    return merge_streams(streams)
+    return merge_streams(streams, model)
 
 
 async def first_output(outputs: Outputs, patience: float | None) -> asyncio.Task[tuple[int, RequestOutput]]:
