@@ -90,7 +90,7 @@ def answer_reused(turns: list[dict], index: int) -> bool:
     return cached >= previous // 16 * 16 + 16
 
 
-# Whether the server names answers' blocks as they are generated (engine.py, Engine._name_answers):
+# Whether the server names answers' blocks as they are generated (prefix_cache.py, PrefixCache.name_answers):
 # with the native kernels and prompts computed with the decoding weights, as on CPUs without AMX.
 ANSWERS_NAMED = native.kernels() is not None and not resolve_dense_prefill("auto")
 

@@ -12,7 +12,7 @@ on its own and prompts use the weights that decode (loader.rows_independent, no 
 weights), a generated token's keys are exactly those, so an answer's blocks are named as they
 fill. Where prompts use other weights (DENSE_PREFILL), generated keys differ from a prompt's: the
 engine prefills a conversation turn's answer again, in pieces as it comes, and names those blocks
-(engine.py, WARM_TOKENS); other answers are prefilled by whichever prompt repeats them. Either way
+(prefix_cache.py, WARM_TOKENS); other answers are prefilled by whichever prompt repeats them. Either way
 a later prompt gets exactly the keys, and the tokens, a cold cache gives.
 
 Pure bookkeeping on the engine's thread: no tensors here.
@@ -53,7 +53,7 @@ class BlockManager:
     A request is admitted when the blocks its prompt still needs are there (free or evictable);
     they are promised to it until its prefill takes them. Blocks are taken only as tokens
     arrive, so memory in use follows the tokens; a decoding sequence that finds none left makes
-    the engine preempt the newest request (engine.py).
+    the scheduler preempt the newest request (scheduler.py).
     """
 
     def __init__(self, num_blocks: int, caching: bool) -> None:

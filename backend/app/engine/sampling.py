@@ -31,7 +31,7 @@ class SamplingParams:
     logit_bias: dict[int, float] = field(default_factory=dict)
     grammar: Grammar | None = None  # the answer must follow it (structured outputs, tool calls)
     # A turn of a conversation that sends its history back (a chat with an assistant message):
-    # the answer is likely the next request's prefix, so the engine caches it (engine.py).
+    # the answer is likely the next request's prefix, so the engine caches it (prefix_cache.py).
     conversation: bool = False
 
     @property

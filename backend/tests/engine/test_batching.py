@@ -10,6 +10,7 @@ import pytest
 from app.engine import engine as engine_module
 from app.engine.engine import Engine, EngineBusy
 from app.engine.sampling import SamplingParams
+from app.engine.scheduler import Scheduler
 
 from .conftest import chat_ids, collect, run_together, running_engine, wait_until
 
@@ -83,7 +84,7 @@ def test_long_prompt_is_prefilled_in_chunks_beside_running_streams(
     # on the fast path (unless chunks prefill on dense weights: then in passes of their own);
     # each gets the tokens it gets alone.
     assert engine.stats.prefill_steps - steps > 2
-    assert engine.stats.shared_passes > shared or engine._dense
+    assert engine.stats.shared_passes > shared or engine.runner.dense
     assert both[0].token_ids == run_together(engine, [(long, greedy)])[0].token_ids
     assert both[1].token_ids == run_together(engine, [(short, greedy)])[0].token_ids
     # Its blocks are given back (kept as cache, not in use) once nothing runs.
@@ -178,7 +179,7 @@ def test_decode_rows_are_grouped_by_length_only_where_it_saves_work() -> None:
         return [SimpleNamespace(num_cached=n) for n in lengths]
 
     def split(batch: list[SimpleNamespace]) -> list[list[int]]:
-        return [[s.num_cached for s in group] for group in Engine._decode_groups(batch)]  # type: ignore[arg-type]
+        return [[s.num_cached for s in group] for group in Scheduler.decode_groups(batch)]  # type: ignore[arg-type]
 
     # Similar lengths attend together; one long conversation attends apart from short streams.
     assert split(rows(120, 100, 110, 90)) == [[90, 100, 110, 120]]

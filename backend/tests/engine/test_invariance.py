@@ -122,7 +122,7 @@ def test_the_next_turn_gets_a_cold_caches_tokens_with_or_without_the_answer_cach
     ids = chat_ids(tokenizer, f"[{uuid.uuid4().hex}] Why is the sky blue?")
     params = SamplingParams(max_tokens=70, temperature=0.0, ignore_eos=True, conversation=conversation)
     first = run_together(engine, [(ids, params)])[0].token_ids
-    wait_until(lambda: not engine._warm_jobs)
+    wait_until(lambda: not engine.prefix.warm_jobs)
     follow = next_turn(tokenizer, ids, first, "Shorter, please.")
     for again in (SamplingParams(max_tokens=12, temperature=0.0), SamplingParams(max_tokens=12, seed=3)):
         assert (

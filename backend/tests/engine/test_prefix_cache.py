@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from app.engine.blocks import BLOCK_SIZE, block_hashes
-from app.engine.engine import WARM_TOKENS, Engine
+from app.engine.engine import Engine
+from app.engine.prefix_cache import WARM_TOKENS
 from app.engine.sampling import SamplingParams
 
 from .conftest import Result, run_together, running_engine, wait_until
@@ -82,7 +83,7 @@ def test_conversation_turns_reuse_the_history_and_match_a_cold_cache(
             # answers are named as generated, up to its last token, whose keys are never computed);
             # the second, this one's prompt.
             assert cached == expected_hit(previous, ids)
-            previous = ids + warm.token_ids[:-1] if engine._name_answers else ids
+            previous = ids + warm.token_ids[:-1] if engine.prefix.name_answers else ids
         messages.append({"role": "assistant", "content": warm.text})
 
 
@@ -147,15 +148,15 @@ def test_a_conversation_turns_answer_is_cached_for_the_next_turn_and_matches_a_c
     engine: Engine, cold: Engine, model_and_tokenizer, attempt: int
 ) -> None:
     """The answer's keys are cached as it is generated, with the numbers a prompt's would get:
-    named as decoded where decoding computes them so (Engine._name_answers), else computed again
+    named as decoded where decoding computes them so (PrefixCache.name_answers), else computed again
     as a prompt's, in pieces. The next turn reuses them and still gets a cold cache's tokens."""
     _, tokenizer = model_and_tokenizer
     prompt = template(tokenizer, [{"role": "system", "content": f"[{uuid.uuid4().hex}] {SYSTEM}"}])
-    wait_until(lambda: not engine._warm_jobs)  # earlier tests' answers are cached by now
+    wait_until(lambda: not engine.prefix.warm_jobs)  # earlier tests' answers are cached by now
     before = engine.stats.warmed_tokens
     params = SamplingParams(max_tokens=80, temperature=0.0, ignore_eos=True, conversation=True)
     first, _ = answer(engine, prompt, params)
-    if engine._name_answers:
+    if engine.prefix.name_answers:
         # Every full block whose keys were computed: the last generated token's never is.
         expected = (len(prompt) + len(first.token_ids) - 1) // BLOCK_SIZE * BLOCK_SIZE
         assert engine.stats.warmed_tokens == before
@@ -180,7 +181,7 @@ def test_answers_are_cached_as_their_keys_allow(engine: Engine, model_and_tokeni
     whichever prompt repeats it, and a conversation turn's is prefilled again, since its next turn
     likely starts with it."""
     _, tokenizer = model_and_tokenizer
-    wait_until(lambda: not engine._warm_jobs)
+    wait_until(lambda: not engine.prefix.warm_jobs)
     for together in (1, 2):
         for conversation in (False, True):
             nonce = uuid.uuid4().hex
@@ -191,9 +192,9 @@ def test_answers_are_cached_as_their_keys_allow(engine: Engine, model_and_tokeni
             before = engine.stats.warmed_tokens
             results = run_together(engine, [(ids, params) for ids in prompts])
             pieces = sum((len(ids) % BLOCK_SIZE + 80) // WARM_TOKENS for ids in prompts)
-            wait_until(lambda: not engine._warm_jobs)
+            wait_until(lambda: not engine.prefix.warm_jobs)
             warmed = engine.stats.warmed_tokens - before
-            if engine._name_answers:
+            if engine.prefix.name_answers:
                 assert warmed == 0
                 for ids, result in zip(prompts, results, strict=True):
                     tokens = ids + result.token_ids

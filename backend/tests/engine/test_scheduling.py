@@ -114,14 +114,14 @@ def test_short_prompts_arriving_beside_a_decoding_stream_are_prefilled_whole(
     _, tokenizer = model_and_tokenizer
     wait_until(lambda: engine.idle)
     cut: list[int] = []  # prompts given fewer than all their remaining tokens in a chunk
-    plan_chunk = engine._plan_chunk
+    plan_chunk = engine.scheduler.plan_chunk
 
     def recording() -> list:
         chunk = plan_chunk()
         cut.extend(n for seq, n in chunk if n < len(seq.tokens) - seq.num_cached and seq.num_output == 0)
         return chunk
 
-    monkeypatch.setattr(engine, "_plan_chunk", recording)
+    monkeypatch.setattr(engine.scheduler, "plan_chunk", recording)
     questions = ["What is 2 + 2?", "Name a colour.", "Say hello.", "What day follows Monday?"]
 
     async def main() -> None:
