@@ -1,5 +1,9 @@
 """A lean forward pass for Llama-family decoders, reading the Transformers model's own weights.
 
+The family: Llama 1/2/3 (Llama 3's RoPE scaling comes with the model's own rotary module), Qwen2
+and 2.5 (biased q/k/v), Qwen3 (RMSNorm on each head's queries and keys), Mistral (without a
+sliding window narrower than its context) and Phi-3 (q/k/v and gate/up joined in its weights).
+
 On a CPU a small model's decode step is mostly Python overhead: Transformers' modules, hooks and
 keyword plumbing cost more than the matrix products. This forward does the same operations in
 the same order and dtype (so it gives the same tokens, which a test checks) with a fraction of
@@ -22,7 +26,7 @@ from .native import kernels
 from .quantization import fused_layer
 
 # Plain pre-norm decoders with rotary positions, RMSNorm and a SiLU-gated MLP.
-SUPPORTED = {"llama", "qwen2", "mistral"}
+SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "phi3"}
 
 
 @dataclass
@@ -53,6 +57,12 @@ def _projections(layers: list[nn.Module]) -> Projections:
     return lambda x: [forward(x) for forward in forwards]
 
 
+def _split(layer: nn.Module, sizes: list[int]) -> Projections:
+    """A projection stored joined (Phi-3's qkv_proj and gate_up_proj), cut into its parts."""
+    whole = layer.forward
+    return lambda x: whole(x).split(sizes, dim=-1)
+
+
 @dataclass
 class _Layer:
     ln1: torch.Tensor
@@ -61,12 +71,16 @@ class _Layer:
     ln2: torch.Tensor
     gate_up: Projections
     down: Projection
+    q_norm: torch.Tensor | None  # Qwen3's RMSNorm of each head's queries and keys
+    k_norm: torch.Tensor | None
 
 
 def runs_fast(model: PreTrainedModel) -> bool:
-    """Whether the fast decoder can run this model (the loader then joins its siblings)."""
+    """Whether the fast decoder can run this model (the loader then joins its siblings). Its
+    attention sees every earlier key: a sliding window must reach over the whole context."""
     config = model.config
-    sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    sliding = window is not None and window < config.max_position_embeddings
     return not (
         config.model_type not in SUPPORTED
         or sliding
@@ -92,17 +106,25 @@ class FastDecoder:
         self.kv_heads = model.config.num_key_value_heads
         self.head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // self.heads
         self.scaling = base.layers[0].self_attn.scaling
+        qkv_sizes = [self.heads * self.head_dim, *[self.kv_heads * self.head_dim] * 2]
         self.layers = []
         for layer in base.layers:
             attn, mlp = layer.self_attn, layer.mlp
+            joined = hasattr(attn, "qkv_proj")
             self.layers.append(
                 _Layer(
                     ln1=layer.input_layernorm.weight,
-                    qkv=_projections([attn.q_proj, attn.k_proj, attn.v_proj]),
+                    qkv=_split(attn.qkv_proj, qkv_sizes)
+                    if joined
+                    else _projections([attn.q_proj, attn.k_proj, attn.v_proj]),
                     o=attn.o_proj.forward,
                     ln2=layer.post_attention_layernorm.weight,
-                    gate_up=_projections([mlp.gate_proj, mlp.up_proj]),
+                    gate_up=_split(mlp.gate_up_proj, [model.config.intermediate_size] * 2)
+                    if joined
+                    else _projections([mlp.gate_proj, mlp.up_proj]),
                     down=mlp.down_proj.forward,
+                    q_norm=attn.q_norm.weight if hasattr(attn, "q_norm") else None,
+                    k_norm=attn.k_norm.weight if hasattr(attn, "k_norm") else None,
                 )
             )
 
@@ -114,6 +136,9 @@ class FastDecoder:
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # Partial rotary (Phi-3 with partial_rotary_factor < 1): the first dims turn, the rest pass.
+        if (dims := cos.shape[-1]) < x.shape[-1]:
+            return torch.cat((FastDecoder._rotate(x[..., :dims], cos, sin), x[..., dims:]), dim=-1)
         half = x.shape[-1] // 2
         return (x * cos) + (torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin)
 
@@ -138,8 +163,11 @@ class FastDecoder:
             for (b, n), g, (cos, sin), mask, q, k, v in zip(
                 shapes, groups, rotations, masks, *split, strict=True
             ):
-                q = q.view(b, n, self.heads, self.head_dim).transpose(1, 2)
-                k = k.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
+                q = q.view(b, n, self.heads, self.head_dim)
+                k = k.view(b, n, self.kv_heads, self.head_dim)
+                if w.q_norm is not None and w.k_norm is not None:
+                    q, k = self._rms_norm(q, w.q_norm), self._rms_norm(k, w.k_norm)
+                q, k = q.transpose(1, 2), k.transpose(1, 2)
                 v = v.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
                 q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
                 attn = paged_attention(q, k, v, cache, index, g.plan, g.positions, mask, self.scaling)
