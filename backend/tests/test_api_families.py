@@ -6,8 +6,8 @@ not; a conversation that carries the call and its result back renders too."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import families
@@ -38,10 +38,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
                 CHAT_MODEL_NAME=family.name,
                 EMBEDDING_MODEL_PATH="",
                 NUM_THREADS="1",
+                KV_CACHE_MEMORY_GB="0.05",  # not a cache sized for the machine, nine times
+                MAX_MODEL_LEN="1024",
             )
         wait_healthy(list(started.values()))
         yield started
     finally:
+        for server in started.values():  # all asked to stop first: they drain together
+            server.proc.send_signal(signal.SIGTERM)
         for server in started.values():
             server.stop()
 

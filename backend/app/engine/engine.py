@@ -31,6 +31,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .attention import NAME as ATTENTION
+from .attention import layer_masks
 from .blocks import BLOCK_SIZE, BlockManager, block_hashes, extend_hashes
 from .config import EngineConfig
 from .fast_decoder import Rows, fast_decoder_for
@@ -665,7 +666,7 @@ class Engine:
         output = self.model(
             input_ids=rows.input_ids,
             position_ids=rows.positions,
-            attention_mask=rows.mask,
+            attention_mask=layer_masks(self.model.config, rows.mask, rows.positions),
             cache=self.cache,
             use_cache=True,
             logits_to_keep=rows.keep,
