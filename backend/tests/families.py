@@ -245,11 +245,14 @@ class Family:
     extra: dict[str, Any] = field(default_factory=dict)  # config fields of the family
 
     def tokenizer(self) -> Any:
-        tokenizer = copy.deepcopy(_base_tokenizer())
-        tokenizer.add_tokens(list(self.special), special_tokens=True)
-        tokenizer.add_tokens(list(self.plain))
-        tokenizer.bos_token, tokenizer.eos_token = self.bos, self.eos
-        tokenizer.chat_template = self.template
+        """SmolLM2's tokenizer made the family's: one per family (callers only read it)."""
+        if (tokenizer := _TOKENIZERS.get(self.name)) is None:
+            tokenizer = copy.deepcopy(_base_tokenizer())  # 4x cheaper than reading it again
+            tokenizer.add_tokens(list(self.special), special_tokens=True)
+            tokenizer.add_tokens(list(self.plain))
+            tokenizer.bos_token, tokenizer.eos_token = self.bos, self.eos
+            tokenizer.chat_template = self.template
+            _TOKENIZERS[self.name] = tokenizer
         return tokenizer
 
     def make_config(self, tokenizer: Any, layers: int = 2, hidden: int = HIDDEN) -> Any:
@@ -269,11 +272,14 @@ class Family:
         )
 
 
+_TOKENIZERS: dict[str, Any] = {}
+
+
 @functools.cache
 def _base_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(CHAT_MODEL_DIR)  # read once: a copy is 4x cheaper
+    return AutoTokenizer.from_pretrained(CHAT_MODEL_DIR)
 
 
 def _config(name: str) -> Callable[..., Any]:

@@ -23,8 +23,8 @@ MISTRAL = dataclasses.replace(
     BY_NAME["tiny-mistral"], name="tiny-mistral-v0.3", extra={"sliding_window": None}
 )
 # Llama 1 and 2 are the default model's architecture (test_batching.py); Llama 3's RoPE scaling here.
-FAST = [BY_NAME[name] for name in ("tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-phi3")]
-SLOW = ["tiny-mistral", "tiny-gemma2", "tiny-gemma3", "tiny-glm4"]
+FAST = [BY_NAME[name] for name in ("tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-glm4")]
+SLOW = ["tiny-mistral", "tiny-gemma2", "tiny-gemma3"]
 TOKENS = 8
 WINDOW = 4  # keys; the prompts are longer
 PROMPTS = ["Hi", "What is the capital of France? Answer in one word, please."]
