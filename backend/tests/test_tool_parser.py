@@ -1,11 +1,12 @@
-"""The tool-call parser alone: any split of the answer into stream pieces gives the same content
-and calls as the whole answer, and the pieces add up to the calls."""
+"""The tool-call parsers alone: any split of the answer into stream pieces gives the same content
+and calls as the whole answer, and the pieces add up to the calls. Hermes blocks (ToolCallParser),
+and Llama 3's and Mistral's calls that make up the whole answer (LeadingCallParser)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.serving.tools import ToolCallParser
+from app.serving.tools import CallParser, LeadingCallParser, ToolCallParser
 
 CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 ANSWERS = [
@@ -28,9 +29,13 @@ ANSWERS = [
 
 
 def run(
-    pieces: list[str], max_calls: int | None = None, enforced: bool = False
+    pieces: list[str], max_calls: int | None = None, enforced: bool = False, fmt: str = "hermes"
 ) -> tuple[str, list[tuple[str, str]]]:
-    parser = ToolCallParser({"get_weather"}, max_calls, enforced)
+    parser: CallParser = (
+        ToolCallParser({"get_weather"}, max_calls, enforced)
+        if fmt == "hermes"
+        else LeadingCallParser({"get_weather"}, fmt, max_calls)  # type: ignore[arg-type]
+    )
     content, streamed = "", {}
     for i, piece in enumerate(pieces):
         text, deltas = parser.feed(piece)
@@ -89,3 +94,63 @@ def test_enforced_calls_stream_their_arguments_as_written() -> None:
 def test_one_call_when_parallel_calls_are_off() -> None:
     for enforced in (False, True):
         assert len(run([ANSWERS[2]], max_calls=1, enforced=enforced)[1]) == 1
+
+
+CUT = '{"name": "get_weather", "parameters": {"city": "Pa'  # by max_tokens
+PARIS_JSON, ROME_JSON = (
+    '{"name": "get_weather", "arguments": {"city": "Paris"}}',
+    '{"name": "get_weather", "arguments": {"city": "Rome"}}',
+)
+PARIS, ROME = ("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Rome"}')
+# Answers in Llama 3's and Mistral's formats, and what they are. The opening special tokens come
+# through or not (the detokenizer drops special tokens).
+LEADING = {
+    "llama3_json": [
+        ('{"name": "get_weather", "parameters": {"city": "Paris"}}', "", [PARIS]),
+        ('<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris"}}', "", [PARIS]),
+        ('  {"name": "get_weather", "arguments": {"city": "Paris"}}\n', "", [PARIS]),
+        (
+            '{"name": "get_weather", "parameters": {"city": "Paris"}}; '
+            '{"name": "get_weather", "parameters": {"city": "Rome"}}',
+            "",
+            [PARIS, ROME],
+        ),
+        ('{"name": "unknown", "parameters": {}}', '{"name": "unknown", "parameters": {}}', []),
+        (CUT, CUT, []),
+        ("Paris is sunny.", "Paris is sunny.", []),
+        ('{"a": 1} is JSON', '{"a": 1} is JSON', []),
+        ("  ", "  ", []),
+    ],
+    "mistral": [
+        ('[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}}]', "", [PARIS]),
+        (f"[{PARIS_JSON}, {ROME_JSON}]", "", [PARIS, ROME]),
+        ('[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}', "", [PARIS]),
+        ('get_weather{"city": "Paris"}get_weather{"city": "Rome"}', "", [PARIS, ROME]),
+        (
+            '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}[TOOL_CALLS]get_weather[ARGS]{"city": "Rome"}',
+            "",
+            [PARIS, ROME],
+        ),
+        ("[1, 2] is a list", "[1, 2] is a list", []),
+        ("get_weather is a tool", "get_weather is a tool", []),
+        ('unknown[ARGS]{"city": "Paris"}', 'unknown[ARGS]{"city": "Paris"}', []),
+        ("Sunny.", "Sunny.", []),
+    ],
+}
+CASES = [(fmt, *case) for fmt, cases in LEADING.items() for case in cases]
+
+
+@pytest.mark.parametrize(("fmt", "answer", "content", "calls"), CASES)
+def test_llama_and_mistral_calls(fmt: str, answer: str, content: str, calls: list[tuple[str, str]]) -> None:
+    assert run([answer], fmt=fmt) == (content, calls)
+    for size in (1, 2, 5):
+        assert run([answer[i : i + size] for i in range(0, len(answer), size)], fmt=fmt) == (content, calls)
+    assert run([answer], max_calls=1, fmt=fmt) == (content, calls[:1])
+
+
+def test_text_that_cannot_open_a_call_streams_at_once() -> None:
+    for fmt, first in (("llama3_json", "Paris"), ("mistral", "Sunny")):
+        parser = LeadingCallParser({"get_weather"}, fmt)  # type: ignore[arg-type]
+        assert parser.feed(" ") == ("", [])
+        assert parser.feed(first) == (f" {first}", [])
+        assert parser.feed(" more") == (" more", [])

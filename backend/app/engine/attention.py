@@ -42,6 +42,25 @@ def additive_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     )
 
 
+def layer_masks(
+    config: Any, mask: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The engine's keep-mask ([batch, 1, q_len, kv_len], key j at position j) as a model with a
+    sliding window needs it: Transformers takes a prepared mask as it is, so the window must be
+    in it. The sliding mask alone where every layer slides (Mistral, Phi-3), one per layer type
+    where some do not (Gemma 2 and 3, Qwen2 with max_window_layers). Without it, keys beyond the
+    window were attended: other tokens once a conversation outgrew the window (measured on a tiny
+    Gemma 3 and Mistral with a 4-token window)."""
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    if not window:
+        return mask
+    keys = torch.arange(mask.shape[-1], device=mask.device)
+    sliding = mask & (keys > positions.to(mask.device)[:, None, :, None] - window)
+    if "full_attention" in (getattr(config, "layer_types", None) or ()):
+        return {"full_attention": mask, "sliding_attention": sliding}
+    return sliding
+
+
 def prefix_lengths(attention_mask: torch.Tensor) -> torch.Tensor | None:
     """[batch, q_len]: how many leading keys each query sees, where each sees a prefix of the
     keys (the engine's causal masks); None for any other mask."""

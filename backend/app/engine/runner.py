@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
+from .attention import layer_masks
 from .fast_decoder import Rows, fast_decoder_for
 from .kv_cache import PagedKVCache
 from .output import Request
@@ -98,7 +99,7 @@ class ModelRunner:
         output = self.model(
             input_ids=rows.input_ids,
             position_ids=rows.positions,
-            attention_mask=rows.mask,
+            attention_mask=layer_masks(self.model.config, rows.mask, rows.positions),
             cache=self.cache,
             use_cache=True,
             logits_to_keep=rows.keep,

@@ -41,7 +41,17 @@ from .generation import CONVERSATION_HEADER, GenerationService, ModelContext, Re
 from .reasoning import ReasoningParser, ThinkingStart, thinking_start
 from .streams import Outputs, stream_error_event
 from .structured import json_grammar, tool_calls_grammar
-from .tools import CallDelta, ToolCallParser, conversation, template_renders_tools
+from .tools import (
+    CallDelta,
+    CallParser,
+    LeadingCallParser,
+    ToolCallParser,
+    ToolFormat,
+    conversation,
+    template_renders_tools,
+    template_takes_system,
+    tool_format,
+)
 
 
 def _continues_final_message(request: ChatCompletionRequest) -> bool:
@@ -72,7 +82,7 @@ class AnswerParser:
     the rest (a call written while thinking is part of the thought)."""
 
     reasoning: ReasoningParser | None
-    tools: ToolCallParser | None
+    tools: CallParser | None
 
     def feed(self, text: str, last: bool) -> tuple[str, str, list[CallDelta]]:
         """New reasoning, new content and call deltas in `text`; `last`: the answer ends with it."""
@@ -107,6 +117,17 @@ class ChatService(GenerationService[ChatCompletionRequest]):
     def native_tools(self) -> bool:
         """The model's own template renders tools (else the generic tool prompt is used)."""
         return template_renders_tools(self.ctx.tokenizer)
+
+    @cached_property
+    def system_role(self) -> bool:
+        """The template takes a system message (where the generic tool prompt goes)."""
+        return template_takes_system(self.ctx.tokenizer)
+
+    @cached_property
+    def tool_format(self) -> ToolFormat:
+        """How the model writes calls: its family's format when its template renders tools, else
+        the Hermes blocks the generic tool prompt asks for."""
+        return tool_format(self.ctx.tokenizer) if self.native_tools else "hermes"
 
     @staticmethod
     def offered_tools(request: ChatCompletionRequest) -> list[ChatCompletionTool]:
@@ -175,7 +196,7 @@ class ChatService(GenerationService[ChatCompletionRequest]):
         tools = self.offered_tools(request)
         native = self.native_tools
         extra = {"tools": [t.model_dump(exclude_none=True) for t in tools]} if tools and native else {}
-        messages = conversation(request.messages, tools, native)
+        messages = conversation(request.messages, tools, native, self.tool_format, self.system_role)
         continue_final = _continues_final_message(request)
         try:
             text = self.ctx.tokenizer.apply_chat_template(
@@ -247,11 +268,13 @@ class ChatService(GenerationService[ChatCompletionRequest]):
             # A continued final message has no generation prompt to open the thinking.
             reasoning = ReasoningParser(in_prompt=self.thinking == "prompt" and request.add_generation_prompt)
         if offered := self.offered_tools(request):
-            tools = ToolCallParser(
-                {t.function.name for t in offered},
-                None if request.parallel_tool_calls is not False else 1,
-                enforced=self.forced_call(request),
-            )
+            names = {t.function.name for t in offered}
+            most = None if request.parallel_tool_calls is not False else 1
+            # A forced call is written by the grammar, in Hermes blocks whatever the family.
+            if self.tool_format == "hermes" or self.forced_call(request):
+                tools = ToolCallParser(names, most, enforced=self.forced_call(request))
+            else:
+                tools = LeadingCallParser(names, self.tool_format, most)
         return AnswerParser(reasoning, tools)
 
     @staticmethod

@@ -1,19 +1,25 @@
 """Tool calling: the conversation as the chat template sees it, and the calls read from the answer.
 
-Calls are written as Hermes-style blocks, the format of Qwen 2.5/3, Hermes and many others:
-`<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`. A model whose chat template
-renders `tools` gets them from its own template; for one whose template ignores them (the default
-SmolLM2), a generic system prompt describes the tools and this format, and past calls and their
-results are written into the conversation in the same format.
+A model whose chat template renders `tools` gets them from its own template, and its calls are
+read in its family's format (`tool_format`):
+- Hermes-style blocks, the format of Qwen 2.5/3, Hermes and many others:
+  `<tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>`;
+- Llama 3.1+'s JSON: the answer is `{"name": "f", "parameters": {...}}` (after `<|python_tag|>`);
+- Mistral's: `[TOOL_CALLS][{"name": "f", "arguments": {...}}]`, or `[TOOL_CALLS]f[ARGS]{...}` in
+  the newer tokenizers.
+For one whose template ignores tools (the default SmolLM2, Gemma, Phi-3), a generic system prompt
+describes the tools and the Hermes format, and past calls and their results are written into the
+conversation in the same format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerBase
 
@@ -34,6 +40,31 @@ with the function's name and its arguments, and nothing else:
 The results come back in <tool_response></tool_response> blocks."""
 
 
+ToolFormat = Literal["hermes", "llama3_json", "mistral"]
+PYTHON_TAG, TOOL_CALLS, ARGS = "<|python_tag|>", "[TOOL_CALLS]", "[ARGS]"
+
+
+def tool_format(tokenizer: PreTrainedTokenizerBase) -> ToolFormat:
+    """How a model whose template renders tools writes its calls, read from the tokenizer, never
+    from a setting: Mistral's when `[TOOL_CALLS]` is in its vocabulary or chat template (the
+    token that opens Mistral's calls), Llama 3's JSON when `<|python_tag|>` is (the token Llama
+    3.1+ writes before a call, and its template names), Hermes' `<tool_call>` blocks otherwise."""
+    template = tokenizer.chat_template
+    text = " ".join(template.values()) if isinstance(template, dict) else str(template or "")
+    vocabulary = tokenizer.get_vocab()
+    if TOOL_CALLS in vocabulary or TOOL_CALLS in text:
+        return "mistral"
+    if PYTHON_TAG in vocabulary or PYTHON_TAG in text:
+        return "llama3_json"
+    return "hermes"
+
+
+def template_call_id(call_id: str, fmt: ToolFormat) -> str:
+    """A call's id as the template gets it: Mistral's templates refuse any but 9 letters or digits,
+    so there it is a digest of the id (the same for the call and the result that answers it)."""
+    return hashlib.sha256(call_id.encode()).hexdigest()[:9] if fmt == "mistral" else call_id
+
+
 def template_renders_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether the model's chat template writes a `tools` list into the prompt."""
     probe = [{"role": "user", "content": "Hi"}]
@@ -43,6 +74,16 @@ def template_renders_tools(tokenizer: PreTrainedTokenizerBase) -> bool:
     except Exception:  # a template that rejects tools does not render them
         return False
     return "probe_tool_name" in str(rendered)
+
+
+def template_takes_system(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the chat template accepts a system message (Gemma 2's raises on one)."""
+    probe = [{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"}]
+    try:
+        tokenizer.apply_chat_template(probe, tokenize=False)
+    except Exception:  # the template's own refusal
+        return False
+    return True
 
 
 def _arguments(message: ChatMessage, index: int) -> list[dict[str, Any]]:
@@ -66,10 +107,16 @@ def _call_block(name: str, arguments: Any) -> str:
 
 
 def conversation(
-    messages: list[ChatMessage], tools: list[ChatCompletionTool], native: bool
+    messages: list[ChatMessage],
+    tools: list[ChatCompletionTool],
+    native: bool,
+    fmt: ToolFormat = "hermes",
+    system_role: bool = True,
 ) -> list[dict[str, Any]]:
     """The messages as chat-template dicts. `native`: the template renders tools, calls and
-    results itself; otherwise they are written as text (and the tools as a system prompt)."""
+    results itself (its ids as `fmt`'s templates take them); otherwise they are written as text,
+    and the tools as a system prompt (which opens the first message where the template has no
+    system role: `system_role` false)."""
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         # OpenAI's "developer" role is the system role of models that predate it.
@@ -80,14 +127,14 @@ def conversation(
             if calls:
                 entry["tool_calls"] = [
                     {
-                        "id": c["id"],
+                        "id": template_call_id(c["id"], fmt),
                         "type": "function",
                         "function": {"name": c["name"], "arguments": c["arguments"]},
                     }
                     for c in calls
                 ]
             if m.tool_call_id is not None:
-                entry["tool_call_id"] = m.tool_call_id
+                entry["tool_call_id"] = template_call_id(m.tool_call_id, fmt)
             out.append(entry)
         elif role == "tool":
             out.append({"role": "user", "content": f"<tool_response>\n{m.text()}\n</tool_response>"})
@@ -104,6 +151,8 @@ def conversation(
         prompt = GENERIC_TOOL_PROMPT.format(tools=listing)
         if out and out[0]["role"] == "system":
             out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{prompt}".strip()}
+        elif out and not system_role:
+            out[0] = {**out[0], "content": f"{prompt}\n\n{out[0]['content']}".strip()}
         else:
             out.insert(0, {"role": "system", "content": prompt})
     return out
@@ -130,17 +179,24 @@ def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def _parse_call(block: str, names: set[str]) -> ToolCall | None:
-    try:
-        data = json.loads(block)
-    except json.JSONDecodeError:
-        return None
+def _call_of(data: Any, names: set[str], name: str | None = None) -> ToolCall | None:
+    """A call of one of `names` from its JSON: {"name", "arguments" (or Llama's "parameters")},
+    or, with `name` given, the arguments alone."""
+    if name is not None:
+        data = {"name": name, "arguments": data}
     if not isinstance(data, dict) or data.get("name") not in names:
         return None
     arguments = data.get("arguments", data.get("parameters", {}))
     if not isinstance(arguments, dict):
         return None
     return ToolCall(new_call_id(), data["name"], json.dumps(arguments, ensure_ascii=False))
+
+
+def _parse_call(block: str, names: set[str]) -> ToolCall | None:
+    try:
+        return _call_of(json.loads(block), names)
+    except json.JSONDecodeError:
+        return None
 
 
 # A call as the tool grammar writes it (structured.py): name first, then the arguments.
@@ -297,3 +353,81 @@ def partial_suffix(text: str, marker: str) -> int:
         if marker.startswith(text[-size:]):
             return size
     return 0
+
+
+# A function name as Mistral's newer tokenizers write it before `[ARGS]`.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_JSON = json.JSONDecoder()
+
+
+def _leading_calls(text: str, fmt: ToolFormat, names: set[str]) -> list[ToolCall] | None:
+    """The calls that make up the whole of `text` in Llama 3's or Mistral's format, or None when
+    any of it is not a call of one of `names`. The opening tokens are special ones, which the
+    detokenizer drops, so they may be there or not: Llama's JSON objects (several separated by
+    `;`, as vLLM reads them), Mistral's JSON list or its `name[ARGS]{...}` calls."""
+    calls: list[ToolCall] = []
+    at = 0
+    while (at := len(text) - len(text[at:].lstrip(" \t\n;"))) < len(text):
+        if text.startswith(PYTHON_TAG if fmt == "llama3_json" else TOOL_CALLS, at):
+            at += len(PYTHON_TAG if fmt == "llama3_json" else TOOL_CALLS)
+            continue
+        name = None
+        if fmt == "mistral" and (head := _NAME.match(text, at)) is not None:
+            name, at = head.group(), head.end()
+            at += len(ARGS) if text.startswith(ARGS, at) else 0
+        try:
+            data, at = _JSON.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return None
+        items = data if fmt == "mistral" and name is None and isinstance(data, list) else [data]
+        found = [_call_of(item, names, name) for item in items]
+        if not found or None in found:
+            return None
+        calls += [call for call in found if call is not None]
+    return calls or None
+
+
+@dataclass
+class LeadingCallParser:
+    """Calls in Llama 3's or Mistral's format (`tool_format`): these models answer with calls
+    instead of text, so an answer that opens like a call is held back to its end and then is
+    either calls, sent together, or content, whole (a call cut by max_tokens is content). Any
+    other answer streams as it comes. `max_calls` as ToolCallParser's."""
+
+    names: set[str]
+    fmt: ToolFormat
+    max_calls: int | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    _buffer: str = ""
+    _held: bool = True  # the answer so far may open a call
+
+    def _openings(self) -> list[str]:
+        if self.fmt == "llama3_json":
+            return [PYTHON_TAG, "{"]
+        return [TOOL_CALLS, "[", *(f"{name}{tail}" for name in self.names for tail in ("{", ARGS))]
+
+    def feed(self, text: str) -> tuple[str, list[CallDelta]]:
+        """New content to show (the calls come with finish)."""
+        if not self._held:
+            return text, []
+        self._buffer += text
+        head = self._buffer.lstrip()
+        if not head or any(o.startswith(head) or head.startswith(o) for o in self._openings()):
+            return "", []
+        self._held = False
+        shown, self._buffer = self._buffer, ""
+        return shown, []
+
+    def finish(self) -> tuple[str, list[CallDelta]]:
+        rest, self._buffer = self._buffer, ""
+        calls = _leading_calls(rest, self.fmt, self.names) if self._held else None
+        if calls is None:
+            return rest, []
+        self.calls = calls[: self.max_calls]
+        deltas = []
+        for i, call in enumerate(self.calls):
+            deltas += [CallDelta(i, "", call.id, call.name), CallDelta(i, call.arguments)]
+        return "", deltas
+
+
+CallParser = ToolCallParser | LeadingCallParser
