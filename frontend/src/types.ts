@@ -19,6 +19,8 @@ export interface ChatError {
   message: string
   status?: number
   retryAfterS?: number
+  /** The API address the request went to (absolute): the notice tells when Settings have changed since. */
+  baseUrl?: string
 }
 
 export interface Metrics {

@@ -1,6 +1,6 @@
 import { memo, useState, type KeyboardEvent } from 'react'
 import { editAndResend, regenerate } from '../chat/actions'
-import { isSendKey } from '../chat/keys'
+import { enterSends, isSendKey } from '../chat/keys'
 import { splitThinking } from '../chat/thinking'
 import { useT, type Translate } from '../i18n'
 import { Markdown } from '../markdown/Markdown'
@@ -51,7 +51,7 @@ function UserMessage({ convId, message, busy, version, versions }: Props) {
       editAndResend(convId, message.id, draft)
     }
     const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-      if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
+      if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing }, enterSends())) {
         e.preventDefault()
         submit()
       }
