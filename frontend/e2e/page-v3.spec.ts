@@ -263,3 +263,50 @@ test.describe('on a phone', () => {
     }
   })
 })
+
+test('sidebar: delete with Undo, pin, folders and archive', async ({ page }) => {
+  const server = await scriptedServer(['Sure.'], 5)
+  try {
+    await page.goto('/')
+    await setSettings(page, { apiBaseUrl: server.baseUrl, apiKey: '' })
+    await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue('scripted')
+    const list = page.getByRole('navigation', { name: 'Conversations' })
+    const section = (heading: string) => list.locator('section').filter({ has: page.getByRole('heading', { name: heading, exact: true }) })
+    for (const q of ['Alpha question', 'Beta question']) {
+      await page.getByRole('button', { name: 'New chat' }).click()
+      await send(page, q)
+      await waitDone(lastAnswer(page))
+    }
+    // Delete: gone at once, with Undo for a few seconds; Undo brings it back, and a reload keeps it.
+    await list.getByRole('button', { name: 'Delete: Alpha question' }).click()
+    await expect(list.getByRole('button', { name: 'Alpha question', exact: true })).toHaveCount(0)
+    const toast = page.getByRole('status').filter({ hasText: 'Deleted “Alpha question”' })
+    await toast.getByRole('button', { name: 'Undo' }).click()
+    await expect(list.getByRole('button', { name: 'Alpha question', exact: true })).toBeVisible()
+    await page.reload()
+    await expect(list.getByRole('button', { name: 'Alpha question', exact: true })).toBeVisible()
+
+    const menu = async (title: string, item: string) => {
+      await list.getByRole('button', { name: `More actions: ${title}` }).click()
+      await list.getByRole('button', { name: item, exact: true }).click()
+    }
+    await menu('Beta question', 'Pin')
+    await expect(section('Pinned').getByRole('button', { name: 'Beta question', exact: true })).toBeVisible()
+    await menu('Alpha question', 'Move to folder…')
+    const folder = list.getByRole('combobox', { name: 'Folder for Alpha question' })
+    await folder.fill('Work')
+    await folder.press('Enter')
+    await expect(section('Work').getByRole('button', { name: 'Alpha question', exact: true })).toBeVisible()
+    await expect(list.getByRole('heading')).toHaveText(['Pinned', 'Work'])
+    await shot(page, 'sidebar-pinned-folder')
+
+    await menu('Alpha question', 'Archive')
+    await expect(list.getByRole('button', { name: 'Alpha question', exact: true })).toHaveCount(0)
+    await expect(page.getByRole('status').filter({ hasText: 'Archived “Alpha question”' })).toBeVisible()
+    await shot(page, 'sidebar-undo-toast')
+    await list.getByRole('button', { name: 'Archived (1)' }).click()
+    await expect(section('Archived').getByRole('button', { name: 'Alpha question', exact: true })).toBeVisible()
+  } finally {
+    await server.close()
+  }
+})

@@ -5,6 +5,7 @@ import { Announcer } from './components/Announcer'
 import { ChatSettingsDialog } from './components/ChatSettingsDialog'
 import { ChatView } from './components/ChatView'
 import { SettingsDialog } from './components/SettingsDialog'
+import { UndoToast } from './components/UndoToast'
 import { Sidebar } from './components/Sidebar'
 import { useLanguage, useT } from './i18n'
 import { chatStore } from './store/conversations'
@@ -56,6 +57,7 @@ export function App() {
       <SettingsDialog />
       <ChatSettingsDialog />
       <Announcer />
+      <UndoToast />
     </div>
   )
 }

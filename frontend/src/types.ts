@@ -126,6 +126,12 @@ export interface Conversation {
   tools?: ToolDefinition[]
   /** Sent as `tool_choice` when there are tools; absent: "auto". */
   toolChoice?: ToolChoice
+  /** Shown first in the sidebar. */
+  pinned?: boolean
+  /** Out of the sidebar's list until "Archived" is opened (or a search finds it). */
+  archived?: boolean
+  /** The sidebar folder it is filed under (absent: none). */
+  folder?: string
 }
 
 export const DEFAULT_PARAMS: GenParams = { temperature: 0.7, top_p: 0.95, max_tokens: 1024, seed: null }

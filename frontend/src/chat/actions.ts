@@ -2,7 +2,7 @@ import { newId } from '../lib/id'
 import { neighbourVersion } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
-import type { Attachment } from '../types'
+import type { Attachment, Conversation } from '../types'
 import { uiStore, type ChatDraft } from '../store/ui'
 import { continueInPlace, generate, isGenerating, stop } from './generate'
 
@@ -97,9 +97,12 @@ export async function continueAnswer(convId: string, answerId: string, prompt: s
   )
 }
 
-export function removeConversation(convId: string): void {
+/** Deletes a conversation (stopping its answer); returns it, for Undo to put back. */
+export function removeConversation(convId: string): Conversation | undefined {
+  const conv = chatStore.getState().conversations[convId]
   stop(convId)
   chatStore.getState().remove(convId)
+  return conv
 }
 
 /**

@@ -2,7 +2,20 @@ import type { Conversation, Message } from '../types'
 import { withParents } from './branches'
 
 type Field = Exclude<keyof Conversation, 'id' | 'messages'>
-const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model', 'current', 'tools', 'toolChoice']
+const FIELDS: Field[] = [
+  'title',
+  'createdAt',
+  'updatedAt',
+  'systemPrompt',
+  'params',
+  'model',
+  'current',
+  'tools',
+  'toolChoice',
+  'pinned',
+  'archived',
+  'folder',
+]
 
 /** What this tab changed in one conversation since it last wrote it. */
 export interface Change {

@@ -25,6 +25,18 @@ export const uiStore = createStore<UiState>()(() => ({
 // Crossing the breakpoint (rotating a tablet, resizing) shows the column or hides the drawer.
 wide.addEventListener('change', (e) => uiStore.setState({ sidebarOpen: e.matches }))
 
+/** A passing notice with an Undo (a deletion, an archiving): one at a time, the newest wins. */
+export interface UndoNotice {
+  id: number
+  text: string
+  undo: () => void
+}
+export const undoStore = createStore<{ notice: UndoNotice | null }>()(() => ({ notice: null }))
+let noticeCount = 0
+export function offerUndo(text: string, undo: () => void): void {
+  undoStore.setState({ notice: { id: ++noticeCount, text, undo } })
+}
+
 export const isPhoneWidth = () => !wide.matches
 
 export function closeOnPhone() {
