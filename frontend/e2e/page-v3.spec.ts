@@ -264,7 +264,8 @@ test.describe('on a phone', () => {
   })
 })
 
-test('sidebar: delete with Undo, pin, folders and archive', async ({ page }) => {
+test('sidebar: delete with Undo, pin, folders and archive; message times; keyboard shortcuts', async ({ context, page }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'])
   const server = await scriptedServer(['Sure.'], 5)
   try {
     await page.goto('/')
@@ -277,6 +278,11 @@ test('sidebar: delete with Undo, pin, folders and archive', async ({ page }) => 
       await send(page, q)
       await waitDone(lastAnswer(page))
     }
+    // An answer shows when it was written (today: the time alone), the full date on hover.
+    const time = lastAnswer(page).locator('time.msg-time')
+    await expect(time).toHaveText(/^\d{2}:\d{2}( [AP]M)?$/)
+    await expect(time).toHaveAttribute('title', /\d{4}/)
+
     // Delete: gone at once, with Undo for a few seconds; Undo brings it back, and a reload keeps it.
     await list.getByRole('button', { name: 'Delete: Alpha question' }).click()
     await expect(list.getByRole('button', { name: 'Alpha question', exact: true })).toHaveCount(0)
@@ -306,6 +312,31 @@ test('sidebar: delete with Undo, pin, folders and archive', async ({ page }) => 
     await shot(page, 'sidebar-undo-toast')
     await list.getByRole('button', { name: 'Archived (1)' }).click()
     await expect(section('Archived').getByRole('button', { name: 'Alpha question', exact: true })).toBeVisible()
+
+    // Share: the conversation as a Markdown file.
+    const downloaded = page.waitForEvent('download')
+    await menu('Beta question', 'Download as Markdown')
+    const file = await downloaded
+    expect(file.suggestedFilename()).toBe('Beta-question.md')
+    const { readFile } = await import('node:fs/promises')
+    expect(await readFile(await file.path(), 'utf8')).toBe('# Beta question\n\n### You\n\nBeta question\n\n### Assistant (scripted)\n\nSure.\n')
+
+    // Keyboard shortcuts: the ? sheet lists them; each does what it says.
+    await page.locator('.messages').click()
+    await page.keyboard.press('?')
+    const sheet = page.getByRole('dialog', { name: 'Keyboard shortcuts' })
+    await expect(sheet.getByRole('row')).toHaveCount(6)
+    await shot(page, 'shortcuts-sheet')
+    await page.keyboard.press('Escape')
+    await expect(sheet).toBeHidden()
+    await page.keyboard.press('Control+k')
+    await expect(page.getByRole('searchbox', { name: 'Search chats' })).toBeFocused()
+    await page.keyboard.press('Shift+Escape')
+    await expect(composer(page)).toBeFocused()
+    await page.keyboard.press('Control+Shift+C')
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('Sure.')
+    await page.keyboard.press('Control+Shift+O')
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('New conversation')
   } finally {
     await server.close()
   }

@@ -2,7 +2,8 @@ import { memo, useState, type KeyboardEvent } from 'react'
 import { editAndResend, regenerate } from '../chat/actions'
 import { enterSends, isSendKey } from '../chat/keys'
 import { splitThinking } from '../chat/thinking'
-import { useT, type Translate } from '../i18n'
+import { useLanguage, useT, type Translate } from '../i18n'
+import { fullTime, messageTime } from '../lib/time'
 import { Markdown } from '../markdown/Markdown'
 import type { Message, Metrics } from '../types'
 import { CopyButton } from '../ui/CopyButton'
@@ -119,6 +120,16 @@ function Reasoning({ text, live }: { text: string; live: boolean }) {
   )
 }
 
+/** When the message was written (its full date and time on hover). */
+function MessageTime({ at }: { at: number }) {
+  const locale = useLanguage() === 'zh' ? 'zh-CN' : 'en'
+  return (
+    <time className="msg-time" dateTime={new Date(at).toISOString()} title={fullTime(at, locale)}>
+      {messageTime(at, new Date(), locale)}
+    </time>
+  )
+}
+
 function AssistantMessage({ convId, message, isLast, busy, version, versions }: Props) {
   const t = useT()
   const streaming = message.status === 'streaming'
@@ -177,13 +188,10 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
             )}
             <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
           </div>
-          {message.metrics && (
-            <span className="metrics">
-              {metricsText(message.metrics, t).map((part) => (
-                <span key={part}>{part}</span>
-              ))}
-            </span>
-          )}
+          <span className="metrics">
+            <MessageTime at={message.createdAt} />
+            {message.metrics && metricsText(message.metrics, t).map((part) => <span key={part}>{part}</span>)}
+          </span>
         </footer>
       )}
     </article>

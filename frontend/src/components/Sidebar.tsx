@@ -1,7 +1,8 @@
 import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent, type FocusEvent } from 'react'
 import { useStore } from 'zustand'
 import { removeConversation } from '../chat/actions'
-import { useT } from '../i18n'
+import { useLanguage, useT } from '../i18n'
+import { conversationHtml, conversationMarkdown, download, fileName } from '../lib/share'
 import { exportJson, parseImport } from '../lib/transfer'
 import { chatStore, folderNames, sidebarGroups, sortedConversations } from '../store/conversations'
 import { closeOnPhone, offerUndo, startNewChat, uiStore } from '../store/ui'
@@ -33,17 +34,12 @@ export function Sidebar() {
   const archivedCount = useMemo(() => Object.values(conversations).filter((c) => c.archived).length, [conversations])
   const folders = useMemo(() => folderNames(conversations), [conversations])
 
-  const exportAll = () => {
-    const blob = new Blob([exportJson(sortedConversations(chatStore.getState().conversations))], {
-      type: 'application/json',
-    })
-    const a = document.createElement('a')
-    a.href = URL.createObjectURL(blob)
-    a.download = `localchat-${new Date().toISOString().slice(0, 10)}.json`
-    a.click()
-    // Revoked after the click has been handled; Firefox reads the URL asynchronously.
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000)
-  }
+  const exportAll = () =>
+    download(
+      `localchat-${new Date().toISOString().slice(0, 10)}.json`,
+      exportJson(sortedConversations(chatStore.getState().conversations)),
+      'application/json',
+    )
 
   const importFile = async (e: ChangeEvent<HTMLInputElement>) => {
     const file = e.target.files?.[0]
@@ -165,6 +161,7 @@ const ConversationItem = memo(function ConversationItem({
   folder: string
 }) {
   const t = useT()
+  const lang = useLanguage()
   const [mode, setMode] = useState<'view' | 'rename' | 'folder'>('view')
   const [menuOpen, setMenuOpen] = useState(false)
   const label = title || t('untitled')
@@ -205,6 +202,13 @@ const ConversationItem = memo(function ConversationItem({
   const toggleArchived = () => {
     patch({ archived: !archived })
     if (!archived) offerUndo(t('archivedToast', { title: label }), () => patch({ archived: false }))
+  }
+  const share = (format: 'md' | 'html') => {
+    const conv = chatStore.getState().conversations[id]
+    if (!conv) return
+    const words = { you: t('you'), assistant: t('assistant'), untitled: t('untitled') }
+    if (format === 'md') download(fileName(label, 'md'), conversationMarkdown(conv, words), 'text/markdown')
+    else download(fileName(label, 'html'), conversationHtml(conv, words, lang === 'zh' ? 'zh-CN' : 'en'), 'text/html')
   }
   const act = (fn: () => void) => () => {
     setMenuOpen(false)
@@ -264,6 +268,12 @@ const ConversationItem = memo(function ConversationItem({
             </button>
             <button type="button" className="btn ghost small" onClick={act(toggleArchived)}>
               {archived ? t('unarchive') : t('archive')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(() => share('md'))}>
+              {t('downloadMarkdown')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(() => share('html'))}>
+              {t('downloadHtml')}
             </button>
           </div>
         )}

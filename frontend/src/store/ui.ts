@@ -8,6 +8,7 @@ export type ChatDraft = Pick<Conversation, 'systemPrompt' | 'params' | 'tools' |
 interface UiState {
   settingsOpen: boolean
   chatSettingsOpen: boolean
+  shortcutsOpen: boolean
   /** The drawer on phones; a collapsed column on wide screens. */
   sidebarOpen: boolean
   draft: ChatDraft | null
@@ -18,6 +19,7 @@ const wide = window.matchMedia('(min-width: 800px)')
 export const uiStore = createStore<UiState>()(() => ({
   settingsOpen: false,
   chatSettingsOpen: false,
+  shortcutsOpen: false,
   sidebarOpen: wide.matches,
   draft: null,
 }))
