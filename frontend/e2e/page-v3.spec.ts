@@ -132,6 +132,15 @@ test('two tabs in one conversation: one answers at a time, the other shows it li
     await waitDone(lastAnswer(loser), 10_000)
     await expect(lastAnswer(loser).locator('.badge')).toHaveText('Interrupted')
     await expect(composer(loser)).toBeEnabled()
+    // Every answer cut short offers Regenerate and Continue, not only the last one.
+    for (const cut of [answers(loser).nth(-2), lastAnswer(loser)]) {
+      await expect(cut.getByRole('button', { name: 'Regenerate' })).toBeVisible()
+      await expect(cut.getByRole('button', { name: 'Continue', exact: true })).toBeVisible()
+    }
+    await lastAnswer(loser).getByRole('button', { name: 'Continue', exact: true }).click()
+    // This server does not offer continue_final_message: Continue is asked for in a new turn.
+    await expect(loser.locator('article.msg.user').last()).toHaveText('Continue')
+    await waitDone(lastAnswer(loser), 15_000)
   } finally {
     await server.close()
   }

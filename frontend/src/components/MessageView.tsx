@@ -1,5 +1,5 @@
 import { memo, useState, type KeyboardEvent } from 'react'
-import { editAndResend, regenerate } from '../chat/actions'
+import { continueAnswer, editAndResend, regenerate } from '../chat/actions'
 import { enterSends, isSendKey } from '../chat/keys'
 import { splitThinking } from '../chat/thinking'
 import { useLanguage, useT, type Translate } from '../i18n'
@@ -177,7 +177,8 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         <footer className="msg-meta">
           <div className="msg-actions">
             {answer && <CopyButton text={answer} label={t('copyMessage')} />}
-            {again && !error && (
+            {/* After an error the notice's Retry does it, on the last answer. */}
+            {again && (!error || !isLast) && (
               <IconButton
                 label={t('regenerate')}
                 small
@@ -185,6 +186,16 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
               >
                 <RefreshIcon />
               </IconButton>
+            )}
+            {/* An answer cut short (a dropped connection, a closed page, Stop) can be carried on, wherever it is. */}
+            {!busy && answer && (message.status === 'interrupted' || message.status === 'stopped') && (
+              <button
+                type="button"
+                className="btn small"
+                onClick={() => void continueAnswer(convId, message.id, t('continuePrompt'))}
+              >
+                {t('continue')}
+              </button>
             )}
             <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
           </div>
