@@ -19,7 +19,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.conf
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run serve demo setup models frontend sysdeps test lint test-backend test-bench test-frontend test-deploy bench prod clean
+.PHONY: run serve demo pull setup models frontend sysdeps test lint test-backend test-bench test-frontend test-deploy bench prod clean
 
 run: setup models frontend
 	@echo "Serving the chat page and the API on http://$(HOST):$(PORT)"
@@ -33,6 +33,13 @@ serve:
 # dev install that `make setup` makes; a server installed from ./backend alone goes without it).
 demo: setup
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app.demo --port $(DEMO_PORT)
+
+# Download a model from the Hugging Face Hub into models/ (needs internet access; HF_TOKEN for
+# gated models): MODEL=owner/repo for a Transformers folder, MODEL=owner/repo:file.gguf or
+# owner/repo:Q4_K_M for one GGUF file. Rerunning resumes an interrupted download.
+pull: setup
+	@test -n "$(MODEL)" || { echo "usage: make pull MODEL=owner/repo[:file.gguf]" >&2; exit 2; }
+	cd backend && ../$(BIN)/python -m app.pull '$(MODEL)' --models-dir ../$(MODELS_DIR)
 
 setup: $(SETUP_STAMP) $(NATIVE_STAMP)
 

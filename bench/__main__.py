@@ -27,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from . import api_overhead, chat, llama_build, report, structured
+from . import api_overhead, chat, llama_build, model_size, report, structured
 from .load import percentile, run_level
 from .profile import profile_ours
 from .prompts import LongPrompts, load_prompts
@@ -129,10 +129,17 @@ def parse_args() -> argparse.Namespace:
         f"{api_overhead.STREAMS} streams (issue 27; default on)",
     )
     p.add_argument(
+        "--model-size",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also serve a 1.7B-parameter model with random weights (made once, no download) on ours "
+        "and llama-server, 1 and 8 streams, with load time and memory (issue 26; default on)",
+    )
+    p.add_argument(
         "--only",
-        choices=["structured", "api-overhead"],
-        help="run only this part on ours: no machine measurements, bare generate, sweep, prefill, "
-        "chat loads or profile",
+        choices=["structured", "api-overhead", "model-size"],
+        help="run only this part (on ours; model-size also on llama-server): no machine measurements, "
+        "bare generate, sweep, prefill, chat loads or profile",
     )
     p.add_argument("--no-build", action="store_true", help="skip llama-server if it is not built yet")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -153,6 +160,7 @@ def parse_args() -> argparse.Namespace:
         args.systems, args.modes, args.levels, args.prefill = "ours", "", [], []
         args.chat, args.profile, args.no_build = False, False, True
         args.structured, args.api_overhead = args.only == "structured", args.only == "api-overhead"
+        args.model_size = args.only == "model-size"
     return args
 
 
@@ -483,6 +491,12 @@ def main() -> None:
             # Written after every system, so an interrupted run still leaves its figures.
             results["duration_s"] = time.monotonic() - started
             save(results, args)
+    if args.model_size:
+        # A server that fails is reported inside; only making the model can fail here.
+        results["model_size"] = model_size.measure(
+            llama_build.built(), os.cpu_count() or 1, args.max_tokens, 4 * args.level_cap_s
+        )
+        save(results, args)
     if args.profile:
         print("Profiling our server with py-spy at 1 and 16 streams", flush=True)
         results["profile"] = profile_ours([1, 16], args.max_tokens, None, 18)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import api_overhead, chat, structured
+from . import api_overhead, chat, model_size, structured
 from .figures import Cell, Figures, WeightBytes
 from .load import percentile
 from .servers import MODEL_DIR
@@ -448,6 +448,67 @@ class Report:
             ratios = ", ".join(f"{k} {rate:.1f} ({rate / chat_rate:.3f}x)" for k, rate in others if rate)
             self.add(f"Chat {chat_rate:.1f} tokens/s; {ratios} (issue 27 asks for 0.95x or more).", "")
 
+    def model_size(self) -> None:
+        size = self.r.get("model_size")
+        if not size:
+            return
+        shape = size["shape"]
+        self.add(
+            "## Model size: a 1.7B-parameter model (issue 26)",
+            "",
+            f"A Llama-shaped model with SmolLM2-1.7B's shape ({shape['num_hidden_layers']} layers, hidden "
+            f"{shape['hidden_size']}, {size['weights_bytes'] / 1e9:.1f} GB of bfloat16 weights; the Q4_1 "
+            f"GGUF {size['gguf_bytes'] / 1e9:.2f} GB) and random weights on Q4_1's grid, made by the bench "
+            "(`bench/model_size.py`), so both systems run the same numbers: ours from a folder in its "
+            "default settings, llama-server from the GGUF with KV per slot. Greedy answers of "
+            f"{size['max_tokens']} tokens (ignore_eos), each system started afresh in the order ours, "
+            "llama-server, llama-server, ours; figures are means over the runs. Load: from starting the "
+            "process to its first answer on /v1/models.",
+            "",
+        )
+        rows, rates = [], {}
+        for key, runs in size["runs"].items():
+            if not runs:
+                rows.append([size["labels"][key], "failed", "", "", "", ""])
+                continue
+
+            def mean(values: list[float | None]) -> float | None:
+                known = [v for v in values if v is not None]
+                return sum(known) / len(known) if known else None
+
+            by_level = {
+                c: [lv for run in runs for lv in run["levels"] if lv["streams"] == c]
+                for c in model_size.LEVELS
+            }
+            rates[key] = {c: mean([lv["tokens_per_s"] for lv in lvs]) for c, lvs in by_level.items()}
+            rows.append(
+                [
+                    size["labels"][key],
+                    fmt(mean([run["load_s"] for run in runs]), " s", 1),
+                    fmt(mean([run["idle_rss_mb"] for run in runs]), "", 0),
+                    *(fmt(rates[key][c], "", 1) for c in model_size.LEVELS),
+                    ms(mean([lv["itl_p50_s"] for lv in by_level[1]])),
+                ]
+            )
+        self.table(
+            [
+                "System",
+                "load",
+                "idle RSS MiB",
+                *(f"{c} stream{'s' if c > 1 else ''} tok/s" for c in model_size.LEVELS),
+                "1-stream ITL p50",
+            ],
+            rows,
+        )
+        ours, llama = rates.get("ours-1.7b"), rates.get("llama-slots-1.7b")
+        if ours and llama:
+            ratios = ", ".join(
+                f"{c} stream{'s' if c > 1 else ''} {ours[c] / llama[c]:.2f}x"
+                for c in model_size.LEVELS
+                if ours[c] and llama[c]
+            )
+            self.add(f"Ours against llama-server on the 1.7B model: {ratios}.", "")
+
     def prefill_bound(self) -> None:
         keys = self.f.chat_systems()
         if not keys:
@@ -712,6 +773,7 @@ class Report:
         self.decode_bound()
         self.structured_outputs()
         self.api_overhead()
+        self.model_size()
         self.prefill_bound()
         self.prefill_and_memory()
         self.ceilings()

@@ -14,7 +14,14 @@ export interface ModelInfo {
   capabilities?: string[]
   /** Non-standard too: the most tokens one input (prompt and answer, or text to embed) may hold. */
   max_model_len?: number
+  /** This backend with several models (MODELS_DIR): whether the model is in memory, and its load's progress. */
+  state?: ModelState
+  progress?: number | null
+  size_bytes?: number
+  error?: string | null
 }
+
+export type ModelState = 'unloaded' | 'loading' | 'loaded' | 'failed'
 
 export interface Usage {
   prompt_tokens: number
@@ -131,6 +138,12 @@ export async function listModels(cfg: ApiConfig, signal?: AbortSignal): Promise<
   const res = await request(cfg, '/models', { headers: headers(cfg, false), signal })
   const body = (await res.json()) as { data?: ModelInfo[] }
   return Array.isArray(body.data) ? body.data : []
+}
+
+/** One model's card: where its load stands, as the server reports it. */
+export async function getModel(cfg: ApiConfig, id: string, signal?: AbortSignal): Promise<ModelInfo> {
+  const res = await request(cfg, `/models/${encodeURIComponent(id)}`, { headers: headers(cfg, false), signal })
+  return (await res.json()) as ModelInfo
 }
 
 /** Chat models only: by the backend's `capabilities` field, else by name for servers without it. */

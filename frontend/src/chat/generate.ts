@@ -13,6 +13,7 @@ import { newId } from '../lib/id'
 import { answerElsewhere, whenNoAnswer, withAnswerLock } from '../store/answerLock'
 import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
+import { followLoad, modelsStore } from '../store/models'
 import { apiBaseHref, apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { addMetrics, streamClock } from './metrics'
@@ -207,6 +208,9 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
       tools: conv.tools,
       toolChoice: conv.toolChoice,
     }
+    // A model not in memory loads as the request waits: the picker shows its progress meanwhile
+    // (on a server that reports models' states; one read when the model is already loaded).
+    if (modelsStore.getState().models.some((m) => m.state)) void followLoad(model, controller.signal)
     const result = await streamChat(apiConfig(), request, onDelta, controller.signal, onToolCall)
     final = { ...outcome(result, content !== '' || reasoning !== '' || calls.size > 0), metrics: clock.metrics(result) }
   } catch (e) {

@@ -1,4 +1,6 @@
 import { ApiError, type ModelInfo } from '../api/client'
+import { formatSize } from '../documents/extract'
+import type { Translate } from '../i18n'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
@@ -41,4 +43,27 @@ export async function pickModel(conv: Conversation): Promise<string> {
   if (id !== conv.model) chatStore.getState().patch(conv.id, { model: id })
   settingsStore.getState().update({ lastModel: id })
   return id
+}
+
+/** A model's size on disk, as people read model files: GB from one gigabyte up. */
+export function modelSize(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GB` : formatSize(bytes)
+}
+
+/** Percent of a load done, from the server's 0..1 progress. */
+export function loadPercent(model: ModelInfo): number {
+  return Math.floor((model.progress ?? 0) * 100)
+}
+
+/**
+ * The picker's line for a model: its name, then on a server that reports them its size and,
+ * unless it is loaded, its state.
+ */
+export function modelLabel(model: ModelInfo, t: Translate): string {
+  const parts = [model.id]
+  if (model.size_bytes) parts.push(modelSize(model.size_bytes))
+  if (model.state === 'unloaded') parts.push(t('modelNotLoaded'))
+  else if (model.state === 'loading') parts.push(t('modelLoading', { pct: loadPercent(model) }))
+  else if (model.state === 'failed') parts.push(t('modelFailed'))
+  return parts.join(' · ')
 }

@@ -3,7 +3,7 @@ import { useStore } from 'zustand'
 import { sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
 import { enterSends, isSendKey } from '../chat/keys'
-import { acceptsImages, resolveModel } from '../chat/model'
+import { acceptsImages, loadPercent, modelLabel, modelSize, resolveModel } from '../chat/model'
 import { useT } from '../i18n'
 import { answerElsewhere } from '../store/answerLock'
 import { chatStore } from '../store/conversations'
@@ -29,6 +29,7 @@ export function ChatView() {
   return (
     <main className="main">
       <Header conv={conv} />
+      <ModelLoadState conv={conv} />
       {/* An answer already showing the same trouble inline says enough. */}
       {!path.at(-1)?.error && <ConnectionProblem />}
       {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
@@ -82,7 +83,7 @@ function Header({ conv }: { conv: Conversation | undefined }) {
         {options.length === 0 && <option value="">{t('noModels')}</option>}
         {options.map((m) => (
           <option key={m.id} value={m.id}>
-            {m.id}
+            {modelLabel(m, t)}
           </option>
         ))}
       </select>
@@ -94,6 +95,31 @@ function Header({ conv }: { conv: Conversation | undefined }) {
       </IconButton>
     </header>
   )
+}
+
+/** The chosen model is not in memory: it loads when a message is sent, with the server's progress. */
+function ModelLoadState({ conv }: { conv: Conversation | undefined }) {
+  const t = useT()
+  const { models, selected } = useChosenModel(conv)
+  const model = models.find((m) => m.id === selected)
+  if (model?.state === 'loading') {
+    const pct = loadPercent(model)
+    return (
+      <div className="model-load" role="status">
+        <progress max={100} value={pct} aria-hidden="true" />
+        <span>{t('modelLoadingStatus', { model: model.id, pct })}</span>
+      </div>
+    )
+  }
+  if (model?.state === 'unloaded') {
+    const size = model.size_bytes ? modelSize(model.size_bytes) : '?'
+    return (
+      <div className="model-load" role="status">
+        <span>{t('modelLoadsOnSend', { model: model.id, size })}</span>
+      </div>
+    )
+  }
+  return null
 }
 
 /** The model list failed to load: usually the server is down or wants a key. */

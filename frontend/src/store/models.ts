@@ -1,5 +1,5 @@
 import { createStore } from 'zustand/vanilla'
-import { ApiError, chatModels, errorFromException, listModels, type ApiConfig, type ModelInfo } from '../api/client'
+import { ApiError, chatModels, errorFromException, getModel, listModels, type ApiConfig, type ModelInfo } from '../api/client'
 import type { ChatError } from '../types'
 import { apiConfig } from './settings'
 
@@ -41,5 +41,36 @@ export async function refreshModels(): Promise<ModelInfo[]> {
     const error = e instanceof ApiError ? e.info : errorFromException(e)
     modelsStore.setState({ status: 'error', error })
     throw new ApiError(error)
+  }
+}
+
+/** Whether a request for this model will wait for it to load first (a server that says nothing: no). */
+export function waitsForLoad(model: ModelInfo | undefined): boolean {
+  return model?.state === 'unloaded' || model?.state === 'loading'
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true })
+  })
+
+/**
+ * Follows a model's load as the server reports it (its card's state and progress, read from the
+ * loader's own count of weights read) until it is loaded or failed, or `signal` aborts; each card
+ * read replaces the model's entry, so the picker shows it.
+ */
+export async function followLoad(id: string, signal: AbortSignal, everyMs = 400): Promise<void> {
+  while (!signal.aborted) {
+    let card: ModelInfo
+    try {
+      card = await getModel(apiConfig(), id, signal)
+    } catch {
+      return // the request itself reports why the server cannot be reached
+    }
+    if (signal.aborted) return
+    modelsStore.setState((s) => ({ models: s.models.map((m) => (m.id === id ? { ...m, ...card } : m)) }))
+    if (!waitsForLoad(card)) return
+    await sleep(everyMs, signal)
   }
 }
