@@ -1,7 +1,10 @@
 import type { Page } from '@playwright/test'
-import { answers, composer, expect, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { answers, composer, expect, lastAnswer, send, shot, SHOTS, test, waitDone } from './fixtures.ts'
 import { setSettings, shotEverywhere } from './helpers.ts'
 import { scriptedServer } from './scripted.ts'
+import { longTasksSince, recordLongTasks } from './perf.ts'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 
 const WIDE_TABLE = [
   'Models compared:',
@@ -20,6 +23,7 @@ test('a wide table keeps its words whole, scrolls in its own focusable region, a
   page,
 }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write'])
+  await recordLongTasks(page)
   const server = await scriptedServer(WIDE_TABLE.match(/[\s\S]{1,12}/g) ?? [], 5)
   try {
     await page.goto('/')
@@ -73,6 +77,18 @@ test('a wide table keeps its words whole, scrolls in its own focusable region, a
     await shotEverywhere(page, 'wide-table', async () => {
       await expect(lastAnswer(page).locator('table')).toBeVisible()
     })
+
+    // Opening the conversation from the list: the main thread is never held long.
+    await page.setViewportSize({ width: 1280, height: 800 })
+    await setSettings(page, { language: 'en', theme: 'light' })
+    await page.getByRole('button', { name: 'New chat' }).click()
+    const t0 = await page.evaluate(() => performance.now())
+    await page.getByRole('navigation', { name: 'Conversations' }).getByRole('button', { name: 'Compare the models in a table.', exact: true }).click()
+    await expect(lastAnswer(page).locator('table')).toBeVisible()
+    await page.waitForTimeout(300)
+    const perf = await longTasksSince(page, t0)
+    await writeFile(join(SHOTS, 'wide-table.json'), JSON.stringify(perf, null, 2))
+    expect(perf.longestTaskMs).toBeLessThan(200)
   } finally {
     await server.close()
   }
@@ -327,7 +343,6 @@ test('sidebar: delete with Undo, pin, folders and archive; message times; keyboa
     await menu('Beta question', 'Download as Markdown')
     const file = await downloaded
     expect(file.suggestedFilename()).toBe('Beta-question.md')
-    const { readFile } = await import('node:fs/promises')
     expect(await readFile(await file.path(), 'utf8')).toBe('# Beta question\n\n### You\n\nBeta question\n\n### Assistant (scripted)\n\nSure.\n')
 
     // Keyboard shortcuts: the ? sheet lists them; each does what it says.
