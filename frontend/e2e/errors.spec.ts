@@ -93,6 +93,9 @@ test('server unreachable: inline error, fixed in Settings, then retry works', as
   await notice.getByRole('button', { name: 'Open settings' }).click()
   await settings.getByRole('textbox', { name: 'API base URL' }).fill('')
   await settings.getByRole('button', { name: 'Save' }).click()
+  // The notice follows the new setting instead of naming the old address as the one to check.
+  await expect(notice).toContainText(`This happened at http://127.0.0.1:${port}/v1. Settings now use ${new URL('/v1', page.url()).href}`)
+  await expect(notice).not.toContainText('Failed to fetch')
   await notice.getByRole('button', { name: 'Retry' }).click()
   await waitDone(lastAnswer(page))
   await expect(lastAnswer(page).locator('.md')).not.toBeEmpty()

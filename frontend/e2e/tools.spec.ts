@@ -25,6 +25,8 @@ async function setTools(page: Page, tools: string, choice: string): Promise<void
   const dialog = page.getByRole('dialog', { name: 'Conversation settings' })
   // Room for the whole call: a call cut by the length limit is not one.
   await dialog.getByLabel('Max tokens').fill('120')
+  // The raw JSON sits under a disclosure, closed while the chat has no tools.
+  await dialog.getByText('Advanced', { exact: true }).click()
   const field = dialog.getByRole('textbox', { name: 'Tools' })
   // Not an array: refused with a message that says what to write, and the dialog stays open.
   await field.fill(JSON.stringify(TOOLS[0]))

@@ -1,10 +1,11 @@
 import { useEffect } from 'react'
 import { useStore } from 'zustand'
-import { stop } from './chat/generate'
 import { Announcer } from './components/Announcer'
 import { ChatSettingsDialog } from './components/ChatSettingsDialog'
 import { ChatView } from './components/ChatView'
 import { SettingsDialog } from './components/SettingsDialog'
+import { ShortcutsDialog, useShortcuts } from './components/Shortcuts'
+import { UndoToast } from './components/UndoToast'
 import { Sidebar } from './components/Sidebar'
 import { useLanguage, useT } from './i18n'
 import { chatStore } from './store/conversations'
@@ -27,16 +28,8 @@ export function App() {
     document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en'
   }, [lang])
 
-  useEffect(() => {
-    // Esc stops the answer from anywhere on the page; an open dialog gets Esc for itself.
-    const onKeyDown = (e: KeyboardEvent) => {
-      if (e.key !== 'Escape' || e.defaultPrevented || document.querySelector('dialog[open]')) return
-      const { activeId } = chatStore.getState()
-      if (activeId) stop(activeId)
-    }
-    window.addEventListener('keydown', onKeyDown)
-    return () => window.removeEventListener('keydown', onKeyDown)
-  }, [])
+  // Esc stops the answer from anywhere on the page; the other shortcuts are listed under `?`.
+  useShortcuts()
 
   if (!loaded) return null
   return (
@@ -55,7 +48,9 @@ export function App() {
       <ChatView />
       <SettingsDialog />
       <ChatSettingsDialog />
+      <ShortcutsDialog />
       <Announcer />
+      <UndoToast />
     </div>
   )
 }

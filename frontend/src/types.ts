@@ -19,6 +19,8 @@ export interface ChatError {
   message: string
   status?: number
   retryAfterS?: number
+  /** The API address the request went to (absolute): the notice tells when Settings have changed since. */
+  baseUrl?: string
 }
 
 export interface Metrics {
@@ -124,6 +126,12 @@ export interface Conversation {
   tools?: ToolDefinition[]
   /** Sent as `tool_choice` when there are tools; absent: "auto". */
   toolChoice?: ToolChoice
+  /** Shown first in the sidebar. */
+  pinned?: boolean
+  /** Out of the sidebar's list until "Archived" is opened (or a search finds it). */
+  archived?: boolean
+  /** The sidebar folder it is filed under (absent: none). */
+  folder?: string
 }
 
 export const DEFAULT_PARAMS: GenParams = { temperature: 0.7, top_p: 0.95, max_tokens: 1024, seed: null }

@@ -2,7 +2,7 @@ import { newId } from '../lib/id'
 import { neighbourVersion } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { settingsStore } from '../store/settings'
-import type { Attachment } from '../types'
+import type { Attachment, Conversation } from '../types'
 import { uiStore, type ChatDraft } from '../store/ui'
 import { continueInPlace, generate, isGenerating, stop } from './generate'
 
@@ -20,19 +20,20 @@ export function newConversation(model: string): string {
   return id
 }
 
-export function sendMessage(convId: string | null, text: string, attachments: Attachment[] = []): string {
+/** Sends a message and asks for the answer; false (nothing sent) while another tab is answering there. */
+export function sendMessage(convId: string | null, text: string, attachments: Attachment[] = []): Promise<boolean> {
   const id = convId ?? newConversation(settingsStore.getState().lastModel)
   const messageId = newId()
   // Added after the end of the branch shown.
-  chatStore.getState().addMessage(id, {
-    id: messageId,
-    role: 'user',
-    content: text,
-    createdAt: Date.now(),
-    ...(attachments.length ? { attachments } : {}),
-  })
-  void generate(id, messageId)
-  return id
+  return generate(id, messageId, () =>
+    chatStore.getState().addMessage(id, {
+      id: messageId,
+      role: 'user',
+      content: text,
+      createdAt: Date.now(),
+      ...(attachments.length ? { attachments } : {}),
+    }),
+  )
 }
 
 /**
@@ -43,9 +44,11 @@ export function regenerate(convId: string, answerId: string): void {
   const conv = chatStore.getState().conversations[convId]
   const answer = conv?.messages.find((m) => m.id === answerId)
   if (!conv || !answer || answer.role !== 'assistant' || isGenerating(conv)) return
-  if (answer.status === 'error' && !answer.content) chatStore.getState().removeVersion(convId, answerId)
   // The first message of a conversation is the user's, so an answer always has a parent.
-  if (answer.parentId) void generate(convId, answer.parentId)
+  if (!answer.parentId) return
+  void generate(convId, answer.parentId, () => {
+    if (answer.status === 'error' && !answer.content) chatStore.getState().removeVersion(convId, answerId)
+  })
 }
 
 /** The edited message becomes a new version of it; the original and its follow-up stay a branch. */
@@ -55,15 +58,16 @@ export function editAndResend(convId: string, messageId: string, text: string): 
   if (!conv || !original || isGenerating(conv)) return
   const id = newId()
   // The edited question keeps its files; their passages are chosen again for the new wording.
-  chatStore.getState().addMessage(convId, {
-    id,
-    role: 'user',
-    content: text,
-    createdAt: Date.now(),
-    parentId: original.parentId ?? null,
-    ...(original.attachments?.length ? { attachments: original.attachments } : {}),
-  })
-  void generate(convId, id)
+  void generate(convId, id, () =>
+    chatStore.getState().addMessage(convId, {
+      id,
+      role: 'user',
+      content: text,
+      createdAt: Date.now(),
+      parentId: original.parentId ?? null,
+      ...(original.attachments?.length ? { attachments: original.attachments } : {}),
+    }),
+  )
 }
 
 /** Shows the version `step` places from `messageId` (-1: the previous one) and what followed it. */
@@ -88,13 +92,17 @@ export async function continueAnswer(convId: string, answerId: string, prompt: s
   if (!conv || isGenerating(conv)) return
   if (await continueInPlace(convId, answerId)) return
   const id = newId()
-  chatStore.getState().addMessage(convId, { id, role: 'user', content: prompt, createdAt: Date.now(), parentId: answerId })
-  void generate(convId, id)
+  void generate(convId, id, () =>
+    chatStore.getState().addMessage(convId, { id, role: 'user', content: prompt, createdAt: Date.now(), parentId: answerId }),
+  )
 }
 
-export function removeConversation(convId: string): void {
+/** Deletes a conversation (stopping its answer); returns it, for Undo to put back. */
+export function removeConversation(convId: string): Conversation | undefined {
+  const conv = chatStore.getState().conversations[convId]
   stop(convId)
   chatStore.getState().remove(convId)
+  return conv
 }
 
 /**

@@ -10,10 +10,11 @@ import {
 import { documentPrompt } from '../documents/prompt'
 import { estimateTokens } from '../documents/tokens'
 import { newId } from '../lib/id'
+import { answerElsewhere, whenNoAnswer, withAnswerLock } from '../store/answerLock'
 import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { followLoad, modelsStore } from '../store/models'
-import { apiConfig } from '../store/settings'
+import { apiBaseHref, apiConfig } from '../store/settings'
 import type { ChatError, Conversation, Message } from '../types'
 import { addMetrics, streamClock } from './metrics'
 import { offersContinue, pickModel } from './model'
@@ -22,8 +23,38 @@ import { splitThinking } from './thinking'
 import { renderThrottle } from './throttle'
 import { addToolCallDelta, assistantTurn, toolCallList, type PendingCalls } from './toolCalls'
 
-/** Open requests by conversation: one answer at a time per conversation. */
+/** This tab's open requests by conversation: one answer at a time per conversation (answerLock: in all tabs). */
 const running = new Map<string, AbortController>()
+
+/** Stop pressed in a tab that shows another tab's answer: the tab writing it stops it. */
+let stopChannel: BroadcastChannel | null | undefined
+function stops(): BroadcastChannel | null {
+  if (stopChannel === undefined) {
+    stopChannel = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('localchat.stop')
+    stopChannel?.addEventListener('message', (e: MessageEvent<string>) => running.get(e.data)?.abort())
+  }
+  return stopChannel
+}
+
+/**
+ * Runs `start` (which adds the messages and streams the answer) unless another tab, or this
+ * one, is answering in the conversation: then says so (answerElsewhere, until that
+ * answer ends) and resolves false; true once it has started.
+ */
+async function exclusive(convId: string, start: () => Promise<void>): Promise<boolean> {
+  if (running.has(convId)) return false
+  stops()
+  const started = await withAnswerLock(convId, start)
+  const clear = () => {
+    if (answerElsewhere.getState().convId === convId) answerElsewhere.setState({ convId: null })
+  }
+  if (started) clear()
+  else {
+    answerElsewhere.setState({ convId })
+    whenNoAnswer(convId, clear)
+  }
+  return started
+}
 
 export function isGenerating(conv: Conversation | undefined): boolean {
   return conv?.messages.some((m) => m.status === 'streaming') ?? false
@@ -77,20 +108,27 @@ export function outcome(result: StreamResult, hasText: boolean): Partial<Message
   }
 }
 
-/** Streams a new assistant answer to the branch ending at `parentId` into the store. */
-export async function generate(convId: string, parentId: string): Promise<void> {
-  const conv = chatStore.getState().conversations[convId]
-  if (!conv || running.has(convId)) return
-  const messageId = newId()
-  chatStore.getState().addMessage(convId, {
-    id: messageId,
-    role: 'assistant',
-    content: '',
-    createdAt: Date.now(),
-    status: 'streaming',
-    parentId,
+/**
+ * Streams a new assistant answer to the branch ending at `parentId` into the store, after
+ * `prepare` (which may add that message). Resolves once it has started, false when it could not
+ * (another tab is answering in this conversation: nothing is added).
+ */
+export function generate(convId: string, parentId: string, prepare?: () => void): Promise<boolean> {
+  return exclusive(convId, async () => {
+    prepare?.()
+    const conv = chatStore.getState().conversations[convId]
+    if (!conv) return
+    const messageId = newId()
+    chatStore.getState().addMessage(convId, {
+      id: messageId,
+      role: 'assistant',
+      content: '',
+      createdAt: Date.now(),
+      status: 'streaming',
+      parentId,
+    })
+    await streamInto(conv, messageId, parentId)
   })
-  await streamInto(conv, messageId, parentId)
 }
 
 /**
@@ -105,9 +143,10 @@ export async function continueInPlace(convId: string, messageId: string): Promis
   const message = conv?.messages.find((m) => m.id === messageId)
   if (!conv || !message || running.has(convId)) return true
   if (!splitThinking(message).answer || message.toolCalls?.length || !(await offersContinue(conv))) return false
-  if (running.has(convId)) return true
-  chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
-  await streamInto(conv, messageId, messageId, message)
+  await exclusive(convId, async () => {
+    chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', finishReason: null, error: undefined })
+    await streamInto(conv, messageId, messageId, message)
+  })
   return true
 }
 
@@ -146,6 +185,7 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
 
   let final: Partial<Message>
   let model = conv.model
+  const baseUrl = apiBaseHref()
   try {
     model = await pickModel(conv)
     const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
@@ -181,6 +221,12 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     running.delete(convId)
     throttle.cancel()
   }
+  // Stopped before anything arrived: no "Stopped · ~0 tokens" answer is left behind.
+  if (final.status === 'stopped' && !continued && !content && !reasoning && !calls.size) {
+    chatStore.getState().removeVersion(convId, messageId)
+    return
+  }
+  if (final.error) final.error = { ...final.error, baseUrl }
   if (continued?.metrics && final.metrics) final.metrics = addMetrics(continued.metrics, final.metrics)
   // The live metrics give way to the final ones (none after an error); the wait is over.
   chatStore.getState().updateMessage(convId, messageId, {
@@ -193,6 +239,9 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   })
 }
 
+/** Stops the answer being written in the conversation, in this tab or another. */
 export function stop(convId: string): void {
-  running.get(convId)?.abort()
+  const mine = running.get(convId)
+  if (mine) mine.abort()
+  else stops()?.postMessage(convId)
 }

@@ -13,6 +13,8 @@ describe('isSendKey', () => {
   it('sends on Enter, not on Shift+Enter or other keys', () => {
     expect(isSendKey(key({}))).toBe(true)
     expect(isSendKey(key({ shiftKey: true }))).toBe(false)
+    // A touch screen: Enter is a new line, the button sends.
+    expect(isSendKey(key({}), false)).toBe(false)
     expect(isSendKey(key({ key: 'a', keyCode: 65 }))).toBe(false)
   })
 

@@ -39,10 +39,12 @@ function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; con
   const [toolChoice, setToolChoice] = useState<ToolChoice>(conv.toolChoice ?? 'auto')
   const [toolsErr, setToolsErr] = useState<ToolsError | null>(null)
   const toolsErrId = useId()
+  const [advanced, setAdvanced] = useState(!!conv.tools?.length)
 
   const submit = () => {
     const parsed = parseTools(tools)
     if ('error' in parsed) {
+      setAdvanced(true)
       setToolsErr(parsed.error)
       return
     }
@@ -117,37 +119,41 @@ function ChatSettingsForm({ convId, conv, onDone }: { convId: string | null; con
         <input type="checkbox" checked={asDefault} onChange={(e) => setAsDefault(e.target.checked)} />
         <span>{t('saveAsDefault')}</span>
       </label>
-      <label className="field">
-        <span>{t('tools')}</span>
-        <textarea
-          rows={4}
-          className="mono"
-          spellCheck={false}
-          value={tools}
-          aria-invalid={toolsErr !== null}
-          aria-describedby={toolsErr ? toolsErrId : undefined}
-          placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {…}}}]'
-          onChange={(e) => {
-            setTools(e.target.value)
-            setToolsErr(null)
-          }}
-        />
-        {toolsErr ? (
-          <small id={toolsErrId} className="field-error" role="alert">
-            {t(toolsErr.key, toolsErr.vars)}
-          </small>
-        ) : (
-          <small>{t('toolsHint')}</small>
-        )}
-      </label>
-      <label className="field">
-        <span>{t('toolChoice')}</span>
-        <select value={toolChoice} onChange={(e) => setToolChoice(e.target.value as ToolChoice)}>
-          <option value="auto">{t('toolChoiceAuto')}</option>
-          <option value="required">{t('toolChoiceRequired')}</option>
-          <option value="none">{t('toolChoiceNone')}</option>
-        </select>
-      </label>
+      {/* Raw JSON for those who know what it is: closed unless this chat has tools. */}
+      <details className="advanced" open={advanced} onToggle={(e) => setAdvanced(e.currentTarget.open)}>
+        <summary>{t('advanced')}</summary>
+        <label className="field">
+          <span>{t('tools')}</span>
+          <textarea
+            rows={4}
+            className="mono"
+            spellCheck={false}
+            value={tools}
+            aria-invalid={toolsErr !== null}
+            aria-describedby={toolsErr ? toolsErrId : undefined}
+            placeholder='[{"type": "function", "function": {"name": "get_weather", "parameters": {…}}}]'
+            onChange={(e) => {
+              setTools(e.target.value)
+              setToolsErr(null)
+            }}
+          />
+          {toolsErr ? (
+            <small id={toolsErrId} className="field-error" role="alert">
+              {t(toolsErr.key, toolsErr.vars)}
+            </small>
+          ) : (
+            <small>{t('toolsHint')}</small>
+          )}
+        </label>
+        <label className="field">
+          <span>{t('toolChoice')}</span>
+          <select value={toolChoice} onChange={(e) => setToolChoice(e.target.value as ToolChoice)}>
+            <option value="auto">{t('toolChoiceAuto')}</option>
+            <option value="required">{t('toolChoiceRequired')}</option>
+            <option value="none">{t('toolChoiceNone')}</option>
+          </select>
+        </label>
+      </details>
     </Form>
   )
 }

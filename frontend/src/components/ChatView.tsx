@@ -1,10 +1,11 @@
-import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
 import { sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
-import { isSendKey } from '../chat/keys'
+import { enterSends, isSendKey } from '../chat/keys'
 import { acceptsImages, loadPercent, modelLabel, modelSize, resolveModel } from '../chat/model'
 import { useT } from '../i18n'
+import { answerElsewhere } from '../store/answerLock'
 import { chatStore } from '../store/conversations'
 import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
@@ -14,7 +15,8 @@ import type { Conversation, Message } from '../types'
 import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
 import { useAttachments } from './useAttachments'
-import { ArrowDownIcon, MenuIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
+import { pastedFiles, useFileDrop } from './useFileDrop'
+import { ArrowDownIcon, MenuIcon, PaperclipIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
 import { IconButton } from '../ui/IconButton'
 import './ChatView.css'
@@ -144,7 +146,7 @@ function Welcome() {
             key={key}
             type="button"
             className="suggestion"
-            onClick={() => sendMessage(chatStore.getState().activeId, t(key))}
+            onClick={() => void sendMessage(chatStore.getState().activeId, t(key))}
           >
             {t(key)}
           </button>
@@ -226,6 +228,8 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const convId = conv?.id ?? null
   const { models, selected } = useChosenModel(conv)
   const files = useAttachments(t, { name: selected, imagesOk: acceptsImages(models.find((m) => m.id === selected)) })
+  const { add } = files
+  const dropping = useFileDrop(useCallback((list: File[]) => void add(list), [add]))
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
@@ -240,15 +244,24 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
     el.style.height = `${Math.min(el.scrollHeight, MAX_INPUT_HEIGHT)}px`
   }, [text])
 
+  const refused = useStore(answerElsewhere, (s) => convId !== null && s.convId === convId)
+  // Between Enter and the answer starting (a moment): a second Enter sends nothing.
+  const sending = useRef(false)
   const send = () => {
-    if (busy || !text.trim() || files.reading) return
-    sendMessage(convId, text, files.attachments)
-    setText('')
-    files.clear()
+    if (busy || sending.current || !text.trim() || files.reading) return
+    sending.current = true
+    // Kept in the box when another tab is answering here, to send once it has finished.
+    void sendMessage(convId, text, files.attachments)
+      .then((sent) => {
+        if (!sent) return
+        setText('')
+        files.clear()
+      })
+      .finally(() => (sending.current = false))
   }
 
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
+    if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing }, enterSends())) {
       e.preventDefault()
       send()
     }
@@ -261,12 +274,16 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
         e.preventDefault()
         send()
       }}
-      onDragOver={(e) => e.preventDefault()}
-      onDrop={(e) => {
-        e.preventDefault()
-        void files.add(e.dataTransfer.files)
-      }}
-    >
+>
+      {dropping && (
+        <div className="drop-overlay" aria-hidden="true">
+          <div className="drop-card">
+            <PaperclipIcon />
+            <strong>{t('dropTitle')}</strong>
+            <span>{t('dropBody')}</span>
+          </div>
+        </div>
+      )}
       <AttachmentChips items={files.attachments} onRemove={files.remove} />
       {files.problems.length > 0 && (
         <ul className="attach-problems" role="alert">
@@ -274,6 +291,11 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             <li key={p}>{p}</li>
           ))}
         </ul>
+      )}
+      {refused && (
+        <p className="composer-hint busy-elsewhere" role="alert">
+          {t('answerElsewhere')}
+        </p>
       )}
       {files.reading && (
         <p className="composer-hint" role="status">
@@ -293,6 +315,12 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
           placeholder={t('messagePlaceholder')}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            const pasted = pastedFiles(e.clipboardData)
+            if (!pasted.length) return
+            e.preventDefault()
+            void files.add(pasted)
+          }}
         />
         {busy && convId ? (
           <button

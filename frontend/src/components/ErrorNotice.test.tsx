@@ -78,4 +78,27 @@ describe('ErrorNotice', () => {
     expect(mount.container.textContent).toContain('boom')
     expect(mount.container.querySelector('button')).toBeNull()
   })
+
+  it('unreachable: says what to do at the address Settings use now, never the browser\'s raw message', () => {
+    settingsStore.getState().update({ apiBaseUrl: 'http://127.0.0.1:9/v1' })
+    const error: ChatError = { kind: 'unreachable', message: 'Failed to fetch', baseUrl: 'http://127.0.0.1:9/v1' }
+    render(error)
+    expect(mount.container.textContent).toContain('Nothing answered at http://127.0.0.1:9/v1.')
+    expect(mount.container.textContent).not.toContain('Failed to fetch')
+    expect(mount.container.textContent).not.toContain('make run')
+    // Settings changed after the error: the notice follows, naming both addresses.
+    act(() => settingsStore.getState().update({ apiBaseUrl: 'http://127.0.0.1:8000/v1' }))
+    expect(mount.container.textContent).toContain(
+      'This happened at http://127.0.0.1:9/v1. Settings now use http://127.0.0.1:8000/v1: retry to ask there.',
+    )
+    // Offline: said as such, and the notice follows the network coming back.
+    const onLine = vi.spyOn(navigator, 'onLine', 'get').mockReturnValue(false)
+    act(() => void dispatchEvent(new Event('offline')))
+    expect(mount.container.textContent).toContain('You are offline')
+    onLine.mockReturnValue(true)
+    act(() => void dispatchEvent(new Event('online')))
+    expect(mount.container.textContent).toContain('Can’t reach the server')
+    onLine.mockRestore()
+    settingsStore.getState().update({ apiBaseUrl: '' })
+  })
 })

@@ -1,4 +1,5 @@
-import { useEffect, useState, type FormEvent } from 'react'
+import { useEffect, useState, useSyncExternalStore, type FormEvent } from 'react'
+import { useStore } from 'zustand'
 import { useT, type MessageKey, type Translate } from '../i18n'
 import { contextNumbers } from '../lib/contextNumbers'
 import { apiBaseHref, settingsStore, suggestedBaseUrl } from '../store/settings'
@@ -16,6 +17,18 @@ const TEXT: Record<ErrorKind, { title: MessageKey; help?: MessageKey }> = {
   server: { title: 'errServerTitle' },
   interrupted: { title: 'errInterruptedTitle', help: 'errInterruptedHelp' },
 }
+
+function subscribeOnline(changed: () => void): () => void {
+  addEventListener('online', changed)
+  addEventListener('offline', changed)
+  return () => {
+    removeEventListener('online', changed)
+    removeEventListener('offline', changed)
+  }
+}
+
+/** Whether the browser has a network (it says so at once when that changes). */
+const useOnline = () => useSyncExternalStore(subscribeOnline, () => navigator.onLine)
 
 /** Seconds left before a 429 may be retried, counting down once a second. */
 function useCountdown(seconds: number | undefined): number {
@@ -49,7 +62,12 @@ function contextText(message: string, t: Translate): string {
  */
 export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: () => void }) {
   const t = useT()
-  const text = TEXT[error.kind]
+  const online = useOnline()
+  // The address as Settings have it now: the notice follows a change made after the error.
+  const url = apiBaseHref(useStore(settingsStore, (s) => s.apiBaseUrl))
+  const moved = error.baseUrl !== undefined && error.baseUrl !== url
+  const offline = error.kind === 'unreachable' && !online
+  const text = offline ? { title: 'errOfflineTitle', help: 'errOfflineHelp' } as const : TEXT[error.kind]
   const waitLeft = useCountdown(error.kind === 'rate_limit' ? error.retryAfterS : undefined)
   const [key, setKey] = useState('')
 
@@ -59,8 +77,9 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
     onRetry?.()
   }
 
-  // Server-written detail is shown only where our own help text does not already say it all.
-  const detail = (['bad_request', 'server', 'unreachable', 'not_api'] as ErrorKind[]).includes(error.kind)
+  // Server-written detail is shown only where our own help text does not already say it all (the
+  // browser's "Failed to fetch" never does), and not once it is about an address no longer used.
+  const detail = (['bad_request', 'server', 'not_api'] as ErrorKind[]).includes(error.kind) && !moved
   const suggestion = error.kind === 'not_api' ? suggestedBaseUrl() : null
   const applySuggestion = (url: string) => {
     settingsStore.getState().update({ apiBaseUrl: url })
@@ -70,7 +89,11 @@ export function ErrorNotice({ error, onRetry }: { error: ChatError; onRetry?: ()
     <div className={`error-notice kind-${error.kind}`} role="alert">
       <p className="error-title">{t(text.title)}</p>
       {error.kind === 'context_length' && error.message && <p className="error-numbers">{contextText(error.message, t)}</p>}
-      {text.help && <p>{t(text.help, { url: apiBaseHref() })}</p>}
+      {moved && (error.kind === 'unreachable' || error.kind === 'not_api') ? (
+        <p>{t('errAddressChanged', { old: error.baseUrl ?? '', url })}</p>
+      ) : (
+        text.help && <p>{t(text.help, { url })}</p>
+      )}
       {detail && error.message && <p className="error-detail">{error.message}</p>}
       {error.kind === 'auth' && onRetry ? (
         <form className="row" onSubmit={saveKey}>

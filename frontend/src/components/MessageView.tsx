@@ -1,8 +1,9 @@
 import { memo, useState, type KeyboardEvent } from 'react'
-import { editAndResend, regenerate } from '../chat/actions'
-import { isSendKey } from '../chat/keys'
+import { continueAnswer, editAndResend, regenerate } from '../chat/actions'
+import { enterSends, isSendKey } from '../chat/keys'
 import { splitThinking } from '../chat/thinking'
-import { useT, type Translate } from '../i18n'
+import { useLanguage, useT, type Translate } from '../i18n'
+import { fullTime, messageTime } from '../lib/time'
 import { Markdown } from '../markdown/Markdown'
 import type { Message, Metrics } from '../types'
 import { CopyButton } from '../ui/CopyButton'
@@ -51,7 +52,7 @@ function UserMessage({ convId, message, busy, version, versions }: Props) {
       editAndResend(convId, message.id, draft)
     }
     const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-      if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing })) {
+      if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing }, enterSends())) {
         e.preventDefault()
         submit()
       }
@@ -119,6 +120,16 @@ function Reasoning({ text, live }: { text: string; live: boolean }) {
   )
 }
 
+/** When the message was written (its full date and time on hover). */
+function MessageTime({ at }: { at: number }) {
+  const locale = useLanguage() === 'zh' ? 'zh-CN' : 'en'
+  return (
+    <time className="msg-time" dateTime={new Date(at).toISOString()} title={fullTime(at, locale)}>
+      {messageTime(at, new Date(), locale)}
+    </time>
+  )
+}
+
 function AssistantMessage({ convId, message, isLast, busy, version, versions }: Props) {
   const t = useT()
   const streaming = message.status === 'streaming'
@@ -166,7 +177,8 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
         <footer className="msg-meta">
           <div className="msg-actions">
             {answer && <CopyButton text={answer} label={t('copyMessage')} />}
-            {again && !error && (
+            {/* After an error the notice's Retry does it, on the last answer. */}
+            {again && (!error || !isLast) && (
               <IconButton
                 label={t('regenerate')}
                 small
@@ -175,15 +187,22 @@ function AssistantMessage({ convId, message, isLast, busy, version, versions }: 
                 <RefreshIcon />
               </IconButton>
             )}
+            {/* An answer cut short (a dropped connection, a closed page, Stop) can be carried on, wherever it is. */}
+            {!busy && answer && (message.status === 'interrupted' || message.status === 'stopped') && (
+              <button
+                type="button"
+                className="btn small"
+                onClick={() => void continueAnswer(convId, message.id, t('continuePrompt'))}
+              >
+                {t('continue')}
+              </button>
+            )}
             <BranchSwitch convId={convId} messageId={message.id} version={version} versions={versions} busy={busy} />
           </div>
-          {message.metrics && (
-            <span className="metrics">
-              {metricsText(message.metrics, t).map((part) => (
-                <span key={part}>{part}</span>
-              ))}
-            </span>
-          )}
+          <span className="metrics">
+            <MessageTime at={message.createdAt} />
+            {message.metrics && metricsText(message.metrics, t).map((part) => <span key={part}>{part}</span>)}
+          </span>
         </footer>
       )}
     </article>

@@ -1,23 +1,17 @@
-import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent } from 'react'
+import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent, type FocusEvent } from 'react'
 import { useStore } from 'zustand'
 import { removeConversation } from '../chat/actions'
-import { useT, type MessageKey } from '../i18n'
+import { useLanguage, useT } from '../i18n'
+import { conversationHtml, conversationMarkdown, download, fileName } from '../lib/share'
 import { exportJson, parseImport } from '../lib/transfer'
-import { chatStore, matchesQuery, sortedConversations } from '../store/conversations'
-import { closeOnPhone, startNewChat, uiStore } from '../store/ui'
+import { chatStore, folderNames, sidebarGroups, sortedConversations } from '../store/conversations'
+import { closeOnPhone, offerUndo, startNewChat, uiStore } from '../store/ui'
 import type { Conversation } from '../types'
-import { DownloadIcon, EditIcon, PlusIcon, SearchIcon, SettingsIcon, TrashIcon, UploadIcon } from '../ui/icons'
+import { DownloadIcon, EditIcon, MoreIcon, PlusIcon, SearchIcon, SettingsIcon, TrashIcon, UploadIcon } from '../ui/icons'
 import { IconButton } from '../ui/IconButton'
 import './Sidebar.css'
 
-const DAY = 24 * 60 * 60 * 1000
-
-function groupOf(updatedAt: number, now: Date): MessageKey {
-  const startOfToday = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime()
-  if (updatedAt >= startOfToday) return 'today'
-  if (updatedAt >= startOfToday - 7 * DAY) return 'previous7'
-  return 'older'
-}
+const FOLDERS_LIST = 'sidebar-folders'
 
 export function Sidebar() {
   const t = useT()
@@ -32,27 +26,20 @@ export function Sidebar() {
 
   // "Today" is as of page load; good enough for a list that is re-grouped on every reload.
   const [now] = useState(() => new Date())
-  const groups = useMemo(() => {
-    const out = new Map<MessageKey, Conversation[]>()
-    for (const conv of sortedConversations(conversations)) {
-      if (!matchesQuery(conv, deferredQuery)) continue
-      const key = groupOf(conv.updatedAt, now)
-      out.set(key, [...(out.get(key) ?? []), conv])
-    }
-    return [...out]
-  }, [conversations, deferredQuery, now])
+  const [showArchived, setShowArchived] = useState(false)
+  const groups = useMemo(
+    () => sidebarGroups(conversations, deferredQuery, now, showArchived),
+    [conversations, deferredQuery, now, showArchived],
+  )
+  const archivedCount = useMemo(() => Object.values(conversations).filter((c) => c.archived).length, [conversations])
+  const folders = useMemo(() => folderNames(conversations), [conversations])
 
-  const exportAll = () => {
-    const blob = new Blob([exportJson(sortedConversations(chatStore.getState().conversations))], {
-      type: 'application/json',
-    })
-    const a = document.createElement('a')
-    a.href = URL.createObjectURL(blob)
-    a.download = `localchat-${new Date().toISOString().slice(0, 10)}.json`
-    a.click()
-    // Revoked after the click has been handled; Firefox reads the URL asynchronously.
-    setTimeout(() => URL.revokeObjectURL(a.href), 1000)
-  }
+  const exportAll = () =>
+    download(
+      `localchat-${new Date().toISOString().slice(0, 10)}.json`,
+      exportJson(sortedConversations(chatStore.getState().conversations)),
+      'application/json',
+    )
 
   const importFile = async (e: ChangeEvent<HTMLInputElement>) => {
     const file = e.target.files?.[0]
@@ -92,16 +79,34 @@ export function Sidebar() {
         </label>
         <nav className="conv-list" aria-label={t('conversations')}>
           {groups.length === 0 && <p className="muted empty-list">{query ? t('noMatches') : t('noChats')}</p>}
-          {groups.map(([key, list]) => (
+          {groups.map(({ key, heading, list }) => (
             <section key={key}>
-              <h3>{t(key)}</h3>
+              <h3>{'label' in heading ? t(heading.label) : heading.folder}</h3>
               <ul>
                 {list.map((conv) => (
-                  <ConversationItem key={conv.id} id={conv.id} title={conv.title} active={conv.id === activeId} />
+                  <ConversationItem
+                    key={conv.id}
+                    id={conv.id}
+                    title={conv.title}
+                    active={conv.id === activeId}
+                    pinned={!!conv.pinned}
+                    archived={!!conv.archived}
+                    folder={conv.folder ?? ''}
+                  />
                 ))}
               </ul>
             </section>
           ))}
+          {archivedCount > 0 && !deferredQuery.trim() && (
+            <button type="button" className="btn ghost small show-archived" onClick={() => setShowArchived((v) => !v)}>
+              {showArchived ? t('hideArchived') : t('showArchived', { n: archivedCount })}
+            </button>
+          )}
+          <datalist id={FOLDERS_LIST}>
+            {folders.map((f) => (
+              <option key={f} value={f} />
+            ))}
+          </datalist>
         </nav>
         {notice && (
           <p className="sidebar-notice" role="status">
@@ -144,25 +149,37 @@ const ConversationItem = memo(function ConversationItem({
   id,
   title,
   active,
+  pinned,
+  archived,
+  folder,
 }: {
   id: string
   title: string
   active: boolean
+  pinned: boolean
+  archived: boolean
+  folder: string
 }) {
   const t = useT()
-  const [mode, setMode] = useState<'view' | 'rename' | 'confirm'>('view')
+  const lang = useLanguage()
+  const [mode, setMode] = useState<'view' | 'rename' | 'folder'>('view')
+  const [menuOpen, setMenuOpen] = useState(false)
   const label = title || t('untitled')
+  const patch = (p: Partial<Pick<Conversation, 'pinned' | 'archived' | 'folder'>>) => chatStore.getState().patch(id, p)
 
-  if (mode === 'rename') {
+  if (mode !== 'view') {
     const commit = (value: string) => {
-      chatStore.getState().rename(id, value)
+      if (mode === 'rename') chatStore.getState().rename(id, value)
+      else patch({ folder: value.trim() || undefined })
       setMode('view')
     }
     return (
       <li className="conv-item editing">
         <input
-          aria-label={t('renameChat')}
-          defaultValue={title}
+          aria-label={mode === 'rename' ? t('renameChat') : t('folderName', { title: label })}
+          defaultValue={mode === 'rename' ? title : folder}
+          placeholder={mode === 'folder' ? t('folderPlaceholder') : undefined}
+          list={mode === 'folder' ? FOLDERS_LIST : undefined}
           autoFocus
           onFocus={(e) => e.target.select()}
           onKeyDown={(e) => {
@@ -178,20 +195,28 @@ const ConversationItem = memo(function ConversationItem({
     )
   }
 
-  if (mode === 'confirm') {
-    return (
-      <li className="conv-item confirming">
-        <span>{t('deleteConfirm')}</span>
-        <div className="row">
-          <button type="button" className="btn danger small" onClick={() => removeConversation(id)}>
-            {t('delete')}
-          </button>
-          <button type="button" className="btn small" autoFocus onClick={() => setMode('view')}>
-            {t('cancel')}
-          </button>
-        </div>
-      </li>
-    )
+  const remove = () => {
+    const conv = removeConversation(id)
+    if (conv) offerUndo(t('deletedToast', { title: label }), () => chatStore.getState().restore(conv))
+  }
+  const toggleArchived = () => {
+    patch({ archived: !archived })
+    if (!archived) offerUndo(t('archivedToast', { title: label }), () => patch({ archived: false }))
+  }
+  const share = (format: 'md' | 'html') => {
+    const conv = chatStore.getState().conversations[id]
+    if (!conv) return
+    const words = { you: t('you'), assistant: t('assistant'), untitled: t('untitled') }
+    if (format === 'md') download(fileName(label, 'md'), conversationMarkdown(conv, words), 'text/markdown')
+    else download(fileName(label, 'html'), conversationHtml(conv, words, lang === 'zh' ? 'zh-CN' : 'en'), 'text/html')
+  }
+  const act = (fn: () => void) => () => {
+    setMenuOpen(false)
+    fn()
+  }
+  // The menu closes when focus leaves it (a click elsewhere, Tab away) or on Esc.
+  const closeOnLeave = (e: FocusEvent<HTMLDivElement>) => {
+    if (!e.currentTarget.contains(e.relatedTarget)) setMenuOpen(false)
   }
 
   return (
@@ -208,21 +233,50 @@ const ConversationItem = memo(function ConversationItem({
       >
         {label}
       </button>
-      <div className="conv-actions">
-        <IconButton
-          label={`${t('rename')}: ${label}`}
-          small
-          onClick={() => setMode('rename')}
-        >
+      <div
+        className="conv-actions"
+        onBlur={closeOnLeave}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape' && menuOpen) {
+            e.stopPropagation()
+            setMenuOpen(false)
+          }
+        }}
+      >
+        <IconButton label={`${t('rename')}: ${label}`} small onClick={() => setMode('rename')}>
           <EditIcon />
         </IconButton>
-        <IconButton
-          label={`${t('delete')}: ${label}`}
-          small
-          onClick={() => setMode('confirm')}
-        >
+        <IconButton label={`${t('delete')}: ${label}`} small onClick={remove}>
           <TrashIcon />
         </IconButton>
+        <IconButton
+          label={`${t('moreActions')}: ${label}`}
+          small
+          aria-expanded={menuOpen}
+          aria-haspopup="true"
+          onClick={() => setMenuOpen((v) => !v)}
+        >
+          <MoreIcon />
+        </IconButton>
+        {menuOpen && (
+          <div className="conv-menu">
+            <button type="button" className="btn ghost small" autoFocus onClick={act(() => patch({ pinned: !pinned }))}>
+              {pinned ? t('unpin') : t('pin')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(() => setMode('folder'))}>
+              {t('moveToFolder')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(toggleArchived)}>
+              {archived ? t('unarchive') : t('archive')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(() => share('md'))}>
+              {t('downloadMarkdown')}
+            </button>
+            <button type="button" className="btn ghost small" onClick={act(() => share('html'))}>
+              {t('downloadHtml')}
+            </button>
+          </div>
+        )}
       </div>
     </li>
   )

@@ -1,4 +1,4 @@
-import { useState } from 'react'
+import { useCallback, useState } from 'react'
 import { AttachError, readAttachment } from '../documents/extract'
 import type { Translate } from '../i18n'
 import { newId } from '../lib/id'
@@ -10,14 +10,16 @@ export function useAttachments(t: Translate, model: { name: string; imagesOk: bo
   const [problems, setProblems] = useState<string[]>([])
   const [reading, setReading] = useState(0)
 
-  const add = async (files: Iterable<File>) => {
+  // Stable while the model stays the same: the page-wide drop listener is set up once.
+  const { name, imagesOk } = model
+  const add = useCallback(async (files: Iterable<File>) => {
     const list = [...files]
     setProblems([])
     setReading((n) => n + list.length)
     await Promise.all(
       list.map(async (file) => {
         try {
-          const attachment = await readAttachment(file, newId(), model)
+          const attachment = await readAttachment(file, newId(), { name, imagesOk })
           setAttachments((all) => [...all, attachment])
         } catch (e) {
           const text = e instanceof AttachError ? t(e.reason, e.vars) : t('attachUnreadable', { name: file.name, reason: String(e) })
@@ -27,7 +29,7 @@ export function useAttachments(t: Translate, model: { name: string; imagesOk: bo
         }
       }),
     )
-  }
+  }, [t, name, imagesOk])
 
   return {
     attachments,

@@ -29,6 +29,13 @@ describe('export and import', () => {
     expect(parseImport(exportJson([conv]))).toEqual([conv])
   })
 
+  it('keeps where a conversation is filed: pinned, archived, its folder', () => {
+    const filed = { ...conv, pinned: true, archived: true, folder: 'Kitchen' }
+    expect(parseImport(exportJson([filed]))).toEqual([filed])
+    const [odd] = parseImport(JSON.stringify([{ ...conv, pinned: 'yes', archived: 1, folder: '  ' }]))
+    expect(odd).toEqual(conv)
+  })
+
   it("round-trips tool calls and a chat's tools; files from before them still load", () => {
     const call = { id: 'call_1', type: 'function' as const, function: { name: 'get_time', arguments: '{}' } }
     const withTools: Conversation = {

@@ -101,6 +101,9 @@ function toConversation(v: unknown): Conversation | null {
     // Tools that are not a valid list are dropped rather than refusing the whole file.
     ...(Array.isArray(v.tools) && v.tools.length && !toolsError(v.tools) ? { tools: v.tools as ToolDefinition[] } : {}),
     ...(v.toolChoice === 'auto' || v.toolChoice === 'required' || v.toolChoice === 'none' ? { toolChoice: v.toolChoice } : {}),
+    ...(v.pinned === true ? { pinned: true } : {}),
+    ...(v.archived === true ? { archived: true } : {}),
+    ...(typeof v.folder === 'string' && v.folder.trim() ? { folder: v.folder.trim() } : {}),
   }
 }
 

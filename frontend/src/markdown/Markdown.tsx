@@ -12,6 +12,9 @@ import { CodeBlock } from './CodeBlock'
 import { normalizeMath } from './math'
 import { closeIncomplete } from './streaming'
 import { safeUrl } from './urls'
+import { useT } from '../i18n'
+import { CopyButton } from '../ui/CopyButton'
+import { tableRows, toCsv, toMarkdownTable } from './tableText'
 import './Markdown.css'
 
 /**
@@ -59,15 +62,34 @@ function preFor(final: boolean) {
   }
 }
 
-function Table({ children }: ComponentProps<'table'> & ExtraProps) {
+/**
+ * A table as wide as its words need (never broken mid-word), scrolling sideways in its own region,
+ * which the keyboard can reach and scroll; above it, copy as Markdown or CSV.
+ */
+function Table({ children, node }: ComponentProps<'table'> & ExtraProps) {
+  const t = useT()
+  const rows = () => (node ? tableRows(node) : [])
   return (
-    <div className="table-wrap">
-      <table>{children}</table>
+    <div className="table-block">
+      <div className="table-tools">
+        <CopyButton text={() => toMarkdownTable(rows())} label={t('copyTableMarkdown')} caption="Markdown" />
+        <CopyButton text={() => toCsv(rows())} label={t('copyTableCsv')} caption="CSV" />
+      </div>
+      <div className="table-wrap" tabIndex={0} role="region" aria-label={t('table')}>
+        <table>{children}</table>
+      </div>
     </div>
   )
 }
 
-const components: Components = { a: Link, img: Image, pre: preFor(true), table: Table }
+/** A short cell (a name, a number, a date) stays on one line; a longer one wraps between words. */
+const SHORT_CELL = 24
+function Cell({ node, ...props }: ComponentProps<'td'> & ExtraProps) {
+  const short = node ? toText(node).length <= SHORT_CELL : false
+  return <td {...props} className={short ? 'short' : undefined} />
+}
+
+const components: Components = { a: Link, img: Image, pre: preFor(true), table: Table, td: Cell }
 const growingComponents: Components = { ...components, pre: preFor(false) }
 
 const Block = memo(function Block({

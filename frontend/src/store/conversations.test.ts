@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
-import { createChatStore, matchesQuery, sortedConversations, titleFrom } from './conversations'
+import { createChatStore, folderNames, matchesQuery, sidebarGroups, sortedConversations, titleFrom } from './conversations'
 import { savedConversation } from '../testing/conversations'
 
 const user = (id: string, content: string): Message => ({ id, role: 'user', content, createdAt: 1 })
@@ -104,5 +104,55 @@ describe('conversation store', () => {
     expect(matchesQuery(all.b, 'engine')).toBe(true)
     expect(matchesQuery(all.b, 'flour')).toBe(false)
     expect(matchesQuery(all.c, '  ')).toBe(true)
+  })
+})
+
+describe('sidebar groups', () => {
+  const now = new Date(2026, 11, 7, 12)
+  const at = (id: string, updatedAt: number, extra: Partial<Conversation> = {}): Conversation => ({
+    ...savedConversation(id, [user(`${id}-q`, `about ${id}`)]),
+    title: id,
+    updatedAt,
+    ...extra,
+  })
+  const today = now.getTime() - 1000
+  const lastWeek = now.getTime() - 3 * 24 * 3600 * 1000
+  const all = Object.fromEntries(
+    [
+      at('plain', today),
+      at('old', lastWeek),
+      at('pinned', lastWeek, { pinned: true }),
+      at('work', today, { folder: 'Work' }),
+      at('books', today, { folder: 'Books' }),
+      at('gone', today, { archived: true, pinned: true }),
+    ].map((c) => [c.id, c]),
+  )
+  const shape = (groups: ReturnType<typeof sidebarGroups>) =>
+    groups.map((g) => [g.key, g.list.map((c) => c.id)] as const)
+
+  it('pinned first, then folders by name, then by age; archived only when asked for', () => {
+    expect(shape(sidebarGroups(all, '', now, false))).toEqual([
+      ['pinned', ['pinned']],
+      ['folder:Books', ['books']],
+      ['folder:Work', ['work']],
+      ['today', ['plain']],
+      ['previous7', ['old']],
+    ])
+    expect(shape(sidebarGroups(all, '', now, true)).at(-1)).toEqual(['archived', ['gone']])
+    // A search finds archived conversations too.
+    expect(shape(sidebarGroups(all, 'gone', now, false))).toEqual([['archived', ['gone']]])
+    expect(folderNames(all)).toEqual(['Books', 'Work'])
+  })
+
+  it('Undo puts a deleted conversation back, an answer it was writing no longer streaming', () => {
+    const { store, id, conv } = storeWithChat()
+    store.getState().addMessage(id, user('q', 'Hi'))
+    store.getState().addMessage(id, answer('a', 'Hel', 'streaming'))
+    const deleted = conv()
+    store.getState().remove(id)
+    expect(store.getState().conversations[id]).toBeUndefined()
+    store.getState().restore(deleted)
+    expect(conv().messages.map((m) => m.status)).toEqual([undefined, 'interrupted'])
+    expect(store.getState().activeId).toBe(id)
   })
 })

@@ -1,6 +1,7 @@
 import { createStore } from 'zustand/vanilla'
 import { newId } from '../lib/id'
 import { sameContent } from '../lib/transfer'
+import type { MessageKey } from '../i18n'
 import type { Conversation, GenParams, Message } from '../types'
 import { activePath, withoutVersion, withParents } from './branches'
 
@@ -19,8 +20,12 @@ export interface ChatActions {
   remove: (id: string) => void
   patch: (
     id: string,
-    patch: Partial<Pick<Conversation, 'systemPrompt' | 'params' | 'model' | 'tools' | 'toolChoice'>>,
+    patch: Partial<
+      Pick<Conversation, 'systemPrompt' | 'params' | 'model' | 'tools' | 'toolChoice' | 'pinned' | 'archived' | 'folder'>
+    >,
   ) => void
+  /** Puts back a conversation deleted a moment ago (Undo); an answer it was writing stays stopped. */
+  restore: (conv: Conversation) => void
   /**
    * Adds a message after `message.parentId` (when absent: after the end of the branch shown)
    * and shows it.
@@ -103,6 +108,9 @@ export function createChatStore() {
 
       patch: (id, patch) => edit(id, (c) => ({ ...c, ...patch })),
 
+      restore: (conv) =>
+        set((s) => ({ conversations: { ...s.conversations, [conv.id]: settle(conv) }, activeId: s.activeId ?? conv.id })),
+
       addMessage: (id, message) =>
         edit(id, (c) => ({
           ...c,
@@ -150,6 +158,56 @@ export function createChatStore() {
 }
 
 export const chatStore = createChatStore()
+
+export type SidebarGroup = { key: string; heading: { label: MessageKey } | { folder: string }; list: Conversation[] }
+
+/** How old a conversation is, as the sidebar groups them ("today" as of `now`). */
+function ageGroup(updatedAt: number, now: Date): MessageKey {
+  const startOfToday = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime()
+  if (updatedAt >= startOfToday) return 'today'
+  if (updatedAt >= startOfToday - 7 * DAY) return 'previous7'
+  return 'older'
+}
+const DAY = 24 * 60 * 60 * 1000
+
+/**
+ * The sidebar's sections, newest first in each: pinned, then each folder (by name), then the
+ * rest by age; archived ones only when `showArchived` (or a search: what it finds is shown).
+ */
+export function sidebarGroups(
+  conversations: Record<string, Conversation>,
+  query: string,
+  now: Date,
+  showArchived: boolean,
+): SidebarGroup[] {
+  const groups = new Map<string, SidebarGroup>()
+  const put = (key: string, heading: SidebarGroup['heading'], conv: Conversation) => {
+    const group = groups.get(key) ?? { key, heading, list: [] }
+    group.list.push(conv)
+    groups.set(key, group)
+  }
+  const folders: string[] = []
+  for (const conv of sortedConversations(conversations)) {
+    if (!matchesQuery(conv, query)) continue
+    if (conv.archived) {
+      if (showArchived || query.trim()) put('archived', { label: 'archived' }, conv)
+    } else if (conv.pinned) put('pinned', { label: 'pinned' }, conv)
+    else if (conv.folder) {
+      if (!groups.has(`folder:${conv.folder}`)) folders.push(conv.folder)
+      put(`folder:${conv.folder}`, { folder: conv.folder }, conv)
+    } else {
+      const age = ageGroup(conv.updatedAt, now)
+      put(age, { label: age }, conv)
+    }
+  }
+  const order = ['pinned', ...folders.sort((a, b) => a.localeCompare(b)).map((f) => `folder:${f}`), 'today', 'previous7', 'older', 'archived']
+  return order.flatMap((key) => groups.get(key) ?? [])
+}
+
+/** The folder names in use, for the "Move to folder" suggestions. */
+export function folderNames(conversations: Record<string, Conversation>): string[] {
+  return [...new Set(Object.values(conversations).flatMap((c) => (c.folder ? [c.folder] : [])))].sort((a, b) => a.localeCompare(b))
+}
 
 export function sortedConversations(conversations: Record<string, Conversation>): Conversation[] {
   return Object.values(conversations).sort((a, b) => b.updatedAt - a.updatedAt)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS, type Conversation, type Message } from '../types'
 import { siblings, withoutVersion, withParents } from './branches'
-import { merge, newChange, recordChange } from './merge'
+import { differs, merge, newChange, recordChange } from './merge'
 
 const msg = (id: string, content = id): Message => ({ id, role: 'user', content, createdAt: 1 })
 const conv = (messages: Message[], title = 't'): Conversation => ({
@@ -91,5 +91,20 @@ describe('merge (two tabs writing one conversation)', () => {
     recordChange(change, { ...flat, messages: withParents(flat.messages) }, mine)
     const merged = merge(flat, mine, change)
     expect(merged.messages.map((m) => m.parentId)).toEqual([null, '1', '2'])
+  })
+})
+
+describe('differs (whether what another tab stored must be shown here)', () => {
+  const streaming: Message = { id: 'a', role: 'assistant', content: 'The', createdAt: 1, status: 'streaming' }
+  const mine = conv([msg('q'), streaming])
+
+  it('sees an answer another tab finished or went on writing, not only new messages', () => {
+    expect(differs(conv([msg('q'), { ...streaming }]), mine)).toBe(false)
+    // The other tab finished it: this tab must stop showing it half-written with a Stop button.
+    expect(differs(conv([msg('q'), { ...streaming, content: 'The end.', status: 'done' }]), mine)).toBe(true)
+    expect(differs(conv([msg('q'), { ...streaming, status: 'stopped' }]), mine)).toBe(true)
+    expect(differs(conv([msg('q'), { ...streaming, content: 'The sea' }]), mine)).toBe(true)
+    expect(differs(conv([msg('q'), streaming, msg('q2')]), mine)).toBe(true)
+    expect(differs(conv([msg('q'), streaming], 'Renamed'), mine)).toBe(true)
   })
 })

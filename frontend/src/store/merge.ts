@@ -2,7 +2,20 @@ import type { Conversation, Message } from '../types'
 import { withParents } from './branches'
 
 type Field = Exclude<keyof Conversation, 'id' | 'messages'>
-const FIELDS: Field[] = ['title', 'createdAt', 'updatedAt', 'systemPrompt', 'params', 'model', 'current', 'tools', 'toolChoice']
+const FIELDS: Field[] = [
+  'title',
+  'createdAt',
+  'updatedAt',
+  'systemPrompt',
+  'params',
+  'model',
+  'current',
+  'tools',
+  'toolChoice',
+  'pinned',
+  'archived',
+  'folder',
+]
 
 /** What this tab changed in one conversation since it last wrote it. */
 export interface Change {
@@ -67,11 +80,24 @@ export function merge(stored: Conversation, local: Conversation, change: Change)
   return merged
 }
 
-/** Whether a merged conversation holds anything this tab's copy lacks (other tabs' messages or fields). */
+/** What of a message another tab may change: its text and how it ended (an answer it streamed). */
+const sameMessage = (a: Message, b: Message | undefined) =>
+  !!b &&
+  a.id === b.id &&
+  a.status === b.status &&
+  a.content === b.content &&
+  a.reasoning === b.reasoning &&
+  a.toolCalls?.length === b.toolCalls?.length
+
+/**
+ * Whether a merged conversation holds anything this tab's copy lacks: other tabs' messages or
+ * fields, or an answer another tab went on streaming or finished (else this tab would keep
+ * showing it half-written, with a Stop button, until a reload).
+ */
 export function differs(a: Conversation, b: Conversation): boolean {
   return (
     FIELDS.some((f) => JSON.stringify(a[f]) !== JSON.stringify(b[f])) ||
     a.messages.length !== b.messages.length ||
-    a.messages.some((m, i) => m.id !== b.messages[i]?.id)
+    a.messages.some((m, i) => !sameMessage(m, b.messages[i]))
   )
 }

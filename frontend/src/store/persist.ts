@@ -1,6 +1,7 @@
 import { createStore as createIdbStore, entries, getMany, promisifyRequest, type UseStore } from 'idb-keyval'
 import type { StoreApi } from 'zustand/vanilla'
 import type { Conversation } from '../types'
+import { whenNoAnswer } from './answerLock'
 import type { ChatStore } from './conversations'
 import { differs, merge, newChange, recordChange, type Change } from './merge'
 
@@ -74,6 +75,34 @@ export function persistChanges(
   // Set while this tab takes in what was stored: not a change of its own to write back.
   let fromStorage = false
 
+  /** Changes the store with what was stored elsewhere: nothing for this tab to write back. */
+  const setFromStorage = (conversations: Record<string, Conversation>) => {
+    fromStorage = true
+    try {
+      store.setState((s) => ({ conversations, activeId: s.activeId && conversations[s.activeId] ? s.activeId : null }))
+    } finally {
+      fromStorage = false
+    }
+  }
+
+  // Conversations with another tab's answer streaming in, watched until that tab lets go.
+  const watched = new Set<string>()
+  /**
+   * Once no tab is answering in `id`, an answer still shown as streaming here will never finish
+   * (its tab closed before its last write): it shows as interrupted, as after a reload.
+   */
+  const watch = (id: string) => {
+    if (watched.has(id)) return
+    watched.add(id)
+    whenNoAnswer(id, () => {
+      watched.delete(id)
+      const conv = store.getState().conversations[id]
+      if (!conv?.messages.some((m) => m.status === 'streaming')) return
+      const messages = conv.messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' as const } : m))
+      setFromStorage({ ...store.getState().conversations, [id]: { ...conv, messages } })
+    })
+  }
+
   /** Takes stored versions into the store, except where this tab has changes not yet written. */
   const take = (stored: Map<string, Conversation | null>, onlyIfDifferent: boolean) => {
     const current = store.getState().conversations
@@ -88,14 +117,9 @@ export function persistChanges(
       } else if (!mine || !onlyIfDifferent || differs(conv, mine)) next[id] = conv
       else continue
       changed = true
+      if (conv?.messages.some((m) => m.status === 'streaming')) watch(id)
     }
-    if (!changed) return
-    fromStorage = true
-    try {
-      store.setState((s) => ({ conversations: next, activeId: s.activeId && next[s.activeId] ? s.activeId : null }))
-    } finally {
-      fromStorage = false
-    }
+    if (changed) setFromStorage(next)
   }
 
   const flush = (): Promise<void> => {

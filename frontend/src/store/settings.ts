@@ -74,8 +74,8 @@ export function apiConfig(): ApiConfig {
 }
 
 /** The API's absolute base URL as requests will use it (an empty setting means this site's `/v1`). */
-export function apiBaseHref(): string {
-  return new URL(apiUrl(settingsStore.getState().apiBaseUrl, ''), location.href).href
+export function apiBaseHref(baseUrl = settingsStore.getState().apiBaseUrl): string {
+  return new URL(apiUrl(baseUrl, ''), location.href).href
 }
 
 /** The base URL with /v1 added, where the saved one lacks it (the usual cause of a `not_api` error). */

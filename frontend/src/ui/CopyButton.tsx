@@ -4,7 +4,11 @@ import { copyText } from '../lib/clipboard'
 import { CheckIcon, CopyIcon } from './icons'
 import { IconButton } from './IconButton'
 
-export function CopyButton({ text, label }: { text: string; label: string }) {
+/**
+ * Copies `text` (a function: worked out only when clicked); `caption`, when given, shows beside
+ * the icon (to tell apart two copy buttons side by side).
+ */
+export function CopyButton({ text, label, caption }: { text: string | (() => string); label: string; caption?: string }) {
   const t = useT()
   const [copied, setCopied] = useState(false)
   useEffect(() => {
@@ -16,9 +20,11 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
     <IconButton
       label={copied ? t('copied') : label}
       small
-      onClick={() => void copyText(text).then(() => setCopied(true))}
+      className={caption ? 'with-caption' : undefined}
+      onClick={() => void copyText(typeof text === 'string' ? text : text()).then(() => setCopied(true))}
     >
       {copied ? <CheckIcon /> : <CopyIcon />}
+      {caption && <span>{caption}</span>}
     </IconButton>
   )
 }

@@ -124,3 +124,8 @@ export const FileIcon = () => (
     <path d="M14 2v6h6" />
   </Icon>
 )
+export const MoreIcon = () => (
+  <Icon size={16}>
+    <path d="M5 12h.01M12 12h.01M19 12h.01" />
+  </Icon>
+)
