@@ -74,6 +74,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if (
+        settings.auth == "none"
+        and not settings.api_key
+        and args.host not in ("127.0.0.1", "localhost", "::1")
+    ):
+        log.warning(
+            "\n%s\nHOST=%s with AUTH=none and no API_KEY: anyone who can reach this machine can use the "
+            "model. Set AUTH=password (accounts) or API_KEY, or listen on 127.0.0.1 behind Nginx "
+            "(docs/accounts.md).\n%s",
+            "!" * 78,
+            args.host,
+            "!" * 78,
+        )
     from .main import create_app
 
     # Load before listening, so a broken model folder ends here with one line, not a traceback.
@@ -91,6 +104,9 @@ def main() -> None:
         timeout_graceful_shutdown=5,
         log_level="info",
         http=guarded_protocol(settings.request_read_timeout_s, settings.max_connections),
+        # With accounts, the guard believes X-Forwarded-* from TRUSTED_PROXIES only (it must see
+        # the proxy's own address to trust X-Forwarded-User), instead of uvicorn from 127.0.0.1.
+        proxy_headers=settings.auth == "none",
     )
     DrainingServer(config, app, settings.shutdown_grace_s).run()
 
