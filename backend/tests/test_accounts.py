@@ -64,19 +64,19 @@ def test_sign_in_sessions_rotate_expire_and_die_with_the_account(accounts: Accou
     assert accounts.authenticate("bob", "wrong password") is None
     assert accounts.authenticate("nobody", "battery staple") is None
 
-    first, _ = accounts.start_session(bob.id)
+    first = accounts.start_session(bob.id)
     assert accounts.session_principal(first).username == "bob"  # type: ignore[union-attr]
-    second, _ = accounts.start_session(bob.id, replaces=first)
+    second = accounts.start_session(bob.id, replaces=first)
     assert accounts.session_principal(first) is None, "sign-in must replace the old session"
     assert accounts.session_principal(second) is not None
     accounts.end_session(second)
     assert accounts.session_principal(second) is None
 
     expired = Accounts(engine, timedelta(seconds=-1), FAST)
-    stale, _ = expired.start_session(bob.id)
+    stale = expired.start_session(bob.id)
     assert accounts.session_principal(stale) is None
 
-    live, _ = accounts.start_session(bob.id)
+    live = accounts.start_session(bob.id)
     accounts.update_user(bob.id, disabled=True)
     assert accounts.session_principal(live) is None
     with pytest.raises(AccountError) as disabled:

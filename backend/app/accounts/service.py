@@ -282,7 +282,7 @@ class Accounts:
 
     # Sessions
 
-    def start_session(self, user_id: int, replaces: str | None = None) -> tuple[str, datetime]:
+    def start_session(self, user_id: int, replaces: str | None = None) -> str:
         """A new session token (a fresh one at every sign-in, so a token planted before sign-in
         is worth nothing after it); `replaces`, the browser's old token, is ended."""
         token = secrets.token_urlsafe(32)
@@ -293,7 +293,7 @@ class Accounts:
             # Expired rows of anyone go too: sign-ins are rare enough to carry the cleaning.
             db.execute(delete(AuthSession).where(AuthSession.expires_at < now()))
             db.add(AuthSession(token_hash=digest(token), user_id=user_id, expires_at=expires))
-        return token, expires
+        return token
 
     def end_session(self, token: str) -> None:
         with self.db.begin() as db:

@@ -138,12 +138,12 @@ def key_out(view: KeyView) -> KeyOut:
 async def sign_in(request: Request, response: Response, view: UserView) -> UserOut:
     """A fresh session for `view` (ending the browser's previous one) in the cookie."""
     g = gate(request)
-    token, expires = await call(g.accounts.start_session, view.id, request.cookies.get(SESSION_COOKIE))
+    token = await call(g.accounts.start_session, view.id, request.cookies.get(SESSION_COOKIE))
     client: Peer = request.state.peer
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=int((expires - datetime.now(expires.tzinfo)).total_seconds()),
+        max_age=int(g.accounts.session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
         secure=client.https,
