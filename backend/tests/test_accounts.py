@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -16,6 +17,7 @@ from server_process import BACKEND_DIR, server_env
 from sqlalchemy import Engine, inspect, text
 from starlette.testclient import TestClient
 
+from app.__main__ import open_to_everyone
 from app.accounts.service import AccountError, Accounts
 from app.core.config import Settings
 from app.db.engine import make_engine
@@ -229,3 +231,33 @@ def test_header_mode_believes_only_trusted_proxies(database_url: str) -> None:
     with in_process(database_url, "header", client="192.0.2.7", trusted_proxies=["10.0.0.0/24"]) as direct:
         assert direct.get("/auth/me", headers=named).status_code == 401
         assert direct.get("/v1/models", headers=named).status_code == 401
+
+
+def test_sign_in_is_throttled_per_address(tmp_path: Path) -> None:
+    """20 failures from one address in 5 minutes close sign-in from it, whatever the account;
+    another address is not held back."""
+    with in_process(f"sqlite:///{tmp_path / 'a.db'}", "password", client="192.0.2.1") as http:
+        http.post("/auth/signup", json={"username": "ann", "password": "correct horse"})
+        for n in range(20):
+            assert (
+                http.post("/auth/login", json={"username": f"u{n}", "password": "guessing"}).status_code
+                == 401
+            )
+        held = http.post("/auth/login", json={"username": "ann", "password": "correct horse"})
+        assert held.status_code == 429 and int(held.headers["Retry-After"]) > 0
+        assert held.json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(
+    ("auth", "api_key", "host", "warned"),
+    [
+        ("none", "", "0.0.0.0", True),
+        ("none", "", "127.0.0.1", False),
+        ("none", "k", "0.0.0.0", False),
+        ("password", "", "0.0.0.0", False),
+    ],
+)
+def test_listening_on_every_interface_without_protection_is_warned(
+    auth: str, api_key: str, host: str, warned: bool
+) -> None:
+    assert open_to_everyone(Settings(auth=auth, api_key=api_key), host) is warned  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ site that would change something gets a 403 (CSRF)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from ..db.engine import database_url, make_engine
 from .network import Network, Peer, parse_networks, peer
 from .service import KEY_PREFIX, AccountError, Accounts, Principal, digest
 from .throttle import Throttle
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "localchat_session"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -48,6 +51,8 @@ class Gate:
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
         engine = make_engine(database_url(settings.data_dir, settings.database_url))
+        if settings.auth == "header" and not settings.trusted_proxies:
+            log.warning("AUTH=header with no TRUSTED_PROXIES: no proxy is believed, so nobody can sign in")
         return cls(
             Accounts(engine, timedelta(hours=settings.session_ttl_hours)),
             "header" if settings.auth == "header" else "password",
