@@ -123,10 +123,11 @@ class AccountGuard:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.guarded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        path = scope["path"] if scope["type"] == "http" else ""
+        # The page, its assets and /health need nobody: no database lookup for them.
+        if not (self.protects(path) or path == "/auth" or path.startswith("/auth/")):
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
         headers = dict(scope["headers"])
         client = peer(scope, headers, self.gate.trusted)
         try:

@@ -64,10 +64,10 @@ class KeyView:
 class Principal:
     """Who sent a request, and how they proved it."""
 
-    user_id: int | None  # None: the operator's shared API_KEY, or AUTH=none's local user
+    user_id: int | None  # None: the operator's shared API_KEY
     username: str
     role: str
-    via: Literal["session", "api_key", "header", "operator", "local"]
+    via: Literal["session", "api_key", "header", "operator"]
     api_key_id: int | None = None
 
     @property
