@@ -261,3 +261,27 @@ def test_listening_on_every_interface_without_protection_is_warned(
     auth: str, api_key: str, host: str, warned: bool
 ) -> None:
     assert open_to_everyone(Settings(auth=auth, api_key=api_key), host) is warned  # type: ignore[arg-type]
+
+
+def test_admin_command_creates_and_lists_accounts(tmp_path: Path) -> None:
+    """`python -m app.admin create-user NAME --admin` on the server's database (DATA_DIR),
+    migrated first."""
+    env = server_env(AUTH="password", DATA_DIR=str(tmp_path), DATABASE_URL="")
+
+    def admin(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "app.admin", *args]
+        return subprocess.run(
+            command, cwd=BACKEND_DIR, env=env, input=password, capture_output=True, text=True
+        )
+
+    made = admin("create-user", "Root", "--admin", "--password-stdin", password="a long secret\n")
+    assert made.returncode == 0 and "created admin 'root'" in made.stdout, made.stderr
+    again = admin("create-user", "root", "--password-stdin", password="a long secret\n")
+    assert again.returncode == 1 and "taken" in again.stderr
+    engine = make_engine(f"sqlite:///{tmp_path / 'localchat.db'}")
+    try:
+        accounts = Accounts(engine, timedelta(hours=1))
+        assert [(u.username, u.role) for u in accounts.list_users()] == [("root", "admin")]
+        assert accounts.authenticate("root", "a long secret") is not None
+    finally:
+        engine.dispose()
