@@ -73,11 +73,13 @@ frontend: frontend/dist/index.html
 frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SRC)
 	cd frontend && npm run build
 
-# Debian's Chromium (browser tests), Nginx (production site) and CJK fonts (readable Chinese in
-# screenshots); a browser download fails offline.
+# Debian's Chromium (browser tests), Nginx (production site), PostgreSQL (the account tests start
+# a throwaway cluster) and CJK fonts (readable Chinese in screenshots); a browser download fails
+# offline.
 sysdeps:
-	@command -v chromium >/dev/null && command -v nginx >/dev/null && [ -d /usr/share/fonts/opentype/noto ] || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx fonts-noto-cjk >/dev/null; }
+	@command -v chromium >/dev/null && command -v nginx >/dev/null && [ -d /usr/share/fonts/opentype/noto ] && \
+		ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium nginx fonts-noto-cjk postgresql >/dev/null; }
 
 lint: setup $(FRONTEND_STAMP)
 	$(BIN)/ruff check backend deploy bench
@@ -85,7 +87,7 @@ lint: setup $(FRONTEND_STAMP)
 	cd backend && ../$(BIN)/lint-imports
 	cd frontend && npm run lint
 
-test-backend: setup models
+test-backend: setup models sysdeps
 	cd backend && ../$(BIN)/python -m pytest -q --durations=15
 
 # The benchmark's own logic (figures, targets, report) on saved results; no servers run.

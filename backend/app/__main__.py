@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from .core.config import get_settings
+from .core.config import Settings, get_settings
 from .core.connections import guarded_protocol
 from .engine.loader import ModelLoadError
 from .services import build_services
@@ -67,6 +67,11 @@ class DrainingServer(uvicorn.Server):
         threading.Thread(target=drain, name="drain", daemon=True).start()
 
 
+def open_to_everyone(settings: Settings, host: str) -> bool:
+    """Whether the server would answer anyone on the network, with no sign-in and no key."""
+    return settings.auth == "none" and not settings.api_key and host not in ("127.0.0.1", "localhost", "::1")
+
+
 def main() -> None:
     settings = get_settings()
     parser = argparse.ArgumentParser(description="Serve the OpenAI-compatible API and the chat page.")
@@ -74,6 +79,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if open_to_everyone(settings, args.host):
+        log.warning(
+            "\n%s\nHOST=%s with AUTH=none and no API_KEY: anyone who can reach this machine can use the "
+            "model. Set AUTH=password (accounts) or API_KEY, or listen on 127.0.0.1 behind Nginx "
+            "(docs/accounts.md).\n%s",
+            "!" * 78,
+            args.host,
+            "!" * 78,
+        )
     from .main import create_app
 
     # Load before listening, so a broken model folder ends here with one line, not a traceback.
@@ -92,6 +106,9 @@ def main() -> None:
         timeout_graceful_shutdown=5,
         log_level="info",
         http=guarded_protocol(settings.request_read_timeout_s, settings.max_connections),
+        # With accounts, the guard believes X-Forwarded-* from TRUSTED_PROXIES only (it must see
+        # the proxy's own address to trust X-Forwarded-User), instead of uvicorn from 127.0.0.1.
+        proxy_headers=settings.auth == "none",
     )
     DrainingServer(config, app, settings.shutdown_grace_s).run()
 

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .accounts.guard import AccountGuard, Gate
 from .api import openapi
+from .api.auth_routes import router as auth_router
 from .api.routes import anthropic, health, models, tokenizer, v1
 from .core.auth import ApiKeyGuard
 from .core.config import Settings, get_settings
@@ -18,6 +20,7 @@ from .core.errors import BodySizeLimit, UnexpectedErrors, install_error_handlers
 from .core.metrics import RequestMetrics, track_models
 from .core.metrics import router as metrics_router
 from .core.static import FrontendMount, SinglePageApp
+from .db.migrate import upgrade
 from .services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -26,9 +29,13 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """The app; `services` already built, or built at start-up (the models loaded off the event loop)."""
     settings = settings or get_settings()
+    # Accounts (AUTH=password or header) live in the database; AUTH=none never opens one.
+    gate = Gate.from_settings(settings) if settings.auth != "none" else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if gate is not None:
+            await asyncio.to_thread(upgrade, gate.accounts.engine)
         built = services or await asyncio.to_thread(build_services, settings)
         await built.registry.start()
         app.state.services = built
@@ -48,7 +55,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # included, so the page can read them); the key is checked before the body is read.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(ApiKeyGuard, api_key=settings.api_key, metrics_public=settings.metrics_public)
+    if gate is None:
+        app.add_middleware(ApiKeyGuard, api_key=settings.api_key, metrics_public=settings.metrics_public)
+    else:
+        app.state.gate = gate
+        app.add_middleware(AccountGuard, gate=gate)
+        app.include_router(auth_router)
     app.add_middleware(
         OpenAICORSMiddleware,
         allow_origins=settings.cors_origins,

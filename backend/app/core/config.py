@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     reasoning_format: ReasoningFormat = "auto"
 
     api_key: str | None = None
+    # Who may use the server (docs/accounts.md): none (one local user, no sign-in), password
+    # (accounts, sessions, personal API keys), header (a signed-in user named by an SSO proxy).
+    auth: Literal["none", "password", "header"] = "none"
+    # Where the SQLite database (and what else the server keeps) lives, unless DATABASE_URL is set.
+    data_dir: Path = REPO_ROOT / "data"
+    # postgresql://user:password@host/db for several replicas; unset: SQLite under DATA_DIR.
+    database_url: str | None = None
+    # Addresses or networks (comma-separated) of the proxies whose X-Forwarded-For/-Proto and,
+    # with AUTH=header, X-Forwarded-User/-Email are believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    # A browser session ends this long after sign-in.
+    session_ttl_hours: float = Field(default=168, gt=0)
     # With API_KEY set, /metrics needs the key too unless this is true (say, for a scraper
     # on a private network); /health is always public.
     metrics_public: bool = False
@@ -102,7 +114,7 @@ class Settings(BaseSettings):
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/v1"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -126,6 +138,7 @@ class Settings(BaseSettings):
         "models_dir",
         "models_file",
         "device_map",
+        "database_url",
         mode="before",
     )
     @classmethod

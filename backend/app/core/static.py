@@ -21,7 +21,7 @@ from .errors import OpenAIError
 API_PATH = re.compile(
     r"/(v1|api|health\w*|metrics|docs|redoc|openapi\.json|models|chat/completions|completions?"
     r"|embeddings?|tokenize|detokenize|apply-template|infill|rerank|reranking|slots|props|lora-adapters"
-    r"|version|ping|pooling|score|classify|invocations|responses)(/|$)"
+    r"|version|ping|pooling|score|classify|invocations|responses|auth)(/|$)"
 )
 
 # The same policy as deploy/nginx.conf, for the page served without Nginx in front.

@@ -1,0 +1,204 @@
+"""AUTH=password on a real server (SQLite in a temporary DATA_DIR, 127.0.0.1 as its trusted
+proxy, an operator API_KEY): the first admin's sign-up, sign-in and out, cookie flags, CSRF,
+personal API keys on the OpenAI and Anthropic routes, a disabled user, throttled sign-in, and
+no password or key in the server's log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from api_support import REQUEST_TIMEOUT_S
+from server_process import CHAT_MODEL, ServerProcess, start_server
+
+OPERATOR_KEY = "operator-key-for-tests"
+ADMIN = {"username": "ann", "password": "correct horse battery"}
+SECRETS: list[str] = [ADMIN["password"]]  # everything that must never reach the log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("auth-server")
+    proc = start_server(
+        folder / "server.log",
+        api_key=OPERATOR_KEY,
+        AUTH="password",
+        DATA_DIR=str(folder / "data"),
+        TRUSTED_PROXIES="127.0.0.1",
+        EMBEDDING_MODEL_PATH="",
+    )
+    yield proc
+    proc.stop()
+
+
+def browser(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def signup(server: ServerProcess) -> httpx.Response:
+    with browser(server) as http:
+        assert http.get("/auth/status").json()["signup_open"] is True
+        return http.post("/auth/signup", json=ADMIN)
+
+
+@pytest.fixture
+def admin(server: ServerProcess, signup: httpx.Response) -> Iterator[httpx.Client]:
+    with browser(server) as http:
+        assert http.post("/auth/login", json=ADMIN).status_code == 200
+        yield http
+
+
+def make_user(admin: httpx.Client, name: str) -> tuple[dict[str, str], int]:
+    credentials = {"username": name, "password": f"{name}'s long password"}
+    SECRETS.append(credentials["password"])
+    made = admin.post("/auth/users", json=credentials)
+    assert made.status_code == 201, made.text
+    return credentials, made.json()["id"]
+
+
+def test_first_admin_signs_up_once_with_a_safe_cookie(server: ServerProcess, signup: httpx.Response) -> None:
+    assert signup.status_code == 201 and signup.json()["role"] == "admin"
+    cookie = signup.headers["set-cookie"].lower()
+    for flag in ("httponly", "samesite=lax", "path=/", "max-age=604800"):
+        assert flag in cookie, cookie
+    assert "secure" not in cookie, "plain HTTP: a Secure cookie would never come back"
+    with browser(server) as http:
+        again = http.post("/auth/signup", json={"username": "eve", "password": "x" * 12})
+        assert again.status_code == 403 and "administrator" in again.json()["error"]["message"]
+        assert http.get("/auth/status").json()["signup_open"] is False
+        # Behind a trusted proxy that terminated HTTPS, the cookie is Secure.
+        https = http.post("/auth/login", json=ADMIN, headers={"X-Forwarded-Proto": "https"})
+        assert "secure" in https.headers["set-cookie"].lower()
+
+
+def test_sign_in_rotates_the_session_and_sign_out_ends_it(
+    server: ServerProcess, signup: httpx.Response
+) -> None:
+    with browser(server) as http:
+        assert http.get("/auth/me").status_code == 401
+        assert http.get("/v1/models").status_code == 401
+        wrong = http.post("/auth/login", json={**ADMIN, "password": "not it at all"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_credentials"
+        assert http.post("/auth/login", json=ADMIN).status_code == 200
+        first = http.cookies["localchat_session"]
+        assert http.get("/auth/me").json()["username"] == "ann"
+        assert http.get("/v1/models").status_code == 200, "the page calls the API with its session"
+        assert http.post("/auth/login", json=ADMIN).status_code == 200
+        second = http.cookies["localchat_session"]
+        assert second != first
+        stale = httpx.get(f"{server.url}/auth/me", cookies={"localchat_session": first})
+        assert stale.status_code == 401, "the session from before sign-in must be dead"
+        assert http.post("/auth/logout").status_code == 204
+        assert "localchat_session" not in http.cookies
+        ended = httpx.get(f"{server.url}/auth/me", cookies={"localchat_session": second})
+        assert ended.status_code == 401
+
+
+def test_cross_site_changes_are_refused(server: ServerProcess, admin: httpx.Client) -> None:
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        refused = admin.post("/auth/keys", json={"name": "csrf"}, headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.json()["error"]["code"] == "csrf_refused"
+    forged_login = httpx.post(
+        f"{server.url}/auth/login", json=ADMIN, headers={"Origin": "https://evil.example"}
+    )
+    assert forged_login.status_code == 403
+    same = {"Origin": server.url, "Sec-Fetch-Site": "same-origin"}
+    assert admin.post("/auth/keys", json={"name": "same origin"}, headers=same).status_code == 201
+    assert admin.get("/auth/keys", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200, (
+        "reads are safe"
+    )
+
+
+def test_personal_keys_work_on_both_apis_until_revoked(server: ServerProcess, admin: httpx.Client) -> None:
+    bob, _ = make_user(admin, "bob")
+    with browser(server) as http:
+        assert http.post("/auth/login", json=bob).status_code == 200
+        assert http.get("/auth/users").status_code == 403
+        created = http.post("/auth/keys", json={"name": "agent"}).json()
+        key = created["key"]
+        SECRETS.append(key)
+        gpt = openai.OpenAI(
+            base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=REQUEST_TIMEOUT_S
+        )
+        answer = gpt.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+        assert answer.choices[0].message.content
+        claude = anthropic.Anthropic(
+            base_url=server.url, api_key=key, max_retries=0, timeout=REQUEST_TIMEOUT_S
+        )
+        message = claude.messages.create(
+            model=CHAT_MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
+        )
+        assert message.content[0].type == "text"
+        listed = http.get("/auth/keys").json()
+        assert [k["id"] for k in listed] == [created["id"]] and listed[0]["last_used_at"] is not None
+        assert "key" not in listed[0], "a key is shown once"
+
+        assert http.delete(f"/auth/keys/{created['id']}").status_code == 204
+        with pytest.raises(openai.AuthenticationError) as revoked:
+            gpt.models.list()
+        assert "POST /auth/keys" in str(revoked.value)
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            claude.messages.create(
+                model=CHAT_MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
+            )
+        assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    # The operator's shared key still opens everything, the admin routes included.
+    operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    assert httpx.get(f"{server.url}/v1/models", headers=operator).status_code == 200
+    assert httpx.get(f"{server.url}/auth/users", headers=operator).status_code == 200
+
+
+def test_a_disabled_user_loses_sessions_and_keys(server: ServerProcess, admin: httpx.Client) -> None:
+    carol, carol_id = make_user(admin, "carol")
+    with browser(server) as http:
+        assert http.post("/auth/login", json=carol).status_code == 200
+        key = http.post("/auth/keys", json={"name": "sdk"}).json()["key"]
+        SECRETS.append(key)
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert http.get("/v1/models", headers=bearer).status_code == 200
+        assert admin.patch(f"/auth/users/{carol_id}", json={"disabled": True}).status_code == 200
+        assert http.get("/auth/me").status_code == 401
+        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 401
+        refused = httpx.post(f"{server.url}/auth/login", json=carol)
+        assert refused.status_code == 403 and "disabled" in refused.json()["error"]["message"]
+        assert admin.patch(f"/auth/users/{carol_id}", json={"disabled": False}).status_code == 200
+        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 200
+        assert admin.delete(f"/auth/users/{carol_id}").status_code == 204
+        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 401
+
+
+def test_sign_in_is_throttled_per_account(server: ServerProcess, admin: httpx.Client) -> None:
+    dave, _ = make_user(admin, "dave")
+    # Each try from its own address (X-Forwarded-For from the trusted proxy), so only the
+    # account's count can stop them.
+    for n in range(5):
+        wrong = httpx.post(
+            f"{server.url}/auth/login",
+            json={**dave, "password": f"guess number {n}"},
+            headers={"X-Forwarded-For": f"198.51.100.{n + 1}"},
+        )
+        assert wrong.status_code == 401
+    throttled = httpx.post(
+        f"{server.url}/auth/login", json=dave, headers={"X-Forwarded-For": "198.51.100.99"}
+    )
+    assert throttled.status_code == 429, "even the right password waits"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 300
+    assert "try again in" in throttled.json()["error"]["message"]
+    assert httpx.post(f"{server.url}/auth/login", json=ADMIN).status_code == 200, (
+        "other accounts are not locked"
+    )
+
+
+def test_no_password_or_key_in_the_log(server: ServerProcess) -> None:
+    log = Path(server.log_path).read_text(errors="replace")
+    assert "POST /auth/login" in log
+    leaked = [secret for secret in SECRETS if secret in log]
+    assert leaked == []
