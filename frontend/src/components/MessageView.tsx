@@ -123,9 +123,11 @@ function Reasoning({ text, live }: { text: string; live: boolean }) {
 /** When the message was written (its full date and time on hover). */
 function MessageTime({ at }: { at: number }) {
   const locale = useLanguage() === 'zh' ? 'zh-CN' : 'en'
+  // "Today" or a date is judged against when the message was first shown, not at every render.
+  const [shownAt] = useState(() => new Date())
   return (
     <time className="msg-time" dateTime={new Date(at).toISOString()} title={fullTime(at, locale)}>
-      {messageTime(at, new Date(), locale)}
+      {messageTime(at, shownAt, locale)}
     </time>
   )
 }
