@@ -135,7 +135,9 @@ Tool = Annotated[
     Annotated[FunctionTool, Tag("Function")] | Annotated[BuiltinTool, Tag("Builtin")],
     Discriminator(
         lambda v: (
-            "Function" if (v.get("type") if isinstance(v, dict) else v.type) == "function" else "Builtin"
+            "Function"
+            if (v.get("type") if isinstance(v, dict) else getattr(v, "type", None)) == "function"
+            else "Builtin"
         )
     ),
 ]

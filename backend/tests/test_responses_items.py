@@ -65,3 +65,9 @@ def test_a_text_format_that_is_no_object_is_refused_not_a_crash() -> None:
     # Found by the fuzzed requests: {"text": {"format": "abc"}} was a 500 (AttributeError).
     with pytest.raises(ValidationError, match=r"text\.format type must be"):
         ResponsesRequest.model_validate({"model": "m", "input": "x", "text": {"format": "abc"}})
+
+
+def test_a_tool_that_is_no_object_is_refused_not_a_crash() -> None:
+    # Found by the fuzzed requests too: {"tools": [[1]]} was a 500 (AttributeError).
+    with pytest.raises(ValidationError, match=r"tools\.0"):
+        ResponsesRequest.model_validate({"model": "m", "input": "x", "tools": [[1]]})
