@@ -135,7 +135,9 @@ Tool = Annotated[
     Annotated[FunctionTool, Tag("Function")] | Annotated[BuiltinTool, Tag("Builtin")],
     Discriminator(
         lambda v: (
-            "Function" if (v.get("type") if isinstance(v, dict) else v.type) == "function" else "Builtin"
+            "Function"
+            if (v.get("type") if isinstance(v, dict) else getattr(v, "type", None)) == "function"
+            else "Builtin"
         )
     ),
 ]
@@ -169,7 +171,8 @@ TextFormat = Annotated[
     | Annotated[TextFormatJsonObject, Tag("JsonObject")]
     | Annotated[TextFormatJsonSchema, Tag("JsonSchema")],
     Discriminator(
-        lambda v: _FORMATS.get(v.get("type") if isinstance(v, dict) else v.type),  # type: ignore[arg-type]
+        # Any other JSON value (a string, a list) has no type: refused as invalid, not a 500.
+        lambda v: _FORMATS.get(v.get("type") if isinstance(v, dict) else getattr(v, "type", None)),  # type: ignore[arg-type]
         custom_error_type="invalid_value",
         custom_error_message="text.format type must be 'text', 'json_object' or 'json_schema'",
     ),

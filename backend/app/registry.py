@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import threading
@@ -46,7 +47,8 @@ def keep_alive_seconds(value: str | int | float) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"keep_alive {value!r} is not a duration")
     if isinstance(value, int | float):
-        seconds = float(value)
+        # An int past float's range is forever one way or the other.
+        seconds = float(value) if abs(value) < 1e300 else math.inf if value > 0 else -math.inf
     else:
         text = value.strip()
         sign = -1.0 if text.startswith("-") else 1.0
@@ -61,6 +63,8 @@ def keep_alive_seconds(value: str | int | float) -> float | None:
                     '"5m" or "1h30m", 0 to unload after the request, or -1 to keep the model loaded'
                 ) from None
             seconds = sign * sum(float(n) * _UNIT_S[u] for n, u in parts)
+    if math.isnan(seconds):
+        raise ValueError(f"keep_alive {value!r} is not a duration")
     return None if seconds < 0 else seconds
 
 

@@ -10,6 +10,7 @@ large for the budget).
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -361,10 +362,18 @@ def test_a_busy_model_is_not_evicted(
         (2.5, 2.5),
         (-1, None),
         ("-1", None),
+        (10**400, math.inf),  # JSON's integers have no bound
+        (-(10**400), None),
     ],
 )
 def test_keep_alive_reads_ollamas_durations(value: str | float, seconds: float | None) -> None:
     assert keep_alive_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "5 minutes", "nan", "", "5x"])
+def test_keep_alive_refuses_what_is_no_duration(value: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        keep_alive_seconds(value)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ the chat AnswerParser gives (thinking, text, call deltas): no server needed for 
 
 from __future__ import annotations
 
+import pytest
 from api_support import schema_validator
+from pydantic import ValidationError
 
 from app.protocol_responses import ResponsesRequest
 from app.serving.responses import OutputItems, input_messages
@@ -57,3 +59,15 @@ def test_reasoning_item_joins_the_assistant_turn_after_it() -> None:
     assert user.content == "Hi" and tool.tool_call_id == "c1" and tool.content == "ok"
     assert assistant.reasoning_content == "Greet." and assistant.content == "Hello"
     assert assistant.tool_calls is not None and assistant.tool_calls[0].function.name == "f"
+
+
+def test_a_text_format_that_is_no_object_is_refused_not_a_crash() -> None:
+    # Found by the fuzzed requests: {"text": {"format": "abc"}} was a 500 (AttributeError).
+    with pytest.raises(ValidationError, match=r"text\.format type must be"):
+        ResponsesRequest.model_validate({"model": "m", "input": "x", "text": {"format": "abc"}})
+
+
+def test_a_tool_that_is_no_object_is_refused_not_a_crash() -> None:
+    # Found by the fuzzed requests too: {"tools": [[1]]} was a 500 (AttributeError).
+    with pytest.raises(ValidationError, match=r"tools\.0"):
+        ResponsesRequest.model_validate({"model": "m", "input": "x", "tools": [[1]]})
