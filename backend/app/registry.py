@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -214,9 +212,10 @@ class Registry:
         self.budget_bytes = budget_bytes
         self.load_timeout_s = load_timeout_s
         self._lock = asyncio.Lock()  # one load or unload at a time
-        # Loads and unloads run on their own thread, at the lowest CPU priority: the running
-        # engines keep their cores (bench/model_load.py measures their streams meanwhile).
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="model-load", initializer=lowest_priority)
+        # Loads and unloads run on their own thread, off the event loop (bench/model_load.py
+        # measures the running streams meanwhile). Not at a lower priority: the engine a load
+        # starts inherits its thread's nice value, and decoded 25x slower at nice 19 on a busy CPU.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="model-load")
         self._reaper: asyncio.Task[None] | None = None
         self.draining = False  # shutting down: nothing more is loaded
 
@@ -486,12 +485,6 @@ def load_failed(entry: Entry) -> OpenAIError:
         type="server_error",
         code="model_load_failed",
     )
-
-
-def lowest_priority() -> None:
-    """This thread's nice value to 19 (Linux: a thread has its own); elsewhere nothing."""
-    with suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def rss() -> int:
