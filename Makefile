@@ -8,11 +8,13 @@ PORT ?= 8000
 WEB_PORT ?= 8080
 REPLICAS ?= 1
 DEMO_PORT ?= 7860
-MODELS_DIR := models
+# Where `make models` prepares the default models. Not MODELS_DIR: that is the server's setting
+# (a folder of models it serves), which a user's environment passes through untouched.
+DEFAULT_MODELS := models
 TORCH_SPEC := torch==2.13.0
 SETUP_STAMP := $(VENV)/.setup-done
 NATIVE_STAMP := backend/app/engine/_native/.built
-MODELS_STAMP := $(MODELS_DIR)/SmolLM2-135M-Instruct/.prepared $(MODELS_DIR)/all-MiniLM-L6-v2/.prepared
+MODELS_STAMP := $(DEFAULT_MODELS)/SmolLM2-135M-Instruct/.prepared $(DEFAULT_MODELS)/all-MiniLM-L6-v2/.prepared
 FRONTEND_STAMP := frontend/node_modules/.install-done
 FRONTEND_SRC := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json frontend/public -type f 2>/dev/null)
 
@@ -34,12 +36,12 @@ serve:
 demo: setup
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m app.demo --port $(DEMO_PORT)
 
-# Download a model from the Hugging Face Hub into models/ (needs internet access; HF_TOKEN for
+# Download a model from the Hugging Face Hub into MODELS_DIR, else models/ (needs internet; HF_TOKEN for
 # gated models): MODEL=owner/repo for a Transformers folder, MODEL=owner/repo:file.gguf or
 # owner/repo:Q4_K_M for one GGUF file. Rerunning resumes an interrupted download.
 pull: setup
 	@test -n "$(MODEL)" || { echo "usage: make pull MODEL=owner/repo[:file.gguf]" >&2; exit 2; }
-	cd backend && ../$(BIN)/python -m app.pull '$(MODEL)' --models-dir ../$(MODELS_DIR)
+	cd backend && ../$(BIN)/python -m app.pull '$(MODEL)' --models-dir $(abspath $(or $(MODELS_DIR),$(DEFAULT_MODELS)))
 
 setup: $(SETUP_STAMP) $(NATIVE_STAMP)
 
@@ -62,7 +64,7 @@ $(NATIVE_STAMP): $(SETUP_STAMP) backend/app/engine/kernels.cpp backend/app/engin
 models: $(MODELS_STAMP)
 
 $(MODELS_STAMP) &: $(SETUP_STAMP)
-	cd backend && ../$(BIN)/python -m app.prepare_models --models-dir ../$(MODELS_DIR)
+	cd backend && ../$(BIN)/python -m app.prepare_models --models-dir ../$(DEFAULT_MODELS)
 
 $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund

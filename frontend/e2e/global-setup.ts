@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { openSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from './net.ts'
@@ -33,13 +33,26 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const baseUrl = `http://127.0.0.1:${port}`
   await mkdir(join(FRONTEND, 'test-results'), { recursive: true })
   const log = openSync(join(FRONTEND, 'test-results', 'backend.log'), 'w')
+  // A second chat model in MODELS_DIR, listed but loaded only when a request names it
+  // (models.spec.ts): the default model's folder under another name.
+  const modelsDir = join(FRONTEND, 'test-results', 'models-dir')
+  await rm(modelsDir, { recursive: true, force: true })
+  await mkdir(modelsDir)
+  await symlink(join(FRONTEND, '..', 'models', 'SmolLM2-135M-Instruct'), join(modelsDir, 'second-model'))
   const started = Date.now()
   const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
     cwd: FRONTEND,
     // A small queue (4 running + 8 waiting) so one request asking for 16 answers meets a real 429.
     // PYTHONPATH: this checkout's backend (and so its dist/), even where the venv's editable
     // install points at another checkout (a git worktree sharing the venv).
-    env: { ...process.env, API_KEY: apiKey, MAX_NUM_SEQS: '4', MAX_WAITING: '8', PYTHONPATH: join(FRONTEND, '..', 'backend') },
+    env: {
+      ...process.env,
+      API_KEY: apiKey,
+      MAX_NUM_SEQS: '4',
+      MAX_WAITING: '8',
+      MODELS_DIR: modelsDir,
+      PYTHONPATH: join(FRONTEND, '..', 'backend'),
+    },
     stdio: ['ignore', log, log],
     // Own process group: stopping it stops make and the Python server under it.
     detached: true,
