@@ -140,6 +140,15 @@ def test_personal_keys_work_on_both_apis_until_revoked(server: ServerProcess, ad
         listed = http.get("/auth/keys").json()
         assert [k["id"] for k in listed] == [created["id"]] and listed[0]["last_used_at"] is not None
         assert "key" not in listed[0], "a key is shown once"
+        # A person's key is no operator's: loading and unloading models, /metrics are for admins.
+        for path in ("/models/unload", "/metrics"):
+            denied = httpx.request(
+                "POST" if path.startswith("/models") else "GET",
+                f"{server.url}{path}",
+                json={"model": CHAT_MODEL},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert denied.status_code == 403 and "is for admins" in denied.json()["error"]["message"], path
 
         assert http.delete(f"/auth/keys/{created['id']}").status_code == 204
         with pytest.raises(openai.AuthenticationError) as revoked:
@@ -154,6 +163,9 @@ def test_personal_keys_work_on_both_apis_until_revoked(server: ServerProcess, ad
     operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
     assert httpx.get(f"{server.url}/v1/models", headers=operator).status_code == 200
     assert httpx.get(f"{server.url}/auth/users", headers=operator).status_code == 200
+    # Unloading the model loaded at start-up is refused by the route itself, not by the guard.
+    pinned = httpx.post(f"{server.url}/models/unload", json={"model": CHAT_MODEL}, headers=operator)
+    assert pinned.status_code == 400, pinned.text
 
 
 def test_a_disabled_user_loses_sessions_and_keys(server: ServerProcess, admin: httpx.Client) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..core.auth import GuardedPaths
 from ..core.config import Settings
 from ..core.errors import OpenAIError
 from ..db.engine import database_url, make_engine
@@ -116,16 +117,12 @@ class AccountGuard:
     def __init__(self, app: ASGIApp, gate: Gate) -> None:
         self.app = app
         self.gate = gate
-        api = ("/v1", "/tokenize", "/detokenize")
-        self.guarded = api if gate.metrics_public else (*api, "/metrics")
-
-    def protects(self, path: str) -> bool:
-        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.guarded)
+        self.paths = GuardedPaths(gate.metrics_public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
         # The page, its assets and /health need nobody: no database lookup for them.
-        if not (self.protects(path) or path == "/auth" or path.startswith("/auth/")):
+        if not (self.paths.protects(path) or path == "/auth" or path.startswith("/auth/")):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -143,7 +140,7 @@ class AccountGuard:
                     code="csrf_refused",
                 )
             principal = await self.identify(headers, client)
-            if self.protects(path):
+            if self.paths.protects(path):
                 if principal is None:
                     raise OpenAIError(
                         401,
@@ -152,8 +149,8 @@ class AccountGuard:
                         code="invalid_api_key",
                         headers={"WWW-Authenticate": "Bearer"},
                     )
-                if path == "/metrics" and not principal.admin:
-                    raise OpenAIError(403, "/metrics is for admins.", type="permission_error")
+                if self.paths.for_operators(path) and not principal.admin:
+                    raise OpenAIError(403, f"{path} is for admins.", type="permission_error")
         except OpenAIError as exc:
             await exc.response(path)(scope, receive, send)
             return

@@ -8,26 +8,44 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import OpenAIError
 
+# What a key (or, with accounts, a signed-in person) is asked for; the operators' routes among them.
+API_PATHS = ("/v1", "/tokenize", "/detokenize")
+OPERATOR_PATHS = ("/models/load", "/models/unload", "/metrics")
+
+
+class GuardedPaths:
+    """The paths a guard protects: the API and the operators' routes (/metrics only when it is not
+    made public); the page, /health and the API description stay public."""
+
+    def __init__(self, metrics_public: bool) -> None:
+        operator = tuple(p for p in OPERATOR_PATHS if not (metrics_public and p == "/metrics"))
+        self.operator = operator
+        self.all = (*API_PATHS, *operator)
+
+    @staticmethod
+    def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+    def protects(self, path: str) -> bool:
+        return self._under(path, self.all)
+
+    def for_operators(self, path: str) -> bool:
+        return self._under(path, self.operator)
+
 
 class ApiKeyGuard:
-    """With a key set, `/v1/…`, `/tokenize`, `/detokenize`, `/models/load`, `/models/unload` (and
-    `/metrics` unless made public)
-    need `Authorization: Bearer <key>` or, as Anthropic's clients send it, `x-api-key: <key>`;
-    the page, `/health` and the API description stay public.
+    """With a key set, the guarded paths (GuardedPaths) need `Authorization: Bearer <key>` or, as
+    Anthropic's clients send it, `x-api-key: <key>`.
     A request without the key is answered 401 before its body is read, so it costs the server
     nothing."""
 
     def __init__(self, app: ASGIApp, api_key: str | None, metrics_public: bool) -> None:
         self.app = app
         self.expected = api_key.encode() if api_key else None
-        api = ("/v1", "/tokenize", "/detokenize", "/models/load", "/models/unload")
-        self.guarded = api if metrics_public else (*api, "/metrics")
-
-    def protects(self, path: str) -> bool:
-        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.guarded)
+        self.paths = GuardedPaths(metrics_public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is None or scope["type"] != "http" or not self.protects(scope["path"]):
+        if self.expected is None or scope["type"] != "http" or not self.paths.protects(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
