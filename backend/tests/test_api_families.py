@@ -1,12 +1,12 @@
-"""Each supported model family served by a real server: a tiny model of it (families.py) with its
-own chat template, whose answer is its family's call of `now`. The template renders what the
-server sends it, the answer comes back as text without tools, and with them it is read as a call
-in the family's format (Hermes `<tool_call>`, Llama 3 JSON, Mistral `[TOOL_CALLS]`), streamed or
-not; a conversation that carries the call and its result back renders too."""
+"""Each supported model family, served by one real server that has them all in its MODELS_DIR:
+a tiny model of it (families.py) with its own chat template, whose answer is its family's call of
+`now`. The template renders what the server sends it, the answer comes back as text without
+tools, and with them it is read as a call in the family's format (Hermes `<tool_call>`, Llama 3
+JSON, Mistral `[TOOL_CALLS]`), streamed or not; a conversation that carries the call and its
+result back renders too."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from api_support import REQUEST_TIMEOUT_S, post_stream
 from families import FAMILIES, Family
-from server_process import ServerProcess, launch, wait_healthy
+from server_process import ServerProcess, start_server
 
 from app.serving.tools import template_renders_tools, tool_format
 
@@ -26,28 +26,24 @@ NAMES = [f.name for f in FAMILIES]
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
-    """One server per family, started together."""
+    """One server for every family: their folders in its MODELS_DIR, each loaded when first named."""
     root = tmp_path_factory.mktemp("families")
-    started: dict[str, ServerProcess] = {}
+    for family in FAMILIES:
+        families.build(family, root / family.name)
+    server = start_server(
+        root.parent / "families.log",
+        CHAT_MODEL_PATH="",
+        EMBEDDING_MODEL_PATH="",
+        MODELS_DIR=str(root),
+        KEEP_ALIVE="-1",
+        NUM_THREADS="1",
+        KV_CACHE_MEMORY_GB="0.05",  # not a cache sized for the machine, nine times
+        MAX_MODEL_LEN="1024",
+    )
     try:
-        for family in FAMILIES:
-            families.build(family, root / family.name)
-            started[family.name] = launch(
-                root / f"{family.name}.log",
-                CHAT_MODEL_PATH=str(root / family.name),
-                CHAT_MODEL_NAME=family.name,
-                EMBEDDING_MODEL_PATH="",
-                NUM_THREADS="1",
-                KV_CACHE_MEMORY_GB="0.05",  # not a cache sized for the machine, nine times
-                MAX_MODEL_LEN="1024",
-            )
-        wait_healthy(list(started.values()))
-        yield started
+        yield dict.fromkeys(NAMES, server)
     finally:
-        for server in started.values():  # all asked to stop first: they drain together
-            server.proc.send_signal(signal.SIGTERM)
-        for server in started.values():
-            server.stop()
+        server.stop()
 
 
 @pytest.fixture(params=NAMES)
