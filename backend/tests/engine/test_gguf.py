@@ -21,7 +21,7 @@ from app.engine.config import ModelOptions
 from app.engine.engine import Engine
 from app.engine.loader import ModelLoadError, preflight
 from app.engine.native import kernels
-from app.engine.quantization import Int4Linear, Part, Q8Linear
+from app.engine.quantization import Int4Linear, Part, Q8Linear, q8_plan
 from app.engine.sampling import SamplingParams
 from app.prepare_models import CHAT_GGUF, CHAT_PACKAGE, package_dir
 
@@ -139,6 +139,16 @@ def test_q8_0_and_q4_0_layers_hold_exactly_the_files_values(tiny: Path) -> None:
         job = (chat_ids(tokenizer, "hi"), SamplingParams(max_tokens=4, temperature=0))
         (result,) = run_together(engine, [job])
     assert len(result.token_ids) == 4
+
+
+@pytest.mark.skipif(kernels() is None, reason="the native kernels (q8) are not built")
+def test_q8_rows_do_not_depend_on_their_batch() -> None:
+    linear = nn.Linear(96, 40, bias=False)  # 40 outputs: a padded block of 16 columns too
+    layer = Q8Linear(linear, q8_plan(linear.weight))
+    x = torch.randn(13, 96, dtype=torch.bfloat16)
+    whole = layer(x)
+    assert all(torch.equal(layer(x[i : i + 1])[0], whole[i]) for i in range(len(x)))
+    assert torch.equal(layer(x[3:9]), whole[3:9])
 
 
 def test_default_models_q4_1_gguf_is_the_prepared_folder(
