@@ -7,7 +7,9 @@ ids sent to both) and reports its top-20 probabilities at each answer token. Our
 from the same file as the server loads it, reads llama.cpp's answer (teacher forcing) and gives
 its own distribution at each of those positions. Reported per file: how often our most likely
 token is llama.cpp's greedy token, and the KL divergence KL(llama.cpp || ours) per token over
-llama.cpp's top 20 plus one bucket for the rest of the vocabulary (a lower bound of the full KL).
+llama.cpp's top 20 plus one bucket for the rest of the vocabulary (a lower bound of the full KL;
+at the tokens llama-server reports probabilities for: none for one ending inside a UTF-8
+character).
 The K-quant files are also loaded dequantised (QUANTIZATION=none, bfloat16) to separate the cost
 of requantising from that of computing in bfloat16. Writes its section of docs/precision.md.
 Run: `python -m bench.gguf_quality` (needs llama-server and llama-quantize: `python -m
@@ -76,8 +78,12 @@ def make_files(folder: Path) -> list[Path]:
     return files
 
 
-def llama_answers(path: Path, prompts: list[list[int]]) -> list[list[tuple[int, dict[int, float]]]]:
-    """llama-server's greedy answer to each prompt: per token, its id and top-TOP probabilities."""
+Answer = list[tuple[int, dict[int, float] | None]]
+
+
+def llama_answers(path: Path, prompts: list[list[int]]) -> list[Answer]:
+    """llama-server's greedy answer to each prompt: per token, its id and top-TOP probabilities
+    (None where llama-server reports none)."""
     port = free_port()
     threads = str(os.cpu_count() or 1)
     argv = [str(BINARY), "-m", str(path), "--port", str(port), "-c", "2048", "-np", "1"]
@@ -103,11 +109,21 @@ def llama_answers(path: Path, prompts: list[list[int]]) -> list[list[tuple[int, 
                 "n_probs": TOP,
                 "post_sampling_probs": False,
                 "cache_prompt": False,
+                "return_tokens": True,
             }
-            steps = httpx.post(f"{url}/completion", json=body, timeout=600).json()["completion_probabilities"]
-            answers.append(
-                [(s["id"], {t["id"]: math.exp(t["logprob"]) for t in s["top_logprobs"]}) for s in steps]
-            )
+            reply = httpx.post(f"{url}/completion", json=body, timeout=600).json()
+            # A token that ends inside a UTF-8 character gets no entry of its own (its
+            # probabilities are not reported), so the entries are matched to the tokens.
+            entries = iter(reply["completion_probabilities"])
+            entry = next(entries, None)
+            steps: Answer = []
+            for token in reply["tokens"]:
+                if entry is not None and entry["id"] == token:
+                    steps.append((token, {t["id"]: math.exp(t["logprob"]) for t in entry["top_logprobs"]}))
+                    entry = next(entries, None)
+                else:
+                    steps.append((token, None))
+            answers.append(steps)
         return answers
     finally:
         proc.terminate()
@@ -122,7 +138,7 @@ def _ready(url: str) -> bool:
 
 
 def compare(
-    path: Path, quantization: str, prompts: list[list[int]], answers: list[list[tuple[int, dict[int, float]]]]
+    path: Path, quantization: str, prompts: list[list[int]], answers: list[Answer]
 ) -> tuple[float, float, float]:
     """(greedy agreement, mean KL per token, largest KL) of our model on llama.cpp's answers."""
     model, _ = load_chat_model(ModelOptions.of(Settings(chat_model_path=path, quantization=quantization)))
@@ -136,6 +152,8 @@ def compare(
         logp = torch.log_softmax(logits[len(ids) - 1 : len(ids) - 1 + len(tokens)], dim=-1)
         for row, (token, top) in zip(logp, answer, strict=True):
             agree.append(int(row.argmax()) == token)
+            if top is None:
+                continue
             p = torch.tensor(list(top.values()), dtype=torch.float64)
             q = row[list(top)].double().exp()
             p_rest, q_rest = max(1 - float(p.sum()), 1e-12), max(1 - float(q.sum()), 1e-12)
@@ -196,9 +214,10 @@ def write(out: Path, rows: list[tuple[str, str, str, float, float, float]]) -> N
         "weights; rows of 576 inputs do not split into 256-wide K blocks, so most of their tensors are "
         "Q5_0, Q5_1, Q8_0 fallbacks) are dequantised and requantised: 4 bits or fewer to int4, 5 and 6 "
         "bits to q8. KL is over llama.cpp's top 20 tokens plus one bucket for the rest, so it is a lower "
-        "bound; even the same weights differ by the two programs' arithmetic (llama.cpp quantises "
-        "activations to 8 bits in its integer kernels, we compute in bfloat16), which the Q4_1 and Q8_0 "
-        "rows show.",
+        "bound, at the answer tokens llama-server reports probabilities for (none for a token that ends "
+        "inside a UTF-8 character); even the same weights differ by the two programs' arithmetic "
+        "(llama.cpp quantises activations to 8 bits in its integer kernels, we compute in bfloat16), "
+        "which the Q4_1 and Q8_0 rows show.",
         "",
     ]
     text = out.read_text() if out.exists() else ""
