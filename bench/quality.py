@@ -66,6 +66,8 @@ PROMPTS = [
     "推荐三本适合初学者的书。",
 ]
 NEW_TOKENS = 32
+# Where docs/precision.md's section written by bench/gguf_quality.py begins: kept when this rewrites the rest.
+GGUF_SECTION = "<!-- gguf_quality -->"
 # (DTYPE, QUANTIZATION, DENSE_PREFILL): fp32 first, as the reference.
 MODES = [
     ("float32", "none", True),
@@ -204,7 +206,9 @@ def main() -> None:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    existing = args.out.read_text() if args.out.exists() else ""
+    kept = existing[existing.index(GGUF_SECTION) :] if GGUF_SECTION in existing else ""
+    args.out.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
     print(f"wrote {args.out}")
 
 

@@ -1,4 +1,5 @@
-"""Loading the chat model from a local folder: device, dtype, attention kernel, quantisation.
+"""Loading the chat model from a local folder or GGUF file: device, dtype, attention kernel,
+quantisation.
 
 HTTP-free, so the server, the benchmarks and the tests load the model the same way.
 """
@@ -12,9 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GgufConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from . import cpu, native
+from . import cpu, gguf, native
 from .attention import NAME
 from .config import ModelOptions
 from .fast_decoder import runs_fast
@@ -23,6 +30,7 @@ from .quantization import (
     Fp16Linear,
     Int8Linear,
     NativeProduct,
+    Plan,
     Quantization,
     WeightKind,
     dense_capable,
@@ -30,6 +38,7 @@ from .quantization import (
     fuse_siblings,
     on_int4_grid,
     quantize_model,
+    quantize_planned,
 )
 from .row_pieces import ROWS, Pieces, run_dense
 
@@ -37,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
-    """A model folder is missing or unreadable; the message says which and what to do."""
+    """A model folder or file is missing, unreadable or of a kind we cannot run; the message says
+    which and what to do."""
 
 
 @dataclass(frozen=True)
@@ -136,9 +146,20 @@ def check_model_folder(path: Path, what: str) -> None:
         )
 
 
+def check_chat_model(path: Path) -> None:
+    """A GGUF file's header (architecture, tensor types), else a folder's config.json."""
+    if not gguf.is_gguf(path):
+        check_model_folder(path, "Chat")
+        return
+    try:
+        gguf.check(path)
+    except gguf.GGUFError as exc:
+        raise ModelLoadError(f"Chat model: {exc}") from exc
+
+
 def preflight(options: ModelOptions) -> Placement:
     """Everything that can be checked before loading: fails with one line saying what to fix."""
-    check_model_folder(options.chat_model_path, "Chat")
+    check_chat_model(options.chat_model_path)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     check_quantization(options.quantization, device, dtype)
@@ -154,21 +175,34 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
     log.info(
         "loading chat model %s on %s (%s, %s attention)", path, place.device, place.dtype, place.attention
     )
+    # Transformers reads a GGUF file's config, tokenizer and chat template, and dequantises its
+    # weights (asked to: its own packed GGUF layers would fetch kernels from the Hub).
+    source, file = (path.parent, {"gguf_file": path.name}) if gguf.is_gguf(path) else (path, {})
+    dequantised = {"quantization_config": GgufConfig(dequantize=True)} if file else {}
     with loading("Chat", path):
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, **file)
         model = AutoModelForCausalLM.from_pretrained(
-            path,
+            source,
             local_files_only=True,
             dtype=place.dtype,
             attn_implementation=place.attention,
             device_map=options.device_map,
+            **file,
+            **dequantised,
         )
         if options.device_map is None:
             model = model.to(place.device)
+        plans = file_plans(options, model)
     if options.fast_path and runs_fast(model):
-        # One product per group of siblings, quantised and packed once (quantization.py).
-        log.info("joined %d groups of sibling projections", fuse_siblings(model))
-    quantization = resolve_quantization(options.quantization, model)
+        # One product per group of siblings, quantised and packed once (quantization.py); a
+        # GGUF file's siblings only when the file gives them one kind.
+        joinable = (lambda names: len({type(plans.get(n)) for n in names}) == 1) if plans else lambda _: True
+        log.info("joined %d groups of sibling projections", fuse_siblings(model, joinable))
+    quantization = "none" if plans is not None else resolve_quantization(options.quantization, model)
+    if plans is not None:
+        count = quantize_planned(model, plans, keep_dense=resolve_dense_prefill(options.dense_prefill))
+        trim_heap()
+        log.info("packed %d linear layers from the GGUF file's own quantisation", count)
     if quantization != "none":
         keep_dense = resolve_dense_prefill(options.dense_prefill)
         count = quantize_model(model, quantization, keep_dense=keep_dense)
@@ -183,6 +217,18 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
         log.info("%s; CPU class %s", native.status(), cpu.cpu_class())
         batch_invariant_products(model)
     return model.eval(), tokenizer
+
+
+def file_plans(options: ModelOptions, model: PreTrainedModel) -> dict[str, Plan] | None:
+    """QUANTIZATION=auto on a GGUF file, on a CPU computing in bfloat16 (the int4 kernel's): its
+    layers pack as the file quantised them (gguf.py). Elsewhere a GGUF file loads dequantised,
+    quantised as a folder would be."""
+    path = options.chat_model_path
+    if not gguf.is_gguf(path) or options.quantization != "auto":
+        return None
+    if model.device.type != "cpu" or model.dtype != torch.bfloat16:
+        return None
+    return gguf.plans(path, model, q8=native.kernels() is not None)
 
 
 def rows_independent(model: PreTrainedModel) -> bool:
@@ -227,7 +273,9 @@ def loading(what: str, path: Path) -> Iterator[None]:
         raise
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
+        kind = "file" if gguf.is_gguf(path) else "folder"
         raise ModelLoadError(
-            f"{what} model folder {path} could not be loaded ({type(exc).__name__}: {first_line[:200]}). "
-            "Run `make models` for the default models, or point the setting at a complete model folder."
+            f"{what} model {kind} {path} could not be loaded ({type(exc).__name__}: {first_line[:200]}). "
+            "Run `make models` for the default models, or point the setting at a complete model folder "
+            "or GGUF file."
         ) from exc

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -103,12 +103,13 @@ class Int8Linear(_PackedLinear):
 
 
 class Int4Linear(_PackedLinear):
-    def __init__(self, linear: nn.Linear, keep_dense: bool = False) -> None:
+    """int4 codes on a grid per 32 inputs: the grid the weights themselves span, or a given one
+    (`Int4Plan`, from a GGUF file's blocks). The kernel keeps step and offset in bfloat16."""
+
+    def __init__(self, linear: nn.Linear, keep_dense: bool = False, plan: Int4Plan | None = None) -> None:
         super().__init__(linear, keep_dense)
-        codes, low, steps = _int4_grid(linear.weight)
-        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
-            codes.round().clamp(0, 15).to(torch.int32).view(linear.weight.shape), 1
-        )
+        codes, low, steps = int4_plan(linear.weight) if plan is None else plan
+        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
         # The kernel computes (code - 8) * scale + zero, so the zero is the value of code 8.
         scales_and_zeros = torch.stack([steps, low + 8 * steps], dim=-1).transpose(0, 1).contiguous()
         self.register_buffer("weight_int4", packed)
@@ -118,6 +119,91 @@ class Int4Linear(_PackedLinear):
         return torch.ops.aten._weight_int4pack_mm_for_cpu(
             x, self.weight_int4, INT4_GROUP, self.scales_and_zeros
         )
+
+
+class Q8Linear(_PackedLinear):
+    """int8 codes with a float32 scale per 32 inputs (llama.cpp's Q8_0 layout) on the native
+    kernel: every weight is code * scale exactly, so a Q8_0 file runs without loss; each row on
+    its own. Activations in any float dtype; the output in theirs."""
+
+    def __init__(self, linear: nn.Linear, plan: Q8Plan, keep_dense: bool = False) -> None:
+        super().__init__(linear, keep_dense)
+        native = kernels()
+        if native is None:
+            raise RuntimeError("the native kernels are not built (native.py)")
+        self.native = native
+        packed, scales = native.pack_q8(plan.codes, plan.scales)
+        self.register_buffer("weight_q8", packed)
+        self.register_buffer("scales_q8", scales)
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.native.linear(x, self.weight_q8, self.out_features, "q8", None, self.scales_q8)
+        return y.to(x.dtype)
+
+
+class Int4Plan(NamedTuple):
+    """An int4 layer as a file holds it: codes 0..15 [out, in], and per group of 32 inputs the
+    value of code 0 and the step [out, in / 32] (float32)."""
+
+    codes: torch.Tensor
+    low: torch.Tensor
+    steps: torch.Tensor
+
+
+class Q8Plan(NamedTuple):
+    """A q8 layer: int8 codes [out, in] and a scale per group of 32 inputs [out, in / 32]."""
+
+    codes: torch.Tensor
+    scales: torch.Tensor
+
+
+Plan = Int4Plan | Q8Plan
+
+
+def q8_plan(weight: torch.Tensor) -> Q8Plan:
+    """Weights requantised the way llama.cpp makes Q8_0: per group of 32, a half-precision scale
+    of the largest magnitude / 127, codes rounded to it."""
+    groups = weight.detach().float().view(weight.shape[0], -1, INT4_GROUP)
+    scales = (groups.abs().amax(dim=-1) / 127).half().float()
+    codes = torch.round(groups / scales.clamp(min=torch.finfo(torch.float32).tiny)[..., None])
+    return Q8Plan(codes.clamp(-127, 127).to(torch.int8).view(weight.shape), scales)
+
+
+def int4_plan(weight: torch.Tensor) -> Int4Plan:
+    """The grid the weights span in each group of 32 (what Int4Linear finds by itself)."""
+    codes, low, steps = _int4_grid(weight)
+    return Int4Plan(codes.round().clamp(0, 15).to(torch.int32).view(weight.shape), low, steps)
+
+
+def joined(plans: Sequence[Plan]) -> Plan | None:
+    """The plan of sibling layers joined into one (rows stacked), when they are of one kind."""
+    kinds = {type(plan) for plan in plans}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    return kind(*(torch.cat(parts) for parts in zip(*plans, strict=True)))
+
+
+def quantize_planned(model: PreTrainedModel, plans: dict[str, Plan], keep_dense: bool = False) -> int:
+    """Pack each linear layer named in `plans` (by its name before `fuse_siblings`; a joined
+    layer takes its parts' plans stacked) as its plan says; the others keep the model's dtype.
+    Returns how many were packed."""
+    names = {id(module): name for name, module in model.named_modules()}
+    count = 0
+    for linear, places in _linears(model):
+        assert isinstance(linear, nn.Linear)
+        parts = sorted((parent for parent, _ in places if isinstance(parent, Part)), key=lambda p: p.start)
+        found = [plans.get(names[id(module)]) for module in (parts or [linear])]
+        plan = joined([p for p in found if p is not None]) if None not in found else None
+        if plan is None:
+            continue
+        if isinstance(plan, Q8Plan):
+            packed: _PackedLinear = Q8Linear(linear, plan, keep_dense)
+        else:
+            packed = Int4Linear(linear, keep_dense, plan)
+        replace_child(places, packed)
+        count += 1
+    return count
 
 
 class NativeProduct:
@@ -172,16 +258,17 @@ class Part(nn.Module):
         return self.fused(x)[..., self.start : self.end]
 
 
-def fuse_siblings(model: nn.Module) -> int:
+def fuse_siblings(model: nn.Module, joinable: Callable[[Sequence[str]], bool] = lambda _: True) -> int:
     """Join each group of SIBLINGS that are plain linear layers of one input width, dtype and
     device, biases alike, into one linear layer whose parts they become. Call it before
     quantising (the joined layer is quantised once) and only for the fast decoder: elsewhere each
-    part would compute the whole product. Returns how many groups were joined."""
+    part would compute the whole product. `joinable` may refuse a group, given its layers' names
+    (a GGUF file's siblings of different kinds). Returns how many groups were joined."""
     count = 0
-    for parent in list(model.modules()):
+    for prefix, parent in list(model.named_modules()):
         for names in SIBLINGS:
             layers = [layer for name in names if type(layer := getattr(parent, name, None)) is nn.Linear]
-            if len(layers) < len(names):
+            if len(layers) < len(names) or not joinable([f"{prefix}.{name}" for name in names]):
                 continue
             kinds = {(x.in_features, x.weight.dtype, x.weight.device, x.bias is None) for x in layers}
             if len(kinds) > 1:
@@ -311,4 +398,4 @@ def quantization_of(model: nn.Module) -> Quantization:
     kinds = {type(m) for m in model.modules()}
     if Fp16Linear in kinds:
         return "fp16"
-    return "int4" if Int4Linear in kinds else "int8" if Int8Linear in kinds else "none"
+    return "int4" if Int4Linear in kinds else "int8" if kinds & {Int8Linear, Q8Linear} else "none"
