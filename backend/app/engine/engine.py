@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from functools import cached_property
+from functools import cached_property, partial
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -140,13 +140,21 @@ class Engine:
             grouped=self.fast is not None,
             stats=self.stats,
         )
-        # A sequence ends ("length") at the model's context or when it alone fills the cache.
-        self.output = OutputStage(
-            self.eos_ids, min(self.max_context, self.kv_capacity_tokens), self.prefix, self._end, self.stats
-        )
         self._commands: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._live: set[str] = set()  # submitted and neither ended nor aborted
+        # A sequence ends ("length") at the model's context or when it alone fills the cache.
+        # Its end is told with what it changes, not a method of the engine: the engine holds the
+        # output stage, and a bound method there would make a reference cycle that keeps the
+        # model's weights alive after shutdown until the cyclic collector happens to run (an
+        # unloaded model's memory not returned).
+        self.output = OutputStage(
+            self.eos_ids,
+            min(self.max_context, self.kv_capacity_tokens),
+            self.prefix,
+            partial(leave, self.scheduler, self._lock, self._live),
+            self.stats,
+        )
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self.error: str | None = None
@@ -337,8 +345,9 @@ class Engine:
         finally:
             self.blocks.release(seq.table, seq.promised)
 
-    def _end(self, seq: Request) -> None:
-        """The request leaves: out of the scheduler, and no longer counted in flight."""
-        self.scheduler.remove(seq)
-        with self._lock:
-            self._live.discard(seq.request_id)
+
+def leave(scheduler: Scheduler[Request], lock: threading.Lock, live: set[str], seq: Request) -> None:
+    """The request leaves: out of the scheduler, and no longer counted in flight."""
+    scheduler.remove(seq)
+    with lock:
+        live.discard(seq.request_id)
