@@ -1,9 +1,9 @@
 """A running stream's inter-token gaps while the server loads another, bigger model.
 
-    python -m bench.model_load [--keep]
+    python -m bench.model_load
 
-Makes a random-weight model folder of SmolLM2-1.7B's shape in /tmp (bfloat16, 3.4 GB; removed
-afterwards unless --keep), starts our server with the default model loaded at start-up and that
+Takes the bench's random-weight model of SmolLM2-1.7B's shape (bench/model_size.py: bfloat16,
+3.4 GB, made once under .cache/bench), starts our server with the default model loaded at start-up and that
 folder in MODELS_DIR, streams a long answer from the default model, and half-way loads the big
 model with POST /models/load. Prints, as JSON, the stream's inter-token gap (p50, p99, max)
 before, during and after the load, /health's answer time during it (the event loop), the load's
@@ -16,9 +16,7 @@ import argparse
 import itertools
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,66 +24,10 @@ from typing import Any
 
 import httpx
 
-from .servers import MODEL_DIR, REPO, VENV_BIN, Server, Sizing, System
+from . import model_size
+from .servers import REPO, VENV_BIN, Server, Sizing, System
 
-BIG = "random-1.7b"
-# SmolLM2-1.7B's shape (its config.json), random weights.
-BIG_SHAPE = {
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 49152,
-    "max_position_embeddings": 8192,
-    "tie_word_embeddings": True,
-    "rope_theta": 130000.0,
-}
-SHARD_BYTES = 1 << 30
-
-
-def make_big_model(folder: Path) -> int:
-    """Writes the folder shard by shard (bf16 weights, std 0.02), never holding the whole model
-    in memory; returns its weights' bytes."""
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(**BIG_SHAPE, bos_token_id=1, eos_token_id=2, pad_token_id=2, dtype="bfloat16")
-    with torch.device("meta"):
-        shapes = {name: p.shape for name, p in LlamaForCausalLM(config).state_dict().items()}
-    shapes.pop("lm_head.weight")  # tied to the embedding
-    folder.mkdir(parents=True)
-    config.architectures = ["LlamaForCausalLM"]
-    config.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(MODEL_DIR).save_pretrained(folder)
-    # One block of random values, its pieces reused: drawing 1.7 billion took minutes here, and
-    # loading does not care which values it reads.
-    block = (torch.randn(2**27, generator=torch.Generator().manual_seed(0)) * 0.02).to(torch.bfloat16)
-    weight_map: dict[str, str] = {}
-    shard: dict[str, torch.Tensor] = {}
-    total = 0
-
-    def flush() -> None:
-        name = f"model-{len(set(weight_map.values())) + 1:05d}.safetensors"
-        save_file(shard, str(folder / name), metadata={"format": "pt"})
-        weight_map.update(dict.fromkeys(shard, name))
-        shard.clear()
-
-    for name, shape in shapes.items():
-        if name.endswith("norm.weight"):
-            tensor = torch.ones(shape, dtype=torch.bfloat16)
-        else:
-            tensor = block[: shape.numel()].view(shape).clone()
-        shard[name] = tensor
-        total += tensor.nbytes
-        if sum(t.nbytes for t in shard.values()) >= SHARD_BYTES:
-            flush()
-    if shard:
-        flush()
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    return total
+BIG = model_size.NAME
 
 
 def server(models_dir: Path) -> System:
@@ -181,18 +123,11 @@ def measure(models_dir: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the 1.7B folder in /tmp")
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-model-load-"))
-    try:
-        started = time.monotonic()
-        size = make_big_model(root / BIG)
-        print(f"made {root / BIG}: {size / 2**30:.2f} GiB in {time.monotonic() - started:.0f} s", flush=True)
-        print(json.dumps(measure(root), indent=2))
-    finally:
-        if not args.keep:
-            shutil.rmtree(root)
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    started = time.monotonic()
+    folder, _ = model_size.make()  # the bench's 1.7B model, made once under .cache/bench
+    print(f"{folder} ready in {time.monotonic() - started:.0f} s", flush=True)
+    print(json.dumps(measure(folder.parent), indent=2))
 
 
 if __name__ == "__main__":
