@@ -96,7 +96,11 @@ def test_stream_events_build_the_response(http: httpx.Client, schemas: SchemaVal
 
 
 def test_sdk_stream_helper(client: openai.OpenAI) -> None:
-    with client.responses.stream(model=CHAT_MODEL, input="Say hello.", max_output_tokens=60) as stream:
+    # Greedy, with room to finish: an answer cut by max_output_tokens ends `response.incomplete`,
+    # which the SDK's helper (as with OpenAI's own server) does not take for a final response.
+    with client.responses.stream(
+        model=CHAT_MODEL, input="Say hello.", max_output_tokens=200, temperature=0
+    ) as stream:
         deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
     assert final.status == "completed" and final.output_text == deltas != ""
