@@ -213,6 +213,15 @@ def test_routes_sign_up_sign_in_keys_and_admin(database_url: str) -> None:
             == 200
         )
         assert http.get("/auth/users").status_code == 403
+        change = {"current_password": "not the one", "new_password": "horse battery"}
+        assert http.post("/auth/password", json=change).status_code == 403
+        change["current_password"] = "battery staple"
+        assert http.post("/auth/password", json=change).status_code == 204
+        assert http.get("/auth/me").status_code == 200, "the session that changed it goes on"
+        assert (
+            http.post("/auth/login", json={"username": "bob", "password": "battery staple"}).status_code
+            == 401
+        )
         assert http.delete(f"/auth/keys/{key['id']}").status_code == 404, "another user's key must not exist"
         assert http.get("/auth/users", headers={"Authorization": f"Bearer {key['key']}"}).status_code == 200
         assert {u["id"] for u in http.get("/auth/users", headers={"x-api-key": key["key"]}).json()} >= {
