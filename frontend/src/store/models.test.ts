@@ -48,13 +48,21 @@ describe('followLoad', () => {
 
   it("follows the server's progress into the model list until the model is loaded", async () => {
     modelsStore.setState({ models: [{ id: 'other' }, { id: 'qwen', state: 'unloaded' }] })
-    cards.push({ state: 'loading', progress: 0.2 }, { state: 'loading', progress: 0.7 }, { state: 'loaded', progress: 1 })
+    cards.push(
+      { state: 'loading', progress: 0.2 },
+      { state: 'loading', progress: 0.7 },
+      // Only the load's fields are taken: the list's other fields stay as the list was read.
+      { state: 'loaded', progress: 1, error: null, capabilities: ['chat'] },
+    )
     const seen: (number | null | undefined)[] = []
     const unsubscribe = modelsStore.subscribe((s) => seen.push(s.models[1]?.progress))
     await followLoad('qwen', new AbortController().signal, 1)
     unsubscribe()
     expect(seen).toEqual([0.2, 0.7, 1])
-    expect(modelsStore.getState().models).toEqual([{ id: 'other' }, { id: 'qwen', state: 'loaded', progress: 1 }])
+    expect(modelsStore.getState().models).toEqual([
+      { id: 'other' },
+      { id: 'qwen', state: 'loaded', progress: 1, error: null },
+    ])
     expect(asked.every((url) => url === '/v1/models/qwen')).toBe(true)
   })
 

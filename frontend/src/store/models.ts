@@ -57,8 +57,8 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 /**
  * Follows a model's load as the server reports it (its card's state and progress, read from the
- * loader's own count of weights read) until it is loaded or failed, or `signal` aborts; each card
- * read replaces the model's entry, so the picker shows it.
+ * loader's own count of weights read) until it is loaded or failed, or `signal` aborts; each read
+ * updates the model's state in the list, so the picker shows it.
  */
 export async function followLoad(id: string, signal: AbortSignal, everyMs = 400): Promise<void> {
   while (!signal.aborted) {
@@ -69,7 +69,9 @@ export async function followLoad(id: string, signal: AbortSignal, everyMs = 400)
       return // the request itself reports why the server cannot be reached
     }
     if (signal.aborted) return
-    modelsStore.setState((s) => ({ models: s.models.map((m) => (m.id === id ? { ...m, ...card } : m)) }))
+    // Only where the load stands: the rest of the card is the list's (as the list was read).
+    const { state, progress, error } = card
+    modelsStore.setState((s) => ({ models: s.models.map((m) => (m.id === id ? { ...m, state, progress, error } : m)) }))
     if (!waitsForLoad(card)) return
     await sleep(everyMs, signal)
   }
