@@ -239,11 +239,15 @@ def replica_requests(replica: ServerProcess, route: str, status: str = "200") ->
 
 
 def replica_metric(replica: ServerProcess, name: str) -> float:
-    """An unlabelled sample (counter or gauge) from the replica's /metrics."""
-    for line in httpx.get(f"{replica.url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in {replica.url}/metrics")
+    """A counter or gauge from the replica's /metrics, summed over its labels (per model)."""
+    samples = [
+        float(line.rsplit(maxsplit=1)[1])
+        for line in httpx.get(f"{replica.url}/metrics", timeout=10).text.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{"))
+    ]
+    if not samples:
+        raise AssertionError(f"{name} not in {replica.url}/metrics")
+    return sum(samples)
 
 
 def replica_running(replica: ServerProcess) -> int:
