@@ -51,6 +51,25 @@ describe('persistence to IndexedDB', () => {
     expect(second.getState().activeId).toBe(id)
   })
 
+  it('a write landing while a later one is queued leaves the later change in the store', async () => {
+    // A new chat with settings chosen on the welcome screen: created, then patched at once. The
+    // creation's write, landing first, must not put the unpatched conversation back while the
+    // page sends its first message.
+    const db = freshDb()
+    const store = createChatStore()
+    store.getState().load([], null)
+    const saver = persistChanges(store, db, 10)
+    const id = store.getState().create({ params: DEFAULT_PARAMS, model: 'm' })
+    store.getState().patch(id, { systemPrompt: 'Talk like a pirate.' })
+    const prompts: string[] = []
+    const unsubscribe = store.subscribe((s) => prompts.push(s.conversations[id]?.systemPrompt ?? 'gone'))
+    await saver.flush()
+    unsubscribe()
+    expect(prompts.filter((p) => p !== 'Talk like a pirate.')).toEqual([])
+    expect(store.getState().conversations[id]?.systemPrompt).toBe('Talk like a pirate.')
+    expect((await get<Conversation>(id, db))?.systemPrompt).toBe('Talk like a pirate.')
+  })
+
   it('batches a streaming answer into few writes, and deletes removed conversations', async () => {
     const { db, store, saver, id } = savingStore(50)
     await saver.flush()

@@ -70,6 +70,9 @@ export function persistChanges(
   channel: BroadcastChannel | null = null,
 ) {
   const pending = new Map<string, Change | 'deleted'>()
+  // Ids in writes queued or under way, with how many: what a write stored for them is already
+  // older than this tab's store while a later write of theirs is still to land.
+  const writingIds = new Map<string, number>()
   let timer: ReturnType<typeof setTimeout> | null = null
   let writing: Promise<void> = Promise.resolve()
   // Set while this tab takes in what was stored: not a change of its own to write back.
@@ -109,7 +112,7 @@ export function persistChanges(
     const next = { ...current }
     let changed = false
     for (const [id, conv] of stored) {
-      if (pending.has(id)) continue
+      if (pending.has(id) || writingIds.has(id)) continue
       const mine = current[id]
       if (conv === null) {
         if (!mine) continue
@@ -128,10 +131,17 @@ export function persistChanges(
     if (pending.size === 0) return writing
     const batch = new Map(pending)
     pending.clear()
+    for (const id of batch.keys()) writingIds.set(id, (writingIds.get(id) ?? 0) + 1)
     const { conversations } = store.getState()
     // Chained so a slow write never lands after a newer one.
     writing = writing.then(async () => {
-      const stored = await write(db, batch, conversations)
+      const stored = await write(db, batch, conversations).finally(() => {
+        for (const id of batch.keys()) {
+          const left = (writingIds.get(id) ?? 1) - 1
+          if (left) writingIds.set(id, left)
+          else writingIds.delete(id)
+        }
+      })
       channel?.postMessage({ ids: [...batch.keys()] } satisfies Written)
       // What other tabs wrote into these conversations shows here too.
       take(stored, true)
