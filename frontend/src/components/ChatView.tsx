@@ -16,6 +16,8 @@ import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
 import { useAttachments } from './useAttachments'
 import { pastedFiles, useFileDrop } from './useFileDrop'
+import { useVoiceInput } from './useVoiceInput'
+import { VoiceButton } from './VoiceButton'
 import { ArrowDownIcon, MenuIcon, PaperclipIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
 import { IconButton } from '../ui/IconButton'
@@ -230,6 +232,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const files = useAttachments(t, { name: selected, imagesOk: acceptsImages(models.find((m) => m.id === selected)) })
   const { add } = files
   const dropping = useFileDrop(useCallback((list: File[]) => void add(list), [add]))
+  const voice = useVoiceInput(text, setText)
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
@@ -250,6 +253,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const send = () => {
     if (busy || sending.current || !text.trim() || files.reading) return
     sending.current = true
+    voice.stop()
     // Kept in the box when another tab is answering here, to send once it has finished.
     void sendMessage(convId, text, files.attachments)
       .then((sent) => {
@@ -302,6 +306,11 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
           {t('readingFiles')}
         </p>
       )}
+      {voice.problem && (
+        <p className="composer-hint busy-elsewhere" role="alert">
+          {t(voice.problem)}
+        </p>
+      )}
       <div className="composer-box">
         <AttachButton onFiles={(list) => void files.add(list)} disabled={busy} />
         <label htmlFor="composer-input" className="visually-hidden">
@@ -313,6 +322,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
           rows={1}
           value={text}
           placeholder={t('messagePlaceholder')}
+          readOnly={voice.listening}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={onKeyDown}
           onPaste={(e) => {
@@ -322,6 +332,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             void files.add(pasted)
           }}
         />
+        <VoiceButton voice={voice} disabled={busy} />
         {busy && convId ? (
           <button
             type="button"
