@@ -6,6 +6,7 @@ server's log."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,9 +249,31 @@ def test_usage_counts_against_the_keys_owner_and_only_they_and_admins_read_it(
         streamed = [c.usage for c in chunks if c.usage][-1]
         embedded = gpt.embeddings.create(model=EMBEDDING_MODEL, input=["hello there", "general kenobi"]).usage
         from_page = http.post("/v1/chat/completions", json=HI).json()["usage"]  # the session's own
+        # A stream cut short by its client counts the tokens it had produced when it ended.
+        cut_key, cut_id = personal_key(http)
+        long = {**HI, "max_tokens": 200, "ignore_eos": True, "stream": True}
+        received = 0
+        with httpx.stream(
+            "POST",
+            f"{server.url}/v1/chat/completions",
+            json=long,
+            headers={"Authorization": f"Bearer {cut_key}"},
+        ) as cut:
+            for line in cut.iter_lines():
+                received += '"content":"' in line and '"content":""' not in line
+                if received == 3:
+                    break
+        deadline = time.monotonic() + 30
+        while not (
+            cut_rows := [r for r in http.get("/auth/me/usage").json()["rows"] if r["api_key_id"] == cut_id]
+        ):
+            assert time.monotonic() < deadline, "the cut stream's usage was never recorded"
+            time.sleep(0.2)
+        assert 3 <= cut_rows[0]["completion_tokens"] < 200 and cut_rows[0]["requests"] == 1
 
         mine = http.get("/auth/me/usage").json()
         rows = {(r["api_key_id"], r["model"]): r for r in mine["rows"]}
+        del rows[(cut_id, CHAT_MODEL)]
         counts = {k: (r["requests"], r["prompt_tokens"], r["completion_tokens"]) for k, r in rows.items()}
         assert counts == {
             (key_id, CHAT_MODEL): (1, streamed.prompt_tokens, streamed.completion_tokens),
@@ -259,7 +282,7 @@ def test_usage_counts_against_the_keys_owner_and_only_they_and_admins_read_it(
         }
         assert {(r["user_id"], r["username"]) for r in mine["rows"]} == {(erin_id, "erin")}
         assert rows[(key_id, CHAT_MODEL)]["key_name"] == "agent" and key not in str(mine)
-        assert len(mine["daily"]) == 30 and mine["daily"][-1]["requests"] == 3 == mine["total"]["requests"]
+        assert len(mine["daily"]) == 30 and mine["daily"][-1]["requests"] == 4 == mine["total"]["requests"]
         # Nobody else's usage: not everyone's, not another user's.
         for path in ("/auth/usage", f"/auth/usage?user_id={frank_id}"):
             denied = http.get(path)
@@ -281,10 +304,10 @@ def test_usage_counts_against_the_keys_owner_and_only_they_and_admins_read_it(
         for s in family.samples
         if s.labels.get("user") == "erin"
     }
-    assert samples[("llm_user_requests_total", CHAT_MODEL)] == 2
+    assert samples[("llm_user_requests_total", CHAT_MODEL)] == 3
     assert samples[("llm_user_prompt_tokens_total", EMBEDDING_MODEL)] == embedded.prompt_tokens
     assert samples[("llm_user_generation_tokens_total", CHAT_MODEL)] == (
-        streamed.completion_tokens + from_page["completion_tokens"]
+        streamed.completion_tokens + from_page["completion_tokens"] + cut_rows[0]["completion_tokens"]
     )
 
 
