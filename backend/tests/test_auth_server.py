@@ -291,6 +291,7 @@ def test_usage_counts_against_the_keys_owner_and_only_they_and_admins_read_it(
     assert seen["rows"] == mine["rows"]
     assert {u["username"] for u in admin.get("/auth/usage").json()["users"]} >= {"erin", "bob"}
     assert admin.get("/auth/usage", params={"user_id": 99999}).status_code == 404
+    assert admin.get("/auth/usage", params={"user_id": 2**70}).status_code == 400
     bad = admin.get("/auth/usage", params={"start": "2026-13-01"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "start"
     backwards = admin.get("/auth/usage", params={"start": "2026-02-02", "end": "2026-02-01"})

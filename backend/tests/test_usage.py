@@ -9,7 +9,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,9 @@ def test_report_ranges_are_checked() -> None:
     with pytest.raises(AccountError) as long:
         date_range(today() - timedelta(days=400), today())
     assert long.value.status == 400 and "366" in long.value.message
+    assert date_range(None, date.min) == (date.min, date.min)
+    with pytest.raises(AccountError):
+        date_range(date.max, None)  # after today
 
 
 def test_per_user_metrics_only_when_turned_on(tmp_path: Path) -> None:

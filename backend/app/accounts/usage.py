@@ -73,8 +73,9 @@ def today() -> date:
 
 def date_range(start: date | None, end: date | None) -> tuple[date, date]:
     """A report's days: by default the 30 up to today (UTC)."""
-    end = end or (today() if start is None else min(today(), start + timedelta(days=MAX_DAYS - 1)))
-    start = start or end - timedelta(days=29)
+    end = end or today()
+    # (No day before 0001-01-01 to start from.)
+    start = start or max(end, date.min + timedelta(days=29)) - timedelta(days=29)
     if start > end:
         raise AccountError(400, f"start ({start}) is after end ({end}).", "invalid_range", "start")
     if (end - start).days >= MAX_DAYS:

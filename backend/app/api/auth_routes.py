@@ -298,7 +298,9 @@ async def all_usage(
     request: Request,
     start: date | None = START,
     end: date | None = END,
-    user_id: int | None = Query(default=None, description="Only this user's usage."),
+    user: int | None = Query(
+        default=None, alias="user_id", ge=1, le=2**31 - 1, description="Only this user's usage."
+    ),
 ) -> UsageOut:
     """(Admins) everyone's usage per day, user, key and model (at most 366 days)."""
     if not signed_in(request).admin:
@@ -308,9 +310,9 @@ async def all_usage(
             type="permission_error",
             code="not_admin",
         )
-    if user_id is not None:
-        await call(gate(request).accounts.get_user, user_id)  # a 404 for no such user
-    return await usage(request, start, end, user_id)
+    if user is not None:
+        await call(gate(request).accounts.get_user, user)  # a 404 for no such user
+    return await usage(request, start, end, user)
 
 
 @router.get("/keys")
