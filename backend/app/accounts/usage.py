@@ -162,13 +162,14 @@ class UsageBook:
 
     engine: Engine
     per_user_metrics: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _pending: dict[Bucket, Counts] = field(default_factory=dict)
-    _flushing: dict[Bucket, Counts] = field(default_factory=dict)  # being written now
-    _one_flush: threading.Lock = field(default_factory=threading.Lock)
-    _flushes: int = 0  # successful ones: a stored sum read before the last one is stale
-    _stored: dict[tuple[int, date], tuple[int, float, int]] = field(default_factory=dict)
-    _task: asyncio.Task[None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _pending: dict[Bucket, Counts] = field(default_factory=dict, init=False)
+    _flushing: dict[Bucket, Counts] = field(default_factory=dict, init=False)  # being written now
+    _one_flush: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _flushes: int = field(default=0, init=False)  # successful ones: a sum read before the last is stale
+    # (user id, day) -> (flushes when read, trusted until, tokens stored)
+    _stored: dict[tuple[int, date], tuple[int, float, int]] = field(default_factory=dict, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def add(self, meter: Meter, model: str, counts: Counts) -> None:
         bucket = Bucket(today(), meter.user_id, meter.api_key_id, model[:MODEL_CHARS])
