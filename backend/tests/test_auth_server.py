@@ -95,11 +95,15 @@ def test_sign_in_rotates_the_session_and_sign_out_ends_it(
         assert http.post("/auth/login", json=ADMIN).status_code == 200
         second = http.cookies["localchat_session"]
         assert second != first
-        stale = httpx.get(f"{server.url}/auth/me", cookies={"localchat_session": first})
+        stale = httpx.get(
+            f"{server.url}/auth/me", cookies={"localchat_session": first}, timeout=REQUEST_TIMEOUT_S
+        )
         assert stale.status_code == 401, "the session from before sign-in must be dead"
         assert http.post("/auth/logout").status_code == 204
         assert "localchat_session" not in http.cookies
-        ended = httpx.get(f"{server.url}/auth/me", cookies={"localchat_session": second})
+        ended = httpx.get(
+            f"{server.url}/auth/me", cookies={"localchat_session": second}, timeout=REQUEST_TIMEOUT_S
+        )
         assert ended.status_code == 401
 
 
@@ -109,7 +113,10 @@ def test_cross_site_changes_are_refused(server: ServerProcess, admin: httpx.Clie
         assert refused.status_code == 403, headers
         assert refused.json()["error"]["code"] == "csrf_refused"
     forged_login = httpx.post(
-        f"{server.url}/auth/login", json=ADMIN, headers={"Origin": "https://evil.example"}
+        f"{server.url}/auth/login",
+        json=ADMIN,
+        headers={"Origin": "https://evil.example"},
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert forged_login.status_code == 403
     same = {"Origin": server.url, "Sec-Fetch-Site": "same-origin"}
@@ -165,10 +172,16 @@ def test_personal_keys_work_on_both_apis_until_revoked(server: ServerProcess, ad
         assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     # The operator's shared key still opens everything, the admin routes included.
     operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
-    assert httpx.get(f"{server.url}/v1/models", headers=operator).status_code == 200
-    assert httpx.get(f"{server.url}/auth/users", headers=operator).status_code == 200
+    assert (
+        httpx.get(f"{server.url}/v1/models", headers=operator, timeout=REQUEST_TIMEOUT_S).status_code == 200
+    )
+    assert (
+        httpx.get(f"{server.url}/auth/users", headers=operator, timeout=REQUEST_TIMEOUT_S).status_code == 200
+    )
     # Unloading the model loaded at start-up is refused by the route itself, not by the guard.
-    pinned = httpx.post(f"{server.url}/models/unload", json={"model": CHAT_MODEL}, headers=operator)
+    pinned = httpx.post(
+        f"{server.url}/models/unload", json={"model": CHAT_MODEL}, headers=operator, timeout=REQUEST_TIMEOUT_S
+    )
     assert pinned.status_code == 400, pinned.text
 
 
@@ -182,13 +195,19 @@ def test_a_disabled_user_loses_sessions_and_keys(server: ServerProcess, admin: h
         assert http.get("/v1/models", headers=bearer).status_code == 200
         assert admin.patch(f"/auth/users/{carol_id}", json={"disabled": True}).status_code == 200
         assert http.get("/auth/me").status_code == 401
-        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 401
-        refused = httpx.post(f"{server.url}/auth/login", json=carol)
+        assert (
+            httpx.get(f"{server.url}/v1/models", headers=bearer, timeout=REQUEST_TIMEOUT_S).status_code == 401
+        )
+        refused = httpx.post(f"{server.url}/auth/login", json=carol, timeout=REQUEST_TIMEOUT_S)
         assert refused.status_code == 403 and "disabled" in refused.json()["error"]["message"]
         assert admin.patch(f"/auth/users/{carol_id}", json={"disabled": False}).status_code == 200
-        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 200
+        assert (
+            httpx.get(f"{server.url}/v1/models", headers=bearer, timeout=REQUEST_TIMEOUT_S).status_code == 200
+        )
         assert admin.delete(f"/auth/users/{carol_id}").status_code == 204
-        assert httpx.get(f"{server.url}/v1/models", headers=bearer).status_code == 401
+        assert (
+            httpx.get(f"{server.url}/v1/models", headers=bearer, timeout=REQUEST_TIMEOUT_S).status_code == 401
+        )
 
 
 def test_sign_in_is_throttled_per_account(server: ServerProcess, admin: httpx.Client) -> None:
@@ -200,15 +219,19 @@ def test_sign_in_is_throttled_per_account(server: ServerProcess, admin: httpx.Cl
             f"{server.url}/auth/login",
             json={**dave, "password": f"guess number {n}"},
             headers={"X-Forwarded-For": f"198.51.100.{n + 1}"},
+            timeout=REQUEST_TIMEOUT_S,
         )
         assert wrong.status_code == 401
     throttled = httpx.post(
-        f"{server.url}/auth/login", json=dave, headers={"X-Forwarded-For": "198.51.100.99"}
+        f"{server.url}/auth/login",
+        json=dave,
+        headers={"X-Forwarded-For": "198.51.100.99"},
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert throttled.status_code == 429, "even the right password waits"
     assert 1 <= int(throttled.headers["Retry-After"]) <= 300
     assert "try again in" in throttled.json()["error"]["message"]
-    assert httpx.post(f"{server.url}/auth/login", json=ADMIN).status_code == 200, (
+    assert httpx.post(f"{server.url}/auth/login", json=ADMIN, timeout=REQUEST_TIMEOUT_S).status_code == 200, (
         "other accounts are not locked"
     )
 
@@ -298,7 +321,11 @@ def test_usage_counts_against_the_keys_owner_and_only_they_and_admins_read_it(
     assert backwards.status_code == 400 and "after" in backwards.json()["error"]["message"]
 
     # METRICS_PER_USER: requests and tokens by the account's name.
-    scraped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}).text
+    scraped = httpx.get(
+        f"{server.url}/metrics",
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+        timeout=REQUEST_TIMEOUT_S,
+    ).text
     samples = {
         (s.name, s.labels.get("model")): s.value
         for family in text_string_to_metric_families(scraped)
@@ -332,6 +359,7 @@ def test_per_user_limits_answer_429_saying_which_and_when(server: ServerProcess,
         f"{server.url}/v1/messages",
         json={"model": CHAT_MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]},
         headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert claude.status_code == 429 and claude.json()["error"]["type"] == "rate_limit_error"
 
@@ -341,7 +369,10 @@ def test_per_user_limits_answer_429_saying_which_and_when(server: ServerProcess,
         == 200
     )
     spent = httpx.post(
-        f"{server.url}/v1/embeddings", json={"model": EMBEDDING_MODEL, "input": "x"}, headers=bearer
+        f"{server.url}/v1/embeddings",
+        json={"model": EMBEDDING_MODEL, "input": "x"},
+        headers=bearer,
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert spent.status_code == 429
     assert 1 <= int(spent.headers["Retry-After"]) <= 86400
