@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test'
-import { composer, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { composer, expect, expectAccessible, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 import { setSettings } from './helpers.ts'
 import { scriptedServer } from './scripted.ts'
 
@@ -329,6 +329,7 @@ test('voice input dictates after the text in the box, says why it failed, and is
   // Read-only while listening, so a revised guess never overwrites typing.
   await expect(composer(page)).not.toBeEditable()
   await shot(page, 'voice-input')
+  await expectAccessible(page, 'the welcome screen, dictating')
   await stopVoice.click()
   await expect(page.getByRole('button', { name: 'Voice input' })).toHaveAttribute('aria-pressed', 'false')
   await expect(composer(page)).toBeEditable()
