@@ -76,11 +76,13 @@ class ModelCard(Response):
     ]
     max_model_len: int | None = None
     # Extensions for a model picker (Ollama's and llama-server's router mode show the same): its
-    # state, what it is, its weights on disk, its memory once loaded, a load's progress (0..1)
-    # and why it failed.
+    # state, what it is, its weights on disk, its parameter count and quantisation where known,
+    # its memory once loaded, a load's progress (0..1) and why it failed.
     state: Literal["unloaded", "loading", "loaded", "failed"] = "loaded"
     kind: Literal["chat", "embedding"] = "chat"
     size_bytes: int = 0
+    parameters: int | None = None
+    quantization: str | None = None
     memory_bytes: int | None = None
     progress: float | None = None
     error: str | None = None
