@@ -75,6 +75,8 @@ test('typing / lists the saved prompts; arrows and Enter insert one, Esc closes 
     await library.getByRole('button', { name: 'Add prompt' }).click()
   }
   await expect(library.getByRole('listitem')).toHaveText([/^Summarise/, /^Translate/])
+  await library.getByRole('button', { name: 'Add prompt' }).scrollIntoViewIfNeeded()
+  await shot(page, 'prompt-library-en')
   await settings.getByRole('button', { name: 'Save' }).click()
 
   const box = composer(page)
@@ -108,4 +110,8 @@ test('typing / lists the saved prompts; arrows and Enter insert one, Esc closes 
   await page.getByRole('button', { name: '模型详情' }).click()
   await expect(page.getByRole('group', { name: /^模型详情/ })).toContainText('参数量')
   await shot(page, 'prompt-menu-zh-CN')
+  const zhLibrary = (await openSettings(page, '设置')).getByRole('group', { name: '提示词库' })
+  await zhLibrary.getByRole('button', { name: '添加提示词' }).scrollIntoViewIfNeeded()
+  await expect(zhLibrary.getByRole('button', { name: '编辑 Translate' })).toBeVisible()
+  await shot(page, 'prompt-library-zh-CN')
 })
