@@ -55,7 +55,7 @@ from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
 
-CHAT_CAPABILITIES = ["chat", "completions", "responses", "messages", "continue_final_message"]
+CHAT_CAPABILITIES = ["chat", "completions", "responses", "messages", "continue_final_message", "tools"]
 # The share of a load's progress that reading the weights stands for; quantising and starting
 # the engine take the rest.
 WEIGHTS_SHARE = 0.9
@@ -169,10 +169,14 @@ def card(entry: Entry) -> ModelCard:
         quantization: str | None = model.quantization
     else:
         quantization = None if named is None else str(named)
+    capabilities = CHAT_CAPABILITIES if entry.spec.kind == "chat" else ["embeddings"]
+    # Whether its template thinks is known once its tokenizer is loaded.
+    if isinstance(model, ChatModel) and model.chat.thinking is not None:
+        capabilities = [*capabilities, "reasoning"]
     return ModelCard(
         id=entry.spec.name,
         created=int(entry.spec.path.stat().st_mtime) if entry.spec.path.exists() else 0,
-        capabilities=CHAT_CAPABILITIES if entry.spec.kind == "chat" else ["embeddings"],  # type: ignore[arg-type]
+        capabilities=capabilities,  # type: ignore[arg-type]
         max_model_len=max_len,
         state=entry.state,
         kind=entry.spec.kind,

@@ -207,6 +207,8 @@ def test_concurrent_first_requests_share_one_load(
     assert card["state"] == "loaded"
     assert card["max_model_len"] == 2048
     assert card["quantization"] == "none"  # as loaded
+    # Every chat model takes tools; SmolLM2's template does not think (test_api_reasoning's does).
+    assert "tools" in card["capabilities"] and "reasoning" not in card["capabilities"]
     assert card["memory_bytes"] > 49152 * 64 * 4  # the float32 embedding at least
     # Loaded already: POST /models/load (not streamed) answers its card at once.
     assert http.post("/models/load", json={"model": TINY}).json()["state"] == "loaded"
