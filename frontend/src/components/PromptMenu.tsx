@@ -60,7 +60,7 @@ export function usePromptMenu(text: string, insert: (text: string) => void) {
   const inputProps = open
     ? {
         'aria-autocomplete': 'list' as const,
-        'aria-controls': id,
+        'aria-controls': matches.length ? id : undefined,
         'aria-activedescendant': matches.length ? optionId(current) : undefined,
         // Leaving the box (a click elsewhere) closes the list as Esc does.
         onBlur: () => setDismissed(text),
