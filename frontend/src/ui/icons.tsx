@@ -135,3 +135,9 @@ export const MoreIcon = () => (
     <path d="M5 12h.01M12 12h.01M19 12h.01" />
   </Icon>
 )
+export const InfoIcon = () => (
+  <Icon>
+    <circle cx="12" cy="12" r="9" />
+    <path d="M12 16v-5M12 8h.01" />
+  </Icon>
+)
