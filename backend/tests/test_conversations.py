@@ -8,8 +8,8 @@ SIGKILL hit during a burst of writes keeps every write it acknowledged."""
 
 from __future__ import annotations
 
-import copy
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -19,12 +19,11 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from server_process import BACKEND_DIR, server_env
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
-from test_accounts import FAST, in_process
+from test_accounts import in_process
 
 from app.conversations.service import Conflict, Storage, StorageError
 from app.core.config import Settings
@@ -256,21 +255,22 @@ Request = Callable[[str], dict[str, Any]]  # ids' suffix -> httpx request argume
 SECRET = "ann's eyes only"
 
 
-def keep(http: TestClient, headers: dict[str, str], suffix: str) -> None:
-    """Ann's conversation, preset, file and document, ids ending in `suffix`."""
-    for path, body in (
-        (f"/api/conversations/c{suffix}", {"conversation": {**conversation(f"c{suffix}"), "title": SECRET}}),
-        (f"/api/presets/p{suffix}", {"name": "Terse", "data": {"systemPrompt": "Be brief."}}),
-        (
-            f"/api/documents/d{suffix}",
-            {"name": "a.txt", "text": "abc", "chunks": [{"text": "abc", "embedding": [1.0]}]},
-        ),
-    ):
-        assert http.put(path, json=body, headers=headers).status_code in (200, 201), path
-    stored = http.put(
-        f"/api/files/f{suffix}?name=a.txt", content=b"abc", headers={**headers, "Content-Type": "text/plain"}
-    )
-    assert stored.status_code == 200
+def keep(http: TestClient, headers: dict[str, str], suffix: str, kinds: tuple[str, ...] = ()) -> None:
+    """Ann's conversation, preset, file and document (or only those `kinds`), ids ending in `suffix`."""
+    bodies = {
+        "conversations": {"json": {"conversation": {**conversation(f"c{suffix}"), "title": SECRET}}},
+        "presets": {"json": {"name": "Terse", "data": {"systemPrompt": "Be brief."}}},
+        "files": {"params": {"name": "a.txt"}, "content": b"abc", "headers": {"Content-Type": "text/plain"}},
+        "documents": {
+            "json": {"name": "a.txt", "text": "abc", "chunks": [{"text": "abc", "embedding": [1.0]}]}
+        },
+    }
+    for kind, body in bodies.items():
+        if kinds and kind not in kinds:
+            continue
+        arguments = {**body, "headers": {**headers, **body.get("headers", {})}}
+        stored = http.put(f"/api/{kind}/{kind[0]}{suffix}", **arguments)
+        assert stored.status_code in (200, 201), (kind, stored.text)
 
 
 # Every /api route: how to call it on ann's things (ids ending in the suffix), and what ann
@@ -345,13 +345,14 @@ def ann_sees(http: TestClient, headers: dict[str, str], suffix: str) -> Page:
 
 def test_authorisation_matrix_over_every_route(site: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     http, callers = site
-    served = {
-        (method.upper(), path)
-        for path, operations in http.get("/openapi.json").json()["paths"].items()
-        if path.startswith("/api/")
-        for method in operations
+    spec = http.get("/openapi.json").json()
+    storage_paths = {
+        path: operations for path, operations in spec["paths"].items() if path.startswith("/api/")
     }
+    served = {(method.upper(), path) for path, operations in storage_paths.items() for method in operations}
     assert served == set(ROUTES), "every /api route is in the matrix"
+    described = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(storage_paths)))
+    assert described <= set(spec["components"]["schemas"]), "their bodies are described"
     suffixes = count()
     shared = f"-{next(suffixes)}"
     keep(http, callers["ann"], shared)
@@ -359,9 +360,9 @@ def test_authorisation_matrix_over_every_route(site: tuple[TestClient, dict[str,
     for (method, template), (arguments, allowed) in ROUTES.items():
         for caller in ("ann", "ann_key"):
             suffix = shared
-            if method != "GET":  # a write changes or deletes what it is given: fresh things
+            if method != "GET":  # a write changes or deletes what it is given: a fresh one
                 suffix = f"-{next(suffixes)}"
-                keep(http, callers["ann"], suffix)
+                keep(http, callers["ann"], suffix, kinds=(template.split("/")[2],))
             request = {"url": template, **arguments(suffix)}
             answer = http.request(method, headers=callers[caller], **request)
             assert answer.status_code == allowed, (caller, method, template, answer.text)
@@ -377,7 +378,210 @@ def test_authorisation_matrix_over_every_route(site: tuple[TestClient, dict[str,
             if expected >= 400:
                 assert set(answer.json()["error"]) == {"message", "type", "param", "code"}
             elif method == "GET":
-                assert json.dumps(SECRET)[1:-1] not in answer.text, f"{caller} must not see ann's conversation"
+                assert json.dumps(SECRET)[1:-1] not in answer.text, (
+                    f"{caller} must not see ann's conversation"
+                )
     assert ann_sees(http, callers["ann"], shared) == before, "others' attempts changed nothing of ann's"
     bob_space = http.get("/api/conversations/export", headers=callers["bob"]).json()["conversations"]
     assert sorted(c["id"] for c in bob_space) == [f"new{shared}-bob"], "bob's import went to bob"
+
+
+def test_routes_sync_conflicts_quota_and_bad_input(
+    site: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    http, callers = site
+    ann = callers["ann"]
+    page = conversation("c1")
+    created = http.put("/api/conversations/c1", json={"conversation": page}, headers=ann)
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    assert http.get("/api/conversations/c1", headers=ann).json()["conversation"] == page
+    assert http.get("/api/conversations/c1/export", headers=ann).json() == page
+    cursor = http.get("/api/conversations", headers=ann).json()["cursor"]
+
+    stale = http.put("/api/conversations/c1", json={"conversation": {**page, "title": "mine"}}, headers=ann)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "version_conflict"
+    assert stale.json()["current"] == {"id": "c1", "version": 1, "deleted": False, "conversation": page}
+    replaced = http.put(
+        "/api/conversations/c1",
+        json={"conversation": {**page, "title": "New"}},
+        headers={**ann, "If-Match": '"1"'},
+    )
+    assert replaced.status_code == 200 and replaced.json()["version"] == 2
+    change = {"base_version": 1, "fields": {"current": "q2"}, "messages": [question("q2", "a2")]}
+    merged = http.patch("/api/conversations/c1", json=change, headers=ann).json()
+    assert merged["version"] == 3 and merged["conversation"]["title"] == "New", "merged, not refused"
+    assert http.delete("/api/conversations/c1", headers={**ann, "If-Match": '"2"'}).status_code == 409
+    assert http.delete("/api/conversations/c1?base_version=3", headers=ann).json()["deleted"] is True
+    synced = http.get(f"/api/conversations?since={cursor}", headers=ann).json()
+    assert [(c["id"], c["version"], c["deleted"]) for c in synced["changes"]] == [("c1", 4, True)]
+    assert http.get("/api/conversations/c1", headers=ann).status_code == 404
+
+    batch = {"conversations": [conversation("c1"), conversation("c2")]}
+    assert http.post("/api/conversations/import", json=batch, headers=ann).json() == {
+        "imported": ["c2"],
+        "skipped": ["c1"],
+    }
+    assert http.post("/api/conversations/import", json=batch, headers=ann).json()["imported"] == []
+    forked = http.post("/api/conversations/c2/fork", json={"id": "c2", "message_id": "a2"}, headers=ann)
+    assert forked.status_code == 409
+    assert (
+        http.post(
+            "/api/conversations/c2/fork", json={"id": "c3", "message_id": "zz"}, headers=ann
+        ).status_code
+        == 404
+    )
+
+    # USER_STORAGE_MB=1: a conversation or a file past it is refused, and says what to do.
+    big = http.put(
+        "/api/conversations/big", json={"conversation": conversation("big", 1_100_000)}, headers=ann
+    )
+    assert big.status_code == 413 and big.json()["error"]["code"] == "storage_quota_exceeded"
+    large = http.put("/api/files/big?name=big.bin", content=b"\1" * 1_100_000, headers=ann)
+    assert large.status_code == 413 and "delete" in large.json()["error"]["message"]
+    assert http.get("/api/storage", headers=ann).json()["quota_bytes"] == 1024 * 1024
+    # A file is given back as it came, but never as a page of this site.
+    script = b"<script>alert(1)</script>"
+    assert http.put(
+        "/api/files/p?name=p.html", content=script, headers={**ann, "Content-Type": "text/html"}
+    ).is_success
+    served = http.get("/api/files/p", headers=ann)
+    assert served.content == script and served.headers["content-type"].startswith("text/html")
+    assert served.headers["content-disposition"] == "attachment"
+    assert served.headers["content-security-policy"] == "sandbox"
+
+    # Bad input is a 400 that names the problem, never a 500.
+    nul = conversation("c9")
+    nul["messages"][0]["content"] = "a\x00b"
+    twice = conversation("c9")
+    twice["messages"].append(twice["messages"][0])
+    for method, url, kwargs, where in (
+        ("PUT", "/api/conversations/c9", {"json": {"conversation": conversation("c8")}}, "URL"),
+        ("PUT", "/api/conversations/c9", {"json": {"conversation": nul}}, "NUL"),
+        ("PUT", "/api/conversations/c9", {"json": {"conversation": twice}}, "twice"),
+        ("PUT", "/api/conversations/c9", {"content": b"{not json"}, "JSON"),
+        ("PUT", "/api/conversations/c9", {"json": {"conversation": {"id": "c9"}}}, "title"),
+        (
+            "PUT",
+            "/api/conversations/c9",
+            {"json": {"conversation": {**conversation("c9"), "messages": 5}}},
+            "messages",
+        ),
+        (
+            "PUT",
+            "/api/conversations/c9",
+            {"json": {"base_version": "x", "conversation": conversation("c9")}},
+            "base_version",
+        ),
+        (
+            "PUT",
+            "/api/conversations/c9",
+            {"json": {"conversation": conversation("c9")}, "headers": {"If-Match": "soon"}},
+            "If-Match",
+        ),
+        ("PATCH", "/api/conversations/c2", {"json": {"base_version": 1, "fields": {"id": "other"}}}, "id"),
+        ("GET", "/api/conversations?since=-1", {}, "since"),
+        ("GET", "/api/conversations/" + "x" * 200, {}, "conversation_id"),
+        ("PUT", "/api/presets/p", {"json": {"name": ""}}, "name"),
+        (
+            "PUT",
+            "/api/documents/d",
+            {"json": {"name": "a", "text": "t", "chunks": [{"text": "a", "embedding": ["x"]}]}},
+            "embedding",
+        ),
+    ):
+        headers = {**ann, **kwargs.pop("headers", {})}
+        answer = http.request(method, url, headers=headers, **kwargs)
+        assert answer.status_code == 400, (where, answer.text)
+        assert answer.json()["error"]["message"], where
+    assert http.patch("/api/conversations/none", json={"base_version": 1}, headers=ann).status_code == 404
+    assert http.get("/api/nothing-here", headers=ann).status_code == 404
+
+    # A cookie's cross-site write is refused; an SDK's (its key, no cookie) from anywhere is not.
+    evil = {"Origin": "https://evil.example"}
+    forged = http.put(
+        "/api/conversations/c7", json={"conversation": conversation("c7")}, headers={**ann, **evil}
+    )
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf_refused"
+    sdk = http.put(
+        "/api/conversations/c7",
+        json={"conversation": conversation("c7")},
+        headers={**callers["ann_key"], **evil},
+    )
+    assert sdk.status_code == 201
+
+
+def test_auth_none_keeps_everything_for_one_local_user(tmp_path: Path) -> None:
+    """AUTH=none: no sign-in, one built-in user; the database is made on first use only, and
+    another site's page may not change anything."""
+    app = create_app(Settings(auth="none", data_dir=tmp_path, database_url=None, api_key=None))
+    with closing(TestClient(app)) as http:
+        assert http.get("/health").status_code in (200, 503) and not (tmp_path / "localchat.db").exists()
+        assert http.put("/api/conversations/c1", json={"conversation": conversation("c1")}).status_code == 201
+        assert [c["id"] for c in http.get("/api/conversations").json()["changes"]] == ["c1"]
+        forged = http.delete("/api/conversations/c1", headers={"Origin": "https://evil.example"})
+        assert forged.status_code == 403
+        assert http.get("/api/conversations/c1").status_code == 200
+    engine = make_engine(f"sqlite:///{tmp_path / 'localchat.db'}")
+    with engine.connect() as db:
+        assert db.execute(text("SELECT username FROM users")).scalars().all() == ["(local)"]
+    engine.dispose()
+    keyed = create_app(Settings(auth="none", data_dir=tmp_path, database_url=None, api_key="k"))
+    with closing(TestClient(keyed)) as http:
+        assert http.get("/api/conversations").status_code == 401
+        assert http.get("/api/conversations", headers={"Authorization": "Bearer k"}).status_code == 200
+
+
+WRITER = """
+import sys
+from app.conversations.service import Storage
+from app.db.engine import make_engine
+from app.db.migrate import upgrade
+
+engine = make_engine(sys.argv[1])
+upgrade(engine)
+storage = Storage(engine, 1 << 40)
+user = storage.local_user()
+# A chain of 20 messages (m0, the first one's parent, is absent: it becomes null).
+page = {"id": "", "title": "t", "createdAt": 1, "updatedAt": 1, "messages": [
+    {"id": f"m{n}", "role": "user", "content": "x" * 500, "createdAt": 1, "parentId": f"m{n - 1}"}
+    for n in range(1, 21)
+]}
+for n in range(100_000):
+    storage.put(user, {**page, "id": f"c{n}"}, None)
+    print(n, flush=True)  # acknowledged: committed
+"""
+
+
+def test_sqlite_keeps_every_acknowledged_write_after_sigkill(tmp_path: Path) -> None:
+    """Item 7: a process killed (SIGKILL) during a burst of writes leaves a database that opens,
+    passes its integrity check, and holds every write it acknowledged, each one whole."""
+    url = f"sqlite:///{tmp_path / 'localchat.db'}"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, url],
+        cwd=BACKEND_DIR,
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline() for _ in range(50)]
+    writer.send_signal(signal.SIGKILL)
+    acknowledged += writer.stdout.readlines()  # those it printed before it died
+    writer.wait(timeout=30)
+    done = [int(line) for line in acknowledged if line.strip()]
+    assert len(done) >= 50 and writer.returncode == -signal.SIGKILL
+    engine = make_engine(url)
+    with engine.connect() as db:
+        assert db.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+        stored = dict(
+            db.execute(
+                text(
+                    "SELECT c.id, count(m.id) FROM conversations c "
+                    "JOIN messages m ON m.conversation_pk = c.pk GROUP BY c.id"
+                )
+            ).all()
+        )
+        rows = db.execute(text("SELECT count(*) FROM conversations")).scalar_one()
+    engine.dispose()
+    assert {f"c{n}" for n in done} <= set(stored), "every acknowledged write is there"
+    assert set(stored.values()) == {20} and rows == len(stored), "and none is there in part"

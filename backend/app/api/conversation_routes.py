@@ -146,6 +146,10 @@ class DocumentIn(BaseModel):
     chunks: list[ChunkIn] = Field(default_factory=list, max_length=100_000)
 
 
+# The bodies json_body parses, for the OpenAPI description (openapi.py).
+BODIES = (ConversationPut, ConversationChange, ConversationImport, Fork, PresetIn, DocumentIn)
+
+
 class LocalOwner:
     """AUTH=none: the database opened, migrated and its local user made on first use, so a
     server nobody keeps anything on never creates one."""
@@ -414,7 +418,13 @@ async def put_file(
 async def get_file(file_id: PathId, who: Owner) -> Response:
     storage, user = who
     view, data = await call(storage.file, user, file_id)
-    return Response(data, media_type=view["media_type"])
+    # Whatever its type, a user's file never runs as a page of this site: downloaded, not shown.
+    headers = {
+        "Content-Disposition": "attachment",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+    return Response(data, media_type=view["media_type"], headers=headers)
 
 
 @router.delete("/files/{file_id}", status_code=204)

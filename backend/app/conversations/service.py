@@ -305,17 +305,25 @@ class Storage:
         first sync, oldest change first; `cursor` is what to send next time, `more` whether
         another page waits."""
         with self.db() as db:
+            # The counter first, then only rows up to it: a write committed in between (its row
+            # and its counter in one transaction) is left for the next sync, never skipped.
+            counter = db.get(UserStorage, user_id)
+            last = counter.seq if counter else 0
             query = select(StoredConversation).where(
-                StoredConversation.user_id == user_id, StoredConversation.seq > since
+                StoredConversation.user_id == user_id,
+                StoredConversation.seq > since,
+                StoredConversation.seq <= last,
             )
             if since == 0:
                 query = query.where(StoredConversation.deleted_at.is_(None))
             rows = list(db.scalars(query.order_by(StoredConversation.seq).limit(limit + 1)))
             more = len(rows) > limit
             rows = rows[:limit]
-            counter = db.get(UserStorage, user_id)
-            cursor = rows[-1].seq if more else max(since, counter.seq if counter else 0)
-            return {"cursor": cursor, "more": more, "changes": self._envelopes(db, rows)}
+            return {
+                "cursor": rows[-1].seq if more else last,
+                "more": more,
+                "changes": self._envelopes(db, rows),
+            }
 
     def _write_messages(self, db: Session, row: StoredConversation, messages: list[Page]) -> None:
         """Makes the stored messages `messages`, in that order; a message whose content did not
