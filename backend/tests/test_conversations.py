@@ -162,6 +162,12 @@ def test_storage_versions_merges_sync_import_and_quota(engine: Engine) -> None:
     assert messages["q2"]["parentId"] == "a2~v4", "this device's follow-up stays on its own copy"
     assert second["conversation"]["current"] == "q2" and "a1" not in messages
     assert second["conversation"]["title"] == "From A", "a field this device did not change stays"
+    long_id = "L" * 128
+    storage.apply_change(ann, "c1", 4, {}, [question(long_id, "q1")], [])
+    storage.apply_change(ann, "c1", 5, {}, [question(long_id, "q1", "first")], [])
+    kept = storage.apply_change(ann, "c1", 5, {}, [question(long_id, "q1", "second")], [])
+    sibling = kept["conversation"]["messages"][-1]
+    assert sibling["content"] == "second" and sibling["id"] == "L" * 125 + "~v7", "an id still fits"
 
     # The cursor: changes since, deletions as tombstones, paged.
     cursor = storage.changes(ann, 0, 10)["cursor"]
@@ -386,6 +392,10 @@ def test_authorisation_matrix_over_every_route(site: tuple[TestClient, dict[str,
     assert sorted(c["id"] for c in bob_space) == [f"new{shared}-bob"], "bob's import went to bob"
 
 
+NAN_BODY = json.dumps({"conversation": {**conversation("c9"), "x": float("nan")}}).encode()
+SURROGATE_BODY = json.dumps({"conversation": {**conversation("c9"), "x": "\ud800"}}).encode()
+
+
 def test_routes_sync_conflicts_quota_and_bad_input(
     site: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:
@@ -482,6 +492,15 @@ def test_routes_sync_conflicts_quota_and_bad_input(
         ("GET", "/api/conversations?since=-1", {}, "since"),
         ("GET", "/api/conversations/" + "x" * 200, {}, "conversation_id"),
         ("PUT", "/api/presets/p", {"json": {"name": ""}}, "name"),
+        ("PUT", "/api/presets/p", {"content": b'{"name": "n", "data": {"x": NaN}}'}, "NaN"),
+        ("PUT", "/api/conversations/c9", {"content": NAN_BODY}, "NaN"),
+        ("PUT", "/api/conversations/c9", {"content": SURROGATE_BODY}, "surrogate"),
+        (
+            "PUT",
+            "/api/documents/d",
+            {"json": {"name": "a", "text": "t", "chunks": [{"text": "a", "embedding": [1e39]}]}},
+            "float32",
+        ),
         (
             "PUT",
             "/api/documents/d",

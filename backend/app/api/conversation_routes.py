@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..accounts.guard import cross_site
-from ..conversations.service import Conflict, Page, Storage, StorageError
+from ..conversations.service import ID_LENGTH, Conflict, Page, Storage, StorageError
 from ..core.config import Settings
 from ..core.errors import OpenAIError
 from ..db.engine import database_url, make_engine
@@ -26,7 +26,6 @@ from .body import documented_body, json_body
 router = APIRouter(prefix="/api", tags=["storage"])
 P = ParamSpec("P")
 T = TypeVar("T")
-MAX_ID = 128
 # The page's times are JavaScript milliseconds; a bound keeps them inside a 64-bit column.
 MAX_MS = 2**53
 
@@ -39,8 +38,8 @@ def no_nul(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(no_nul)]
-Id = Annotated[Text, Field(min_length=1, max_length=MAX_ID)]
-PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+Id = Annotated[Text, Field(min_length=1, max_length=ID_LENGTH)]
+PathId = Annotated[str, Path(min_length=1, max_length=ID_LENGTH)]
 Millis = Annotated[int, Field(ge=0, le=MAX_MS)]
 
 
@@ -132,10 +131,14 @@ class PresetIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+# Kept as float32: a number past its range (or NaN) would come back as something else.
+Float32 = Annotated[float, Field(allow_inf_nan=False, ge=-3.4e38, le=3.4e38)]
+
+
 class ChunkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Text
-    embedding: list[float] | None = Field(default=None, max_length=65_536)
+    embedding: list[Float32] | None = Field(default=None, max_length=65_536)
 
 
 class DocumentIn(BaseModel):

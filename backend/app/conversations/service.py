@@ -35,6 +35,8 @@ from ..db.models import (
     now,
 )
 
+# Ids (conversations, messages, presets, files, documents) are at most this long: the columns' size.
+ID_LENGTH = 128
 # AUTH=none: everything belongs to this built-in user (a name no sign-in or proxy can take).
 LOCAL_USERNAME = "(local)"
 
@@ -83,8 +85,17 @@ class Conflict(StorageError):
 
 
 def size_of(value: Any) -> int:
-    """Bytes a value counts against the quota: its compact JSON."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes a value counts against the quota: its compact JSON. What no database keeps (NaN,
+    an infinity, a lone UTF-16 surrogate) is refused here, on every database alike."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:  # UnicodeEncodeError included
+        raise StorageError(
+            400,
+            "This holds a number JSON cannot represent (NaN or an infinity) or text with a lone "
+            "UTF-16 surrogate; send it as valid JSON.",
+            "invalid_value",
+        ) from None
 
 
 def with_parents(messages: list[Page]) -> list[Page]:
@@ -399,10 +410,9 @@ class Storage:
             for m in messages:
                 theirs = stored.get(m["id"])
                 if theirs is not None and theirs.version > base_version and message_page(theirs) != m:
-                    new_id = f"{m['id']}~v{row.version + 1}"
-                    while new_id in stored or new_id in renamed.values():
-                        new_id += "~"
-                    renamed[m["id"]] = new_id
+                    renamed[m["id"]] = self._sibling_id(
+                        m["id"], row.version + 1, {*stored, *renamed.values()}
+                    )
             mine = [
                 {
                     **m,
@@ -420,6 +430,17 @@ class Storage:
                 if value is None:
                     changed.pop(key, None)
             return self._store(db, counter, row, user_id, changed)
+
+    @staticmethod
+    def _sibling_id(message_id: str, version: int, taken: set[str]) -> str:
+        """A new id for a conflicting copy: `<id>~v<version>`, shortened to fit the column."""
+        n = 0
+        while True:
+            suffix = f"~v{version}" + (f".{n}" if n else "")
+            candidate = message_id[: ID_LENGTH - len(suffix)] + suffix
+            if candidate not in taken:
+                return candidate
+            n += 1
 
     @staticmethod
     def _merge(stored_rows: list[StoredMessage], mine: list[Page], removed: set[str]) -> list[Page]:
