@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from itertools import count
 from pathlib import Path
@@ -221,6 +222,28 @@ def test_storage_versions_merges_sync_import_and_quota(engine: Engine) -> None:
         left = db.execute(text("SELECT count(*) FROM conversations WHERE user_id = :id"), {"id": ann})
         assert left.scalar_one() == 0
         assert db.execute(text("SELECT count(*) FROM files")).scalar_one() == 0
+
+
+def test_concurrent_changes_from_two_devices_lose_nothing(engine: Engine) -> None:
+    """Two devices send changes to one conversation at once, each based on the version it read
+    first: every message of both is kept, every write got its own version and cursor."""
+    storage = Storage(engine, quota_bytes=10_000_000)
+    ann = make_user(engine, "ann")
+    storage.put(ann, conversation("c1"), None)
+
+    def device(name: str) -> list[int]:
+        return [
+            storage.apply_change(ann, "c1", 1, {}, [question(f"{name}{n}", "a2")], [])["version"]
+            for n in range(10)
+        ]
+
+    with ThreadPoolExecutor(2) as pool:
+        versions = [v for done in pool.map(device, ("x", "y")) for v in done]
+    assert sorted(versions) == list(range(2, 22))
+    final = storage.get(ann, "c1")
+    ids = {m["id"] for m in final["conversation"]["messages"]}
+    assert {f"{d}{n}" for d in "xy" for n in range(10)} <= ids and final["version"] == 21
+    assert storage.usage(ann)["cursor"] == 21
 
 
 # Over the app's routes (in-process, as test_accounts.py does: the real middleware, guard and

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -413,14 +413,12 @@ class Storage:
                     renamed[m["id"]] = self._sibling_id(
                         m["id"], row.version + 1, {*stored, *renamed.values()}
                     )
-            mine = [
-                {
-                    **m,
-                    "id": renamed.get(m["id"], m["id"]),
-                    **({"parentId": renamed.get(m["parentId"], m["parentId"])} if m.get("parentId") else {}),
-                }
-                for m in messages
-            ]
+            mine = []
+            for m in messages:
+                m = {**m, "id": renamed.get(m["id"], m["id"])}
+                if m.get("parentId") in renamed:  # a follow-up goes with its conflicting copy
+                    m["parentId"] = renamed[m["parentId"]]
+                mine.append(m)
             if fields.get("current") in renamed:
                 fields = {**fields, "current": renamed[fields["current"]]}
             merged = self._merge(stored_rows, mine, set(removed))
@@ -663,11 +661,12 @@ class Storage:
             rows = list(
                 db.scalars(select(Document).where(Document.user_id == user_id).order_by(Document.created_at))
             )
-            counts: dict[str, int] = {}
-            for chunk_doc in db.scalars(
-                select(DocumentChunk.document_id).where(DocumentChunk.user_id == user_id)
-            ):
-                counts[chunk_doc] = counts.get(chunk_doc, 0) + 1
+            counted = db.execute(
+                select(DocumentChunk.document_id, func.count())
+                .where(DocumentChunk.user_id == user_id)
+                .group_by(DocumentChunk.document_id)
+            )
+            counts: dict[str, int] = {document_id: n for document_id, n in counted}
             return [self._document_view(r, counts.get(r.id, 0)) for r in rows]
 
     def document(self, user_id: int, document_id: str) -> Page:
