@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..accounts.guard import cross_site
+from ..accounts.guard import cross_site, presented_token
 from ..conversations.service import ID_LENGTH, Conflict, Page, Storage, StorageError
 from ..core.config import Settings
 from ..core.errors import OpenAIError
@@ -209,9 +209,13 @@ async def owner(request: Request) -> tuple[Storage, int]:
     app = request.app
     local: LocalOwner | None = getattr(app.state, "local_owner", None)
     if local is not None:
-        # No guard checks cross-site requests with AUTH=none; the things kept here need it.
-        headers = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()}
-        if cross_site(request.method, headers, app.state.allowed_origins):
+        # No guard checks cross-site requests with AUTH=none; the things kept here need it (as
+        # the accounts' guard does it: a request with a key is an SDK's, not a browser's).
+        headers = dict(request.scope["headers"])
+        if (
+            cross_site(request.method, headers, app.state.allowed_origins)
+            and presented_token(headers) is None
+        ):
             raise OpenAIError(
                 403,
                 "Cross-site request refused: this server only takes changes from its own page.",
@@ -220,8 +224,7 @@ async def owner(request: Request) -> tuple[Storage, int]:
             )
         return await asyncio.to_thread(local.get)
     who = request.state.principal
-    if who is None:  # the guard has answered 401 already; kept for a route mounted elsewhere
-        raise OpenAIError(401, "Sign in, or send a personal API key.", code="invalid_api_key")
+    assert who is not None, "the guard answers 401 to anonymous /api requests"
     if who.user_id is None:
         raise OpenAIError(
             403,
