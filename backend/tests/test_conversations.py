@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -226,7 +227,8 @@ def test_storage_versions_merges_sync_import_and_quota(engine: Engine) -> None:
 
 def test_concurrent_changes_from_two_devices_lose_nothing(engine: Engine) -> None:
     """Two devices send changes to one conversation at once, each based on the version it read
-    first: every message of both is kept, every write got its own version and cursor."""
+    first: every message of both is kept, every write got its own version and cursor, and a
+    third reading meanwhile always gets one version whole."""
     storage = Storage(engine, quota_bytes=10_000_000)
     ann = make_user(engine, "ann")
     storage.put(ann, conversation("c1"), None)
@@ -237,8 +239,23 @@ def test_concurrent_changes_from_two_devices_lose_nothing(engine: Engine) -> Non
             for n in range(10)
         ]
 
-    with ThreadPoolExecutor(2) as pool:
+    writing = threading.Event()
+    writing.set()
+
+    def reader() -> int:
+        """Reads while they write: each copy is one version's (version n holds 3 + n - 1 messages)."""
+        reads = 0
+        while writing.is_set():
+            got = storage.get(ann, "c1")
+            assert len(got["conversation"]["messages"]) == 3 + got["version"] - 1
+            reads += 1
+        return reads
+
+    with ThreadPoolExecutor(3) as pool:
+        reads = pool.submit(reader)
         versions = [v for done in pool.map(device, ("x", "y")) for v in done]
+        writing.clear()
+        assert reads.result() > 0
     assert sorted(versions) == list(range(2, 22))
     final = storage.get(ann, "c1")
     ids = {m["id"] for m in final["conversation"]["messages"]}

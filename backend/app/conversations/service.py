@@ -296,8 +296,26 @@ class Storage:
         return by_conversation
 
     def _envelopes(self, db: Session, rows: list[StoredConversation]) -> list[Page]:
-        messages = self._messages(db, [r.pk for r in rows if r.deleted_at is None])
-        return [envelope(r, None if r.deleted_at else conversation_page(r, messages[r.pk])) for r in rows]
+        """The rows with their messages, each as of one version. Reads are not one snapshot
+        (SQLite's driver begins no transaction for them, PostgreSQL reads what is committed), so
+        a conversation written while its messages were read is read again."""
+        while True:
+            messages = self._messages(db, [r.pk for r in rows if r.deleted_at is None])
+            versions = dict(
+                db.execute(
+                    select(StoredConversation.pk, StoredConversation.version).where(
+                        StoredConversation.pk.in_([r.pk for r in rows])
+                    )
+                ).all()
+            )
+            rows = [r for r in rows if r.pk in versions]  # gone with its account meanwhile
+            changed = [r for r in rows if versions[r.pk] != r.version]
+            if not changed:
+                return [
+                    envelope(r, None if r.deleted_at else conversation_page(r, messages[r.pk])) for r in rows
+                ]
+            for r in changed:
+                db.refresh(r)
 
     def _live(self, db: Session, user_id: int, conversation_id: str) -> StoredConversation:
         row = self._row(db, user_id, conversation_id)
