@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .accounts.guard import AccountGuard, Gate
-from .api import openapi
+from .api import conversation_routes, openapi
 from .api.auth_routes import router as auth_router
 from .api.routes import anthropic, health, models, tokenizer, v1
 from .core.auth import ApiKeyGuard
@@ -64,12 +64,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.gate = gate
         app.add_middleware(AccountGuard, gate=gate)
         app.include_router(auth_router)
+    conversation_routes.install(app, settings)
     app.add_middleware(
         OpenAICORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["*"],
-        expose_headers=["Retry-After"],
+        # ETag: a stored conversation's version, for If-Match.
+        expose_headers=["Retry-After", "ETag"],
     )
     app.add_middleware(RequestMetrics)
     app.include_router(health)

@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 
 from app.__main__ import open_to_everyone
 from app.accounts.service import AccountError, Accounts
+from app.conversations.service import Storage
 from app.core.config import Settings
 from app.db.engine import make_engine
 from app.db.migrate import alembic_config, upgrade
@@ -44,7 +45,11 @@ def accounts(engine: Engine) -> Accounts:
     return Accounts(engine, timedelta(hours=1), FAST)
 
 
-def test_first_account_only_by_sign_up_and_names_are_unique(accounts: Accounts) -> None:
+def test_first_account_only_by_sign_up_and_names_are_unique(accounts: Accounts, engine: Engine) -> None:
+    # What AUTH=none kept belongs to its built-in user, which is nobody's account: after a switch
+    # to AUTH=password the first to sign up still becomes admin.
+    Storage(engine, quota_bytes=1 << 20).local_user()
+    assert accounts.count_users() == 0
     admin = accounts.create_user("  Ann@Example.org ", "correct horse", "admin", only_if_first=True)
     assert (admin.username, admin.role) == ("ann@example.org", "admin")
     with pytest.raises(AccountError) as closed:
@@ -58,7 +63,7 @@ def test_first_account_only_by_sign_up_and_names_are_unique(accounts: Accounts) 
             accounts.create_user(name, password)
         assert bad.value.status == 400
     with accounts.db() as db:
-        stored = db.execute(text("SELECT password_hash FROM users")).scalar_one()
+        stored = db.execute(text("SELECT password_hash FROM users WHERE role = 'admin'")).scalar_one()
     assert stored.startswith("$argon2id$") and "correct horse" not in stored
 
 
@@ -163,6 +168,7 @@ def test_migrations_run_by_several_replicas_at_once(database_url: str) -> None:
         assert {"users", "auth_sessions", "api_keys", "usage_days", "alembic_version"} <= tables
         with engines[0].connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        # The newest revision, once: no replica ran a migration twice.
         assert versions == [ScriptDirectory.from_config(alembic_config()).get_current_head()]
     finally:
         for engine in engines:

@@ -387,6 +387,31 @@ def test_per_user_limits_answer_429_saying_which_and_when(server: ServerProcess,
     )
 
 
+def test_conversations_are_kept_per_user_over_real_http(server: ServerProcess, admin: httpx.Client) -> None:
+    """The /api storage on the real server (migrated at start-up): what the page stores comes
+    back equal, to its owner only; a stale write is a 409 and a cross-site one a 403.
+    tests/test_conversations.py covers the routes in full."""
+    page = {
+        "id": "real-1",
+        "title": "Real",
+        "createdAt": 1,
+        "updatedAt": 2,
+        "params": {"seed": None},
+        "messages": [{"id": "m1", "role": "user", "content": "Hi", "createdAt": 1, "parentId": None}],
+    }
+    created = admin.put("/api/conversations/real-1", json={"conversation": page})
+    assert created.status_code == 201 and created.headers["etag"] == '"1"'
+    assert admin.get("/api/conversations/real-1/export").json() == page
+    assert admin.put("/api/conversations/real-1", json={"conversation": page}).status_code == 409
+    forged = admin.delete("/api/conversations/real-1", headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403
+    erin, _ = make_user(admin, "erin")
+    with browser(server) as http:
+        assert http.post("/auth/login", json=erin).status_code == 200
+        assert http.get("/api/conversations/real-1").status_code == 404
+    assert httpx.get(f"{server.url}/api/conversations", timeout=REQUEST_TIMEOUT_S).status_code == 401
+
+
 def test_no_password_or_key_in_the_log(server: ServerProcess) -> None:
     log = Path(server.log_path).read_text(errors="replace")
     assert "POST /auth/login" in log

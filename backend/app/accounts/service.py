@@ -14,11 +14,11 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db.models import ApiKey, AuthSession, User, now
+from ..db.models import LOCAL_USERNAME, ApiKey, AuthSession, User, now
 
 Role = Literal["admin", "user"]
 LimitName = Literal["rpm_limit", "tokens_per_day_limit"]
@@ -133,9 +133,15 @@ class Accounts:
 
     # Users
 
+    @staticmethod
+    def _people() -> Select[tuple[int]]:
+        """How many accounts people hold: AUTH=none's own user is not one (the first to sign
+        up after switching to AUTH=password still becomes admin)."""
+        return select(func.count()).select_from(User).where(User.username != LOCAL_USERNAME)
+
     def count_users(self) -> int:
         with self.db() as db:
-            return db.scalar(select(func.count()).select_from(User)) or 0
+            return db.scalar(self._people()) or 0
 
     def create_user(
         self,
@@ -154,7 +160,7 @@ class Accounts:
         with self.db.begin() as db:
             if only_if_first:
                 self._lock_users(db)
-                if db.scalar(select(func.count()).select_from(User)):
+                if db.scalar(self._people()):
                     raise AccountError(
                         403, "Sign-up is closed: an administrator creates accounts.", "signup_closed"
                     )

@@ -18,6 +18,7 @@ from ..protocol import (
 )
 from ..protocol_anthropic import CountTokensRequest, MessagesRequest
 from ..protocol_responses import ResponsesRequest
+from .conversation_routes import BODIES as STORAGE_BODIES
 
 REQUEST_MODELS = (
     ChatCompletionRequest,
@@ -28,6 +29,7 @@ REQUEST_MODELS = (
     DetokenizeRequest,
     MessagesRequest,
     CountTokensRequest,
+    *STORAGE_BODIES,
 )
 
 

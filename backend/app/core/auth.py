@@ -8,8 +8,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import OpenAIError
 
-# What a key (or, with accounts, a signed-in person) is asked for; the operators' routes among them.
-API_PATHS = ("/v1", "/tokenize", "/detokenize")
+# What a key (or, with accounts, a signed-in person) is asked for (/api: what people keep on the
+# server); the operators' routes among them.
+API_PATHS = ("/v1", "/tokenize", "/detokenize", "/api")
 OPERATOR_PATHS = ("/models/load", "/models/unload", "/metrics")
 
 

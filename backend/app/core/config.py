@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = []
     # A browser session ends this long after sign-in.
     session_ttl_hours: float = Field(default=168, gt=0)
+    # What each user may keep on the server (conversations, presets, files, documents), in MiB;
+    # a write past it is answered 413.
+    user_storage_mb: int = Field(default=1024, ge=0)
     # With API_KEY set, /metrics needs the key too unless this is true (say, for a scraper
     # on a private network); /health is always public.
     metrics_public: bool = False
