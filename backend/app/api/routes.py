@@ -42,6 +42,7 @@ from ..protocol_anthropic import (
 )
 from ..protocol_responses import DeletedResponse, ResponseObject, ResponsesRequest
 from ..services import ChatModel, EmbeddingModel, Services, card
+from ..serving.resumable import key_of
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
 from .deps import services
@@ -146,6 +147,28 @@ async def delete_response(response_id: str, s: Loaded) -> DeletedResponse:
 @v1.post("/responses/{response_id}/cancel", responses={**STORED, **errors(400)})
 async def cancel_response(response_id: str, s: Loaded) -> ResponseObject:
     return await s.store.cancel(response_id)
+
+
+KEPT = errors(404)
+KEPT[404] = {**KEPT[404], "description": "No such answer kept here (`code` stream_not_found)."}
+
+
+@v1.get(
+    "/stream/{conversation_id}/{message_id}",
+    responses={
+        200: {
+            "description": "Server-Sent Events: every chunk of the answer so far, then the rest as it "
+            "is generated, then `data: [DONE]`.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **KEPT,
+    },
+)
+async def resume_stream(conversation_id: str, message_id: str, request: Request, s: Loaded) -> Response:
+    """A streamed chat or text completion that was sent with X-Conversation-Id and X-Message-Id,
+    replayed from its first chunk (llama-server's /v1/stream, per message): its client may have
+    left, the answer went on (STREAM_RESUME_S)."""
+    return s.streams.resume(key_of(request, conversation_id, message_id))
 
 
 @v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))

@@ -24,6 +24,7 @@ from ..engine.engine import Engine
 from ..engine.grammar import Grammar
 from ..engine.sampling import SamplingParams
 from ..protocol import SamplingRequest
+from .resumable import ResumableStreams, key_of
 from .streams import Outputs, first_output, sse_response, start_generation, until_disconnected, with_first
 from .tokens import TokenTexts
 from .unsupported import refuse_stream_options_without_stream, refuse_unsupported
@@ -38,6 +39,7 @@ class ModelContext:
     tokenizer: PreTrainedTokenizerBase
     fingerprint: str
     sse_ping_s: float
+    streams: ResumableStreams  # answers kept for a client that comes back (every model's)
     tokens: TokenTexts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +57,8 @@ class ModelContext:
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
 # The page's id for the conversation a request belongs to (Nginx routes on it too: deploy/).
 CONVERSATION_HEADER = "X-Conversation-Id"
+# With it, the answer's id in that conversation: a streamed answer then outlives its client (resumable.py).
+MESSAGE_HEADER = "X-Message-Id"
 
 
 @dataclass
@@ -117,7 +121,7 @@ class GenerationService(ABC, Generic[RequestT]):
     async def create(self, request: RequestT, raw: Request) -> Response:
         reply, outputs = await self.start(request, raw)
         if request.stream:
-            return self.sse(reply, outputs)
+            return self.sse(reply, outputs, raw)
         return await until_disconnected(raw, lambda: self.collect(reply, outputs))
 
     async def start(self, request: RequestT, raw: Request) -> tuple[Reply[RequestT], Outputs]:
@@ -152,9 +156,14 @@ class GenerationService(ABC, Generic[RequestT]):
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         return reply, with_first(first, outputs)
 
-    def sse(self, reply: Reply[RequestT], outputs: Outputs) -> Response:
-        """The streamed response: `stream`'s events, framed as OpenAI frames them."""
-        return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s)
+    def sse(self, reply: Reply[RequestT], outputs: Outputs, raw: Request) -> Response:
+        """The streamed response: `stream`'s events, framed as OpenAI frames them; kept for a
+        client that comes back when the request names its conversation and message."""
+        events = self.stream(reply, outputs)
+        conversation, message = raw.headers.get(CONVERSATION_HEADER), raw.headers.get(MESSAGE_HEADER)
+        if conversation and message:
+            events = self.ctx.streams.keep(key_of(raw, conversation, message), events)
+        return sse_response(events, self.ctx.sse_ping_s)
 
     @staticmethod
     def prompt_param(request: RequestT) -> str:

@@ -211,5 +211,6 @@ class MessagesService(GenerationService[ChatCompletionRequest]):
             for event in events:
                 yield event.model_dump_json()
 
-    def sse(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> Response:
+    def sse(self, reply: Reply[ChatCompletionRequest], outputs: Outputs, raw: Request) -> Response:
+        # Never kept for resuming (X-Message-Id): GET /v1/stream replays OpenAI's chunks.
         return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s, named=True)
