@@ -5,6 +5,7 @@ kept (a client's leaving stops its answer, tests/test_api_limits.py)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -25,8 +26,9 @@ def ids() -> tuple[str, str]:
     return f"conv-{uuid.uuid4().hex}", f"msg-{uuid.uuid4().hex}"
 
 
-def hang_up_after_first_chunk(http: httpx.Client, headers: dict[str, str]) -> None:
-    with http.stream("POST", "/v1/chat/completions", json={**BODY, "stream": True}, headers=headers) as resp:
+def hang_up_after_first_chunk(http: httpx.Client, headers: dict[str, str], max_tokens: int = 40) -> None:
+    body = {**BODY, "max_tokens": max_tokens, "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp:
         assert resp.status_code == 200, resp.read()
         for line in resp.iter_lines():
             if line.startswith("data:"):
@@ -69,3 +71,18 @@ def test_answer_without_a_message_id_is_not_kept(http: httpx.Client) -> None:
     hang_up_after_first_chunk(http, {"X-Conversation-Id": conversation})
     error = assert_error(http.get(f"/v1/stream/{conversation}/{message}"), 404, code="stream_not_found")
     assert "no longer kept" in error["message"] and "X-Message-Id" in error["message"]
+
+
+def test_stop_ends_a_kept_answer(http: httpx.Client) -> None:
+    """Hanging up no longer stops a kept answer: DELETE does (the page's Stop button)."""
+    conversation, message = ids()
+    # Long enough (10 s or more here) to be still running unless stopped.
+    hang_up_after_first_chunk(http, {"X-Conversation-Id": conversation, "X-Message-Id": message}, 500)
+    path = f"/v1/stream/{conversation}/{message}"
+    assert http.delete(path).status_code == 204
+    assert_error(http.get(path), 404, code="stream_not_found")
+    assert_error(http.delete(path), 404, code="stream_not_found")
+    deadline = time.monotonic() + 5
+    while http.get("/health").json()["running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http.get("/health").json()["running"] == 0, "the stopped answer still holds its slot"

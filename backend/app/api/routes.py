@@ -171,6 +171,14 @@ async def resume_stream(conversation_id: str, message_id: str, request: Request,
     return s.streams.resume(key_of(request, conversation_id, message_id))
 
 
+@v1.delete("/stream/{conversation_id}/{message_id}", status_code=204, responses=KEPT)
+async def stop_stream(conversation_id: str, message_id: str, request: Request, s: Loaded) -> Response:
+    """Stops a kept answer (a Stop button: hanging up no longer stops it); it is forgotten, and
+    its readers get what was generated, then `[DONE]`."""
+    s.streams.stop(key_of(request, conversation_id, message_id))
+    return Response(status_code=204)
+
+
 @v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))
 async def completions(
     body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))], request: Request, s: Loaded

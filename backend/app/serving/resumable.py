@@ -1,7 +1,8 @@
 """Answers that outlive their page: a streamed completion sent with X-Conversation-Id and
 X-Message-Id runs on when its client goes away, its SSE events kept, and
 GET /v1/stream/{conversation_id}/{message_id} replays them, then follows the rest live
-(llama-server's /v1/stream/<conversation>, per message, so a page reloaded mid-answer picks it up).
+(llama-server's /v1/stream/<conversation>, per message, so a page reloaded mid-answer picks it up);
+DELETE there stops it (a client's leaving no longer does).
 
 A stream is kept while someone reads it and for STREAM_RESUME_S after its last reader left or it
 ended (whichever is later); a generation nobody came back for is then stopped, which frees its
@@ -133,12 +134,10 @@ class ResumableStreams:
         """`events`, produced from now on whether or not the caller reads them, and kept under
         `key`; or `events` as they are when nothing may be kept (the client's leaving then stops
         them, as without the headers)."""
+        if self.ttl_s > 0 and key in self._items:  # the same message asked again: the earlier is stale
+            self.stop(key)
         if self.ttl_s <= 0 or not self._room():
             return events
-        old = self._items.pop(key, None)
-        if old is not None:  # the same message asked for again: its earlier answer is stale
-            self.forget(old)
-            old.task.cancel()
         stream = ResumableStream(self, key, events)
         self._items[key] = stream
         RESUMABLE_STREAMS.inc()
@@ -160,6 +159,14 @@ class ResumableStreams:
             raise not_kept(key[1], key[2])
         RESUMED_STREAMS.inc()
         return sse_response(stream.follow(), self.ping_s)
+
+    def stop(self, key: Key) -> None:
+        """Stops the answer kept under `key` (a Stop button), forgotten; a 404 when none is."""
+        stream = self._items.get(key)
+        if stream is None:
+            raise not_kept(key[1], key[2])
+        self.forget(stream)
+        stream.task.cancel()
 
     def forget(self, stream: ResumableStream) -> None:
         """No longer readable by GET; its generation ends once its readers have left."""
