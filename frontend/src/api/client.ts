@@ -249,6 +249,9 @@ export interface ChatStreamRequest {
   /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache),
    *  and the server caches each answer there for the next turn, the first one's too. */
   conversationId: string
+  /** Sent as X-Message-Id: the server then keeps the answer going when the page goes away, for
+   *  resumeChat (this backend; other servers ignore it). */
+  streamId?: string
   /** Carry on the final (assistant) message instead of answering it: vLLM's extension fields. */
   continueFinal?: boolean
   /** Sent with `tool_choice` (default "auto") when not empty. */
@@ -267,7 +270,11 @@ export async function streamChat(
   const tools = req.tools?.length ? { tools: req.tools, tool_choice: req.toolChoice ?? 'auto' } : {}
   const res = await request(cfg, '/chat/completions', {
     method: 'POST',
-    headers: { ...headers(cfg, true), 'X-Conversation-Id': req.conversationId },
+    headers: {
+      ...headers(cfg, true),
+      'X-Conversation-Id': req.conversationId,
+      ...(req.streamId ? { 'X-Message-Id': req.streamId } : {}),
+    },
     body: JSON.stringify({
       model: req.model,
       messages: req.messages,
@@ -282,6 +289,32 @@ export async function streamChat(
   })
   if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
   return readChatStream(res.body, onDelta, onToolCall)
+}
+
+/** Where the server keeps an answer sent with X-Message-Id (its conversation in the header too, for Nginx's affinity). */
+function keptStream(cfg: ApiConfig, conversationId: string, streamId: string, method: string, signal?: AbortSignal) {
+  const path = `/stream/${encodeURIComponent(conversationId)}/${encodeURIComponent(streamId)}`
+  return request(cfg, path, { method, headers: { ...headers(cfg, false), 'X-Conversation-Id': conversationId }, signal })
+}
+
+/**
+ * The body of an answer the server kept going after its page went away (streamChat's `streamId`),
+ * from its first chunk: read it with readChatStream. Throws ApiError (404) when it is no longer kept.
+ */
+export async function resumeChat(
+  cfg: ApiConfig,
+  conversationId: string,
+  streamId: string,
+  signal: AbortSignal,
+): Promise<ReadableStream<BufferSource>> {
+  const res = await keptStream(cfg, conversationId, streamId, 'GET', signal)
+  if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
+  return res.body
+}
+
+/** Stops a kept answer on the server: the page's leaving no longer does. */
+export async function stopChat(cfg: ApiConfig, conversationId: string, streamId: string): Promise<void> {
+  await keptStream(cfg, conversationId, streamId, 'DELETE')
 }
 
 /** The embeddings model: by the backend's `capabilities`, else by name for servers without it. */
