@@ -109,12 +109,13 @@ export function errorFromException(e: unknown): ChatError {
 }
 
 /**
- * An answer that is not the API's JSON or event stream: a success, or a 404/405, is then a page
- * of a web site (the chat page's own index.html, when the base URL lacks /v1), not an API error.
+ * An answer that is not the API's JSON or event stream: a success with content, or a 404/405, is
+ * then a page of a web site (the chat page's own index.html, when the base URL lacks /v1), not an
+ * API error.
  */
 function notApi(url: string, res: Response): ChatError | null {
   const type = res.headers.get('Content-Type') ?? ''
-  if (/json|event-stream/i.test(type) || !(res.ok || res.status === 404 || res.status === 405)) return null
+  if (/json|event-stream/i.test(type) || res.status === 204 || !(res.ok || res.status === 404 || res.status === 405)) return null
   const what = type.split(';')[0] || 'no content type'
   return { kind: 'not_api', message: `${url} answered HTTP ${res.status} with ${what}, not the API's JSON`, status: res.status }
 }
