@@ -168,10 +168,12 @@ interface Sink {
  * `continued` (then `upTo` is that message, and the answer is added to its text). A new answer
  * goes with a stream id, so that the server keeps it going if this page goes away
  * (resumeAnswers); a continued one could not be told apart from its start, so it goes without.
+ * Only this site's own API gets one: another server's CORS rules may refuse the extra header.
  */
 async function streamInto(conv: Conversation, messageId: string, upTo: string, continued?: Message): Promise<void> {
   const convId = conv.id
-  const streamId = continued ? undefined : newId()
+  const sameSite = new URL(apiBaseHref()).origin === location.origin
+  const streamId = continued || !sameSite ? undefined : newId()
   await writeAnswer(conv, messageId, new AbortController(), { streamId, continued }, async (sink) => {
     sink.model = await pickModel(conv)
     const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
