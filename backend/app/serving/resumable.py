@@ -115,7 +115,7 @@ class ResumableStream:
 
     def expire_in(self, seconds: float) -> None:
         self.cancel_expiry()
-        self._expiry = asyncio.get_running_loop().call_later(seconds, self.streams.expire, self)
+        self._expiry = asyncio.get_running_loop().call_later(seconds, self.streams.forget, self)
 
 
 @dataclass
@@ -185,6 +185,3 @@ class ResumableStreams:
             stream.expire_in(self.ttl_s)
         elif not stream.finished:
             stream.task.cancel()
-
-    def expire(self, stream: ResumableStream) -> None:
-        self.forget(stream)
