@@ -105,7 +105,8 @@ export function persistChanges(
       if (!conv?.messages.some((m) => m.status === 'streaming')) return
       const messages = conv.messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' as const } : m))
       setFromStorage({ ...store.getState().conversations, [id]: { ...conv, messages } })
-      abandoned()
+      // Once the probe that found no tab answering has let go of the lock the resuming tab takes.
+      setTimeout(abandoned)
     })
   }
 
