@@ -215,16 +215,14 @@ def build_services(settings: Settings) -> Services:
 
     def load(spec: ModelSpec, progress: Progress) -> ChatModel | EmbeddingModel:
         if spec.kind == "chat":
-            return load_chat(settings, spec, store, streams, progress)
+            return load_chat(settings, spec, store, progress)
         return load_embedder(settings, spec, progress)
 
     registry = Registry(model_specs(settings), load, memory_budget(settings), settings.queue_timeout_s)
     return Services(registry, store, streams)
 
 
-def load_chat(
-    settings: Settings, spec: ModelSpec, store: ResponseStore, streams: ResumableStreams, progress: Progress
-) -> ChatModel:
+def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progress: Progress) -> ChatModel:
     started = time.monotonic()
     options = {k: v for k, v in spec.options.items() if k in ("quantization", "dtype")}
     engine_options = {k: v for k, v in spec.options.items() if k == "max_model_len"}
@@ -241,7 +239,7 @@ def load_chat(
             f"{model.device.type}|{torch.__version__}".encode()
         ).hexdigest()[:10]
     )
-    ctx = ModelContext(spec.name, engine, tokenizer, fingerprint, settings.sse_ping_s, streams)
+    ctx = ModelContext(spec.name, engine, tokenizer, fingerprint, settings.sse_ping_s)
     chat = ChatService(ctx, settings.reasoning_format)
     log.info(
         "chat model %s ready in %.1f s (context %d tokens)",

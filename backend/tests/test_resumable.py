@@ -35,6 +35,12 @@ def key(message: str) -> Key:
     return None, "conversation", message
 
 
+def keep(streams: ResumableStreams, message: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """What the POST's client reads: `events` kept under `message`, or as they are."""
+    with streams.reserved(key(message)) as stream:
+        return events if stream is None else stream.begin(events)
+
+
 async def read(events: AsyncIterator[str], most: int | None = None) -> list[str]:
     """The events, or the first `most` of them and then hang up."""
     got: list[str] = []
@@ -56,7 +62,7 @@ def test_left_answer_runs_on_is_replayed_whole_then_expires() -> None:
     async def scenario() -> None:
         streams = ResumableStreams(ttl_s=0.2, capacity=4, max_bytes=1000, ping_s=15)
         answer = Answer(5, step_s=0.01)
-        first = await read(streams.keep(key("m"), answer.events()), most=1)
+        first = await read(keep(streams, "m", answer.events()), most=1)
         replay = await read(resumed(streams, "m"))
         assert replay[:1] == first and len(replay) == 5 and answer.ended
         assert await read(resumed(streams, "m")) == replay  # read again once it has ended
@@ -72,7 +78,7 @@ def test_answer_nobody_comes_back_for_is_stopped_after_the_ttl() -> None:
     async def scenario() -> None:
         streams = ResumableStreams(ttl_s=0.05, capacity=4, max_bytes=1000, ping_s=15)
         answer = Answer(1000, step_s=0.01)
-        await read(streams.keep(key("m"), answer.events()), most=1)
+        await read(keep(streams, "m", answer.events()), most=1)
         await asyncio.sleep(0.2)
         assert answer.stopped and not streams._items
 
@@ -82,17 +88,17 @@ def test_answer_nobody_comes_back_for_is_stopped_after_the_ttl() -> None:
 def test_full_store_evicts_the_oldest_ended_else_streams_as_before() -> None:
     async def scenario() -> None:
         streams = ResumableStreams(ttl_s=10, capacity=2, max_bytes=1000, ping_s=15)
-        ended = streams.keep(key("ended"), Answer(1).events())
+        ended = keep(streams, "ended", Answer(1).events())
         await read(ended)
         running = Answer(1000, step_s=0.01)
-        await read(streams.keep(key("running"), running.events()), most=1)
+        await read(keep(streams, "running", running.events()), most=1)
         # Full: the ended answer goes, the running one stays.
-        newest = streams.keep(key("newest"), Answer(1000, step_s=0.01).events())
+        newest = keep(streams, "newest", Answer(1000, step_s=0.01).events())
         assert list(streams._items) == [key("running"), key("newest")]
         # Full of running answers: the next one is not kept, and its client's leaving stops it.
         plain = Answer(1000, step_s=0.01)
         events = plain.events()
-        assert streams.keep(key("plain"), events) is events
+        assert keep(streams, "plain", events) is events
         await read(events, most=1)
         assert key("plain") not in streams._items
         await read(newest, most=1)
@@ -106,7 +112,7 @@ def test_answer_past_the_byte_limit_is_no_longer_kept_and_ends_with_its_reader()
     async def scenario() -> None:
         streams = ResumableStreams(ttl_s=10, capacity=4, max_bytes=10, ping_s=15)
         answer = Answer(1000, step_s=0.01, size=4)
-        events = streams.keep(key("m"), answer.events())
+        events = keep(streams, "m", answer.events())
         got = await read(events, most=5)  # 20 bytes: past the limit, but its reader gets them all
         assert len(got) == 5 and key("m") not in streams._items
         await asyncio.sleep(0.05)
@@ -119,7 +125,28 @@ def test_stream_resume_s_0_keeps_nothing() -> None:
     async def scenario() -> None:
         streams = ResumableStreams(ttl_s=0, capacity=4, max_bytes=1000, ping_s=15)
         events = Answer(1).events()
-        assert streams.keep(key("m"), events) is events and not streams._items
+        assert keep(streams, "m", events) is events and not streams._items
         await read(events)
+
+    asyncio.run(scenario())
+
+
+def test_client_back_before_the_answer_starts_waits_for_it_or_is_told_why_it_never_did() -> None:
+    """Kept from before the answer starts (a model loading, a long prompt): a reader back
+    meanwhile waits for the answer, or gets the error that ended its start."""
+
+    async def scenario() -> None:
+        streams = ResumableStreams(ttl_s=10, capacity=4, max_bytes=1000, ping_s=15)
+        with streams.reserved(key("m")) as stream:
+            assert stream is not None
+            early = asyncio.create_task(read(resumed(streams, "m")))
+            await asyncio.sleep(0.01)
+            await read(stream.begin(Answer(3).events()), most=1)
+        assert len(await early) == 3
+
+        with pytest.raises(OpenAIError), streams.reserved(key("refused")):
+            raise OpenAIError(429, "The queue is full.")
+        (error,) = await read(resumed(streams, "refused"))
+        assert "The queue is full." in error
 
     asyncio.run(scenario())

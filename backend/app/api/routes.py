@@ -42,6 +42,7 @@ from ..protocol_anthropic import (
 )
 from ..protocol_responses import DeletedResponse, ResponseObject, ResponsesRequest
 from ..services import ChatModel, EmbeddingModel, Services, card
+from ..serving.generation import resumable_key
 from ..serving.resumable import key_of
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
@@ -117,8 +118,10 @@ async def chat_completions(
     request: Request,
     s: Loaded,
 ) -> Response:
-    async with s.chat(body.model, body.keep_alive) as m:
-        return await m.chat.create(body, request)
+    # Kept before the model is even loaded: a client back meanwhile waits for the answer.
+    with s.streams.reserved(resumable_key(request, body.stream)) as kept:
+        async with s.chat(body.model, body.keep_alive) as m:
+            return await m.chat.create(body, request, kept)
 
 
 @v1.post("/responses", **generated(ResponsesRequest, ResponseObject, 400, 404, 413, 429))
@@ -183,8 +186,9 @@ async def stop_stream(conversation_id: str, message_id: str, request: Request, s
 async def completions(
     body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))], request: Request, s: Loaded
 ) -> Response:
-    async with s.chat(body.model, body.keep_alive) as m:
-        return await m.completions.create(body, request)
+    with s.streams.reserved(resumable_key(request, body.stream)) as kept:
+        async with s.chat(body.model, body.keep_alive) as m:
+            return await m.completions.create(body, request, kept)
 
 
 @v1.post("/embeddings", **generated(EmbeddingRequest, EmbeddingResponse, 400, 404, 413, 429))

@@ -4,8 +4,9 @@ GET /v1/stream/{conversation_id}/{message_id} replays them, then follows the res
 (llama-server's /v1/stream/<conversation>, per message, so a page reloaded mid-answer picks it up);
 DELETE there stops it (a client's leaving no longer does).
 
-A stream is kept while someone reads it and for STREAM_RESUME_S after its last reader left or it
-ended (whichever is later); a generation nobody came back for is then stopped, which frees its
+A stream is kept from before its answer starts (a model loading, a prompt prefilling: a client
+back meanwhile waits for it), while someone reads it and for STREAM_RESUME_S after its last reader
+left or it ended (whichever is later); a generation nobody came back for is then stopped, which frees its
 slot. Bounded: MAX_RESUMABLE_STREAMS streams (a new one evicts the oldest that has ended; with none
 ended it is streamed as without the headers) and STREAM_RESUME_MAX_BYTES of events each (past it a
 stream is no longer kept: it ends when its readers leave). Only whoever started a stream may read
@@ -17,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -52,20 +54,34 @@ def not_kept(conversation_id: str, message_id: str) -> OpenAIError:
 
 
 class ResumableStream:
-    """One answer's SSE events (their data, [DONE] excepted), produced by a task of its own and
-    read by any number of readers, each from the first event."""
+    """One answer's SSE events (their data, [DONE] excepted), produced by a task of its own once
+    the answer starts, and read by any number of readers, each from the first event."""
 
-    def __init__(self, streams: ResumableStreams, key: Key, events: AsyncIterator[str]) -> None:
+    def __init__(self, streams: ResumableStreams, key: Key) -> None:
         self.streams = streams
         self.key = key
         self.events: list[str] = []
         self.size = 0  # bytes of the events' data
         self.finished = False
         self.readers = 0
-        self.kept = True  # readable by GET; false once evicted, expired or over the byte limit
+        self.kept = True  # readable by GET; false once evicted, expired, stopped or over the byte limit
+        self.task: asyncio.Task[None] | None = None  # the producer, once the answer started
         self._more = asyncio.Event()
         self._expiry: asyncio.TimerHandle | None = None
+
+    def begin(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """The answer's events for its own client, produced whether or not that client reads
+        them; as they are when the stream is no longer kept (its client's leaving then stops it)."""
+        if not self.kept:
+            return events
         self.task = asyncio.create_task(self._produce(events))
+        return self.follow()
+
+    def abandon(self, error: BaseException) -> None:
+        """The answer never started (a 429, a model that failed to load): readers get why."""
+        message = error.message if isinstance(error, OpenAIError) else "The answer could not start."
+        self._append(stream_error_event(message))
+        self._end()
 
     async def _produce(self, events: AsyncIterator[str]) -> None:
         try:
@@ -78,9 +94,12 @@ class ResumableStream:
             log.exception("a kept stream failed")
             self._append(stream_error_event("The answer failed; see the server's log."))
         finally:
-            self.finished = True
-            self._wake()
-            self.streams.idle(self)
+            self._end()
+
+    def _end(self) -> None:
+        self.finished = True
+        self._wake()
+        self.streams.idle(self)
 
     def _append(self, event: str) -> None:
         self.events.append(event)
@@ -130,18 +149,28 @@ class ResumableStreams:
     def __post_init__(self) -> None:
         self._items: OrderedDict[Key, ResumableStream] = OrderedDict()
 
-    def keep(self, key: Key, events: AsyncIterator[str]) -> AsyncIterator[str]:
-        """`events`, produced from now on whether or not the caller reads them, and kept under
-        `key`; or `events` as they are when nothing may be kept (the client's leaving then stops
-        them, as without the headers)."""
-        if self.ttl_s > 0 and key in self._items:  # the same message asked again: the earlier is stale
+    @contextmanager
+    def reserved(self, key: Key | None) -> Iterator[ResumableStream | None]:
+        """A stream kept under `key` for the answer the block starts (ResumableStream.begin), or
+        None: no key, or nothing may be kept (the answer then streams as without the headers).
+        An error that ends the block abandons the stream."""
+        stream = self._reserve(key) if key is not None and self.ttl_s > 0 else None
+        try:
+            yield stream
+        except BaseException as exc:
+            if stream is not None:
+                stream.abandon(exc)
+            raise
+
+    def _reserve(self, key: Key) -> ResumableStream | None:
+        if key in self._items:  # the same message asked for again: the earlier answer is stale
             self.stop(key)
-        if self.ttl_s <= 0 or not self._room():
-            return events
-        stream = ResumableStream(self, key, events)
+        if not self._room():
+            return None
+        stream = ResumableStream(self, key)
         self._items[key] = stream
         RESUMABLE_STREAMS.inc()
-        return stream.follow()
+        return stream
 
     def _room(self) -> bool:
         if len(self._items) < self.capacity:
@@ -166,7 +195,8 @@ class ResumableStreams:
         if stream is None:
             raise not_kept(key[1], key[2])
         self.forget(stream)
-        stream.task.cancel()
+        if stream.task is not None:
+            stream.task.cancel()
 
     def forget(self, stream: ResumableStream) -> None:
         """No longer readable by GET; its generation ends once its readers have left."""
@@ -183,5 +213,5 @@ class ResumableStreams:
             return
         if stream.kept:
             stream.expire_in(self.ttl_s)
-        elif not stream.finished:
+        elif not stream.finished and stream.task is not None:
             stream.task.cancel()
