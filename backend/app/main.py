@@ -36,12 +36,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if gate is not None:
             await asyncio.to_thread(upgrade, gate.accounts.engine)
+            await gate.usage.start()
         built = services or await asyncio.to_thread(build_services, settings)
         await built.registry.start()
         app.state.services = built
         track_models(built.gauges)
         yield
         await built.registry.stop()
+        if gate is not None:
+            await gate.usage.stop()  # after the requests, so the last ones' usage is written
 
     app = FastAPI(
         title="Local LLM chat API",

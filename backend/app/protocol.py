@@ -70,17 +70,30 @@ class ModelCard(Response):
     # Extensions: what the model is for, and its context length, for clients choosing one.
     # "continue_final_message": chat honours that request field (clients may offer Continue).
     # "responses": POST /v1/responses serves the model too; "messages": Anthropic's Messages API
-    # (POST /v1/messages) too.
+    # (POST /v1/messages) too. "tools": chat takes OpenAI tools (every chat model: a template that
+    # renders none gets a generic tool prompt). "reasoning", once loaded: its template thinks, and
+    # answers carry the thinking apart (`reasoning_content`).
     capabilities: list[
-        Literal["chat", "completions", "responses", "messages", "embeddings", "continue_final_message"]
+        Literal[
+            "chat",
+            "completions",
+            "responses",
+            "messages",
+            "embeddings",
+            "continue_final_message",
+            "tools",
+            "reasoning",
+        ]
     ]
     max_model_len: int | None = None
     # Extensions for a model picker (Ollama's and llama-server's router mode show the same): its
-    # state, what it is, its weights on disk, its memory once loaded, a load's progress (0..1)
-    # and why it failed.
+    # state, what it is, its weights on disk, its parameter count and quantisation where known,
+    # its memory once loaded, a load's progress (0..1) and why it failed.
     state: Literal["unloaded", "loading", "loaded", "failed"] = "loaded"
     kind: Literal["chat", "embedding"] = "chat"
     size_bytes: int = 0
+    parameters: int | None = None
+    quantization: str | None = None
     memory_bytes: int | None = None
     progress: float | None = None
     error: str | None = None

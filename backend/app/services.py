@@ -5,23 +5,28 @@ load is the registry's (registry.py)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
 import torch
 import transformers.core_model_loading as hf_loading
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from .core.config import Settings
 from .core.metrics import ModelGauges
+from .engine import gguf
 from .engine.config import EngineConfig, ModelOptions
 from .engine.embedder import Embedder
 from .engine.engine import Engine
@@ -51,7 +56,7 @@ from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
 
-CHAT_CAPABILITIES = ["chat", "completions", "responses", "messages", "continue_final_message"]
+CHAT_CAPABILITIES = ["chat", "completions", "responses", "messages", "continue_final_message", "tools"]
 # The share of a load's progress that reading the weights stands for; quantising and starting
 # the engine take the rest.
 WEIGHTS_SHARE = 0.9
@@ -69,6 +74,7 @@ class ChatModel:
     messages: MessagesService
     memory_bytes: int
     grace_s: float
+    quantization: str  # what QUANTIZATION (or a GGUF file's types) made of its weights
 
     @property
     def busy(self) -> bool:
@@ -159,18 +165,48 @@ def card(entry: Entry) -> ModelCard:
         max_len = model.embeddings.embedder.max_tokens
     else:
         max_len = entry.spec.options.get("max_model_len") or None
+    # Known once loaded; before, only where the model's own options name it.
+    named = entry.spec.options.get("quantization")
+    if isinstance(model, ChatModel):
+        quantization: str | None = model.quantization
+    else:
+        quantization = None if named is None else str(named)
+    capabilities = CHAT_CAPABILITIES if entry.spec.kind == "chat" else ["embeddings"]
+    # Whether its template thinks is known once its tokenizer is loaded.
+    if isinstance(model, ChatModel) and model.chat.thinking is not None:
+        capabilities = [*capabilities, "reasoning"]
     return ModelCard(
         id=entry.spec.name,
         created=int(entry.spec.path.stat().st_mtime) if entry.spec.path.exists() else 0,
-        capabilities=CHAT_CAPABILITIES if entry.spec.kind == "chat" else ["embeddings"],  # type: ignore[arg-type]
+        capabilities=capabilities,  # type: ignore[arg-type]
         max_model_len=max_len,
         state=entry.state,
         kind=entry.spec.kind,
         size_bytes=entry.spec.size_bytes,
+        parameters=parameter_count(entry.spec.path),
+        quantization=quantization,
         memory_bytes=entry.memory_bytes,
         progress=entry.progress if entry.state == "loading" else None,
         error=entry.error,
     )
+
+
+@functools.cache
+def parameter_count(path: Path) -> int | None:
+    """The parameters the weight files hold, from their headers alone (safetensors or GGUF; None for
+    other formats or unreadable files). Cached: a picker lists the models often, the files stay."""
+    try:
+        if gguf.is_gguf(path):
+            return sum(math.prod(t.shape) for t in gguf.read_header(path).tensors)
+        files = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+        total = 0
+        for file in files:
+            with safe_open(file, framework="pt") as f:
+                total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())  # noqa: SIM118
+        return total or None
+    except (OSError, ValueError, SafetensorError) as exc:
+        log.debug("no parameter count for %s: %s", path, exc)
+        return None
 
 
 def model_specs(settings: Settings) -> list[ModelSpec]:
@@ -256,6 +292,7 @@ def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progres
         MessagesService(chat),
         tensor_bytes(model),
         settings.shutdown_grace_s,
+        quantization_of(model),
     )
 
 

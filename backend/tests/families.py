@@ -216,11 +216,18 @@ PHI3 = (
     "{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
-# GLM-4-0414's turns (its own tool section, whose call format is not among ours, left out).
+# GLM-4-0414's turns and its tool section: a call is the function's name after `<|assistant|>`,
+# then its arguments' JSON on the next line; results come back as `<|observation|>` turns.
 GLM4 = (
-    "[gMASK]<sop>{%- for msg in messages %}{%- if msg.role == 'system' %}<|system|>\n{{ msg.content }}"
+    "[gMASK]<sop>{%- if tools -%}<|system|>\n# 可用工具{%- for tool in tools %}"
+    "{%- set function = tool.function if tool.get('function') else tool %}\n\n## {{ function.name }}\n\n"
+    "{{ function | tojson(indent=4, ensure_ascii=False) }}\n在调用上述函数时，请使用 Json 格式表示调用的参数。"
+    "{%- endfor %}{%- endif -%}"
+    "{%- for msg in messages %}{%- if msg.role == 'system' %}<|system|>\n{{ msg.content }}"
     "{%- elif msg.role == 'user' %}<|user|>\n{{ msg.content }}"
-    "{%- elif msg.role == 'assistant' %}<|assistant|>\n{{ msg.content }}"
+    "{%- elif msg.role == 'assistant' %}{%- if msg.content %}<|assistant|>\n{{ msg.content }}{%- endif %}"
+    "{%- for tc in msg.tool_calls or [] %}<|assistant|>{{ tc.function.name }}\n{{ tc.function.arguments }}"
+    "{%- endfor %}"
     "{%- elif msg.role == 'tool' %}<|observation|>\n{{ msg.content }}{%- endif %}{%- endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
@@ -353,7 +360,7 @@ FAMILIES = [
         "tiny-glm4", "glm4", _config("Glm4Config"), GLM4,
         ("<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"),
         "[gMASK]", "<|endoftext|>", ("<|endoftext|>", "<|user|>", "<|observation|>"),
-        ("[gMASK]<sop><|user|>\n", "<|assistant|>"), HERMES_CALL, "hermes", plain=HERMES_CALL[::2],
+        ("[gMASK]<sop><|user|>\n", "<|assistant|>"), ("now", "\n{}"), "glm4",
     ),
 ]  # fmt: skip
 BY_NAME = {f.name: f for f in FAMILIES}

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher
 from server_process import BACKEND_DIR, server_env
 from sqlalchemy import Engine, inspect, text
@@ -23,7 +24,7 @@ from app.__main__ import open_to_everyone
 from app.accounts.service import AccountError, Accounts
 from app.core.config import Settings
 from app.db.engine import make_engine
-from app.db.migrate import upgrade
+from app.db.migrate import alembic_config, upgrade
 from app.main import create_app
 
 # Argon2id as the server hashes, but cheap: these tests hash dozens of passwords.
@@ -159,10 +160,10 @@ def test_migrations_run_by_several_replicas_at_once(database_url: str) -> None:
             for done in [pool.submit(replica, engine) for engine in engines]:
                 done.result(timeout=120)
         tables = set(inspect(engines[0]).get_table_names())
-        assert {"users", "auth_sessions", "api_keys", "alembic_version"} <= tables
+        assert {"users", "auth_sessions", "api_keys", "usage_days", "alembic_version"} <= tables
         with engines[0].connect() as connection:
             versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-        assert versions == ["0001"]
+        assert versions == [ScriptDirectory.from_config(alembic_config()).get_current_head()]
     finally:
         for engine in engines:
             engine.dispose()

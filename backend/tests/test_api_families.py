@@ -2,8 +2,8 @@
 a tiny model of it (families.py) with its own chat template, whose answer is its family's call of
 `now`. The template renders what the server sends it, the answer comes back as text without
 tools, and with them it is read as a call in the family's format (Hermes `<tool_call>`, Llama 3
-JSON, Mistral `[TOOL_CALLS]`), streamed or not; a conversation that carries the call and its
-result back renders too."""
+JSON, Mistral `[TOOL_CALLS]`, GLM-4's name line), streamed or not; a conversation that carries
+the call and its result back renders too."""
 
 from __future__ import annotations
 

@@ -186,6 +186,11 @@ def test_every_model_is_listed_unloaded_with_its_kind_and_size(
     assert models[CHAT_MODEL]["kind"] == "chat"
     assert models[CHAT_MODEL]["size_bytes"] == (CHAT_MODEL_DIR / "model.safetensors").stat().st_size
     assert {m["state"] for m in models.values()} == {"unloaded"}
+    # Read from the weight files' headers before any load: SmolLM2-135M is named for its count.
+    assert 134e6 < models[CHAT_MODEL]["parameters"] < 136e6
+    assert models["broken"]["parameters"] is None  # garbage weights: unknown, not an error
+    # Known before the load only where the model's own options say (MODELS_FILE here).
+    assert models[TINY]["quantization"] == "none" and models[CHAT_MODEL]["quantization"] is None
     one = http.get(f"/v1/models/{TINY}").json()
     schemas.validate("Model", one)
     assert one["state"] == "unloaded"
@@ -201,6 +206,9 @@ def test_concurrent_first_requests_share_one_load(
     card = cards(http)[TINY]
     assert card["state"] == "loaded"
     assert card["max_model_len"] == 2048
+    assert card["quantization"] == "none"  # as loaded
+    # Every chat model takes tools; SmolLM2's template does not think (test_api_reasoning's does).
+    assert "tools" in card["capabilities"] and "reasoning" not in card["capabilities"]
     assert card["memory_bytes"] > 49152 * 64 * 4  # the float32 embedding at least
     # Loaded already: POST /models/load (not streamed) answers its card at once.
     assert http.post("/models/load", json={"model": TINY}).json()["state"] == "loaded"

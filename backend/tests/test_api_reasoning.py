@@ -75,6 +75,11 @@ def deltas(chunks: list[dict[str, Any]], name: str) -> list[str]:
     return [c["delta"][name] for ch in chunks for c in ch["choices"] if c["delta"].get(name)]
 
 
+def test_the_model_lists_reasoning_among_its_capabilities(thinker: httpx.Client) -> None:
+    card = thinker.get(f"/v1/models/{NAME}").json()
+    assert {"reasoning", "tools", "chat"} <= set(card["capabilities"]), card
+
+
 def test_the_thinking_comes_apart_from_the_answer(thinker: httpx.Client, schemas: SchemaValidator) -> None:
     body = chat(thinker)
     schemas.validate("CreateChatCompletionResponse", body)

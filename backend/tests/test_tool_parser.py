@@ -1,6 +1,6 @@
 """The tool-call parsers alone: any split of the answer into stream pieces gives the same content
 and calls as the whole answer, and the pieces add up to the calls. Hermes blocks (ToolCallParser),
-and Llama 3's and Mistral's calls that make up the whole answer (LeadingCallParser)."""
+and Llama 3's, Mistral's and GLM-4's calls that make up the whole answer (LeadingCallParser)."""
 
 from __future__ import annotations
 
@@ -136,12 +136,22 @@ LEADING = {
         ('unknown[ARGS]{"city": "Paris"}', 'unknown[ARGS]{"city": "Paris"}', []),
         ("Sunny.", "Sunny.", []),
     ],
+    "glm4": [
+        ('get_weather\n{"city": "Paris"}', "", [PARIS]),
+        ('\nget_weather\n{"city": "Paris"}\n', "", [PARIS]),
+        ('get_weather\n{"city": "Paris"}get_weather\n{"city": "Rome"}', "", [PARIS, ROME]),
+        ("get_weather\nis a tool", "get_weather\nis a tool", []),
+        ('unknown\n{"city": "Paris"}', 'unknown\n{"city": "Paris"}', []),
+        ('{"name": "get_weather", "arguments": {}}', '{"name": "get_weather", "arguments": {}}', []),
+        ("get_weather is sunny", "get_weather is sunny", []),
+        ("Sunny.", "Sunny.", []),
+    ],
 }
 CASES = [(fmt, *case) for fmt, cases in LEADING.items() for case in cases]
 
 
 @pytest.mark.parametrize(("fmt", "answer", "content", "calls"), CASES)
-def test_llama_and_mistral_calls(fmt: str, answer: str, content: str, calls: list[tuple[str, str]]) -> None:
+def test_leading_calls(fmt: str, answer: str, content: str, calls: list[tuple[str, str]]) -> None:
     assert run([answer], fmt=fmt) == (content, calls)
     for size in (1, 2, 5):
         assert run([answer[i : i + size] for i in range(0, len(answer), size)], fmt=fmt) == (content, calls)
@@ -149,7 +159,7 @@ def test_llama_and_mistral_calls(fmt: str, answer: str, content: str, calls: lis
 
 
 def test_text_that_cannot_open_a_call_streams_at_once() -> None:
-    for fmt, first in (("llama3_json", "Paris"), ("mistral", "Sunny")):
+    for fmt, first in (("llama3_json", "Paris"), ("mistral", "Sunny"), ("glm4", "Sunny")):
         parser = LeadingCallParser({"get_weather"}, fmt)  # type: ignore[arg-type]
         assert parser.feed(" ") == ("", [])
         assert parser.feed(first) == (f" {first}", [])

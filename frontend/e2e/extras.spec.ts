@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test'
-import { composer, expect, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
+import { composer, expect, expectAccessible, isChatPost, lastAnswer, send, shot, test, waitDone } from './fixtures.ts'
 import { setSettings } from './helpers.ts'
 import { scriptedServer } from './scripted.ts'
 
@@ -271,4 +271,81 @@ test('installable: a manifest with icons, and a service worker that opens the pa
   } finally {
     await context.setOffline(false)
   }
+})
+
+/** The Web Speech API's recognizer as the page sees it; the real one needs its vendor's servers,
+ *  unreachable here. It hears `window.__voiceSays`, or fails with `window.__voiceError`. */
+function fakeRecognizer(): void {
+  type Heard = [string, boolean][]
+  const w = window as unknown as {
+    SpeechRecognition: unknown
+    webkitSpeechRecognition: unknown
+    __voiceSays?: Heard[]
+    __voiceError?: string
+  }
+  w.SpeechRecognition = w.webkitSpeechRecognition = class {
+    lang = ''
+    onresult: ((e: unknown) => void) | null = null
+    onerror: ((e: { error: string }) => void) | null = null
+    onend: (() => void) | null = null
+    start() {
+      if (w.__voiceError) {
+        setTimeout(() => {
+          this.onerror?.({ error: w.__voiceError ?? '' })
+          this.onend?.()
+        }, 20)
+        return
+      }
+      ;(w.__voiceSays ?? []).forEach((parts, i) =>
+        setTimeout(
+          () => this.onresult?.({ results: parts.map(([text, isFinal]) => Object.assign([{ transcript: text }], { isFinal })) }),
+          50 * (i + 1),
+        ),
+      )
+    }
+    stop() {
+      setTimeout(() => this.onend?.(), 10)
+    }
+  }
+}
+
+test('voice input dictates after the text in the box, says why it failed, and is absent without a recognizer', async ({
+  page,
+  context,
+}) => {
+  await page.addInitScript(fakeRecognizer)
+  await page.goto('/')
+  await page.evaluate(() => {
+    ;(window as unknown as { __voiceSays: unknown }).__voiceSays = [
+      [['what is', false]],
+      [['what is the capital', true], [' of France', false]],
+    ]
+  })
+  await composer(page).fill('Question:')
+  await page.getByRole('button', { name: 'Voice input' }).click()
+  const stopVoice = page.getByRole('button', { name: 'Stop voice input' })
+  await expect(stopVoice).toHaveAttribute('aria-pressed', 'true')
+  await expect(composer(page)).toHaveValue('Question: what is the capital of France')
+  // Read-only while listening, so a revised guess never overwrites typing.
+  await expect(composer(page)).not.toBeEditable()
+  await shot(page, 'voice-input')
+  await expectAccessible(page, 'the welcome screen, dictating')
+  await stopVoice.click()
+  await expect(page.getByRole('button', { name: 'Voice input' })).toHaveAttribute('aria-pressed', 'false')
+  await expect(composer(page)).toBeEditable()
+
+  await page.evaluate(() => ((window as unknown as { __voiceError: string }).__voiceError = 'not-allowed'))
+  await page.getByRole('button', { name: 'Voice input' }).click()
+  await expect(page.getByRole('alert').filter({ hasText: 'The microphone is blocked for this page' })).toBeVisible()
+  await expect(composer(page)).toHaveValue('Question: what is the capital of France')
+
+  const without = await context.newPage()
+  await without.addInitScript(() => {
+    const w = window as unknown as Record<string, unknown>
+    delete w.SpeechRecognition
+    delete w.webkitSpeechRecognition
+  })
+  await without.goto('/')
+  await expect(composer(without)).toBeVisible()
+  await expect(without.getByRole('button', { name: 'Voice input' })).toHaveCount(0)
 })

@@ -1,3 +1,5 @@
+import { AxeBuilder } from '@axe-core/playwright'
+import type { Result } from 'axe-core'
 import { test as base, expect, type BrowserContext, type Locator, type Page, type Route } from '@playwright/test'
 import { join } from 'node:path'
 
@@ -49,6 +51,15 @@ export async function send(page: Page, text: string): Promise<void> {
 
 export async function waitDone(answer: Locator, timeout = 60_000): Promise<void> {
   await expect(answer).toHaveAttribute('aria-busy', 'false', { timeout })
+}
+
+/** No serious or critical WCAG 2.1 A/AA violation (axe) on the page as it is now. */
+export async function expectAccessible(page: Page, where: string): Promise<void> {
+  const { violations } = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze()
+  const serious = violations
+    .filter((v: Result) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v: Result) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)
+  expect(serious, where).toEqual([])
 }
 
 export async function shot(page: Page, name: string): Promise<void> {

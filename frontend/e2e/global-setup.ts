@@ -33,12 +33,14 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const baseUrl = `http://127.0.0.1:${port}`
   await mkdir(join(FRONTEND, 'test-results'), { recursive: true })
   const log = openSync(join(FRONTEND, 'test-results', 'backend.log'), 'w')
-  // A second chat model in MODELS_DIR, listed but loaded only when a request names it
-  // (models.spec.ts): the default model's folder under another name.
+  // A second chat model and a second embeddings model in MODELS_DIR, listed but loaded only when
+  // a request names them (models.spec.ts, model-choice.spec.ts): the default models' folders
+  // under other names.
   const modelsDir = join(FRONTEND, 'test-results', 'models-dir')
   await rm(modelsDir, { recursive: true, force: true })
   await mkdir(modelsDir)
   await symlink(join(FRONTEND, '..', 'models', 'SmolLM2-135M-Instruct'), join(modelsDir, 'second-model'))
+  await symlink(join(FRONTEND, '..', 'models', 'all-MiniLM-L6-v2'), join(modelsDir, 'second-embedder'))
   const started = Date.now()
   const server = spawn('make', ['-C', '..', 'serve', `PORT=${port}`, 'HOST=127.0.0.1'], {
     cwd: FRONTEND,

@@ -1,5 +1,5 @@
 import type { Page } from '@playwright/test'
-import { answers, composer, expect, lastAnswer, send, shot, SHOTS, test, waitDone } from './fixtures.ts'
+import { answers, composer, expect, expectAccessible, lastAnswer, send, shot, SHOTS, test, waitDone } from './fixtures.ts'
 import { setSettings, shotEverywhere } from './helpers.ts'
 import { scriptedServer } from './scripted.ts'
 import { longTasksSince, recordLongTasks } from './perf.ts'
@@ -76,6 +76,7 @@ test('a wide table keeps its words whole, scrolls in its own focusable region, a
     )
     await shotEverywhere(page, 'wide-table', async () => {
       await expect(lastAnswer(page).locator('table')).toBeVisible()
+      if (page.viewportSize()?.width === 390) await expectAccessible(page, 'a table answer, phone')
     })
 
     // Opening the conversation from the list: the main thread is never held long.
@@ -351,6 +352,7 @@ test('sidebar: delete with Undo, pin, folders and archive; message times; keyboa
     const sheet = page.getByRole('dialog', { name: 'Keyboard shortcuts' })
     await expect(sheet.getByRole('row')).toHaveCount(6)
     await shot(page, 'shortcuts-sheet')
+    await expectAccessible(page, 'the shortcuts sheet over a pinned chat in a folder')
     await page.keyboard.press('Escape')
     await expect(sheet).toBeHidden()
     await page.keyboard.press('Control+k')

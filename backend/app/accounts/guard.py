@@ -1,8 +1,9 @@
 """Who sent each request, before any of it is read: the operator's API_KEY, a personal API key
 (`Authorization: Bearer` or `x-api-key`), a session cookie, or with AUTH=header a trusted
-proxy's X-Forwarded-User/-Email. The answer goes to `request.state.principal` (what usage will
-be counted against); the API routes without one get a 401, and a browser request from another
-site that would change something gets a 403 (CSRF)."""
+proxy's X-Forwarded-User/-Email. The answer goes to `request.state.principal` and to the usage
+meter (usage.py: what the request's tokens are counted against); the API routes without one get
+a 401, a browser request from another site that would change something gets a 403 (CSRF), and a
+generation or embedding request over its user's limits a 429 (limits.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from ..core.auth import GuardedPaths
 from ..core.config import Settings
 from ..core.errors import OpenAIError
 from ..db.engine import database_url, make_engine
+from .limits import Limits, metered
 from .network import Network, Peer, parse_networks, peer
 from .service import KEY_PREFIX, AccountError, Accounts, Principal, digest
 from .throttle import Throttle
+from .usage import Meter, UsageBook, metering
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ class Gate:
     trusted: list[Network]
     allowed_origins: list[str]
     metrics_public: bool
+    usage: UsageBook
+    limits: Limits
     keys: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     # Failed sign-ins: 5 per account, 20 per address, in any 5 minutes.
     account_failures: Throttle = field(default_factory=lambda: Throttle(5, 300))
@@ -54,6 +59,7 @@ class Gate:
         engine = make_engine(database_url(settings.data_dir, settings.database_url))
         if settings.auth == "header" and not settings.trusted_proxies:
             log.warning("AUTH=header with no TRUSTED_PROXIES: no proxy is believed, so nobody can sign in")
+        usage = UsageBook(engine, settings.metrics_per_user)
         return cls(
             Accounts(engine, timedelta(hours=settings.session_ttl_hours)),
             "header" if settings.auth == "header" else "password",
@@ -61,6 +67,8 @@ class Gate:
             parse_networks(settings.trusted_proxies),
             settings.cors_origins,
             settings.metrics_public,
+            usage,
+            Limits(settings.user_rpm, settings.user_tokens_per_day, usage),
         )
 
     def forget_keys(self) -> None:
@@ -151,13 +159,20 @@ class AccountGuard:
                     )
                 if self.paths.for_operators(path) and not principal.admin:
                     raise OpenAIError(403, f"{path} is for admins.", type="permission_error")
+                if metered(scope["method"], path):
+                    await self.gate.limits.admit(principal)
         except OpenAIError as exc:
             await exc.response(path)(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         state["principal"] = principal
         state["peer"] = client
-        await self.app(scope, receive, send)
+        if principal is None:
+            await self.app(scope, receive, send)
+            return
+        meter = Meter(self.gate.usage, principal.user_id, principal.api_key_id, principal.username)
+        with metering(meter):
+            await self.app(scope, receive, send)
 
     async def identify(self, headers: dict[bytes, bytes], client: Peer) -> Principal | None:
         token = presented_token(headers)

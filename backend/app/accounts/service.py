@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..db.models import ApiKey, AuthSession, User, now
 
 Role = Literal["admin", "user"]
+LimitName = Literal["rpm_limit", "tokens_per_day_limit"]
 KEY_PREFIX = "sk-lc-"
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # Argon2 takes any length; this only bounds the work one request can ask for
@@ -45,10 +47,21 @@ class UserView:
     role: str
     disabled: bool
     created_at: datetime
+    rpm_limit: int | None  # None: USER_RPM
+    tokens_per_day_limit: int | None  # None: USER_TOKENS_PER_DAY
 
     @classmethod
     def of(cls, user: User) -> UserView:
-        return cls(user.id, user.username, user.email, user.role, user.disabled, user.created_at)
+        return cls(
+            user.id,
+            user.username,
+            user.email,
+            user.role,
+            user.disabled,
+            user.created_at,
+            user.rpm_limit,
+            user.tokens_per_day_limit,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,9 @@ class Principal:
     role: str
     via: Literal["session", "api_key", "header", "operator"]
     api_key_id: int | None = None
+    # An admin's limits for this account (None: the defaults).
+    rpm_limit: int | None = None
+    tokens_per_day_limit: int | None = None
 
     @property
     def admin(self) -> bool:
@@ -183,8 +199,10 @@ class Accounts:
         disabled: bool | None = None,
         role: Role | None = None,
         password: str | None = None,
+        limits: Mapping[LimitName, int | None] | None = None,
     ) -> UserView:
-        """An admin's change. Disabling an account or resetting its password ends its sessions."""
+        """An admin's change. Disabling an account or resetting its password ends its sessions.
+        `limits`: the account's own limits to set (None: back to the default)."""
         if password is not None:
             check_password(password)
         hashed = self.hasher.hash(password) if password is not None else None
@@ -198,6 +216,8 @@ class Accounts:
                 user.role = role
             if hashed is not None:
                 user.password_hash = hashed
+            for name, value in (limits or {}).items():
+                setattr(user, name, value)
             if disabled or hashed is not None:
                 db.execute(delete(AuthSession).where(AuthSession.user_id == user_id))
             return UserView.of(user)
@@ -278,7 +298,14 @@ class Accounts:
             return Principal(view.id, view.username, view.role, "header")
         if user.disabled:
             raise AccountError(403, "This account is disabled; ask an administrator.", "account_disabled")
-        return Principal(user.id, user.username, user.role, "header")
+        return Principal(
+            user.id,
+            user.username,
+            user.role,
+            "header",
+            rpm_limit=user.rpm_limit,
+            tokens_per_day_limit=user.tokens_per_day_limit,
+        )
 
     # Sessions
 
@@ -302,7 +329,7 @@ class Accounts:
     def session_principal(self, token: str) -> Principal | None:
         with self.db() as db:
             row = db.execute(
-                select(User.id, User.username, User.role)
+                select(User.id, User.username, User.role, User.rpm_limit, User.tokens_per_day_limit)
                 .join(AuthSession, AuthSession.user_id == User.id)
                 .where(
                     AuthSession.token_hash == digest(token),
@@ -310,7 +337,16 @@ class Accounts:
                     User.disabled.is_(False),
                 )
             ).first()
-        return Principal(row.id, row.username, row.role, "session") if row else None
+        if row is None:
+            return None
+        return Principal(
+            row.id,
+            row.username,
+            row.role,
+            "session",
+            rpm_limit=row.rpm_limit,
+            tokens_per_day_limit=row.tokens_per_day_limit,
+        )
 
     # Personal API keys
 
@@ -353,7 +389,14 @@ class Accounts:
         """The owner of a live key, marking it used now."""
         with self.db.begin() as db:
             row = db.execute(
-                select(ApiKey.id, User.id.label("user_id"), User.username, User.role)
+                select(
+                    ApiKey.id,
+                    User.id.label("user_id"),
+                    User.username,
+                    User.role,
+                    User.rpm_limit,
+                    User.tokens_per_day_limit,
+                )
                 .join(User, ApiKey.user_id == User.id)
                 .where(
                     ApiKey.key_hash == digest(token), ApiKey.revoked_at.is_(None), User.disabled.is_(False)
@@ -362,4 +405,12 @@ class Accounts:
             if row is None:
                 return None
             db.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now()))
-        return Principal(row.user_id, row.username, row.role, "api_key", row.id)
+        return Principal(
+            row.user_id,
+            row.username,
+            row.role,
+            "api_key",
+            row.id,
+            row.rpm_limit,
+            row.tokens_per_day_limit,
+        )

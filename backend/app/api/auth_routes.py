@@ -1,20 +1,21 @@
 """/auth/…: sign-up of the first admin, sign-in and out, the signed-in user, personal API keys,
-and (admins) the users. Mounted with AUTH=password or AUTH=header; the guard
-(app/accounts/guard.py) has already said who is asking."""
+usage (one's own; admins: everyone's), and (admins) the users and their limits. Mounted with
+AUTH=password or AUTH=header; the guard (app/accounts/guard.py) has already said who is asking."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..accounts.guard import SESSION_COOKIE, Gate
 from ..accounts.network import Peer
-from ..accounts.service import AccountError, KeyView, Principal, UserView
+from ..accounts.service import AccountError, KeyView, LimitName, Principal, UserView
+from ..accounts.usage import UsageReport, date_range, report
 from ..core.errors import OpenAIError
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
@@ -43,6 +44,12 @@ class UserChange(Strict):
     disabled: bool | None = None
     role: Literal["admin", "user"] | None = None
     password: str | None = Field(default=None, max_length=1024)
+    rpm_limit: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="Requests per minute; 0: none; null: USER_RPM."
+    )
+    tokens_per_day_limit: int | None = Field(
+        default=None, ge=0, le=2**62, description="Tokens per UTC day; 0: none; null: USER_TOKENS_PER_DAY."
+    )
 
 
 class PasswordChange(Strict):
@@ -61,6 +68,10 @@ class UserOut(BaseModel):
     role: str
     disabled: bool
     created_at: datetime
+    rpm_limit: int | None = Field(description="This account's own limit; null: USER_RPM.")
+    tokens_per_day_limit: int | None = Field(
+        description="This account's own limit; null: USER_TOKENS_PER_DAY."
+    )
 
 
 class KeyOut(BaseModel):
@@ -73,6 +84,49 @@ class KeyOut(BaseModel):
 
 class CreatedKey(KeyOut):
     key: str = Field(description="The key itself: shown this once, stored only hashed.")
+
+
+class UsageCounts(BaseModel):
+    requests: int
+    prompt_tokens: int = Field(description="Prompt tokens; of embeddings, the input tokens.")
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageTotal(UsageCounts):
+    day: date | None = Field(default=None, description="In `daily`: the UTC day.")
+    user_id: int | None = Field(
+        default=None, description="In `users` and `keys`; null: the operator's API_KEY."
+    )
+    username: str | None = None
+    api_key_id: int | None = Field(
+        default=None, description="In `keys`; null: the page (a session or the SSO proxy)."
+    )
+    key_name: str | None = None
+    key_prefix: str | None = None
+
+
+class UsageRowOut(UsageCounts):
+    day: date
+    user_id: int | None
+    username: str | None
+    api_key_id: int | None
+    key_name: str | None
+    key_prefix: str | None
+    model: str
+
+
+class UsageOut(BaseModel):
+    """Usage from `start` to `end` (UTC days, both included): for a chart (`daily`, every day
+    of the range) and a table (`rows`), summed per user, per key and in all."""
+
+    start: date
+    end: date
+    total: UsageCounts
+    daily: list[UsageTotal]
+    users: list[UsageTotal]
+    keys: list[UsageTotal]
+    rows: list[UsageRowOut]
 
 
 class Status(BaseModel):
@@ -133,6 +187,21 @@ def user_out(view: UserView) -> UserOut:
 
 def key_out(view: KeyView) -> KeyOut:
     return KeyOut.model_validate(view, from_attributes=True)
+
+
+def usage_out(found: UsageReport) -> UsageOut:
+    return UsageOut.model_validate(found, from_attributes=True)
+
+
+async def usage(request: Request, start: date | None, end: date | None, user: int | None) -> UsageOut:
+    g = gate(request)
+    first, last = await call(date_range, start, end)
+    rows = await call(g.usage.rows, first, last, user)
+    return usage_out(report(rows, first, last))
+
+
+START = Query(default=None, description="First UTC day (YYYY-MM-DD); default: 29 days before `end`.")
+END = Query(default=None, description="Last UTC day (YYYY-MM-DD); default: today.")
 
 
 async def sign_in(request: Request, response: Response, view: UserView) -> UserOut:
@@ -218,6 +287,34 @@ async def change_password(body: PasswordChange, request: Request, response: Resp
     await sign_in(request, response, await call(g.accounts.get_user, uid))
 
 
+@router.get("/me/usage")
+async def my_usage(request: Request, start: date | None = START, end: date | None = END) -> UsageOut:
+    """Your own usage per day, key and model (at most 366 days)."""
+    return await usage(request, start, end, user_id(request))
+
+
+@router.get("/usage")
+async def all_usage(
+    request: Request,
+    start: date | None = START,
+    end: date | None = END,
+    user: int | None = Query(
+        default=None, alias="user_id", ge=1, le=2**31 - 1, description="Only this user's usage."
+    ),
+) -> UsageOut:
+    """(Admins) everyone's usage per day, user, key and model (at most 366 days)."""
+    if not signed_in(request).admin:
+        raise OpenAIError(
+            403,
+            "Only an admin may read others' usage; GET /auth/me/usage is yours.",
+            type="permission_error",
+            code="not_admin",
+        )
+    if user is not None:
+        await call(gate(request).accounts.get_user, user)  # a 404 for no such user
+    return await usage(request, start, end, user)
+
+
 @router.get("/keys")
 async def list_keys(request: Request) -> list[KeyOut]:
     return [key_out(k) for k in await call(gate(request).accounts.list_keys, user_id(request))]
@@ -251,11 +348,19 @@ async def create_user(body: NewUser, request: Request) -> UserOut:
 
 @router.patch("/users/{target}")
 async def update_user(target: int, body: UserChange, request: Request) -> UserOut:
-    """Disable (ending their sessions and keys), enable, change the role, reset the password."""
+    """Disable (ending their sessions and keys), enable, change the role, reset the password,
+    set the account's limits (null: back to the defaults)."""
     admin(request)
     g = gate(request)
+    names: tuple[LimitName, ...] = ("rpm_limit", "tokens_per_day_limit")
+    limits = {name: getattr(body, name) for name in names if name in body.model_fields_set}
     view = await call(
-        g.accounts.update_user, target, disabled=body.disabled, role=body.role, password=body.password
+        g.accounts.update_user,
+        target,
+        disabled=body.disabled,
+        role=body.role,
+        password=body.password,
+        limits=limits,
     )
     g.forget_keys()
     return user_out(view)

@@ -53,7 +53,8 @@ ERRORS = {
     401: "Missing or wrong API key (only when the server has API_KEY set).",
     404: "No such model (`code` model_not_found).",
     413: "The body is larger than MAX_REQUEST_BYTES.",
-    429: "The queue is full; retry after the Retry-After header's seconds.",
+    429: "The queue is full, or (with accounts) the user is over a limit; retry after the Retry-After "
+    "header's seconds.",
     500: "A bug; the message carries no details.",
     503: "The model is loading, or the server is shutting down.",
 }

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     # With API_KEY set, /metrics needs the key too unless this is true (say, for a scraper
     # on a private network); /health is always public.
     metrics_public: bool = False
+    # With accounts: a `user` label on per-user request and token counters in /metrics (names
+    # from the users table), for a team's dashboard.
+    metrics_per_user: bool = False
+    # With accounts: each user's default limits (an admin may set others per account); 0: none.
+    # Requests per minute are counted per replica; tokens (prompt + completion) per UTC day
+    # across replicas.
+    user_rpm: int = Field(default=0, ge=0)
+    user_tokens_per_day: int = Field(default=0, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = [
         "http://127.0.0.1:5173",
         "http://localhost:5173",

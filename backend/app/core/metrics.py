@@ -1,5 +1,6 @@
 """Prometheus metrics: requests by route and status; per model (a `model` label) tokens, queue
-depth, latencies and whether it is loaded."""
+depth, latencies and whether it is loaded; with METRICS_PER_USER, requests and tokens per user
+(a `user` label: the account's name) and model."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ PREFIX_HITS = Counter(
     "llm_prefix_cache_hits_total", "Prompt tokens whose keys came from the prefix cache.", ["model"]
 )
 GENERATED_TOKENS = Counter("llm_generation_tokens_total", "Tokens generated.", ["model"])
+# Per user and model, counted when a request ends; empty unless METRICS_PER_USER is true.
+USER_REQUESTS = Counter(
+    "llm_user_requests_total",
+    "Generation and embedding requests per user (METRICS_PER_USER).",
+    ["user", "model"],
+)
+USER_PROMPT_TOKENS = Counter(
+    "llm_user_prompt_tokens_total",
+    "Prompt (or embedded input) tokens per user (METRICS_PER_USER).",
+    ["user", "model"],
+)
+USER_GENERATED_TOKENS = Counter(
+    "llm_user_generation_tokens_total", "Tokens generated per user (METRICS_PER_USER).", ["user", "model"]
+)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 TTFT = Histogram(
     "llm_time_to_first_token_seconds", "Time to first token.", ["model"], buckets=_LATENCY_BUCKETS

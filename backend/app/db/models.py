@@ -1,13 +1,13 @@
 """The tables. Every per-person table to come (conversations, messages, presets, documents,
 files, usage per day) hangs off `users.id` with ON DELETE CASCADE, as sessions and API keys do
-here, so deleting an account deletes what it owns; usage rows will also carry `api_keys.id`,
-which is why a revoked key keeps its row (revoked_at) instead of disappearing."""
+here, so deleting an account deletes what it owns; usage rows also carry `api_keys.id`, which is
+why a revoked key keeps its row (revoked_at) instead of disappearing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, TypeDecorator
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,6 +47,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    # An admin's per-user limits; None: the defaults (USER_RPM, USER_TOKENS_PER_DAY), 0: none.
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_day_limit: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuthSession(Base):
@@ -74,3 +77,24 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UsageDay(Base):
+    """What one user (None: the operator's API_KEY) sent through one key (None: the page's
+    session or the SSO proxy) to one model on one UTC day. Replicas add to a row with an upsert
+    on `bucket`, which names those four (a unique index over nullable columns would let NULLs
+    differ, so it cannot be the conflict target)."""
+
+    __tablename__ = "usage_days"
+    # A user's days: the daily token limit's lookup and /auth/me/usage.
+    __table_args__ = (Index("ix_usage_days_user_id_day", "user_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(300), unique=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(200))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)  # embeddings: input tokens
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

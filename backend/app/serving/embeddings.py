@@ -9,6 +9,7 @@ import base64
 import torch
 from fastapi.responses import Response
 
+from ..accounts.usage import current_meter
 from ..core.errors import OpenAIError, model_not_found, server_busy
 from ..engine.embedder import Embedder, EmbedderBusy
 from ..protocol import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
@@ -89,4 +90,7 @@ class EmbeddingService:
             vectors = await self.embedder.embed(inputs)
         except EmbedderBusy as exc:
             raise server_busy(str(exc)) from exc
+        meter = current_meter()
+        if meter is not None:
+            meter.record(self.name, sum(len(ids) for ids in inputs))
         return await asyncio.to_thread(self._response, request, inputs, vectors)

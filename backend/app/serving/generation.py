@@ -158,7 +158,7 @@ class GenerationService(ABC, Generic[RequestT]):
             [self.echo(request, ids) for ids in prompts for _ in range(n)],
             f"{self.id_prefix}-{uuid.uuid4().hex}",
         )
-        outputs = start_generation(self.ctx.engine, self.ctx.name, jobs, self.prompt_param(request))
+        outputs = start_generation(self.ctx.engine, self.ctx.name, jobs, self.prompt_param(request), n)
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         return reply, with_first(first, outputs)
 

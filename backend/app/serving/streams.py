@@ -1,4 +1,5 @@
-"""From engine streams to HTTP: merging n choices, the first output, SSE framing, disconnects."""
+"""From engine streams to HTTP: merging n choices, the first output, SSE framing, disconnects;
+and the metrics and usage of each generation when it ends."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
+from ..accounts.usage import Meter, current_meter
 from ..core.errors import OpenAIError, server_busy
 from ..core.metrics import E2E, GENERATED_TOKENS, ITL, PREFIX_HITS, PREFIX_QUERIES, PROMPT_TOKENS, TTFT
 from ..engine.engine import (
@@ -36,6 +38,8 @@ class GenerationTimer:
         self.model = model
         self.start = self.last = time.monotonic()
         self.first = True
+        self.prompt_tokens = 0  # known from the first output: none if cut short before it
+        self.completion_tokens = 0
 
     def record(self, out: RequestOutput) -> None:
         now = time.monotonic()
@@ -47,16 +51,31 @@ class GenerationTimer:
                 PREFIX_QUERIES.labels(model).inc(out.prompt_tokens)
                 PREFIX_HITS.labels(model).inc(out.cached_tokens)
                 self.first = False
+                self.prompt_tokens = out.prompt_tokens
             else:
                 ITL.labels(model).observe(now - self.last)
             GENERATED_TOKENS.labels(model).inc(len(out.token_ids))
+            self.completion_tokens += len(out.token_ids)
             self.last = now
         if out.finish_reason in ("stop", "length"):
             E2E.labels(model).observe(now - self.start)
 
 
-async def merge_streams(streams: list[GenerationStream], model: str) -> Outputs:
-    """Interleave the outputs of n choices as they come; closing this aborts them all."""
+def record_usage(meter: Meter | None, model: str, timers: list[GenerationTimer], per_prompt: int) -> None:
+    """A request's usage as its response counts it: each prompt once however many choices it
+    has, every token generated; nothing if no prompt was read (it never left the queue)."""
+    prompt = sum(
+        max(t.prompt_tokens for t in timers[i : i + per_prompt]) for i in range(0, len(timers), per_prompt)
+    )
+    if meter is not None and prompt:
+        meter.record(model, prompt, sum(t.completion_tokens for t in timers))
+
+
+async def merge_streams(
+    streams: list[GenerationStream], model: str, per_prompt: int, meter: Meter | None
+) -> Outputs:
+    """Interleave the outputs of n choices (`per_prompt` per prompt) as they come; closing this
+    aborts them all, and records the request's usage against `meter`."""
     queue: asyncio.Queue[tuple[int, RequestOutput]] = asyncio.Queue()
     timers = [GenerationTimer(model) for _ in streams]
 
@@ -75,12 +94,19 @@ async def merge_streams(streams: list[GenerationStream], model: str) -> Outputs:
             task.cancel()
         for stream in streams:
             stream.cancel()
+        record_usage(meter, model, timers, per_prompt)
 
 
 def start_generation(
-    engine: Engine, model: str, jobs: list[tuple[list[int], SamplingParams]], prompt_param: str
+    engine: Engine,
+    model: str,
+    jobs: list[tuple[list[int], SamplingParams]],
+    prompt_param: str,
+    per_prompt: int,
 ) -> Outputs:
-    """Submit every job at once (all or none), as one merged stream of (job index, output)."""
+    """Submit every job at once (all or none), as one merged stream of (job index, output).
+    Its usage counts against the current request's sender, known here (not when the stream is
+    closed, which may happen elsewhere)."""
     streams: list[GenerationStream] = []
     try:
         for ids, params in jobs:
@@ -93,7 +119,7 @@ def start_generation(
         if isinstance(exc, EngineBusy):
             raise server_busy(str(exc)) from exc
         raise OpenAIError(503, str(exc), type="server_error", code="service_unavailable") from exc
-    return merge_streams(streams, model)
+    return merge_streams(streams, model, per_prompt, current_meter())
 
 
 async def first_output(outputs: Outputs, patience: float | None) -> asyncio.Task[tuple[int, RequestOutput]]:

@@ -40,15 +40,19 @@ with the function's name and its arguments, and nothing else:
 The results come back in <tool_response></tool_response> blocks."""
 
 
-ToolFormat = Literal["hermes", "llama3_json", "mistral"]
+ToolFormat = Literal["hermes", "llama3_json", "mistral", "glm4"]
 PYTHON_TAG, TOOL_CALLS, ARGS = "<|python_tag|>", "[TOOL_CALLS]", "[ARGS]"
+# The turn GLM-4's templates give a tool's result: it marks their tokenizers.
+OBSERVATION = "<|observation|>"
 
 
 def tool_format(tokenizer: PreTrainedTokenizerBase) -> ToolFormat:
     """How a model whose template renders tools writes its calls, read from the tokenizer, never
     from a setting: Mistral's when `[TOOL_CALLS]` is in its vocabulary or chat template (the
     token that opens Mistral's calls), Llama 3's JSON when `<|python_tag|>` is (the token Llama
-    3.1+ writes before a call, and its template names), Hermes' `<tool_call>` blocks otherwise."""
+    3.1+ writes before a call, and its template names), GLM-4's `name` line and JSON arguments
+    when `<|observation|>` is (the turn its templates give results), Hermes' `<tool_call>` blocks
+    otherwise."""
     template = tokenizer.chat_template
     text = " ".join(template.values()) if isinstance(template, dict) else str(template or "")
     vocabulary = tokenizer.get_vocab()
@@ -56,6 +60,8 @@ def tool_format(tokenizer: PreTrainedTokenizerBase) -> ToolFormat:
         return "mistral"
     if PYTHON_TAG in vocabulary or PYTHON_TAG in text:
         return "llama3_json"
+    if OBSERVATION in vocabulary:
+        return "glm4"
     return "hermes"
 
 
@@ -361,10 +367,12 @@ _JSON = json.JSONDecoder()
 
 
 def _leading_calls(text: str, fmt: ToolFormat, names: set[str]) -> list[ToolCall] | None:
-    """The calls that make up the whole of `text` in Llama 3's or Mistral's format, or None when
-    any of it is not a call of one of `names`. The opening tokens are special ones, which the
-    detokenizer drops, so they may be there or not: Llama's JSON objects (several separated by
-    `;`, as vLLM reads them), Mistral's JSON list or its `name[ARGS]{...}` calls."""
+    """The calls that make up the whole of `text` in Llama 3's, Mistral's or GLM-4's format, or
+    None when any of it is not a call of one of `names`. The opening tokens are special ones,
+    which the detokenizer drops, so they may be there or not: Llama's JSON objects (several
+    separated by `;`, as vLLM reads them), Mistral's JSON list or its `name[ARGS]{...}` calls,
+    GLM-4's `name` then its arguments' JSON on the next line (one per assistant turn, whose
+    opening token is dropped between them)."""
     calls: list[ToolCall] = []
     at = 0
     while (at := len(text) - len(text[at:].lstrip(" \t\n;"))) < len(text):
@@ -372,9 +380,12 @@ def _leading_calls(text: str, fmt: ToolFormat, names: set[str]) -> list[ToolCall
             at += len(PYTHON_TAG if fmt == "llama3_json" else TOOL_CALLS)
             continue
         name = None
-        if fmt == "mistral" and (head := _NAME.match(text, at)) is not None:
+        if fmt in ("mistral", "glm4") and (head := _NAME.match(text, at)) is not None:
             name, at = head.group(), head.end()
             at += len(ARGS) if text.startswith(ARGS, at) else 0
+            at += len(text[at:]) - len(text[at:].lstrip()) if fmt == "glm4" else 0
+        elif fmt == "glm4":
+            return None
         try:
             data, at = _JSON.raw_decode(text, at)
         except json.JSONDecodeError:
@@ -389,7 +400,7 @@ def _leading_calls(text: str, fmt: ToolFormat, names: set[str]) -> list[ToolCall
 
 @dataclass
 class LeadingCallParser:
-    """Calls in Llama 3's or Mistral's format (`tool_format`): these models answer with calls
+    """Calls in Llama 3's, Mistral's or GLM-4's format (`tool_format`): these models answer with calls
     instead of text, so an answer that opens like a call is held back to its end and then is
     either calls, sent together, or content, whole (a call cut by max_tokens is content). Any
     other answer streams as it comes. `max_calls` as ToolCallParser's."""
@@ -404,6 +415,8 @@ class LeadingCallParser:
     def _openings(self) -> list[str]:
         if self.fmt == "llama3_json":
             return [PYTHON_TAG, "{"]
+        if self.fmt == "glm4":
+            return [f"{name}\n" for name in self.names]
         return [TOOL_CALLS, "[", *(f"{name}{tail}" for name in self.names for tail in ("{", ARGS))]
 
     def feed(self, text: str) -> tuple[str, list[CallDelta]]:

@@ -19,6 +19,10 @@ export interface ModelInfo {
   progress?: number | null
   size_bytes?: number
   error?: string | null
+  /** Non-standard too, for the model's details: its parameter count and quantisation where known. */
+  parameters?: number | null
+  quantization?: string | null
+  memory_bytes?: number | null
 }
 
 export type ModelState = 'unloaded' | 'loading' | 'loaded' | 'failed'
@@ -318,10 +322,10 @@ export async function stopChat(cfg: ApiConfig, conversationId: string, streamId:
   await keptStream(cfg, conversationId, streamId, 'DELETE')
 }
 
-/** The embeddings model: by the backend's `capabilities`, else by name for servers without it. */
-export function embeddingModel(models: ModelInfo[]): ModelInfo | undefined {
-  if (models.some((m) => Array.isArray(m.capabilities))) return models.find((m) => m.capabilities?.includes('embeddings'))
-  return models.find((m) => /embed|minilm/i.test(m.id))
+/** The embeddings models: by the backend's `capabilities`, else by name for servers without it. */
+export function embeddingModels(models: ModelInfo[]): ModelInfo[] {
+  if (models.some((m) => Array.isArray(m.capabilities))) return models.filter((m) => m.capabilities?.includes('embeddings'))
+  return models.filter((m) => /embed|minilm/i.test(m.id))
 }
 
 /** One vector per input, in input order, from POST /embeddings. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { acceptsImages, resolveModel } from './model'
+import { acceptsImages, resolveEmbeddingModel, resolveModel } from './model'
 
 describe('resolveModel', () => {
   const listed = [{ id: 'a' }, { id: 'b' }]
@@ -14,6 +14,18 @@ describe('resolveModel', () => {
   it('tries a named model as is while the list is unknown', () => {
     expect(resolveModel(['', 'x'], [])).toBe('x')
     expect(resolveModel(['', ''], [])).toBe('')
+  })
+})
+
+describe('resolveEmbeddingModel', () => {
+  const listed = [{ id: 'minilm' }, { id: 'bge' }]
+  it("takes the model chosen in Settings while the server lists it, else the server's first", () => {
+    expect(resolveEmbeddingModel('bge', listed)).toEqual({ model: { id: 'bge' }, gone: null })
+    expect(resolveEmbeddingModel('', listed)).toEqual({ model: { id: 'minilm' }, gone: null })
+  })
+  it('names a chosen model the server no longer lists, for the notice', () => {
+    expect(resolveEmbeddingModel('e5', listed)).toEqual({ model: { id: 'minilm' }, gone: 'e5' })
+    expect(resolveEmbeddingModel('e5', [])).toEqual({ model: undefined, gone: 'e5' })
   })
 })
 

@@ -17,6 +17,15 @@ export function resolveModel(preferred: string[], listed: ModelInfo[]): string {
 }
 
 /**
+ * The model that embeds documents: the one chosen in Settings while the server lists it, else the
+ * server's first; `gone` names a chosen model the server no longer lists (for a notice).
+ */
+export function resolveEmbeddingModel(chosen: string, listed: ModelInfo[]): { model: ModelInfo | undefined; gone: string | null } {
+  const model = listed.find((m) => m.id === chosen)
+  return model ? { model, gone: null } : { model: listed[0], gone: chosen || null }
+}
+
+/**
  * Whether the conversation's model can carry on a cut answer in place: this server lists
  * `continue_final_message` (vLLM's request field) among the model's capabilities. Servers that
  * do not say so are not sent it, since some ignore unknown fields and would answer afresh.

@@ -1,9 +1,11 @@
-import { ApiError, createEmbeddings, embeddingModel, listModels, type ApiConfig } from '../api/client'
+import { ApiError, createEmbeddings, embeddingModels, listModels, type ApiConfig } from '../api/client'
 import { chunkText } from '../documents/chunk'
 import { topMatches } from '../documents/retrieve'
+import { resolveEmbeddingModel } from './model'
 import { estimateTokens } from '../documents/tokens'
 import { chatStore } from '../store/conversations'
-import { apiConfig } from '../store/settings'
+import { followLoad, waitsForLoad } from '../store/models'
+import { apiConfig, settingsStore } from '../store/settings'
 import type { Attachment, Passage } from '../types'
 
 /** A file up to this size (estimated tokens) goes into the prompt whole. */
@@ -27,7 +29,8 @@ async function embedAll(cfg: ApiConfig, model: string, texts: string[], signal: 
 
 /**
  * The passages a question about `attachments` is sent with: small files whole, and of the large
- * ones the passages closest to the question, ranked by the server's own embeddings model.
+ * ones the passages closest to the question, ranked by the embeddings model chosen in Settings
+ * (else the server's first).
  */
 export async function choosePassages(attachments: Attachment[], question: string, signal: AbortSignal): Promise<Passage[]> {
   const whole: Piece[] = []
@@ -39,13 +42,16 @@ export async function choosePassages(attachments: Attachment[], question: string
   const found: Piece[] = []
   if (large.length > 0) {
     const cfg = apiConfig()
-    const model = embeddingModel(await listModels(cfg, signal))
+    const listed = embeddingModels(await listModels(cfg, signal))
+    const { model } = resolveEmbeddingModel(settingsStore.getState().embeddingModel, listed)
     if (!model) {
       throw new ApiError({
         kind: 'bad_request',
         message: `${large.map((a) => a.name).join(', ')} is too long to send whole, and this server lists no embeddings model to search it with. Attach a shorter file (up to about ${WHOLE_FILE_TOKENS * 4} characters), or serve an embeddings model.`,
       })
     }
+    // Not in memory: the first request loads it, while Settings' picker shows the server's progress.
+    if (waitsForLoad(model)) void followLoad(model.id, signal)
     const limit = Math.floor((model.max_model_len ?? DEFAULT_EMBED_INPUT) * EMBED_INPUT_SHARE)
     const pieces = large.flatMap((a) => {
       const chunks = chunkText(a.text, limit)

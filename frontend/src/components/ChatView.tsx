@@ -3,7 +3,7 @@ import { useStore } from 'zustand'
 import { sendMessage } from '../chat/actions'
 import { isGenerating, stop } from '../chat/generate'
 import { enterSends, isSendKey } from '../chat/keys'
-import { acceptsImages, loadPercent, modelLabel, modelSize, resolveModel } from '../chat/model'
+import { acceptsImages, modelLabel, modelSize, resolveEmbeddingModel, resolveModel } from '../chat/model'
 import { useT } from '../i18n'
 import { answerElsewhere } from '../store/answerLock'
 import { chatStore } from '../store/conversations'
@@ -16,8 +16,12 @@ import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
 import { useAttachments } from './useAttachments'
 import { pastedFiles, useFileDrop } from './useFileDrop'
+import { useVoiceInput } from './useVoiceInput'
+import { VoiceButton } from './VoiceButton'
 import { ArrowDownIcon, MenuIcon, PaperclipIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
 import { MessageView } from './MessageView'
+import { ModelDetailsButton, ModelLoadStatus } from './ModelInfo'
+import { usePromptMenu } from './PromptMenu'
 import { IconButton } from '../ui/IconButton'
 import './ChatView.css'
 
@@ -30,6 +34,7 @@ export function ChatView() {
     <main className="main">
       <Header conv={conv} />
       <ModelLoadState conv={conv} />
+      <EmbeddingModelState />
       {/* An answer already showing the same trouble inline says enough. */}
       {!path.at(-1)?.error && <ConnectionProblem />}
       {/* Keyed: another conversation starts from fresh message views (ids repeat across imports). */}
@@ -87,6 +92,7 @@ function Header({ conv }: { conv: Conversation | undefined }) {
           </option>
         ))}
       </select>
+      <ModelDetailsButton model={models.find((m) => m.id === selected)} />
       <IconButton
         label={t('chatSettings')}
         onClick={openChatSettings}
@@ -102,24 +108,33 @@ function ModelLoadState({ conv }: { conv: Conversation | undefined }) {
   const t = useT()
   const { models, selected } = useChosenModel(conv)
   const model = models.find((m) => m.id === selected)
-  if (model?.state === 'loading') {
-    const pct = loadPercent(model)
+  const size = model?.size_bytes ? modelSize(model.size_bytes) : '?'
+  return <ModelLoadStatus model={model} unloaded={t('modelLoadsOnSend', { model: selected, size })} />
+}
+
+/**
+ * The documents' model (Settings): its load as it goes, when chosen there or when a search waits
+ * for it, or a notice that the one chosen is no longer on the server and which one is used instead.
+ */
+function EmbeddingModelState() {
+  const t = useT()
+  const listed = useStore(modelsStore, (s) => s.embeddingModels)
+  const read = useStore(modelsStore, (s) => s.status === 'ok')
+  const chosen = useStore(settingsStore, (s) => s.embeddingModel)
+  const { model, gone } = resolveEmbeddingModel(chosen, listed)
+  if (gone && read) {
     return (
       <div className="model-load" role="status">
-        <progress max={100} value={pct} aria-hidden="true" />
-        <span>{t('modelLoadingStatus', { model: model.id, pct })}</span>
+        <span>
+          {model ? t('embeddingModelGone', { model: gone, fallback: model.id }) : t('embeddingModelGoneNone', { model: gone })}
+        </span>
+        <button type="button" className="btn small" onClick={() => uiStore.setState({ settingsOpen: true })}>
+          {t('chooseAnother')}
+        </button>
       </div>
     )
   }
-  if (model?.state === 'unloaded') {
-    const size = model.size_bytes ? modelSize(model.size_bytes) : '?'
-    return (
-      <div className="model-load" role="status">
-        <span>{t('modelLoadsOnSend', { model: model.id, size })}</span>
-      </div>
-    )
-  }
-  return null
+  return model?.state === 'loading' || model?.state === 'failed' ? <ModelLoadStatus model={model} unloaded="" /> : null
 }
 
 /** The model list failed to load: usually the server is down or wants a key. */
@@ -230,6 +245,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const files = useAttachments(t, { name: selected, imagesOk: acceptsImages(models.find((m) => m.id === selected)) })
   const { add } = files
   const dropping = useFileDrop(useCallback((list: File[]) => void add(list), [add]))
+  const voice = useVoiceInput(text, setText)
 
   useEffect(() => {
     // On a phone, focusing would pop up the keyboard over the conversation just opened.
@@ -250,6 +266,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const send = () => {
     if (busy || sending.current || !text.trim() || files.reading) return
     sending.current = true
+    voice.stop()
     // Kept in the box when another tab is answering here, to send once it has finished.
     void sendMessage(convId, text, files.attachments)
       .then((sent) => {
@@ -260,7 +277,9 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
       .finally(() => (sending.current = false))
   }
 
+  const prompts = usePromptMenu(text, setText)
   const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (prompts.onKeyDown(e)) return
     if (isSendKey({ ...e, isComposing: e.nativeEvent.isComposing }, enterSends())) {
       e.preventDefault()
       send()
@@ -302,7 +321,13 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
           {t('readingFiles')}
         </p>
       )}
+      {voice.problem && (
+        <p className="composer-hint busy-elsewhere" role="alert">
+          {t(voice.problem)}
+        </p>
+      )}
       <div className="composer-box">
+        {prompts.menu}
         <AttachButton onFiles={(list) => void files.add(list)} disabled={busy} />
         <label htmlFor="composer-input" className="visually-hidden">
           {t('messageLabel')}
@@ -313,8 +338,10 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
           rows={1}
           value={text}
           placeholder={t('messagePlaceholder')}
+          readOnly={voice.listening}
           onChange={(e) => setText(e.target.value)}
           onKeyDown={onKeyDown}
+          {...prompts.inputProps}
           onPaste={(e) => {
             const pasted = pastedFiles(e.clipboardData)
             if (!pasted.length) return
@@ -322,6 +349,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             void files.add(pasted)
           }}
         />
+        <VoiceButton voice={voice} disabled={busy} />
         {busy && convId ? (
           <button
             type="button"

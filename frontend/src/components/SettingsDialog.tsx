@@ -6,6 +6,8 @@ import { settingsStore, type LanguagePref, type ThemePref } from '../store/setti
 import { uiStore } from '../store/ui'
 import { Dialog } from '../ui/Dialog'
 import { Form } from '../ui/Form'
+import { EmbeddingModelPicker } from './EmbeddingModelPicker'
+import { PromptLibrary } from './PromptLibrary'
 
 export function SettingsDialog() {
   const t = useT()
@@ -103,6 +105,8 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
           </select>
         </label>
       </fieldset>
+      <EmbeddingModelPicker />
+      <PromptLibrary />
     </Form>
   )
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ModelInfo } from '../api/client'
 import { modelLabel, modelSize } from '../chat/model'
 import { translator } from '../i18n'
-import { followLoad, modelsStore, waitsForLoad } from './models'
+import { followLoad, loadEmbeddingModel, modelsStore, refreshModels, waitsForLoad } from './models'
 import { settingsStore } from './settings'
 
 describe('the model picker', () => {
@@ -36,9 +36,17 @@ describe('followLoad', () => {
 
   beforeAll(async () => {
     server = createServer((req, res) => {
-      asked.push(req.url ?? '')
-      const card = cards.length > 1 ? cards.shift() : cards[0]
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: 'qwen', ...card }))
+      asked.push(`${req.method} ${req.url ?? ''}`)
+      const json = (body: unknown) => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body))
+      if (req.url === '/v1/models') {
+        json({ data: [{ id: 'qwen', capabilities: ['chat'] }, { id: 'minilm', capabilities: ['embeddings'], state: 'unloaded' }] })
+      } else if (req.url === '/v1/embeddings') {
+        // Answers once the load it started is over, as the server does.
+        setTimeout(() => json({ data: [{ index: 0, embedding: [1, 0] }] }), 40)
+      } else {
+        const card = cards.length > 1 ? cards.shift() : cards[0]
+        json({ id: req.url?.split('/').pop(), ...card })
+      }
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const port = (server.address() as AddressInfo).port
@@ -63,7 +71,7 @@ describe('followLoad', () => {
       { id: 'other' },
       { id: 'qwen', state: 'loaded', progress: 1, error: null },
     ])
-    expect(asked.every((url) => url === '/v1/models/qwen')).toBe(true)
+    expect(asked.every((url) => url === 'GET /v1/models/qwen')).toBe(true)
   })
 
   it('stops when the answer is stopped', async () => {
@@ -73,5 +81,22 @@ describe('followLoad', () => {
     setTimeout(() => stop.abort(), 30)
     await following
     expect(modelsStore.getState().models[1]).toMatchObject({ state: 'loading' })
+  })
+
+  it('loads a chosen embeddings model with a request naming it, following its progress', async () => {
+    asked.length = 0
+    await refreshModels()
+    expect(modelsStore.getState().models.map((m) => m.id)).toEqual(['qwen'])
+    expect(modelsStore.getState().embeddingModels).toEqual([{ id: 'minilm', capabilities: ['embeddings'], state: 'unloaded' }])
+    cards.splice(0, cards.length, { state: 'loading', progress: 0.5 }, { state: 'loaded', progress: null, max_model_len: 256, capabilities: [] })
+    await loadEmbeddingModel('minilm')
+    // What loading learnt comes with the state; the capabilities stay the list's.
+    expect(modelsStore.getState().embeddingModels[0]).toEqual({ id: 'minilm', capabilities: ['embeddings'], state: 'loaded', progress: null, max_model_len: 256 })
+    expect(asked).toContain('POST /v1/embeddings')
+    expect(asked).toContain('GET /v1/models/minilm')
+    // Loaded already: nothing is asked.
+    asked.length = 0
+    await loadEmbeddingModel('minilm')
+    expect(asked).toEqual([])
   })
 })

@@ -1,24 +1,33 @@
 import { createStore } from 'zustand/vanilla'
-import { ApiError, chatModels, errorFromException, getModel, listModels, type ApiConfig, type ModelInfo } from '../api/client'
+import {
+  ApiError,
+  chatModels,
+  createEmbeddings,
+  embeddingModels,
+  errorFromException,
+  getModel,
+  listModels,
+  type ApiConfig,
+  type ModelInfo,
+} from '../api/client'
 import type { ChatError } from '../types'
 import { apiConfig } from './settings'
 
 interface ModelsState {
   status: 'idle' | 'loading' | 'ok' | 'error'
+  /** The chat models. */
   models: ModelInfo[]
+  /** The models that embed documents' passages (the same listing). */
+  embeddingModels: ModelInfo[]
   error: ChatError | null
 }
 
-export const modelsStore = createStore<ModelsState>()(() => ({ status: 'idle', models: [], error: null }))
-
-function listChatModels(cfg: ApiConfig, signal?: AbortSignal): Promise<ModelInfo[]> {
-  return listModels(cfg, signal).then(chatModels)
-}
+export const modelsStore = createStore<ModelsState>()(() => ({ status: 'idle', models: [], embeddingModels: [], error: null }))
 
 /** Tries an address and key before they are saved: how many chat models it lists, or why not. */
 export async function probeServer(cfg: ApiConfig): Promise<{ count: number } | { error: ChatError }> {
   try {
-    return { count: (await listChatModels(cfg)).length }
+    return { count: chatModels(await listModels(cfg)).length }
   } catch (e) {
     return { error: errorFromException(e) }
   }
@@ -26,15 +35,18 @@ export async function probeServer(cfg: ApiConfig): Promise<{ count: number } | {
 
 let inFlight: AbortController | null = null
 
-/** Fetches the chat models; a newer call (settings changed) supersedes an older one. */
+/** Fetches the models and returns the chat ones; a newer call (settings changed) supersedes an older one. */
 export async function refreshModels(): Promise<ModelInfo[]> {
   inFlight?.abort()
   const controller = new AbortController()
   inFlight = controller
   modelsStore.setState({ status: 'loading' })
   try {
-    const models = await listChatModels(apiConfig(), controller.signal)
-    if (!controller.signal.aborted) modelsStore.setState({ status: 'ok', models, error: null })
+    const listed = await listModels(apiConfig(), controller.signal)
+    const models = chatModels(listed)
+    if (!controller.signal.aborted) {
+      modelsStore.setState({ status: 'ok', models, embeddingModels: embeddingModels(listed), error: null })
+    }
     return models
   } catch (e) {
     if (controller.signal.aborted) return modelsStore.getState().models
@@ -62,17 +74,41 @@ const sleep = (ms: number, signal: AbortSignal) =>
  */
 export async function followLoad(id: string, signal: AbortSignal, everyMs = 400): Promise<void> {
   while (!signal.aborted) {
-    let card: ModelInfo
-    try {
-      card = await getModel(apiConfig(), id, signal)
-    } catch {
-      return // the request itself reports why the server cannot be reached
-    }
-    if (signal.aborted) return
-    // Only where the load stands: the rest of the card is the list's (as the list was read).
-    const { state, progress, error } = card
-    modelsStore.setState((s) => ({ models: s.models.map((m) => (m.id === id ? { ...m, state, progress, error } : m)) }))
-    if (!waitsForLoad(card)) return
+    const card = await readLoad(id, signal)
+    if (!waitsForLoad(card ?? undefined)) return
     await sleep(everyMs, signal)
   }
+}
+
+/** Reads where a model's load stands into the lists; null when the server cannot say (or `signal` aborted). */
+async function readLoad(id: string, signal?: AbortSignal): Promise<ModelInfo | null> {
+  let card: ModelInfo
+  try {
+    card = await getModel(apiConfig(), id, signal)
+  } catch {
+    return null // the request itself reports why the server cannot be reached
+  }
+  if (signal?.aborted) return null
+  // Only where the load stands and what loading learnt (context, memory, quantisation): the rest
+  // of the card (its capabilities) is the list's, as the list was read.
+  const { state, progress, error, max_model_len, memory_bytes, quantization } = card
+  const learnt = Object.fromEntries(Object.entries({ max_model_len, memory_bytes, quantization }).filter(([, v]) => v !== undefined))
+  const update = (list: ModelInfo[]) => list.map((m) => (m.id === id ? { ...m, state, progress, error, ...learnt } : m))
+  modelsStore.setState((s) => ({ models: update(s.models), embeddingModels: update(s.embeddingModels) }))
+  return card
+}
+
+/**
+ * Loads an embeddings model now, as chat models load: a request naming it (here, one word to
+ * embed) loads it while the lists follow the server's progress. Its failure shows in its state.
+ */
+export async function loadEmbeddingModel(id: string): Promise<void> {
+  if (!waitsForLoad(modelsStore.getState().embeddingModels.find((m) => m.id === id))) return
+  const following = new AbortController()
+  const followed = followLoad(id, following.signal)
+  await createEmbeddings(apiConfig(), id, ['load']).catch(() => undefined)
+  following.abort()
+  await followed
+  // The load's end as the server has it: the loop may have been asleep when it came.
+  await readLoad(id)
 }

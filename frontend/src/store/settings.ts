@@ -12,6 +12,12 @@ export interface Preset {
   prompt: string
 }
 
+/** A saved message text, put into the message box by typing `/` and its name. */
+export interface SavedPrompt {
+  name: string
+  text: string
+}
+
 export interface Settings {
   /** Empty means same origin (`/v1`), so one dist/ works behind any host without a rebuild. */
   apiBaseUrl: string
@@ -21,7 +27,10 @@ export interface Settings {
   /** Parameters a new conversation starts with; changed only by an explicit "save as default". */
   defaultParams: GenParams
   lastModel: string
+  /** The model that embeds documents' passages; empty: the server's first. */
+  embeddingModel: string
   presets: Preset[]
+  prompts: SavedPrompt[]
 }
 
 interface SettingsActions {
@@ -42,7 +51,9 @@ export const settingsStore = createStore<Settings & SettingsActions>()(
       theme: 'system',
       defaultParams: DEFAULT_PARAMS,
       lastModel: '',
+      embeddingModel: '',
       presets: [],
+      prompts: [],
       update: (patch) => set(patch),
     }),
     {
@@ -66,6 +77,16 @@ export function savePreset(name: string, prompt: string): void {
 
 export function deletePreset(name: string): void {
   settingsStore.getState().update({ presets: settingsStore.getState().presets.filter((p) => p.name !== name) })
+}
+
+/** Saves a prompt under `name`, replacing the one called `replacing` (its old name) or of that name. */
+export function savePrompt(name: string, text: string, replacing = name): void {
+  const prompts = settingsStore.getState().prompts.filter((p) => p.name !== name && p.name !== replacing)
+  settingsStore.getState().update({ prompts: [...prompts, { name, text }].sort((a, b) => a.name.localeCompare(b.name)) })
+}
+
+export function deletePrompt(name: string): void {
+  settingsStore.getState().update({ prompts: settingsStore.getState().prompts.filter((p) => p.name !== name) })
 }
 
 export function apiConfig(): ApiConfig {

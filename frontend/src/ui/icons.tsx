@@ -118,6 +118,12 @@ export const PaperclipIcon = () => (
     <path d="m21.44 11.05-9.19 9.19a6 6 0 0 1-8.49-8.49l8.57-8.57A4 4 0 1 1 18 8.84l-8.59 8.57a2 2 0 0 1-2.83-2.83l8.49-8.48" />
   </Icon>
 )
+export const MicIcon = () => (
+  <Icon>
+    <rect x="9" y="2" width="6" height="12" rx="3" />
+    <path d="M19 10v1a7 7 0 0 1-14 0v-1M12 18v4" />
+  </Icon>
+)
 export const FileIcon = () => (
   <Icon size={14}>
     <path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z" />
@@ -127,5 +133,11 @@ export const FileIcon = () => (
 export const MoreIcon = () => (
   <Icon size={16}>
     <path d="M5 12h.01M12 12h.01M19 12h.01" />
+  </Icon>
+)
+export const InfoIcon = () => (
+  <Icon>
+    <circle cx="12" cy="12" r="9" />
+    <path d="M12 16v-5M12 8h.01" />
   </Icon>
 )
