@@ -19,11 +19,17 @@ Transformers then reads the file: config, tokenizer, chat template and the dequa
 
 from __future__ import annotations
 
+import functools
 import struct
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import gguf as gguf_py
 import numpy as np
 import torch
 from gguf import GGML_QUANT_SIZES, MODEL_ARCH, MODEL_ARCH_NAMES, GGMLQuantizationType, get_tensor_name_map
@@ -42,6 +48,44 @@ from transformers.modeling_gguf_pytorch_utils import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from .quantization import INT4_GROUP, Int4Plan, Plan, Q8Plan, int4_plan, q8_plan
+
+# Transformers reads a GGUF file with gguf-py's GGUFReader three times in one load (its config,
+# its tokenizer, its weights), each decoding the whole vocabulary field by field (seconds), and
+# builds gguf-py's tensor-name map once per module of the model (~400 for a small one): within
+# `one_reading`, every read of the file being loaded shares one reader, and a name map is built
+# once per architecture and depth. Both are looked up on the gguf module when called, so they
+# are replaced there.
+_open_readers: dict[Path, Any] = {}
+_readers_lock = threading.Lock()
+_new_reader = gguf_py.GGUFReader
+
+
+def _shared_reader(path: str | Path, *args: Any, **kwargs: Any) -> Any:
+    key = Path(path).resolve()
+    with _readers_lock:
+        if key not in _open_readers:
+            return _new_reader(path, *args, **kwargs)
+        if _open_readers[key] is None:
+            _open_readers[key] = _new_reader(path, *args, **kwargs)
+        return _open_readers[key]
+
+
+gguf_py.GGUFReader = _shared_reader  # type: ignore[misc,assignment]
+gguf_py.get_tensor_name_map = functools.lru_cache(maxsize=8)(get_tensor_name_map)
+
+
+@contextmanager
+def one_reading(path: Path) -> Iterator[None]:
+    """Every GGUFReader of `path` in the block is one (its memory map closes after it)."""
+    key = path.resolve()
+    with _readers_lock:
+        _open_readers.setdefault(key, None)
+    try:
+        yield
+    finally:
+        with _readers_lock:
+            _open_readers.pop(key, None)
+
 
 SUFFIX = ".gguf"
 Q = GGMLQuantizationType

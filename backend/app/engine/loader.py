@@ -179,7 +179,7 @@ def load_chat_model(options: ModelOptions) -> tuple[PreTrainedModel, PreTrainedT
     # weights (asked to: its own packed GGUF layers would fetch kernels from the Hub).
     source, file = (path.parent, {"gguf_file": path.name}) if gguf.is_gguf(path) else (path, {})
     dequantised = {"quantization_config": GgufConfig(dequantize=True)} if file else {}
-    with loading("Chat", path):
+    with loading("Chat", path), gguf.one_reading(path):
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, **file)
         model = AutoModelForCausalLM.from_pretrained(
             source,

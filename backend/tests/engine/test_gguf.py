@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, GgufConfig
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from app.core.config import Settings
+from app.engine import gguf as ours
 from app.engine.config import ModelOptions
 from app.engine.engine import Engine
 from app.engine.loader import ModelLoadError, preflight
@@ -102,6 +103,23 @@ def write_tiny(path: Path, architecture: str = "llama", odd: Q | None = None) ->
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny(tmp_path_factory.mktemp("gguf") / "tiny.Q8_0-Q4_0.gguf")
+
+
+def test_a_load_parses_the_file_once(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Transformers reads it for the config, the tokenizer and the weights: one reader serves all
+    # three (each parse decodes the whole vocabulary: seconds on a real model).
+    made: list[object] = []
+    real = ours._new_reader
+
+    def counting(*args: object, **kwargs: object) -> object:
+        made.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ours, "_new_reader", counting)
+    load_model(chat_model_path=tiny, dtype="bfloat16")
+    assert len(made) == 1, made
+    # Outside a load nothing is held open.
+    assert gguf.GGUFReader(tiny) is not gguf.GGUFReader(tiny)
 
 
 @pytest.mark.skipif(kernels() is None, reason="the native kernels (q8) are not built")
