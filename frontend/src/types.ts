@@ -100,6 +100,20 @@ export interface Message {
   promptTokensEstimate?: number
   /** Assistant messages while the question's files are searched for passages. */
   searching?: boolean
+  /** Assistant messages asked side by side (chat/compare.ts): the settings this one was asked with. */
+  variant?: Variant
+}
+
+/**
+ * What one side-by-side answer asks differently from its conversation's settings (absent: the
+ * conversation's own): another model, temperature, seed or system prompt.
+ */
+export interface Variant {
+  model?: string
+  temperature?: number
+  /** null: a fresh random seed. */
+  seed?: number | null
+  systemPrompt?: string
 }
 
 export interface GenParams {

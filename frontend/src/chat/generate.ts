@@ -15,7 +15,7 @@ import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { followLoad, modelsStore } from '../store/models'
 import { apiBaseHref, apiConfig } from '../store/settings'
-import type { ChatError, Conversation, Message } from '../types'
+import type { ChatError, Conversation, Message, Variant } from '../types'
 import { addMetrics, streamClock } from './metrics'
 import { offersContinue, pickModel } from './model'
 import { preparePassages } from './passages'
@@ -132,6 +132,44 @@ export function generate(convId: string, parentId: string, prepare?: () => void)
 }
 
 /**
+ * Streams several answers to the branch ending at `parentId` at once, as versions of one message
+ * (side by side: compare.ts): `columns` names each new answer and what it asks differently from
+ * the conversation. They share one Stop; an error in one leaves the others running. Resolves
+ * like generate.
+ */
+export function generateSiblings(
+  convId: string,
+  parentId: string,
+  columns: { id: string; variant: Variant }[],
+  prepare?: () => void,
+): Promise<boolean> {
+  return exclusive(convId, async () => {
+    prepare?.()
+    const conv = chatStore.getState().conversations[convId]
+    if (!conv) return
+    for (const { id, variant } of columns) {
+      chatStore.getState().addMessage(convId, {
+        id,
+        role: 'assistant',
+        content: '',
+        createdAt: Date.now(),
+        status: 'streaming',
+        parentId,
+        variant,
+        ...(variant.model ? { model: variant.model } : {}),
+      })
+    }
+    const controller = new AbortController()
+    running.set(convId, controller)
+    try {
+      await Promise.all(columns.map(({ id, variant }) => streamInto(conv, id, parentId, undefined, { variant, controller })))
+    } finally {
+      running.delete(convId)
+    }
+  })
+}
+
+/**
  * Carries on an answer the length limit cut, in the same message, with the server's
  * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
  * it, or the answer was cut while still reasoning (no answer text to carry on) or has tool calls
@@ -152,12 +190,20 @@ export async function continueInPlace(convId: string, messageId: string): Promis
 
 /**
  * Streams the answer to the branch ending at `upTo` into message `messageId`: a new one, or
- * `continued` (then `upTo` is that message, and the answer is added to its text).
+ * `continued` (then `upTo` is that message, and the answer is added to its text). `column`: one
+ * of several answers at once (generateSiblings), which owns their shared controller.
  */
-async function streamInto(conv: Conversation, messageId: string, upTo: string, continued?: Message): Promise<void> {
+async function streamInto(
+  conv: Conversation,
+  messageId: string,
+  upTo: string,
+  continued?: Message,
+  column?: { variant: Variant; controller: AbortController },
+): Promise<void> {
   const convId = conv.id
-  const controller = new AbortController()
-  running.set(convId, controller)
+  const controller = column?.controller ?? new AbortController()
+  if (!column) running.set(convId, controller)
+  const variant = column?.variant ?? {}
   let content = continued?.content ?? ''
   let reasoning = continued?.reasoning ?? ''
   const calls: PendingCalls = new Map()
@@ -187,12 +233,16 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
   let model = conv.model
   const baseUrl = apiBaseHref()
   try {
-    model = await pickModel(conv)
+    model = variant.model ?? (await pickModel(conv))
     const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
     const sources = await preparePassages(convId, question?.id, controller.signal, () =>
       chatStore.getState().updateMessage(convId, messageId, { searching: true }),
     )
-    const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv, upTo)
+    const current = chatStore.getState().conversations[convId] ?? conv
+    const messages = requestMessages(
+      variant.systemPrompt === undefined ? current : { ...current, systemPrompt: variant.systemPrompt },
+      upTo,
+    )
     // The last message is this (still empty) answer's, which requestMessages leaves out.
     const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
     chatStore
@@ -202,7 +252,7 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     const request = {
       model,
       messages,
-      params: conv.params,
+      params: { ...conv.params, ...paramsOf(variant) },
       conversationId: conv.id,
       continueFinal: !!continued,
       tools: conv.tools,
@@ -218,7 +268,7 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
       ? { status: 'stopped', metrics: clock.metrics(null) }
       : { status: content || reasoning || calls.size ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
-    running.delete(convId)
+    if (!column) running.delete(convId)
     throttle.cancel()
   }
   // Stopped before anything arrived: no "Stopped · ~0 tokens" answer is left behind.
@@ -237,6 +287,14 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     ...final,
     model,
   })
+}
+
+/** The sampling settings a variant sets (the others stay the conversation's). */
+function paramsOf(variant: Variant): Partial<Conversation['params']> {
+  return {
+    ...(variant.temperature !== undefined ? { temperature: variant.temperature } : {}),
+    ...(variant.seed !== undefined ? { seed: variant.seed } : {}),
+  }
 }
 
 /** Stops the answer being written in the conversation, in this tab or another. */
