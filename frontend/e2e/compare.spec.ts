@@ -17,6 +17,7 @@ test('side by side: two answers stream at once in columns, Keep this one, it sur
     // One model listed: the second column offers it warmer.
     await expect(dialog.getByLabel('Temperature')).toHaveValue('1.2')
     await dialog.getByLabel('Seed').fill('7')
+    await shot(page, 'compare-dialog-en-desktop')
     await dialog.getByRole('button', { name: 'Ask both' }).click()
 
     const first = page.getByRole('region', { name: 'Answer 1: scripted · temperature 0.7' })
@@ -40,6 +41,8 @@ test('side by side: two answers stream at once in columns, Keep this one, it sur
       [1.2, 7],
     ])
     await expect(page.getByRole('status').filter({ hasText: 'Both answers have finished: keep one.' })).toHaveCount(1)
+    // Keep this one in place of Regenerate, which would end the comparison with neither kept.
+    await expect(page.locator('.compare').getByRole('button', { name: 'Regenerate' })).toHaveCount(0)
     await expectAccessible(page, 'answers side by side')
     await shot(page, 'compare-en-desktop')
     await page.setViewportSize({ width: 390, height: 844 })
@@ -59,6 +62,7 @@ test('side by side: two answers stream at once in columns, Keep this one, it sur
     await setSettings(page, { language: 'zh' })
     await page.locator('#composer-input').fill('说一种颜色。')
     await page.getByRole('button', { name: '对比：用两种方式并排提问' }).click()
+    await shot(page, 'compare-dialog-zh-CN-desktop')
     await page.getByRole('button', { name: '两边都问' }).click()
     await expect(page.getByRole('button', { name: '保留这个' })).toHaveCount(2)
     await expect(page.getByRole('button', { name: '保留这个' }).first()).toBeEnabled()

@@ -109,8 +109,8 @@ export function CompareColumns({ conv, columns, busy }: { conv: Conversation; co
             <h3 className="compare-heading" id={`compare-${m.id}`}>
               {label}
             </h3>
-            {/* No ‹ › nor Retry inside a column: the comparison is the versions' view until one is kept. */}
-            <MessageView convId={conv.id} message={m} isLast={false} busy={busy} version={1} versions={1} />
+            {/* No ‹ › inside a column: the comparison is the versions' view until one is kept. */}
+            <MessageView convId={conv.id} message={m} isLast={false} busy={busy} version={1} versions={1} compared />
             <button type="button" className="btn small compare-keep" disabled={busy} onClick={() => keepAnswer(conv.id, m.id)}>
               {t('compareKeep')}
             </button>
