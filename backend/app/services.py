@@ -51,6 +51,7 @@ from .serving.generation import ModelContext
 from .serving.messages import MessagesService
 from .serving.response_store import ResponseStore
 from .serving.responses import ResponsesService
+from .serving.resumable import ResumableStreams
 from .serving.tokenize import TokenizeService
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class EmbeddingModel:
 class Services:
     registry: Registry
     store: ResponseStore  # every chat model's stored responses, for GET, DELETE and cancel
+    streams: ResumableStreams  # every chat model's answers kept for a client that comes back
 
     def cards(self) -> list[ModelCard]:
         return [card(entry) for entry in self.registry.entries.values()]
@@ -240,6 +242,12 @@ def build_services(settings: Settings) -> Services:
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
     store = ResponseStore(settings.max_stored_responses)
+    streams = ResumableStreams(
+        settings.stream_resume_s,
+        settings.max_resumable_streams,
+        settings.stream_resume_max_bytes,
+        settings.sse_ping_s,
+    )
 
     def load(spec: ModelSpec, progress: Progress) -> ChatModel | EmbeddingModel:
         if spec.kind == "chat":
@@ -247,7 +255,7 @@ def build_services(settings: Settings) -> Services:
         return load_embedder(settings, spec, progress)
 
     registry = Registry(model_specs(settings), load, memory_budget(settings), settings.queue_timeout_s)
-    return Services(registry, store)
+    return Services(registry, store, streams)
 
 
 def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progress: Progress) -> ChatModel:

@@ -40,6 +40,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         MAX_NUM_SEQS="1",
         SSE_PING_S="0.2",
         QUEUE_TIMEOUT_S=str(QUEUE_TIMEOUT_S),
+        STREAM_RESUME_S="0",  # a client's leaving stops its answer even with X-Message-Id
     )
     yield proc
     proc.stop()
@@ -170,13 +171,19 @@ def next_request_is_served(small_http: httpx.Client) -> None:
     assert resp.status_code == 200, f"the abandoned generation still holds the slot: {resp.text}"
 
 
-def test_hanging_up_a_stream_frees_its_slot(small_http: httpx.Client) -> None:
-    with small_http.stream("POST", "/v1/completions", json=long_answer(stream=True)) as resp:
+@pytest.mark.parametrize("resumable", [False, True], ids=["plain", "with-message-id"])
+def test_hanging_up_a_stream_frees_its_slot(small_http: httpx.Client, resumable: bool) -> None:
+    """With STREAM_RESUME_S=0, a stream sent with X-Conversation-Id and X-Message-Id stops with
+    its client too, and is not kept for GET /v1/stream."""
+    headers = {"X-Conversation-Id": "c1", "X-Message-Id": "m1"} if resumable else {}
+    with small_http.stream("POST", "/v1/completions", json=long_answer(stream=True), headers=headers) as resp:
         assert resp.status_code == 200
         for line in resp.iter_lines():
             if line.startswith("data:"):
                 break
     next_request_is_served(small_http)
+    if resumable:
+        assert_error(small_http.get("/v1/stream/c1/m1"), 404, code="stream_not_found")
 
 
 def requests_counted(small_http: httpx.Client, route: str, status: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -57,6 +58,10 @@ def test_docs_and_openapi_are_served(http: httpx.Client) -> None:
     paths = spec.json()["paths"]
     for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/health"):
         assert path in paths, f"{path} missing from /openapi.json"
+    # Every schema it points to is in it (clients are generated from it).
+    refs = set(re.findall(r'"\$ref": ?"#/components/schemas/([^"]+)"', spec.text))
+    assert "ModelLoadRequest" in refs
+    assert refs <= set(spec.json()["components"]["schemas"]), refs - set(spec.json()["components"]["schemas"])
 
 
 def test_cors_preflight_for_an_allowed_origin_needs_no_key(base_url: str) -> None:

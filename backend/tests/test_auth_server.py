@@ -236,6 +236,30 @@ def test_sign_in_is_throttled_per_account(server: ServerProcess, admin: httpx.Cl
     )
 
 
+def test_only_who_started_an_answer_may_resume_it(server: ServerProcess, admin: httpx.Client) -> None:
+    """A kept stream (X-Message-Id) is read again by the person who started it, from any of their
+    sessions; anyone else (here the operator's key) is told it is not kept: a 404, not a 403."""
+    headers = {"X-Conversation-Id": "shared-conversation", "X-Message-Id": "m1"}
+    body = {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 2,
+        "stream": True,
+    }
+    with admin.stream("POST", "/v1/chat/completions", json=body, headers=headers) as resp:
+        assert resp.status_code == 200
+        answer = resp.read()
+    path = "/v1/stream/shared-conversation/m1"
+    with browser(server) as other_session:
+        assert other_session.post("/auth/login", json=ADMIN).status_code == 200
+        again = other_session.get(path)
+        assert again.status_code == 200 and again.content == answer
+    stranger = httpx.get(
+        f"{server.url}{path}", headers={"Authorization": f"Bearer {OPERATOR_KEY}"}, timeout=REQUEST_TIMEOUT_S
+    )
+    assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "stream_not_found"
+
+
 @contextmanager
 def signed_in(server: ServerProcess, credentials: dict[str, str]) -> Iterator[httpx.Client]:
     with browser(server) as http:

@@ -1,6 +1,7 @@
 """The API through Nginx, against real replicas with the real model: streaming passes through
 unbuffered and uncompressed, JSON answers and the backend's own errors pass through as they
-are, a client that hangs up stops the generation, and rate limiting is off as shipped."""
+are, a client that hangs up stops the generation (unless the answer is kept to be resumed: then
+the resumed stream reaches the replica that kept it), and rate limiting is off as shipped."""
 
 from __future__ import annotations
 
@@ -134,6 +135,24 @@ def test_client_hang_up_through_nginx_stops_generation(site: Site) -> None:
         time.sleep(0.2)
     assert running() == 0
     assert generated() - before < 1000
+
+
+def test_kept_answer_resumes_through_nginx(site: Site, http: httpx.Client) -> None:
+    """A page reloaded mid-answer: its GET carries the conversation's id, so Nginx sends it to the
+    replica that kept the answer, which replays it whole."""
+    headers = {"X-Conversation-Id": f"resume-{time.monotonic_ns()}", "X-Message-Id": "m1"}
+    body = chat_body(STORY, 30, ignore_eos=True, stream=True, temperature=0)
+    with http.stream("POST", f"{site.url}/v1/chat/completions", json=body, headers=headers) as r:
+        assert r.status_code == 200
+        next(line for line in r.iter_lines() if line.startswith("data: {"))
+    url = f"{site.url}/v1/stream/{headers['X-Conversation-Id']}/m1"
+    resumed = http.get(url, headers={"X-Conversation-Id": headers["X-Conversation-Id"]})
+    assert resumed.status_code == 200, resumed.text
+    events = [line[6:] for line in resumed.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    finished = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0].get("finish_reason")]
+    assert finished == ["length"], "the resumed answer did not run to its end"
 
 
 def test_rate_limit_is_off_by_default(site: Site, http: httpx.Client) -> None:

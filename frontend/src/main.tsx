@@ -4,6 +4,7 @@ import './ui/controls.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
+import { resumeAnswers } from './chat/generate'
 import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
 import { loadInto, openConversationDb, openTabChannel, persistChanges } from './store/persist'
@@ -11,14 +12,15 @@ import { settingsStore } from './store/settings'
 
 const db = openConversationDb()
 // Other tabs of this page write the same conversations: they tell each other on a channel.
-const persistence = persistChanges(chatStore, db, undefined, openTabChannel())
+// An answer a closed tab was writing, or this page before a reload, is picked up from the server.
+const persistence = persistChanges(chatStore, db, undefined, openTabChannel(), resumeAnswers)
 // Last changes (e.g. a half-streamed answer) are written before the tab goes away.
 addEventListener('pagehide', () => void persistence.flush())
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) void persistence.flush()
 })
 
-void loadInto(chatStore, db).catch((e: unknown) => {
+void loadInto(chatStore, db).then(resumeAnswers, (e: unknown) => {
   // Private windows in some browsers refuse IndexedDB: chat still works, just without history.
   console.error('Could not read saved conversations', e)
   chatStore.getState().load([], null)

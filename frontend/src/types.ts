@@ -100,6 +100,9 @@ export interface Message {
   promptTokensEstimate?: number
   /** Assistant messages while the question's files are searched for passages. */
   searching?: boolean
+  /** Assistant messages while streaming: the X-Message-Id it was asked with, by which a page
+   *  reloaded meanwhile picks it up from the server (generate.ts, resumeAnswers). */
+  streamId?: string
   /** Assistant messages asked side by side (chat/compare.ts): the settings this one was asked with. */
   variant?: Variant
 }

@@ -54,8 +54,14 @@ def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
     return body
 
 
+# Every model documented_body has named, for openapi.py to describe (a $ref to a schema that
+# is not described breaks clients generated from /openapi.json).
+DOCUMENTED: dict[str, type[BaseModel]] = {}
+
+
 def documented_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` for a route whose body comes from json_body (see openapi.py)."""
+    DOCUMENTED[model.__name__] = model
     return {
         "requestBody": {
             "required": True,

@@ -150,7 +150,6 @@ class DocumentIn(BaseModel):
 
 
 # The bodies json_body parses, for the OpenAPI description (openapi.py).
-BODIES = (ConversationPut, ConversationChange, ConversationImport, Fork, PresetIn, DocumentIn)
 
 
 class LocalOwner:

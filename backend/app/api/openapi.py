@@ -9,35 +9,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
-from ..protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    DetokenizeRequest,
-    EmbeddingRequest,
-    TokenizeRequest,
-)
-from ..protocol_anthropic import CountTokensRequest, MessagesRequest
-from ..protocol_responses import ResponsesRequest
-from .conversation_routes import BODIES as STORAGE_BODIES
-
-REQUEST_MODELS = (
-    ChatCompletionRequest,
-    ResponsesRequest,
-    CompletionRequest,
-    EmbeddingRequest,
-    TokenizeRequest,
-    DetokenizeRequest,
-    MessagesRequest,
-    CountTokensRequest,
-    *STORAGE_BODIES,
-)
+from .body import DOCUMENTED
 
 
 def describe(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         _, defs = models_json_schema(
-            [(model, "validation") for model in REQUEST_MODELS],
+            [(model, "validation") for model in DOCUMENTED.values()],
             ref_template="#/components/schemas/{model}",
         )
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -42,6 +42,8 @@ from ..protocol_anthropic import (
 )
 from ..protocol_responses import DeletedResponse, ResponseObject, ResponsesRequest
 from ..services import ChatModel, EmbeddingModel, Services, card
+from ..serving.generation import resumable_key
+from ..serving.resumable import key_of
 from ..serving.streams import until_disconnected
 from .body import documented_body, json_body
 from .deps import services
@@ -117,8 +119,10 @@ async def chat_completions(
     request: Request,
     s: Loaded,
 ) -> Response:
-    async with s.chat(body.model, body.keep_alive) as m:
-        return await m.chat.create(body, request)
+    # Kept before the model is even loaded: a client back meanwhile waits for the answer.
+    with s.streams.reserved(resumable_key(request, body.stream)) as kept:
+        async with s.chat(body.model, body.keep_alive) as m:
+            return await m.chat.create(body, request, kept)
 
 
 @v1.post("/responses", **generated(ResponsesRequest, ResponseObject, 400, 404, 413, 429))
@@ -149,12 +153,43 @@ async def cancel_response(response_id: str, s: Loaded) -> ResponseObject:
     return await s.store.cancel(response_id)
 
 
+KEPT = errors(404)
+KEPT[404] = {**KEPT[404], "description": "No such answer kept here (`code` stream_not_found)."}
+
+
+@v1.get(
+    "/stream/{conversation_id}/{message_id}",
+    responses={
+        200: {
+            "description": "Server-Sent Events: every chunk of the answer so far, then the rest as it "
+            "is generated, then `data: [DONE]`.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        },
+        **KEPT,
+    },
+)
+async def resume_stream(conversation_id: str, message_id: str, request: Request, s: Loaded) -> Response:
+    """A streamed chat or text completion that was sent with X-Conversation-Id and X-Message-Id,
+    replayed from its first chunk (llama-server's /v1/stream, per message): its client may have
+    left, the answer went on (STREAM_RESUME_S)."""
+    return s.streams.resume(key_of(request, conversation_id, message_id))
+
+
+@v1.delete("/stream/{conversation_id}/{message_id}", status_code=204, responses=KEPT)
+async def stop_stream(conversation_id: str, message_id: str, request: Request, s: Loaded) -> Response:
+    """Stops a kept answer (a Stop button: hanging up no longer stops it); it is forgotten, and
+    its readers get what was generated, then `[DONE]`."""
+    s.streams.stop(key_of(request, conversation_id, message_id))
+    return Response(status_code=204)
+
+
 @v1.post("/completions", **generated(CompletionRequest, CompletionResponse, 400, 404, 413, 429))
 async def completions(
     body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))], request: Request, s: Loaded
 ) -> Response:
-    async with s.chat(body.model, body.keep_alive) as m:
-        return await m.completions.create(body, request)
+    with s.streams.reserved(resumable_key(request, body.stream)) as kept:
+        async with s.chat(body.model, body.keep_alive) as m:
+            return await m.completions.create(body, request, kept)
 
 
 @v1.post("/embeddings", **generated(EmbeddingRequest, EmbeddingResponse, 400, 404, 413, 429))

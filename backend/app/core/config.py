@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     # GET /v1/responses/{id}, in this process; past it the oldest are forgotten.
     max_stored_responses: int = Field(default=1000, ge=0)
 
+    # A streamed chat (or text) completion sent with X-Conversation-Id and X-Message-Id runs on
+    # this long after its client left, kept for GET /v1/stream/{conversation}/{message} (a page
+    # reloaded mid-answer); 0: a client leaving stops its answer. At most this many are kept, each
+    # up to this many bytes of events; past either limit an answer streams as without the headers.
+    stream_resume_s: float = Field(default=120.0, ge=0)
+    max_resumable_streams: int = Field(default=64, ge=0)
+    stream_resume_max_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+
     # Embeddings: requests that may wait for the embedding model (more get a 429), and the
     # tokens one request may send in all (more get a 400).
     embedding_max_waiting: int = Field(default=64, ge=1)

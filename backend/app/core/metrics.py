@@ -57,6 +57,10 @@ E2E = Histogram(
     ["model"],
     buckets=_LATENCY_BUCKETS,
 )
+# Streamed answers kept for a client that may come back (X-Message-Id), and reads of them by
+# GET /v1/stream/{conversation_id}/{message_id} (serving/resumable.py).
+RESUMABLE_STREAMS = Counter("llm_resumable_streams_total", "Streamed answers kept for resuming.")
+RESUMED_STREAMS = Counter("llm_resumed_streams_total", "Kept answers read again (resumed).")
 
 
 @dataclass(frozen=True)

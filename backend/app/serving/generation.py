@@ -24,6 +24,7 @@ from ..engine.engine import Engine
 from ..engine.grammar import Grammar
 from ..engine.sampling import SamplingParams
 from ..protocol import SamplingRequest
+from .resumable import Key, ResumableStream, key_of
 from .streams import Outputs, first_output, sse_response, start_generation, until_disconnected, with_first
 from .tokens import TokenTexts
 from .unsupported import refuse_stream_options_without_stream, refuse_unsupported
@@ -55,6 +56,14 @@ class ModelContext:
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
 # The page's id for the conversation a request belongs to (Nginx routes on it too: deploy/).
 CONVERSATION_HEADER = "X-Conversation-Id"
+# With it, the answer's id in that conversation: a streamed answer then outlives its client (resumable.py).
+MESSAGE_HEADER = "X-Message-Id"
+
+
+def resumable_key(raw: Request, stream: bool | None) -> Key | None:
+    """Where a streamed answer sent with both headers is kept for a client that comes back."""
+    conversation, message = raw.headers.get(CONVERSATION_HEADER), raw.headers.get(MESSAGE_HEADER)
+    return key_of(raw, conversation, message) if stream and conversation and message else None
 
 
 @dataclass
@@ -114,10 +123,11 @@ class GenerationService(ABC, Generic[RequestT]):
 
     # ---- shared ------------------------------------------------------------------------------
 
-    async def create(self, request: RequestT, raw: Request) -> Response:
+    async def create(self, request: RequestT, raw: Request, kept: ResumableStream | None = None) -> Response:
+        """`kept`: where a streamed answer is kept for a client that comes back (resumable_key)."""
         reply, outputs = await self.start(request, raw)
         if request.stream:
-            return self.sse(reply, outputs)
+            return self.sse(reply, outputs, kept)
         return await until_disconnected(raw, lambda: self.collect(reply, outputs))
 
     async def start(self, request: RequestT, raw: Request) -> tuple[Reply[RequestT], Outputs]:
@@ -152,9 +162,10 @@ class GenerationService(ABC, Generic[RequestT]):
         first = await first_output(outputs, self.ctx.sse_ping_s if request.stream else None)
         return reply, with_first(first, outputs)
 
-    def sse(self, reply: Reply[RequestT], outputs: Outputs) -> Response:
-        """The streamed response: `stream`'s events, framed as OpenAI frames them."""
-        return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s)
+    def sse(self, reply: Reply[RequestT], outputs: Outputs, kept: ResumableStream | None) -> Response:
+        """The streamed response: `stream`'s events, framed as OpenAI frames them, and `kept`."""
+        events = self.stream(reply, outputs)
+        return sse_response(events if kept is None else kept.begin(events), self.ctx.sse_ping_s)
 
     @staticmethod
     def prompt_param(request: RequestT) -> str:

@@ -48,6 +48,7 @@ from .chat import AnswerParser, ChatService
 from .choices import Choice, collect_choices
 from .generation import GenerationService, Reply
 from .messages_input import chat_request
+from .resumable import ResumableStream
 from .streams import Outputs, sse_response
 from .tools import CallDelta
 
@@ -211,5 +212,8 @@ class MessagesService(GenerationService[ChatCompletionRequest]):
             for event in events:
                 yield event.model_dump_json()
 
-    def sse(self, reply: Reply[ChatCompletionRequest], outputs: Outputs) -> Response:
+    def sse(
+        self, reply: Reply[ChatCompletionRequest], outputs: Outputs, kept: ResumableStream | None
+    ) -> Response:
+        # Never kept for resuming (routes.py passes no `kept`): GET /v1/stream replays OpenAI's chunks.
         return sse_response(self.stream(reply, outputs), self.ctx.sse_ping_s, named=True)

@@ -208,13 +208,12 @@ async def until_set(outputs: Outputs, stop: asyncio.Event) -> Outputs:
     """`outputs` until `stop` is set (a cancel from another request): then they end early, and
     closing them aborts the generation."""
     stopped = asyncio.ensure_future(stop.wait())
+    step: asyncio.Future[tuple[int, RequestOutput]] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(outputs))
             await asyncio.wait({step, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                step.cancel()
-                await asyncio.wait({step})  # the generator must be idle before it is closed
                 return
             try:
                 yield step.result()
@@ -222,4 +221,9 @@ async def until_set(outputs: Outputs, stop: asyncio.Event) -> Outputs:
                 return
     finally:
         stopped.cancel()
+        # Stopped, or this reader cancelled (its client gone) mid-wait: the generator must be idle
+        # before it is closed, else aclose() raises "asynchronous generator is already running".
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.wait({step})
         await outputs.aclose()  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_PARAMS } from '../types'
-import { ApiError, apiUrl, chatModels, listModels, readChatStream, streamChat } from './client'
+import { ApiError, apiUrl, chatModels, listModels, readChatStream, resumeChat, stopChat, streamChat } from './client'
 
 const enc = new TextEncoder()
 
@@ -239,6 +239,29 @@ describe('over HTTP', () => {
     // No tools in this chat: neither field is sent.
     expect(seen.body).not.toHaveProperty('tools')
     expect(seen.body).not.toHaveProperty('tool_choice')
+  })
+
+  it('sends a stream id as X-Message-Id, and resumes (GET) and stops (DELETE) the answer kept under it', async () => {
+    const seen: string[] = []
+    routes.set('kept', (req, res) => {
+      seen.push(`${req.method} ${req.url} ${String(req.headers['x-conversation-id'])} ${String(req.headers['x-message-id'])}`)
+      if (req.method === 'DELETE') res.writeHead(204).end()
+      else if (req.url?.endsWith('/gone')) jsonError(404, 'stream_not_found', 'No longer kept')(req, res)
+      else res.writeHead(200, { 'Content-Type': 'text/event-stream' }).end(chunk('Hi', 'stop') + 'data: [DONE]\n\n')
+    })
+    const cfg = { baseUrl: base('kept'), apiKey: '' }
+    const signal = new AbortController().signal
+    await streamChat(cfg, { model: 'm', messages: [], params: DEFAULT_PARAMS, conversationId: 'c 1', streamId: 's1' }, () => undefined, signal)
+    const { deltas, result } = await collect(await resumeChat(cfg, 'c 1', 's1', signal))
+    expect([deltas, result.sawDone]).toEqual([['Hi'], true])
+    await stopChat(cfg, 'c 1', 's1')
+    await expect(resumeChat(cfg, 'c 1', 'gone', signal)).rejects.toMatchObject({ info: { status: 404 } })
+    expect(seen).toEqual([
+      'POST /kept/v1/chat/completions c 1 s1',
+      'GET /kept/v1/stream/c%201/s1 c 1 undefined',
+      'DELETE /kept/v1/stream/c%201/s1 c 1 undefined',
+      'GET /kept/v1/stream/c%201/gone c 1 undefined',
+    ])
   })
 
   it('sends the chat\'s tools with its tool_choice ("auto" when none was chosen)', async () => {

@@ -113,12 +113,13 @@ export function errorFromException(e: unknown): ChatError {
 }
 
 /**
- * An answer that is not the API's JSON or event stream: a success, or a 404/405, is then a page
- * of a web site (the chat page's own index.html, when the base URL lacks /v1), not an API error.
+ * An answer that is not the API's JSON or event stream: a success with content, or a 404/405, is
+ * then a page of a web site (the chat page's own index.html, when the base URL lacks /v1), not an
+ * API error.
  */
 function notApi(url: string, res: Response): ChatError | null {
   const type = res.headers.get('Content-Type') ?? ''
-  if (/json|event-stream/i.test(type) || !(res.ok || res.status === 404 || res.status === 405)) return null
+  if (/json|event-stream/i.test(type) || res.status === 204 || !(res.ok || res.status === 404 || res.status === 405)) return null
   const what = type.split(';')[0] || 'no content type'
   return { kind: 'not_api', message: `${url} answered HTTP ${res.status} with ${what}, not the API's JSON`, status: res.status }
 }
@@ -253,6 +254,9 @@ export interface ChatStreamRequest {
   /** Sent as X-Conversation-Id: Nginx routes a conversation's turns to one replica (its prefix cache),
    *  and the server caches each answer there for the next turn, the first one's too. */
   conversationId: string
+  /** Sent as X-Message-Id: the server then keeps the answer going when the page goes away, for
+   *  resumeChat (this backend; other servers ignore it). */
+  streamId?: string
   /** Carry on the final (assistant) message instead of answering it: vLLM's extension fields. */
   continueFinal?: boolean
   /** Sent with `tool_choice` (default "auto") when not empty. */
@@ -271,7 +275,11 @@ export async function streamChat(
   const tools = req.tools?.length ? { tools: req.tools, tool_choice: req.toolChoice ?? 'auto' } : {}
   const res = await request(cfg, '/chat/completions', {
     method: 'POST',
-    headers: { ...headers(cfg, true), 'X-Conversation-Id': req.conversationId },
+    headers: {
+      ...headers(cfg, true),
+      'X-Conversation-Id': req.conversationId,
+      ...(req.streamId ? { 'X-Message-Id': req.streamId } : {}),
+    },
     body: JSON.stringify({
       model: req.model,
       messages: req.messages,
@@ -286,6 +294,32 @@ export async function streamChat(
   })
   if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
   return readChatStream(res.body, onDelta, onToolCall)
+}
+
+/** Where the server keeps an answer sent with X-Message-Id (its conversation in the header too, for Nginx's affinity). */
+function keptStream(cfg: ApiConfig, conversationId: string, streamId: string, method: string, signal?: AbortSignal) {
+  const path = `/stream/${encodeURIComponent(conversationId)}/${encodeURIComponent(streamId)}`
+  return request(cfg, path, { method, headers: { ...headers(cfg, false), 'X-Conversation-Id': conversationId }, signal })
+}
+
+/**
+ * The body of an answer the server kept going after its page went away (streamChat's `streamId`),
+ * from its first chunk: read it with readChatStream. Throws ApiError (404) when it is no longer kept.
+ */
+export async function resumeChat(
+  cfg: ApiConfig,
+  conversationId: string,
+  streamId: string,
+  signal: AbortSignal,
+): Promise<ReadableStream<BufferSource>> {
+  const res = await keptStream(cfg, conversationId, streamId, 'GET', signal)
+  if (!res.body) throw new ApiError({ kind: 'server', message: 'Empty response body' })
+  return res.body
+}
+
+/** Stops a kept answer on the server: the page's leaving no longer does. */
+export async function stopChat(cfg: ApiConfig, conversationId: string, streamId: string): Promise<void> {
+  await keptStream(cfg, conversationId, streamId, 'DELETE')
 }
 
 /** The embeddings models: by the backend's `capabilities`, else by name for servers without it. */

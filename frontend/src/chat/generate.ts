@@ -1,6 +1,9 @@
 import { flushSync } from 'react-dom'
 import {
   errorFromException,
+  readChatStream,
+  resumeChat,
+  stopChat,
   streamChat,
   type ChatRequestMessage,
   type DeltaPart,
@@ -188,10 +191,23 @@ export async function continueInPlace(convId: string, messageId: string): Promis
   return true
 }
 
+/** What reading an answer's stream feeds: its text and calls as they come, its live metrics. */
+interface Sink {
+  onDelta: (delta: string, part: DeltaPart) => void
+  onToolCall: (piece: ToolCallDelta) => void
+  clock: ReturnType<typeof streamClock>
+  signal: AbortSignal
+  /** The model the answer is asked of, once chosen. */
+  model: string
+}
+
 /**
  * Streams the answer to the branch ending at `upTo` into message `messageId`: a new one, or
- * `continued` (then `upTo` is that message, and the answer is added to its text). `column`: one
- * of several answers at once (generateSiblings), which owns their shared controller.
+ * `continued` (then `upTo` is that message, and the answer is added to its text). A new answer
+ * goes with a stream id, so that the server keeps it going if this page goes away
+ * (resumeAnswers); a continued one could not be told apart from its start, so it goes without.
+ * Only this site's own API gets one: another server's CORS rules may refuse the extra header.
+ * `column`: one of several answers at once (generateSiblings), which owns their shared controller.
  */
 async function streamInto(
   conv: Conversation,
@@ -201,9 +217,74 @@ async function streamInto(
   column?: { variant: Variant; controller: AbortController },
 ): Promise<void> {
   const convId = conv.id
-  const controller = column?.controller ?? new AbortController()
-  if (!column) running.set(convId, controller)
+  const sameSite = new URL(apiBaseHref()).origin === location.origin
+  const streamId = continued || !sameSite ? undefined : newId()
   const variant = column?.variant ?? {}
+  const controller = column?.controller ?? new AbortController()
+  await writeAnswer(conv, messageId, controller, { streamId, continued, shared: !!column }, async (sink) => {
+    sink.model = variant.model ?? (await pickModel(conv))
+    const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
+    const sources = await preparePassages(convId, question?.id, sink.signal, () =>
+      chatStore.getState().updateMessage(convId, messageId, { searching: true }),
+    )
+    const current = chatStore.getState().conversations[convId] ?? conv
+    const messages = requestMessages(
+      variant.systemPrompt === undefined ? current : { ...current, systemPrompt: variant.systemPrompt },
+      upTo,
+    )
+    // The last message is this (still empty) answer's, which requestMessages leaves out.
+    const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
+    chatStore
+      .getState()
+      .updateMessage(convId, messageId, { promptTokensEstimate, searching: undefined, ...(sources.length ? { sources } : {}) })
+    sink.clock.start()
+    const request = {
+      model: sink.model,
+      messages,
+      params: { ...conv.params, ...paramsOf(variant) },
+      conversationId: conv.id,
+      streamId,
+      continueFinal: !!continued,
+      tools: conv.tools,
+      toolChoice: conv.toolChoice,
+    }
+    // A model not in memory loads as the request waits: the picker shows its progress meanwhile
+    // (on a server that reports models' states; one read when the model is already loaded).
+    if (modelsStore.getState().models.some((m) => m.state)) void followLoad(sink.model, sink.signal)
+    return streamChat(apiConfig(), request, sink.onDelta, sink.signal, sink.onToolCall)
+  })
+}
+
+/** How an answer is written: after `continued`'s text, or `resumed` from the server (its text so
+ *  far sent again); `streamId`: the id the server keeps it under, if any; `shared`: one of several
+ *  answers at once, whose caller (generateSiblings) holds the conversation's place in `running`. */
+interface Writing {
+  streamId?: string
+  continued?: Message
+  resumed?: boolean
+  shared?: boolean
+}
+
+/**
+ * Writes the answer `read` streams into message `messageId`, live, then how it ended. The message
+ * carries its stream id while streaming (none: one the server keeps no more), and Stop stops a
+ * kept answer on the server too.
+ */
+async function writeAnswer(
+  conv: Conversation,
+  messageId: string,
+  controller: AbortController,
+  { streamId, continued, resumed, shared }: Writing,
+  read: (sink: Sink) => Promise<StreamResult>,
+): Promise<void> {
+  const convId = conv.id
+  if (!shared) running.set(convId, controller)
+  chatStore.getState().updateMessage(convId, messageId, { streamId })
+  if (streamId) {
+    const cfg = apiConfig()
+    // Hanging up no longer stops a kept answer on the server: Stop says so.
+    controller.signal.addEventListener('abort', () => void stopChat(cfg, convId, streamId).catch(() => undefined))
+  }
   let content = continued?.content ?? ''
   let reasoning = continued?.reasoning ?? ''
   const calls: PendingCalls = new Map()
@@ -217,62 +298,38 @@ async function streamInto(
   })
   // Rendered now rather than in a later microtask, so the throttle measures the real cost.
   const throttle = renderThrottle(() => flushSync(() => chatStore.getState().updateMessage(convId, messageId, text())))
-  const onDelta = (delta: string, part: DeltaPart) => {
-    clock.chunk()
-    if (part === 'reasoning') reasoning += delta
-    else content += delta
-    throttle.request()
-  }
-  const onToolCall = (piece: ToolCallDelta) => {
-    clock.chunk()
-    addToolCallDelta(calls, piece)
-    throttle.request()
+  const sink: Sink = {
+    onDelta: (delta, part) => {
+      clock.chunk()
+      if (part === 'reasoning') reasoning += delta
+      else content += delta
+      throttle.request()
+    },
+    onToolCall: (piece) => {
+      clock.chunk()
+      addToolCallDelta(calls, piece)
+      throttle.request()
+    },
+    clock,
+    signal: controller.signal,
+    model: conv.model,
   }
 
   let final: Partial<Message>
-  let model = conv.model
   const baseUrl = apiBaseHref()
   try {
-    model = variant.model ?? (await pickModel(conv))
-    const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
-    const sources = await preparePassages(convId, question?.id, controller.signal, () =>
-      chatStore.getState().updateMessage(convId, messageId, { searching: true }),
-    )
-    const current = chatStore.getState().conversations[convId] ?? conv
-    const messages = requestMessages(
-      variant.systemPrompt === undefined ? current : { ...current, systemPrompt: variant.systemPrompt },
-      upTo,
-    )
-    // The last message is this (still empty) answer's, which requestMessages leaves out.
-    const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
-    chatStore
-      .getState()
-      .updateMessage(convId, messageId, { promptTokensEstimate, searching: undefined, ...(sources.length ? { sources } : {}) })
-    clock.start()
-    const request = {
-      model,
-      messages,
-      params: { ...conv.params, ...paramsOf(variant) },
-      conversationId: conv.id,
-      continueFinal: !!continued,
-      tools: conv.tools,
-      toolChoice: conv.toolChoice,
-    }
-    // A model not in memory loads as the request waits: the picker shows its progress meanwhile
-    // (on a server that reports models' states; one read when the model is already loaded).
-    if (modelsStore.getState().models.some((m) => m.state)) void followLoad(model, controller.signal)
-    const result = await streamChat(apiConfig(), request, onDelta, controller.signal, onToolCall)
+    const result = await read(sink)
     final = { ...outcome(result, content !== '' || reasoning !== '' || calls.size > 0), metrics: clock.metrics(result) }
   } catch (e) {
     final = controller.signal.aborted
       ? { status: 'stopped', metrics: clock.metrics(null) }
       : { status: content || reasoning || calls.size ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
-    if (!column) running.delete(convId)
+    if (!shared) running.delete(convId)
     throttle.cancel()
   }
   // Stopped before anything arrived: no "Stopped · ~0 tokens" answer is left behind.
-  if (final.status === 'stopped' && !continued && !content && !reasoning && !calls.size) {
+  if (final.status === 'stopped' && !continued && !resumed && !content && !reasoning && !calls.size) {
     chatStore.getState().removeVersion(convId, messageId)
     return
   }
@@ -284,8 +341,47 @@ async function streamInto(
     metrics: undefined,
     promptTokensEstimate: undefined,
     searching: undefined,
+    streamId: undefined,
     ...final,
-    model,
+    model: sink.model,
+  })
+}
+
+/**
+ * Picks up the answers that were streaming when this page (or the last tab showing them) went
+ * away: the server kept each going (for STREAM_RESUME_S) and sends it again from its start, then
+ * the rest live. One tab resumes an answer (answerLock); one the server no longer keeps stays
+ * interrupted, as it was shown.
+ */
+export function resumeAnswers(): void {
+  for (const conv of Object.values(chatStore.getState().conversations)) {
+    for (const m of conv.messages) {
+      if (m.status === 'interrupted' && m.streamId) void resume(conv.id, m.id, m.streamId)
+    }
+  }
+}
+
+async function resume(convId: string, messageId: string, streamId: string): Promise<void> {
+  await exclusive(convId, async () => {
+    const conv = chatStore.getState().conversations[convId]
+    const message = conv?.messages.find((m) => m.id === messageId)
+    // Another tab may have resumed it (and finished) meanwhile.
+    if (!conv || message?.status !== 'interrupted' || message.streamId !== streamId) return
+    const controller = new AbortController()
+    let body: ReadableStream<BufferSource>
+    try {
+      body = await resumeChat(apiConfig(), convId, streamId, controller.signal)
+    } catch {
+      // No longer kept (or the server is gone): it stays interrupted, with Continue and Regenerate.
+      chatStore.getState().updateMessage(convId, messageId, { streamId: undefined })
+      return
+    }
+    // The server sends it from its first chunk: the text grows again from nothing.
+    chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', error: undefined })
+    await writeAnswer(conv, messageId, controller, { streamId, resumed: true }, async (sink) => {
+      sink.model = message.model ?? conv.model
+      return readChatStream(body, sink.onDelta, sink.onToolCall)
+    })
   })
 }
 

@@ -50,7 +50,8 @@ export function titleFrom(text: string): string {
 }
 
 /**
- * A page closed mid-answer leaves a `streaming` message behind; it can only be retried now.
+ * A page closed mid-answer leaves a `streaming` message behind: interrupted, until the server
+ * gives it back (an answer with a stream id is resumed: chat/generate.ts), else retried.
  * Conversations saved before branches get their messages' parents.
  */
 function settle(conv: Conversation): Conversation {

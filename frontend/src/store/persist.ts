@@ -61,13 +61,15 @@ function write(db: UseStore, batch: Map<string, Change | 'deleted'>, local: Reco
  *
  * Another tab may have written the same conversation meanwhile, so a write takes from this tab
  * only the fields and messages it changed (see merge). After a write, the other tabs are told
- * on `channel` (openTabChannel) and read those conversations again.
+ * on `channel` (openTabChannel) and read those conversations again. `abandoned` is called when
+ * another tab closed with an answer streaming, now shown interrupted (the server may still have it).
  */
 export function persistChanges(
   store: StoreApi<ChatStore>,
   db: UseStore,
   delayMs = 500,
   channel: BroadcastChannel | null = null,
+  abandoned: () => void = () => undefined,
 ) {
   const pending = new Map<string, Change | 'deleted'>()
   // Ids in writes queued or under way, with how many: what a write stored for them is already
@@ -103,6 +105,8 @@ export function persistChanges(
       if (!conv?.messages.some((m) => m.status === 'streaming')) return
       const messages = conv.messages.map((m) => (m.status === 'streaming' ? { ...m, status: 'interrupted' as const } : m))
       setFromStorage({ ...store.getState().conversations, [id]: { ...conv, messages } })
+      // Once the probe that found no tab answering has let go of the lock the resuming tab takes.
+      setTimeout(abandoned)
     })
   }
 
