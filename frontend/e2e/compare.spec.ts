@@ -1,4 +1,4 @@
-import { composer, expect, expectAccessible, shot, test } from './fixtures.ts'
+import { answers, composer, expect, expectAccessible, extendChatRequests, shot, test, waitDone } from './fixtures.ts'
 import { setSettings } from './helpers.ts'
 import { scriptedServer } from './scripted.ts'
 
@@ -72,4 +72,31 @@ test('side by side: two answers stream at once in columns, Keep this one, it sur
   } finally {
     await server.close()
   }
+})
+
+/**
+ * The real backend keeps both answers going through a reload (X-Message-Id): the reloaded page
+ * resumes them together, under the conversation's one answer lock.
+ */
+test('answers side by side both go on through a reload', async ({ page }) => {
+  const tokens = 60
+  await extendChatRequests(page, { max_tokens: tokens, ignore_eos: true })
+  await page.goto('/')
+  const model = await page.getByRole('combobox', { name: 'Model' }).inputValue()
+  await composer(page).fill('Tell me a long story about a lighthouse keeper.')
+  await page.getByRole('button', { name: 'Compare: ask two ways side by side' }).click()
+  const dialog = page.getByRole('dialog', { name: 'Side by side' })
+  // The model already in memory (another would load first), a second seed.
+  await dialog.getByLabel('Model').selectOption(model)
+  await dialog.getByLabel('Seed').fill('2')
+  await dialog.getByRole('button', { name: 'Ask both' }).click()
+  for (const column of await page.locator('.compare-column').all()) await expect(column.locator('.md')).toHaveText(/\S+\s+\S+\s+\S+/)
+  await page.reload()
+  // After the reload the answers are versions (the columns were this tab's view): both end whole.
+  await waitDone(answers(page).last(), 60_000)
+  await expect(answers(page).last().locator('.metrics')).toContainText(`${tokens} tokens`)
+  await answers(page).last().getByRole('button', { name: 'Previous version' }).click()
+  await waitDone(answers(page).last(), 60_000)
+  await expect(answers(page).last().locator('.metrics')).toContainText(`${tokens} tokens`)
+  await expect(answers(page).last().locator('.badge')).toHaveCount(0)
 })

@@ -257,7 +257,7 @@ async function streamInto(
 
 /** How an answer is written: after `continued`'s text, or `resumed` from the server (its text so
  *  far sent again); `streamId`: the id the server keeps it under, if any; `shared`: one of several
- *  answers at once, whose caller (generateSiblings) holds the conversation's place in `running`. */
+ *  answers at once, whose caller (generateSiblings, resume) holds the conversation's place in `running`. */
 interface Writing {
   streamId?: string
   continued?: Message
@@ -355,33 +355,46 @@ async function writeAnswer(
  */
 export function resumeAnswers(): void {
   for (const conv of Object.values(chatStore.getState().conversations)) {
-    for (const m of conv.messages) {
-      if (m.status === 'interrupted' && m.streamId) void resume(conv.id, m.id, m.streamId)
-    }
+    const kept = conv.messages.flatMap((m) => (m.status === 'interrupted' && m.streamId ? [{ id: m.id, streamId: m.streamId }] : []))
+    if (kept.length) void resume(conv.id, kept)
   }
 }
 
-async function resume(convId: string, messageId: string, streamId: string): Promise<void> {
+/**
+ * Resumes a conversation's kept answers under its one lock and one Stop: several only side by
+ * side (compare.ts), whose columns were written at once (one at a time, the second would find
+ * the lock held by the first and stay interrupted).
+ */
+async function resume(convId: string, kept: { id: string; streamId: string }[]): Promise<void> {
   await exclusive(convId, async () => {
-    const conv = chatStore.getState().conversations[convId]
-    const message = conv?.messages.find((m) => m.id === messageId)
-    // Another tab may have resumed it (and finished) meanwhile.
-    if (!conv || message?.status !== 'interrupted' || message.streamId !== streamId) return
     const controller = new AbortController()
-    let body: ReadableStream<BufferSource>
+    running.set(convId, controller)
     try {
-      body = await resumeChat(apiConfig(), convId, streamId, controller.signal)
-    } catch {
-      // No longer kept (or the server is gone): it stays interrupted, with Continue and Regenerate.
-      chatStore.getState().updateMessage(convId, messageId, { streamId: undefined })
-      return
+      await Promise.all(kept.map(({ id, streamId }) => resumeOne(convId, id, streamId, controller)))
+    } finally {
+      running.delete(convId)
     }
-    // The server sends it from its first chunk: the text grows again from nothing.
-    chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', error: undefined })
-    await writeAnswer(conv, messageId, controller, { streamId, resumed: true }, async (sink) => {
-      sink.model = message.model ?? conv.model
-      return readChatStream(body, sink.onDelta, sink.onToolCall)
-    })
+  })
+}
+
+async function resumeOne(convId: string, messageId: string, streamId: string, controller: AbortController): Promise<void> {
+  const conv = chatStore.getState().conversations[convId]
+  const message = conv?.messages.find((m) => m.id === messageId)
+  // Another tab may have resumed it (and finished) meanwhile.
+  if (!conv || message?.status !== 'interrupted' || message.streamId !== streamId) return
+  let body: ReadableStream<BufferSource>
+  try {
+    body = await resumeChat(apiConfig(), convId, streamId, controller.signal)
+  } catch {
+    // No longer kept (or the server is gone): it stays interrupted, with Continue and Regenerate.
+    chatStore.getState().updateMessage(convId, messageId, { streamId: undefined })
+    return
+  }
+  // The server sends it from its first chunk: the text grows again from nothing.
+  chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', error: undefined })
+  await writeAnswer(conv, messageId, controller, { streamId, resumed: true, shared: true }, async (sink) => {
+    sink.model = message.model ?? conv.model
+    return readChatStream(body, sink.onDelta, sink.onToolCall)
   })
 }
 
