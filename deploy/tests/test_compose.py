@@ -87,7 +87,7 @@ def dockerignored(rel: str, patterns: list[str]) -> bool:
 
 def test_compose_file_is_valid_and_resolves() -> None:
     cfg = compose_config(COMPOSE)
-    assert set(cfg["services"]) == {"backend", "web"}
+    assert set(cfg["services"]) == {"backend", "web", "postgres"}
     backend, web = cfg["services"]["backend"], cfg["services"]["web"]
 
     assert Path(backend["build"]["context"]) == REPO
@@ -104,6 +104,23 @@ def test_compose_file_is_valid_and_resolves() -> None:
 
     assert web["depends_on"] == {"backend": {"condition": "service_healthy"}}
     assert web["ports"] == [{"published": 8080, "target": 80}]
+
+
+def test_replicas_share_one_postgres_with_its_own_volume_and_password() -> None:
+    cfg = compose_config(COMPOSE, env={"POSTGRES_PASSWORD": "s3cret"})
+    backend, db = cfg["services"]["backend"], cfg["services"]["postgres"]
+    assert backend["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in db["healthcheck"]["test"]
+    assert "ports" not in db, "the database is not published on the host"
+    env = db["environment"]
+    assert backend["environment"]["DATABASE_URL"] == (
+        f"postgresql://{env['POSTGRES_USER']}:s3cret@postgres:{db['expose'][0]}/{env['POSTGRES_DB']}"
+    )
+    (mount,) = db["volumes"]
+    # docker-compose 1 writes the short form, Compose 2 the long one.
+    source, target = mount.split(":")[:2] if isinstance(mount, str) else (mount["source"], mount["target"])
+    assert (source, target) == ("pgdata", "/var/lib/postgresql/data")
+    assert "pgdata" in cfg["volumes"]
 
 
 def test_web_port_is_configurable() -> None:

@@ -18,7 +18,7 @@ import yaml
 from support import DEPLOY_DIR, REPO
 
 K8S = DEPLOY_DIR / "k8s"
-OVERLAYS = ("cpu", "gpu")
+OVERLAYS = ("cpu", "gpu", "cpu-postgres")
 # The oldest Kubernetes still maintained upstream when these were written, and the newest schema
 # kubernetes-validate ships.
 SCHEMA_VERSIONS = ("1.32", kubernetes_validate.latest_version())
@@ -217,3 +217,28 @@ def test_api_ingress_streams_and_routes_by_conversation(overlay: str) -> None:
     for service in routes.values():
         ports = find(objects, "Service", service["name"])["spec"]["ports"]
         assert service["port"]["name"] in {p["name"] for p in ports}
+
+
+def test_the_team_overlay_runs_postgres_that_the_backend_reaches() -> None:
+    objects = build("cpu-postgres")
+    assert settings_env(objects)["AUTH"] == "password"
+    # The backend's URL and PostgreSQL's password come from one Secret; the URL's host and port
+    # in the component's instructions are its Service's.
+    url = next(e for e in backend_container(objects)["env"] if e["name"] == "DATABASE_URL")
+    secret = {"name": "localchat-database", "key": "DATABASE_URL", "optional": True}
+    assert url["valueFrom"]["secretKeyRef"] == secret
+    (db,) = find(objects, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"]
+    password = next(e for e in db["env"] if e["name"] == "POSTGRES_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"]["name"] == "localchat-database"
+    service = find(objects, "Service", "postgres")
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in {p["name"] for p in db["ports"]}
+    component = (K8S / "components" / "postgres" / "kustomization.yaml").read_text()
+    hosts = re.findall(r"DATABASE_URL=postgresql://\S+@([\w.-]+):(\d+)/", component)
+    assert hosts == [(service["metadata"]["name"], str(port["port"]))]
+    # Its data outlives the pod.
+    claim = find(objects, "StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]
+    assert {m["name"] for m in db["volumeMounts"]} == {claim["metadata"]["name"]}
+    # Without the component, the backend takes an external URL from the same optional Secret.
+    plain = next(e for e in backend_container(build("cpu"))["env"] if e["name"] == "DATABASE_URL")
+    assert plain == url
