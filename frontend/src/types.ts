@@ -103,6 +103,20 @@ export interface Message {
   /** Assistant messages while streaming: the X-Message-Id it was asked with, by which a page
    *  reloaded meanwhile picks it up from the server (generate.ts, resumeAnswers). */
   streamId?: string
+  /** Assistant messages asked side by side (chat/compare.ts): the settings this one was asked with. */
+  variant?: Variant
+}
+
+/**
+ * What one side-by-side answer asks differently from its conversation's settings (absent: the
+ * conversation's own): another model, temperature, seed or system prompt.
+ */
+export interface Variant {
+  model?: string
+  temperature?: number
+  /** null: a fresh random seed. */
+  seed?: number | null
+  systemPrompt?: string
 }
 
 export interface GenParams {

@@ -18,7 +18,7 @@ import { pathTo } from '../store/branches'
 import { chatStore } from '../store/conversations'
 import { followLoad, modelsStore } from '../store/models'
 import { apiBaseHref, apiConfig } from '../store/settings'
-import type { ChatError, Conversation, Message } from '../types'
+import type { ChatError, Conversation, Message, Variant } from '../types'
 import { addMetrics, streamClock } from './metrics'
 import { offersContinue, pickModel } from './model'
 import { preparePassages } from './passages'
@@ -135,6 +135,44 @@ export function generate(convId: string, parentId: string, prepare?: () => void)
 }
 
 /**
+ * Streams several answers to the branch ending at `parentId` at once, as versions of one message
+ * (side by side: compare.ts): `columns` names each new answer and what it asks differently from
+ * the conversation. They share one Stop; an error in one leaves the others running. Resolves
+ * like generate.
+ */
+export function generateSiblings(
+  convId: string,
+  parentId: string,
+  columns: { id: string; variant: Variant }[],
+  prepare?: () => void,
+): Promise<boolean> {
+  return exclusive(convId, async () => {
+    prepare?.()
+    const conv = chatStore.getState().conversations[convId]
+    if (!conv) return
+    for (const { id, variant } of columns) {
+      chatStore.getState().addMessage(convId, {
+        id,
+        role: 'assistant',
+        content: '',
+        createdAt: Date.now(),
+        status: 'streaming',
+        parentId,
+        variant,
+        ...(variant.model ? { model: variant.model } : {}),
+      })
+    }
+    const controller = new AbortController()
+    running.set(convId, controller)
+    try {
+      await Promise.all(columns.map(({ id, variant }) => streamInto(conv, id, parentId, undefined, { variant, controller })))
+    } finally {
+      running.delete(convId)
+    }
+  })
+}
+
+/**
  * Carries on an answer the length limit cut, in the same message, with the server's
  * `continue_final_message` (see model.ts, offersContinue). False when the server does not offer
  * it, or the answer was cut while still reasoning (no answer text to carry on) or has tool calls
@@ -169,18 +207,31 @@ interface Sink {
  * goes with a stream id, so that the server keeps it going if this page goes away
  * (resumeAnswers); a continued one could not be told apart from its start, so it goes without.
  * Only this site's own API gets one: another server's CORS rules may refuse the extra header.
+ * `column`: one of several answers at once (generateSiblings), which owns their shared controller.
  */
-async function streamInto(conv: Conversation, messageId: string, upTo: string, continued?: Message): Promise<void> {
+async function streamInto(
+  conv: Conversation,
+  messageId: string,
+  upTo: string,
+  continued?: Message,
+  column?: { variant: Variant; controller: AbortController },
+): Promise<void> {
   const convId = conv.id
   const sameSite = new URL(apiBaseHref()).origin === location.origin
   const streamId = continued || !sameSite ? undefined : newId()
-  await writeAnswer(conv, messageId, new AbortController(), { streamId, continued }, async (sink) => {
-    sink.model = await pickModel(conv)
+  const variant = column?.variant ?? {}
+  const controller = column?.controller ?? new AbortController()
+  await writeAnswer(conv, messageId, controller, { streamId, continued, shared: !!column }, async (sink) => {
+    sink.model = variant.model ?? (await pickModel(conv))
     const question = pathTo(conv.messages, upTo).findLast((m) => m.role === 'user')
     const sources = await preparePassages(convId, question?.id, sink.signal, () =>
       chatStore.getState().updateMessage(convId, messageId, { searching: true }),
     )
-    const messages = requestMessages(chatStore.getState().conversations[convId] ?? conv, upTo)
+    const current = chatStore.getState().conversations[convId] ?? conv
+    const messages = requestMessages(
+      variant.systemPrompt === undefined ? current : { ...current, systemPrompt: variant.systemPrompt },
+      upTo,
+    )
     // The last message is this (still empty) answer's, which requestMessages leaves out.
     const promptTokensEstimate = estimateTokens(messages.map(textOf).join('\n'))
     chatStore
@@ -190,7 +241,7 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
     const request = {
       model: sink.model,
       messages,
-      params: conv.params,
+      params: { ...conv.params, ...paramsOf(variant) },
       conversationId: conv.id,
       streamId,
       continueFinal: !!continued,
@@ -205,11 +256,13 @@ async function streamInto(conv: Conversation, messageId: string, upTo: string, c
 }
 
 /** How an answer is written: after `continued`'s text, or `resumed` from the server (its text so
- *  far sent again); `streamId`: the id the server keeps it under, if any. */
+ *  far sent again); `streamId`: the id the server keeps it under, if any; `shared`: one of several
+ *  answers at once, whose caller (generateSiblings, resume) holds the conversation's place in `running`. */
 interface Writing {
   streamId?: string
   continued?: Message
   resumed?: boolean
+  shared?: boolean
 }
 
 /**
@@ -221,11 +274,11 @@ async function writeAnswer(
   conv: Conversation,
   messageId: string,
   controller: AbortController,
-  { streamId, continued, resumed }: Writing,
+  { streamId, continued, resumed, shared }: Writing,
   read: (sink: Sink) => Promise<StreamResult>,
 ): Promise<void> {
   const convId = conv.id
-  running.set(convId, controller)
+  if (!shared) running.set(convId, controller)
   chatStore.getState().updateMessage(convId, messageId, { streamId })
   if (streamId) {
     const cfg = apiConfig()
@@ -272,7 +325,7 @@ async function writeAnswer(
       ? { status: 'stopped', metrics: clock.metrics(null) }
       : { status: content || reasoning || calls.size ? 'interrupted' : 'error', error: errorFromException(e) }
   } finally {
-    running.delete(convId)
+    if (!shared) running.delete(convId)
     throttle.cancel()
   }
   // Stopped before anything arrived: no "Stopped · ~0 tokens" answer is left behind.
@@ -302,34 +355,55 @@ async function writeAnswer(
  */
 export function resumeAnswers(): void {
   for (const conv of Object.values(chatStore.getState().conversations)) {
-    for (const m of conv.messages) {
-      if (m.status === 'interrupted' && m.streamId) void resume(conv.id, m.id, m.streamId)
-    }
+    const kept = conv.messages.flatMap((m) => (m.status === 'interrupted' && m.streamId ? [{ id: m.id, streamId: m.streamId }] : []))
+    if (kept.length) void resume(conv.id, kept)
   }
 }
 
-async function resume(convId: string, messageId: string, streamId: string): Promise<void> {
+/**
+ * Resumes a conversation's kept answers under its one lock and one Stop: several only side by
+ * side (compare.ts), whose columns were written at once (one at a time, the second would find
+ * the lock held by the first and stay interrupted).
+ */
+async function resume(convId: string, kept: { id: string; streamId: string }[]): Promise<void> {
   await exclusive(convId, async () => {
-    const conv = chatStore.getState().conversations[convId]
-    const message = conv?.messages.find((m) => m.id === messageId)
-    // Another tab may have resumed it (and finished) meanwhile.
-    if (!conv || message?.status !== 'interrupted' || message.streamId !== streamId) return
     const controller = new AbortController()
-    let body: ReadableStream<BufferSource>
+    running.set(convId, controller)
     try {
-      body = await resumeChat(apiConfig(), convId, streamId, controller.signal)
-    } catch {
-      // No longer kept (or the server is gone): it stays interrupted, with Continue and Regenerate.
-      chatStore.getState().updateMessage(convId, messageId, { streamId: undefined })
-      return
+      await Promise.all(kept.map(({ id, streamId }) => resumeOne(convId, id, streamId, controller)))
+    } finally {
+      running.delete(convId)
     }
-    // The server sends it from its first chunk: the text grows again from nothing.
-    chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', error: undefined })
-    await writeAnswer(conv, messageId, controller, { streamId, resumed: true }, async (sink) => {
-      sink.model = message.model ?? conv.model
-      return readChatStream(body, sink.onDelta, sink.onToolCall)
-    })
   })
+}
+
+async function resumeOne(convId: string, messageId: string, streamId: string, controller: AbortController): Promise<void> {
+  const conv = chatStore.getState().conversations[convId]
+  const message = conv?.messages.find((m) => m.id === messageId)
+  // Another tab may have resumed it (and finished) meanwhile.
+  if (!conv || message?.status !== 'interrupted' || message.streamId !== streamId) return
+  let body: ReadableStream<BufferSource>
+  try {
+    body = await resumeChat(apiConfig(), convId, streamId, controller.signal)
+  } catch {
+    // No longer kept (or the server is gone): it stays interrupted, with Continue and Regenerate.
+    chatStore.getState().updateMessage(convId, messageId, { streamId: undefined })
+    return
+  }
+  // The server sends it from its first chunk: the text grows again from nothing.
+  chatStore.getState().updateMessage(convId, messageId, { status: 'streaming', error: undefined })
+  await writeAnswer(conv, messageId, controller, { streamId, resumed: true, shared: true }, async (sink) => {
+    sink.model = message.model ?? conv.model
+    return readChatStream(body, sink.onDelta, sink.onToolCall)
+  })
+}
+
+/** The sampling settings a variant sets (the others stay the conversation's). */
+function paramsOf(variant: Variant): Partial<Conversation['params']> {
+  return {
+    ...(variant.temperature !== undefined ? { temperature: variant.temperature } : {}),
+    ...(variant.seed !== undefined ? { seed: variant.seed } : {}),
+  }
 }
 
 /** Stops the answer being written in the conversation, in this tab or another. */

@@ -17,7 +17,8 @@ export function Announcer() {
     () =>
       chatStore.subscribe((s, prev) => {
         const last = s.activeId ? s.conversations[s.activeId]?.messages.at(-1) : undefined
-        if (last?.role !== 'assistant' || prev.activeId !== s.activeId) return
+        // Answers side by side say once that both have finished (Compare.tsx), not each in turn.
+        if (last?.role !== 'assistant' || last.variant || prev.activeId !== s.activeId) return
         const before = prev.conversations[s.activeId ?? '']?.messages.find((m) => m.id === last.id)
         if (last.status === 'streaming') {
           if (before?.status !== 'streaming') setSpoken('')

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react'
 import { useStore } from 'zustand'
 import { sendMessage } from '../chat/actions'
+import { comparedColumns, compareStore, sendCompared } from '../chat/compare'
 import { isGenerating, stop } from '../chat/generate'
 import { enterSends, isSendKey } from '../chat/keys'
 import { acceptsImages, modelLabel, modelSize, resolveEmbeddingModel, resolveModel } from '../chat/model'
@@ -11,14 +12,15 @@ import { modelsStore, refreshModels } from '../store/models'
 import { settingsStore } from '../store/settings'
 import { activePath, versionsOnPath } from '../store/branches'
 import { isPhoneWidth, uiStore } from '../store/ui'
-import type { Conversation, Message } from '../types'
+import type { Attachment, Conversation, Message, Variant } from '../types'
 import { AttachButton, AttachmentChips } from './Attachments'
 import { ErrorNotice } from './ErrorNotice'
 import { useAttachments } from './useAttachments'
 import { pastedFiles, useFileDrop } from './useFileDrop'
 import { useVoiceInput } from './useVoiceInput'
 import { VoiceButton } from './VoiceButton'
-import { ArrowDownIcon, MenuIcon, PaperclipIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
+import { ArrowDownIcon, ColumnsIcon, MenuIcon, PaperclipIcon, SendIcon, SlidersIcon, StopIcon } from '../ui/icons'
+import { CompareColumns, CompareDialog } from './Compare'
 import { MessageView } from './MessageView'
 import { ModelDetailsButton, ModelLoadStatus } from './ModelInfo'
 import { usePromptMenu } from './PromptMenu'
@@ -177,6 +179,10 @@ function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]
   const t = useT()
   const scroller = useRef<HTMLDivElement>(null)
   const versions = useMemo(() => versionsOnPath(conv, path), [conv, path])
+  // Answers side by side end the branch in columns, in place of its last answer.
+  const compared = useStore(compareStore, (s) => s[conv.id])
+  const columns = useMemo(() => comparedColumns(conv, path, compared), [conv, path, compared])
+  const shown = columns.length ? path.slice(0, -1) : path
   // Follow the answer as it grows unless the reader has scrolled up to read something.
   const follow = useRef(true)
   const [showJump, setShowJump] = useState(false)
@@ -206,7 +212,7 @@ function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]
       }}
     >
       <div className="messages-inner" role="log" aria-live="off">
-        {path.map((m, i) => (
+        {shown.map((m, i) => (
           <MessageView
             key={m.id}
             convId={conv.id}
@@ -217,6 +223,7 @@ function MessageList({ conv, path, busy }: { conv: Conversation; path: Message[]
             versions={versions.get(m.id)?.versions ?? 1}
           />
         ))}
+        {columns.length > 0 && <CompareColumns conv={conv} columns={columns} busy={busy} />}
       </div>
       {showJump && (
         <IconButton
@@ -263,18 +270,25 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   const refused = useStore(answerElsewhere, (s) => convId !== null && s.convId === convId)
   // Between Enter and the answer starting (a moment): a second Enter sends nothing.
   const sending = useRef(false)
-  const send = () => {
+  // `ask`: one answer (Send) or two side by side (Compare).
+  const submit = (ask: (text: string, attachments: Attachment[]) => Promise<boolean>) => {
     if (busy || sending.current || !text.trim() || files.reading) return
     sending.current = true
     voice.stop()
     // Kept in the box when another tab is answering here, to send once it has finished.
-    void sendMessage(convId, text, files.attachments)
+    void ask(text, files.attachments)
       .then((sent) => {
         if (!sent) return
         setText('')
         files.clear()
       })
       .finally(() => (sending.current = false))
+  }
+  const send = () => submit((question, attached) => sendMessage(convId, question, attached))
+  const [comparing, setComparing] = useState(false)
+  const askBoth = (second: Variant) => {
+    setComparing(false)
+    submit((question, attached) => sendCompared(convId, question, attached, second))
   }
 
   const prompts = usePromptMenu(text, setText)
@@ -287,6 +301,7 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
   }
 
   return (
+    <>
     <form
       className="composer"
       onSubmit={(e) => {
@@ -361,18 +376,32 @@ function Composer({ conv, busy }: { conv: Conversation | undefined; busy: boolea
             <StopIcon />
           </button>
         ) : (
-          <button
-            type="submit"
-            className="send-btn"
-            aria-label={t('send')}
-            title={t('send')}
-            disabled={!text.trim() || files.reading}
-          >
-            <SendIcon />
-          </button>
+          <>
+            <IconButton label={t('compare')} disabled={!text.trim() || files.reading} onClick={() => setComparing(true)}>
+              <ColumnsIcon />
+            </IconButton>
+            <button
+              type="submit"
+              className="send-btn"
+              aria-label={t('send')}
+              title={t('send')}
+              disabled={!text.trim() || files.reading}
+            >
+              <SendIcon />
+            </button>
+          </>
         )}
       </div>
       <p className="composer-hint">{t('composerHint')}</p>
     </form>
+    <CompareDialog
+      open={comparing}
+      conv={conv}
+      model={selected}
+      models={models}
+      onAsk={askBoth}
+      onClose={() => setComparing(false)}
+    />
+    </>
   )
 }

@@ -35,6 +35,8 @@ interface Props {
   /** Which version of this message it is (1-based) and how many there are (store/branches.ts). */
   version: number
   versions: number
+  /** In side-by-side columns (Compare.tsx): no Regenerate, which would end the comparison unkept. */
+  compared?: boolean
 }
 
 export const MessageView = memo(function MessageView(props: Props) {
@@ -132,11 +134,11 @@ function MessageTime({ at }: { at: number }) {
   )
 }
 
-function AssistantMessage({ convId, message, isLast, busy, version, versions }: Props) {
+function AssistantMessage({ convId, message, isLast, busy, version, versions, compared }: Props) {
   const t = useT()
   const streaming = message.status === 'streaming'
   const { reasoning, answer } = splitThinking(message)
-  const again = busy ? undefined : () => regenerate(convId, message.id)
+  const again = busy || compared ? undefined : () => regenerate(convId, message.id)
   const retry = isLast ? again : undefined
   const error =
     message.error ?? (message.status === 'error' ? { kind: 'server' as const, message: '' } : undefined)

@@ -29,6 +29,14 @@ describe('export and import', () => {
     expect(parseImport(exportJson([conv]))).toEqual([conv])
   })
 
+  it('keeps the settings side-by-side answers were asked with, known fields only', () => {
+    const variant = { model: 'other', temperature: 1.2, seed: null, systemPrompt: 'Rhyme.' }
+    const compared = { ...conv, messages: [conv.messages[0] as Message, { ...(conv.messages[1] as Message), variant }] }
+    expect(parseImport(exportJson([compared]))).toEqual([compared])
+    const [odd] = parseImport(JSON.stringify([{ ...compared, messages: [conv.messages[0], { ...conv.messages[1], variant: { seed: '7', x: 1 } }] }]))
+    expect(odd?.messages[1]?.variant).toEqual({})
+  })
+
   it('keeps where a conversation is filed: pinned, archived, its folder', () => {
     const filed = { ...conv, pinned: true, archived: true, folder: 'Kitchen' }
     expect(parseImport(exportJson([filed]))).toEqual([filed])

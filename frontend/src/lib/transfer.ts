@@ -1,5 +1,5 @@
 import { toolsError } from '../chat/tools'
-import type { Attachment, Conversation, Message, Metrics, Passage, ToolCall, ToolDefinition } from '../types'
+import type { Attachment, Conversation, Message, Metrics, Passage, ToolCall, ToolDefinition, Variant } from '../types'
 import { DEFAULT_PARAMS } from '../types'
 
 const FORMAT = 'localchat.conversations'
@@ -11,6 +11,17 @@ export function exportJson(conversations: Conversation[]): string {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null
 const str = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback)
 const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isFinite(v) ? v : fallback)
+
+/** The settings a side-by-side answer was asked with (chat/compare.ts): its column's heading. */
+function toVariant(v: unknown): Variant | undefined {
+  if (!isObj(v)) return undefined
+  const variant: Variant = {}
+  if (typeof v.model === 'string') variant.model = v.model
+  if (typeof v.temperature === 'number') variant.temperature = v.temperature
+  if (typeof v.seed === 'number' || v.seed === null) variant.seed = v.seed
+  if (typeof v.systemPrompt === 'string') variant.systemPrompt = v.systemPrompt
+  return variant
+}
 
 function toMetrics(v: unknown): Metrics | undefined {
   if (!isObj(v) || typeof v.completionTokens !== 'number') return undefined
@@ -73,6 +84,8 @@ function toMessage(v: unknown, index: number): Message | null {
     if (typeof v.finishReason === 'string') message.finishReason = v.finishReason
     const calls = Array.isArray(v.toolCalls) ? v.toolCalls.map(toToolCall).filter((c) => c !== null) : []
     if (calls.length) message.toolCalls = calls
+    const variant = toVariant(v.variant)
+    if (variant) message.variant = variant
   }
   return message
 }

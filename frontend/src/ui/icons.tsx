@@ -141,3 +141,10 @@ export const InfoIcon = () => (
     <path d="M12 16v-5M12 8h.01" />
   </Icon>
 )
+/** Two columns: answers side by side. */
+export const ColumnsIcon = () => (
+  <Icon>
+    <rect x="3" y="4" width="18" height="16" rx="2" />
+    <path d="M12 4v16" />
+  </Icon>
+)
