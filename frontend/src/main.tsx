@@ -4,6 +4,7 @@ import './ui/controls.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
+import { watchAccount } from './store/account'
 import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
 import { loadInto, openConversationDb, openTabChannel, persistChanges } from './store/persist'
@@ -23,6 +24,8 @@ void loadInto(chatStore, db).catch((e: unknown) => {
   console.error('Could not read saved conversations', e)
   chatStore.getState().load([], null)
 })
+// Who is signed in; a signed-in user's conversations are synced with the server (store/serverSync.ts).
+watchAccount()
 const loadModels = () => void refreshModels().catch(() => undefined)
 loadModels()
 // A new server address or key (from Settings or an error's key field) means a new model list.
