@@ -4,7 +4,7 @@ import './ui/controls.css'
 import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
-import { watchAccount } from './store/account'
+import { accountStore, watchAccount } from './store/account'
 import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
 import { loadInto, openConversationDb, openTabChannel, persistChanges } from './store/persist'
@@ -31,6 +31,10 @@ loadModels()
 // A new server address or key (from Settings or an error's key field) means a new model list.
 settingsStore.subscribe((s, prev) => {
   if (s.apiBaseUrl !== prev.apiBaseUrl || s.apiKey !== prev.apiKey) loadModels()
+})
+// Signed in (AUTH=password): the models are now listed to this user.
+accountStore.subscribe((s, prev) => {
+  if (s.user?.id !== prev.user?.id) loadModels()
 })
 
 // The offline shell (public/sw.js); not in development, where Vite serves the files itself.

@@ -11,7 +11,7 @@ function refusal(e: unknown, t: Translate): string {
   const { status, retryAfterS, message } = e.info
   if (status === 401) return t('signInWrong')
   if (status === 429) return t('signInThrottled', { n: retryAfterS ?? 60 })
-  if (status === 409 || status === 403) return t('signUpClosed')
+  if (status === 403) return t('signUpClosed')
   // Bad input (a short password, a taken name): the server's message says what to fix.
   return t('signInFailed', { reason: message })
 }
@@ -33,8 +33,8 @@ export function SignIn() {
       await signIn(username.trim(), password, firstAccount)
     } catch (err) {
       setError(refusal(err, t))
-      // Sign-up may have closed meanwhile (someone else was first): show the sign-in form.
-      if (firstAccount) accountStore.setState({ signupOpen: false })
+      // Sign-up closed meanwhile (someone else was first): show the sign-in form.
+      if (err instanceof ApiError && err.info.status === 403) accountStore.setState({ signupOpen: false })
     } finally {
       setBusy(false)
     }
@@ -66,7 +66,6 @@ export function SignIn() {
             type="password"
             autoComplete={firstAccount ? 'new-password' : 'current-password'}
             required
-            minLength={firstAccount ? 8 : undefined}
             value={password}
             onChange={(e) => setPassword(e.target.value)}
           />

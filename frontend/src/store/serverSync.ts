@@ -257,6 +257,12 @@ export async function startServerSync(
   let timer: ReturnType<typeof setTimeout> | null = null
   const unsubscribe = store.subscribe((s, prev) => {
     if (applying || s.conversations === prev.conversations || timer) return
+    // An answer being streamed changes every frame: it is sent once it ends (that is a change too).
+    const settled = Object.keys({ ...s.conversations, ...prev.conversations }).some((id) => {
+      const conv = s.conversations[id]
+      return conv !== prev.conversations[id] && !(conv && streaming(conv))
+    })
+    if (!settled) return
     timer = setTimeout(() => {
       timer = null
       void syncNow()
