@@ -146,6 +146,19 @@ test('a team: first admin signs up, each account sees only its own conversations
   await expect(sidebar(bob)).not.toContainText('Say hello to Alice.')
   await bob.getByRole('button', { name: 'Sign out' }).click()
   await expect(bob.getByRole('heading', { name: 'Sign in to LocalChat' })).toBeVisible()
+  const cached = () =>
+    bob.evaluate(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const open = indexedDB.open('localchat')
+          open.onerror = () => reject(open.error)
+          open.onsuccess = () => {
+            const count = open.result.transaction('conversations').objectStore('conversations').count()
+            count.onsuccess = () => resolve(count.result)
+          }
+        }),
+    )
+  await expect.poll(cached).toBe(0)
   await signIn(bob, 'bob', 'bob-password')
   await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
 })

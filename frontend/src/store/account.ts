@@ -1,4 +1,4 @@
-import { clear } from 'idb-keyval'
+import { clear, keys } from 'idb-keyval'
 import { createStore } from 'zustand/vanilla'
 import { AccountApi, serverRoot, type AuthMode, type User } from '../api/account'
 import { chatStore } from './conversations'
@@ -108,10 +108,11 @@ export async function signIn(username: string, password: string, firstAccount: b
  */
 export async function signOut(): Promise<void> {
   const user = accountStore.getState().user
-  const synced = sync?.syncedIds() ?? []
   await sync?.syncNow()
   stopSync()
   await accountApi().logOut()
+  // Read from the bases kept in IndexedDB: the tab syncing may be another one.
+  const synced = user ? await keys<string>(openBaseDb(user.id)) : []
   if (user) {
     await clear(openBaseDb(user.id))
     localStorage.removeItem(`localchat.sync.${user.id}`)

@@ -100,8 +100,6 @@ export interface ServerSync {
   importOffered: () => Promise<{ imported: number; skipped: number }>
   /** Keeps the offered conversations on this device only. */
   declineOffer: () => void
-  /** The conversations this account has here (to drop from this device at sign-out). */
-  syncedIds: () => string[]
   stop: () => void
 }
 
@@ -290,7 +288,6 @@ export async function startServerSync(
       saveMeta({ localOnly: [...meta.localOnly, ...meta.offered], offered: [] })
       events.onOffer?.(0)
     },
-    syncedIds: () => [...bases.keys()],
     stop,
   }
 }
