@@ -159,6 +159,12 @@ test('a team: first admin signs up, each account sees only its own conversations
         }),
     )
   await expect.poll(cached).toBe(0)
+  // Guessing: after 5 failures an account is throttled, and the page says for how long.
+  for (let i = 0; i < 5; i++) {
+    await Promise.all([bob.waitForResponse('**/auth/login'), signIn(bob, 'mallory', 'guess')])
+  }
+  await signIn(bob, 'mallory', 'guess')
+  await expect(bob.getByRole('alert')).toHaveText(/^Too many failed sign-ins: try again in \d+ s\.$/)
   await signIn(bob, 'bob', 'bob-password')
   await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
 })
