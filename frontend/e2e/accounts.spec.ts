@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from '@playwright/test'
-import { expect, lastAnswer, seedSettings, send, shot, SHORT, SHOTS, test, waitDone } from './fixtures.ts'
+import { expect, expectAccessible, lastAnswer, seedSettings, send, shot, SHORT, SHOTS, test, waitDone } from './fixtures.ts'
 import { freePort } from './net.ts'
 
 /**
@@ -98,11 +98,13 @@ test('a team: first admin signs up, each account sees only its own conversations
   await expect(admin.locator('.usage-table').getByRole('row').filter({ hasText: 'alice' })).toContainText('SmolLM2')
   await expect(admin.getByRole('img', { name: 'Tokens per day' }).locator('rect')).toHaveCount(30)
   await shot(alice, 'accounts-admin-en')
+  await expectAccessible(alice, 'admin page')
 
   // Bob, in another browser: a wrong password is said so; signed in, he sees none of Alice's.
   const bob = await browserContext(browser)
   await expect(bob.getByRole('heading', { name: 'Sign in to LocalChat' })).toBeVisible()
   await shot(bob, 'accounts-signin-en')
+  await expectAccessible(bob, 'sign-in')
   await signIn(bob, 'bob', 'wrong-password')
   await expect(bob.getByRole('alert')).toHaveText('Wrong username or password.')
   await signIn(bob, 'bob', 'bob-password')
