@@ -147,6 +147,20 @@ describe('server sync', () => {
     expect(server.rows.get('c1')?.conversation?.messages.map((m) => m.id)).toEqual(['m1', 'm2'])
   })
 
+  it('a deletion from a stale copy (409) keeps the conversation another device edited meanwhile', async () => {
+    const server = new FakeServer()
+    const a = await device(server)
+    a.store.getState().importMany([savedConversation('c1', [msg('m1', 'hello')])])
+    await a.sync.syncNow()
+    const b = await device(server)
+    b.store.getState().addMessage('c1', msg('m2', 'more', 'm1'))
+    await b.sync.syncNow()
+    a.store.getState().remove('c1')
+    await a.sync.syncNow()
+    expect(server.rows.get('c1')?.deleted).toBe(false)
+    expect(a.conv('c1')?.messages.map((m) => m.id)).toEqual(['m1', 'm2'])
+  })
+
   it('offers a first sign-in’s local history for import, once; declined, it stays on the device', async () => {
     const server = new FakeServer()
     const history = [savedConversation('old1', [msg('x', 'before sign-in')]), savedConversation('old2', [])]

@@ -208,10 +208,10 @@ export async function startServerSync(
         const base = bases.get(env.id)
         if (base && base.version >= env.version) continue
         const local = store.getState().conversations[env.id]
-        // Changed here and not yet sent: the next push merges it on the server. Without a base
-        // (just imported), the copy here is compared with the server's.
+        // Changed here (or deleted here) and not yet sent: the next push merges it on the
+        // server. Without a base (just imported), the copy here is compared with the server's.
         const against = base ?? (env.conversation ? { version: env.version, conversation: env.conversation } : undefined)
-        const dirty = local && (!against || changeSince(against, local) !== null)
+        const dirty = local ? !against || changeSince(against, local) !== null : !!base && !env.deleted
         if (dirty) continue
         await setBase(env)
         take(env, local)
