@@ -6,7 +6,7 @@ const SHELL = ['manifest.webmanifest', 'favicon.svg', 'icon-192.png']
 // Paths under the scope that belong to the server, not the page: the API paths of
 // backend/app/core/static.py (API_PATH) and deploy/nginx.conf.
 const SERVER =
-  /^(v1|api|health\w*|metrics|docs|redoc|openapi\.json|models|chat\/completions|completions?|embeddings?|tokenize|detokenize|apply-template|infill|rerank|reranking|slots|props|lora-adapters|version|ping|pooling|score|classify|invocations|responses)(\/|$)/
+  /^(v1|api|health\w*|metrics|docs|redoc|openapi\.json|models|chat\/completions|completions?|embeddings?|tokenize|detokenize|apply-template|infill|rerank|reranking|slots|props|lora-adapters|version|ping|pooling|score|classify|invocations|responses|auth)(\/|$)/
 
 const scopePath = () => new URL(self.registration.scope).pathname
 

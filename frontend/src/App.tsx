@@ -1,20 +1,26 @@
 import { useEffect } from 'react'
 import { useStore } from 'zustand'
+import { AccountMenu } from './components/AccountMenu'
+import { AdminDialog } from './components/AdminDialog'
 import { Announcer } from './components/Announcer'
 import { ChatSettingsDialog } from './components/ChatSettingsDialog'
 import { ChatView } from './components/ChatView'
 import { SettingsDialog } from './components/SettingsDialog'
+import { SignIn } from './components/SignIn'
 import { ShortcutsDialog } from './components/Shortcuts'
 import { useShortcuts } from './components/useShortcuts'
 import { UndoToast } from './components/UndoToast'
 import { Sidebar } from './components/Sidebar'
 import { useLanguage, useT } from './i18n'
+import { accountStore } from './store/account'
 import { chatStore } from './store/conversations'
 import { settingsStore } from './store/settings'
 import './App.css'
 
 export function App() {
   const loaded = useStore(chatStore, (s) => s.loaded)
+  const accountReady = useStore(accountStore, (s) => s.ready)
+  const mustSignIn = useStore(accountStore, (s) => s.auth === 'password' && !s.user)
   const theme = useStore(settingsStore, (s) => s.theme)
   const lang = useLanguage()
   const t = useT()
@@ -32,7 +38,9 @@ export function App() {
   // Esc stops the answer from anywhere on the page; the other shortcuts are listed under `?`.
   useShortcuts()
 
-  if (!loaded) return null
+  // Until the server says whether one signs in here, nothing shows (no flash of the chat).
+  if (!loaded || !accountReady) return null
+  if (mustSignIn) return <SignIn />
   return (
     <div className="app">
       <a
@@ -45,11 +53,12 @@ export function App() {
       >
         {t('skipToComposer')}
       </a>
-      <Sidebar />
+      <Sidebar account={<AccountMenu />} />
       <ChatView />
       <SettingsDialog />
       <ChatSettingsDialog />
       <ShortcutsDialog />
+      <AdminDialog />
       <Announcer />
       <UndoToast />
     </div>

@@ -5,6 +5,7 @@ import { StrictMode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { App } from './App'
 import { resumeAnswers } from './chat/generate'
+import { accountStore, watchAccount } from './store/account'
 import { chatStore } from './store/conversations'
 import { refreshModels } from './store/models'
 import { loadInto, openConversationDb, openTabChannel, persistChanges } from './store/persist'
@@ -25,11 +26,17 @@ void loadInto(chatStore, db).then(resumeAnswers, (e: unknown) => {
   console.error('Could not read saved conversations', e)
   chatStore.getState().load([], null)
 })
+// Who is signed in; a signed-in user's conversations are synced with the server (store/serverSync.ts).
+watchAccount()
 const loadModels = () => void refreshModels().catch(() => undefined)
 loadModels()
 // A new server address or key (from Settings or an error's key field) means a new model list.
 settingsStore.subscribe((s, prev) => {
   if (s.apiBaseUrl !== prev.apiBaseUrl || s.apiKey !== prev.apiKey) loadModels()
+})
+// Signed in (AUTH=password): the models are now listed to this user.
+accountStore.subscribe((s, prev) => {
+  if (s.user?.id !== prev.user?.id) loadModels()
 })
 
 // The offline shell (public/sw.js); not in development, where Vite serves the files itself.

@@ -92,7 +92,7 @@ function classifyError(status: number | undefined, body: OpenAIErrorBody | null)
   return { kind, message, ...(status !== undefined ? { status } : {}) }
 }
 
-async function errorFromResponse(res: Response): Promise<ChatError> {
+export async function errorFromResponse(res: Response): Promise<ChatError> {
   let body: OpenAIErrorBody | null = null
   try {
     body = (await res.json()) as OpenAIErrorBody

@@ -1,4 +1,4 @@
-import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent, type FocusEvent } from 'react'
+import { memo, useDeferredValue, useMemo, useRef, useState, type ChangeEvent, type FocusEvent, type ReactNode } from 'react'
 import { useStore } from 'zustand'
 import { removeConversation } from '../chat/actions'
 import { useLanguage, useT } from '../i18n'
@@ -13,7 +13,8 @@ import './Sidebar.css'
 
 const FOLDERS_LIST = 'sidebar-folders'
 
-export function Sidebar() {
+/** `account`: who is signed in, above the footer (App passes it; nothing with AUTH=none). */
+export function Sidebar({ account }: { account?: ReactNode }) {
   const t = useT()
   const open = useStore(uiStore, (s) => s.sidebarOpen)
   const conversations = useStore(chatStore, (s) => s.conversations)
@@ -113,6 +114,7 @@ export function Sidebar() {
             {notice}
           </p>
         )}
+        {account}
         <div className="sidebar-foot">
           <button type="button" className="btn ghost" onClick={exportAll}>
             <DownloadIcon />

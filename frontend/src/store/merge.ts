@@ -1,8 +1,8 @@
 import type { Conversation, Message } from '../types'
 import { withParents } from './branches'
 
-type Field = Exclude<keyof Conversation, 'id' | 'messages'>
-const FIELDS: Field[] = [
+export type Field = Exclude<keyof Conversation, 'id' | 'messages'>
+export const FIELDS: Field[] = [
   'title',
   'createdAt',
   'updatedAt',

@@ -1,0 +1,172 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { openSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Browser, Page } from '@playwright/test'
+import { expect, expectAccessible, lastAnswer, seedSettings, send, shot, SHORT, SHOTS, test, waitDone } from './fixtures.ts'
+import { freePort } from './net.ts'
+
+/**
+ * A team's server (AUTH=password, its own database in a temporary DATA_DIR), started for this
+ * file only: the shared backend runs AUTH=none with an API key. Same model, no embedder.
+ */
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+let server: ChildProcess | null = null
+let dataDir = ''
+let baseUrl = ''
+
+test.beforeAll(async () => {
+  test.setTimeout(180_000)
+  const port = await freePort()
+  baseUrl = `http://127.0.0.1:${port}`
+  dataDir = await mkdtemp(join(tmpdir(), 'localchat-accounts-'))
+  server = spawn(join(ROOT, '.venv', 'bin', 'python'), ['-m', 'app', '--host', '127.0.0.1', '--port', String(port)], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      AUTH: 'password',
+      DATA_DIR: dataDir,
+      API_KEY: '',
+      EMBEDDING_MODEL_PATH: '',
+      PYTHONPATH: join(ROOT, 'backend'),
+    },
+    stdio: ['ignore', openSync(join(SHOTS, 'accounts-backend.log'), 'w'), 'inherit'],
+  })
+  const deadline = Date.now() + 170_000
+  for (;;) {
+    if (server.exitCode !== null) throw new Error('The AUTH=password backend exited; see test-results/accounts-backend.log')
+    if (await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false)) break
+    if (Date.now() > deadline) throw new Error('The AUTH=password backend did not start')
+    await new Promise((r) => setTimeout(r, 300))
+  }
+})
+
+test.afterAll(async () => {
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server?.once('exit', r))
+    server.kill('SIGTERM')
+    await exited
+  }
+  await rm(dataDir, { recursive: true, force: true })
+})
+
+const sidebar = (page: Page) => page.getByRole('navigation', { name: /Conversations|对话列表/ })
+
+/** A new browser (its own cookies and IndexedDB) on the team's server. */
+async function browserContext(browser: Browser, language: 'en' | 'zh' = 'en'): Promise<Page> {
+  const context = await browser.newContext({ baseURL: baseUrl })
+  await seedSettings(context, { language, defaultParams: SHORT })
+  const page = await context.newPage()
+  await page.goto('/')
+  return page
+}
+
+async function signIn(page: Page, username: string, password: string, button = 'Sign in'): Promise<void> {
+  await page.getByLabel(/Username|用户名/).fill(username)
+  await page.getByLabel(/Password|密码/).fill(password)
+  await page.getByRole('button', { name: button }).click()
+}
+
+test('a team: first admin signs up, each account sees only its own conversations, on every device; admin page', async ({
+  browser,
+}) => {
+  test.setTimeout(240_000)
+  // The first visitor creates the admin account.
+  const alice = await browserContext(browser)
+  await expect(alice.getByRole('heading', { name: 'Create the first account' })).toBeVisible()
+  await signIn(alice, 'alice', 'short', 'Create account')
+  // The server's reason, readable: what to fix.
+  await expect(alice.getByRole('alert')).toContainText('8')
+  await signIn(alice, 'alice', 'alice-password', 'Create account')
+  await expect(alice.getByText('Signed in as alice')).toBeVisible()
+  await send(alice, 'Say hello to Alice.')
+  await waitDone(lastAnswer(alice))
+
+  // The admin page: creates Bob; lists users and Alice's usage.
+  await alice.getByRole('button', { name: 'Admin', exact: true }).click()
+  const admin = alice.getByRole('dialog', { name: 'Users and usage' })
+  await admin.getByLabel('Username', { exact: true }).fill('bob')
+  await admin.getByLabel('Password', { exact: true }).fill('bob-password')
+  await admin.getByRole('button', { name: 'Create user' }).click()
+  await expect(admin.getByRole('row').filter({ hasText: 'bob' })).toContainText('active')
+  await admin.getByLabel('Username', { exact: true }).fill('bob')
+  await admin.getByLabel('Password', { exact: true }).fill('another-password')
+  await admin.getByRole('button', { name: 'Create user' }).click()
+  await expect(admin.getByRole('alert')).toContainText('bob')
+  await expect(admin.locator('.usage-table').getByRole('row').filter({ hasText: 'alice' })).toContainText('SmolLM2')
+  await expect(admin.getByRole('img', { name: 'Tokens per day' }).locator('rect')).toHaveCount(30)
+  await shot(alice, 'accounts-admin-en')
+  await expectAccessible(alice, 'admin page')
+
+  // Bob, in another browser: a wrong password is said so; signed in, he sees none of Alice's.
+  const bob = await browserContext(browser)
+  await expect(bob.getByRole('heading', { name: 'Sign in to LocalChat' })).toBeVisible()
+  await shot(bob, 'accounts-signin-en')
+  await expectAccessible(bob, 'sign-in')
+  await signIn(bob, 'bob', 'wrong-password')
+  await expect(bob.getByRole('alert')).toHaveText('Wrong username or password.')
+  await signIn(bob, 'bob', 'bob-password')
+  await expect(bob.getByText('Signed in as bob')).toBeVisible()
+  await expect(sidebar(bob)).toContainText('No conversations yet')
+  await bob.getByLabel('Import').setInputFiles({
+    name: 'bob.json',
+    mimeType: 'application/json',
+    buffer: Buffer.from(
+      JSON.stringify([
+        { id: 'bob-1', title: 'Bob’s plans', createdAt: 1, updatedAt: Date.now(), systemPrompt: '', params: SHORT, model: '', messages: [] },
+      ]),
+    ),
+  })
+  await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
+  await expect(bob.getByText('Synced', { exact: true })).toBeVisible()
+
+  // Alice on a third browser (in Chinese) finds her conversation after signing in, and not Bob's.
+  const again = await browserContext(browser, 'zh')
+  await expect(again.getByRole('heading', { name: '登录 LocalChat' })).toBeVisible()
+  await shot(again, 'accounts-signin-zh')
+  await signIn(again, 'alice', 'alice-password', '登录')
+  await expect(again.getByText('已登录：alice')).toBeVisible()
+  const hers = sidebar(again).getByRole('button', { name: 'Say hello to Alice.', exact: true })
+  await expect(async () => {
+    // Alice's first browser sends the answer once it is finished; a reload takes it in.
+    await again.reload()
+    await expect(hers).toBeVisible({ timeout: 3_000 })
+  }).toPass({ timeout: 20_000 })
+  await hers.click()
+  await expect(lastAnswer(again).locator('.md')).toHaveText((await lastAnswer(alice).locator('.md').textContent()) ?? '')
+  await expect(sidebar(again)).not.toContainText('Bob’s plans')
+  await again.getByRole('button', { name: '管理', exact: true }).click()
+  await expect(again.getByRole('dialog', { name: '用户与用量' }).getByRole('row').filter({ hasText: 'bob' })).toBeVisible()
+  await shot(again, 'accounts-admin-zh')
+  await again.keyboard.press('Escape')
+
+  // Bob's page is still only Bob's, after a reload too; signing out leaves nothing of his here.
+  await bob.reload()
+  await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
+  await expect(sidebar(bob)).not.toContainText('Say hello to Alice.')
+  await bob.getByRole('button', { name: 'Sign out' }).click()
+  await expect(bob.getByRole('heading', { name: 'Sign in to LocalChat' })).toBeVisible()
+  const cached = () =>
+    bob.evaluate(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const open = indexedDB.open('localchat')
+          open.onerror = () => reject(open.error)
+          open.onsuccess = () => {
+            const count = open.result.transaction('conversations').objectStore('conversations').count()
+            count.onsuccess = () => resolve(count.result)
+          }
+        }),
+    )
+  await expect.poll(cached).toBe(0)
+  // Guessing: after 5 failures an account is throttled, and the page says for how long.
+  for (let i = 0; i < 5; i++) {
+    await Promise.all([bob.waitForResponse('**/auth/login'), signIn(bob, 'mallory', 'guess')])
+  }
+  await signIn(bob, 'mallory', 'guess')
+  await expect(bob.getByRole('alert')).toHaveText(/^Too many failed sign-ins: try again in \d+ s\.$/)
+  await signIn(bob, 'bob', 'bob-password')
+  await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
+})
