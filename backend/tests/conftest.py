@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 from api_support import API_KEY, REQUEST_TIMEOUT_S, SchemaValidator, schema_validator
-from db_support import database_url, postgres  # noqa: F401  (fixtures: a SQLite and a PostgreSQL database)
+from db_support import database_url, engine, postgres  # noqa: F401  (fixtures: SQLite and PostgreSQL databases)
 from server_process import CHAT_MODEL_DIR, LOGS, ServerProcess, log_problems, log_tail, start_server
 
 

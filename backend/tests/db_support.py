@@ -18,6 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from server_process import free_port
+from sqlalchemy import Engine
+
+from app.db.engine import make_engine
+from app.db.migrate import upgrade
 
 
 @dataclass
@@ -110,3 +114,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'localchat.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.new_database()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """That database, migrated to the newest revision."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()

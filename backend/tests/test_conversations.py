@@ -30,7 +30,6 @@ from test_accounts import in_process
 from app.conversations.service import Conflict, Storage, StorageError
 from app.core.config import Settings
 from app.db.engine import make_engine
-from app.db.migrate import upgrade
 from app.main import create_app
 
 Page = dict[str, Any]
@@ -105,14 +104,6 @@ def question(message_id: str, parent: str, content: str = "and then?") -> Page:
         "createdAt": 1_733_000_009_000,
         "parentId": parent,
     }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def make_user(engine: Engine, name: str) -> int:

@@ -22,6 +22,7 @@ test.beforeAll(async () => {
   const port = await freePort()
   baseUrl = `http://127.0.0.1:${port}`
   dataDir = await mkdtemp(join(tmpdir(), 'localchat-accounts-'))
+  const log = openSync(join(SHOTS, 'accounts-backend.log'), 'w')
   server = spawn(join(ROOT, '.venv', 'bin', 'python'), ['-m', 'app', '--host', '127.0.0.1', '--port', String(port)], {
     cwd: ROOT,
     env: {
@@ -32,7 +33,8 @@ test.beforeAll(async () => {
       EMBEDDING_MODEL_PATH: '',
       PYTHONPATH: join(ROOT, 'backend'),
     },
-    stdio: ['ignore', openSync(join(SHOTS, 'accounts-backend.log'), 'w'), 'inherit'],
+    // Its log (stderr: Python's logging) in a file beside the suite's own backend log.
+    stdio: ['ignore', log, log],
   })
   const deadline = Date.now() + 170_000
   for (;;) {

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..core.errors import Refusal
 from ..db.models import LOCAL_USERNAME, ApiKey, AuthSession, User, now
 
 Role = Literal["admin", "user"]
@@ -28,15 +29,8 @@ MAX_PASSWORD = 1024  # Argon2 takes any length; this only bounds the work one re
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,253}$")
 
 
-class AccountError(Exception):
-    """A request the accounts cannot honour, with the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
+class AccountError(Refusal):
+    """A request the accounts cannot honour."""
 
 
 @dataclass(frozen=True)

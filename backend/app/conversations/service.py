@@ -23,6 +23,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..core.errors import Refusal
 from ..db.models import (
     LOCAL_USERNAME,
     Document,
@@ -56,15 +57,8 @@ MESSAGE_COLUMNS = {
 Page = dict[str, Any]
 
 
-class StorageError(Exception):
-    """A request the storage cannot honour, with the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
+class StorageError(Refusal):
+    """A request the storage cannot honour."""
 
 
 class Conflict(StorageError):

@@ -35,6 +35,18 @@ def anthropic_route(path: str) -> bool:
     return path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/")
 
 
+class Refusal(Exception):
+    """A request a service below the API (accounts, storage) cannot honour, with the HTTP status
+    that says why; the routes answer it as an OpenAIError."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+
+
 class OpenAIError(Exception):
     def __init__(
         self,
