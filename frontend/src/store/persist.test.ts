@@ -74,9 +74,13 @@ describe('persistence to IndexedDB', () => {
     const { db, store, saver, id } = savingStore(50)
     await saver.flush()
     store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
+    store.getState().updateMessage(id, 'a1', { streamId: 's1' })
+    // The answer's start and its stream id are written at once (a reload resumes from them)…
+    await saver.flush()
     for (let i = 1; i <= 100; i++) store.getState().updateMessage(id, 'a1', { content: 'x'.repeat(i) })
     const saved = async () => ((await entries<string, Conversation>(db)) as [[string, Conversation]])[0][1]
-    expect((await saved()).messages).toEqual([])
+    expect((await saved()).messages[0]).toMatchObject({ content: '', status: 'streaming', streamId: 's1' })
+    // …its text with the batch.
 
     await new Promise((r) => setTimeout(r, 60))
     await saver.flush()
@@ -85,6 +89,17 @@ describe('persistence to IndexedDB', () => {
     store.getState().remove(id)
     await saver.flush()
     expect(await entries(db)).toEqual([])
+    await saver.stop()
+  })
+
+  it('writes an answer’s start and the id the server keeps it under at once, for a reload to resume it', async () => {
+    const { db, store, saver, id } = savingStore(60_000)
+    store.getState().addMessage(id, { id: 'a1', role: 'assistant', content: '', createdAt: 1, status: 'streaming' })
+    store.getState().updateMessage(id, 'a1', { streamId: 's1' })
+    store.getState().updateMessage(id, 'a1', { content: 'Once upon' })
+    await new Promise((r) => setTimeout(r, 50)) // far less than the batch delay
+    const [[, saved]] = (await entries<string, Conversation>(db)) as [[string, Conversation]]
+    expect(saved.messages[0]).toMatchObject({ status: 'streaming', streamId: 's1' })
     await saver.stop()
   })
 

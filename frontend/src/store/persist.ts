@@ -54,9 +54,20 @@ function write(db: UseStore, batch: Map<string, Change | 'deleted'>, local: Reco
 }
 
 /**
+ * Whether a change is written at once rather than with the streaming batch: anything but an
+ * answer's streaming text is, and so is an answer's start and the id the server keeps it under,
+ * which a reload right after needs to pick the answer up again (chat/generate.ts resumeAnswers).
+ */
+function urgent(before: Conversation | undefined, conv: Conversation | undefined): boolean {
+  if (!conv?.messages.some((m) => m.status === 'streaming')) return true
+  if (!before || before.messages.length !== conv.messages.length) return true
+  return conv.messages.some((m, i) => m.streamId !== before.messages[i]?.streamId)
+}
+
+/**
  * Writes changed conversations to IndexedDB and keeps tabs in step. A conversation whose answer
- * is still streaming changes every frame, so it is written at most once per `delayMs` (a crash
- * loses at most that much of it); any other change (an answer that ended, a rename, a deletion)
+ * is still streaming changes every frame, so its text is written at most once per `delayMs` (a
+ * crash loses at most that much of it); any other change (see `urgent`) (an answer that ended, a rename, a deletion)
  * is written at once, so a reload right after an answer finishes keeps all of it.
  *
  * Another tab may have written the same conversation meanwhile, so a write takes from this tab
@@ -177,7 +188,7 @@ export function persistChanges(
         if (!change || change === 'deleted') pending.set(id, (change = newChange()))
         recordChange(change, before, conv)
       }
-      if (!conv?.messages.some((m) => m.status === 'streaming')) now = true
+      if (urgent(before, conv)) now = true
     }
     if (now) void flush()
     else if (!timer) timer = setTimeout(() => void flush(), delayMs)
