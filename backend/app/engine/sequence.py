@@ -37,6 +37,12 @@ class Sequence:
     warm_from: int = 0  # tokens before this are named, or queued to be (prefix_cache.WARM_TOKENS)
     cached_tokens: int = -1  # prompt tokens reused on first admission; -1 until admitted
     num_output: int = 0
+    # Speculative decoding (speculative.py): whether its tokens may be proposed and verified
+    # (its sampling is greedy and plain), this step's proposed tokens, and its tally.
+    speculate: bool = False
+    draft: list[int] = field(default_factory=list)
+    proposed: int = 0
+    accepted: int = 0
 
     @property
     def remaining(self) -> int:

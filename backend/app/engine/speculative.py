@@ -1,0 +1,55 @@
+"""Speculative decoding's proposers: tokens a sequence will likely generate next, checked by the
+model in the step's one forward pass (scheduler.py plans them, runner.py verifies them).
+
+A proposer is anything with `name` and `propose(tokens, k)`. The n-gram proposer (prompt lookup)
+needs no second model: where the sequence's last few tokens occurred before (in a pasted
+document, a code file being rewritten, the answer so far), it proposes the tokens that followed
+them there. Pure bookkeeping, no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+Speculative = Literal["off", "ngram", "auto"]
+
+# Tokens proposed a step at most: a verified row costs about a decode row per token, and on 2
+# cores a few extra rows ride along with the weights' one read nearly free.
+MAX_PROPOSED = 4
+# "auto": a sequence drafts while the decode batch is at most this large (beyond, its rows fill
+# the matrix products already) and, once it has proposed AUTO_PROBATION tokens, while at least
+# AUTO_MIN_ACCEPTANCE of them were accepted.
+AUTO_MAX_BATCH = 4
+AUTO_PROBATION = 16
+AUTO_MIN_ACCEPTANCE = 0.3
+
+
+class Proposer(Protocol):
+    name: str
+
+    def propose(self, tokens: list[int], k: int) -> list[int]:
+        """Up to k tokens likely to follow `tokens`; none where it has no guess."""
+        ...
+
+
+class NgramProposer:
+    """Prompt lookup: the tokens that followed the latest earlier occurrence of the sequence's
+    last n tokens, the longest n from max_n down to min_n that occurred."""
+
+    name = "ngram"
+
+    def __init__(self, min_n: int = 2, max_n: int = 4) -> None:
+        self.min_n = min_n
+        self.max_n = max_n
+
+    def propose(self, tokens: list[int], k: int) -> list[int]:
+        for n in range(self.max_n, self.min_n - 1, -1):
+            if len(tokens) <= n:
+                continue
+            tail = tokens[-n:]
+            last = tail[-1]
+            # Latest first: a document quoted or code rewritten continues where it was last seen.
+            for end in range(len(tokens) - 2, n - 2, -1):
+                if tokens[end] == last and tokens[end - n + 1 : end + 1] == tail:
+                    return tokens[end + 1 : end + 1 + k]
+        return []
