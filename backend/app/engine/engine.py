@@ -187,6 +187,15 @@ class Engine:
         return Grammars(self.tokenizer, vocab, self.eos_ids)
 
     @property
+    def speculation(self) -> dict[str, tuple[int, int]]:
+        """Speculative decoding's (tokens proposed, of which accepted) by proposer; empty when
+        off."""
+        proposer = self.scheduler.proposer
+        if proposer is None:
+            return {}
+        return {proposer.name: (self.stats.spec_proposed, self.stats.spec_accepted)}
+
+    @property
     def in_flight(self) -> int:
         """Requests submitted and neither ended nor aborted: running or waiting."""
         return len(self._live)

@@ -18,7 +18,7 @@ from .fast_decoder import Rows, fast_decoder_for
 from .kv_cache import PagedKVCache
 from .output import Request
 from .quantization import dense_capable, dense_weights
-from .sampling import SamplingParams, TokenLogprobs, sample
+from .sampling import SamplingParams, TokenLogprobs, sample, verify
 from .scheduler import StepPlan
 from .sequence import Sequence
 
@@ -45,13 +45,12 @@ NOTHING = Sampled([], [])
 
 
 def speculable(params: SamplingParams) -> bool:
-    """Whether a request's tokens may be proposed and verified: greedy, and each position's
-    token a function of its logits alone (no penalty counting the tokens before it, no grammar),
-    so a verified row gives exactly the tokens decoding one at a time does."""
+    """Whether a request's tokens may be proposed and verified: each position's distribution a
+    function of its logits and its grammar alone (no penalty counting the tokens before it), and
+    no logprobs asked for (a run's tokens are emitted without them); greedy or sampled alike
+    (sampling.verify)."""
     return (
-        params.greedy
-        and params.grammar is None
-        and not params.logprobs
+        not params.logprobs
         and params.repetition_penalty == 1.0
         and params.presence_penalty == 0.0
         and params.frequency_penalty == 0.0
@@ -84,21 +83,10 @@ class ModelRunner:
 
     @staticmethod
     def _verify(batch: list[Request], logits: torch.Tensor) -> list[list[int]]:
-        """Each row's greedy token at its last token and at each of its draft's: the draft is
-        accepted up to the first the model disagrees with, whose own token then follows."""
-        sizes = [len(seq.draft) + 1 for seq in batch]
-        rows = torch.cat([logits[i, :n] for i, n in enumerate(sizes)])
-        states = [seq.state for seq, n in zip(batch, sizes, strict=True) for _ in range(n)]
-        picked, _ = sample(rows.float().cpu(), states)
-        runs, at = [], 0
-        for seq, n in zip(batch, sizes, strict=True):
-            mine = picked[at : at + n]
-            at += n
-            accepted = 0
-            while accepted < len(seq.draft) and mine[accepted] == seq.draft[accepted]:
-                accepted += 1
-            runs.append(mine[: accepted + 1])
-        return runs
+        """Each row's run: its draft accepted up to the first token the model generates otherwise,
+        then that token (sampling.verify)."""
+        logits = logits.float().cpu()
+        return [verify(logits[i, : len(seq.draft) + 1], seq.state, seq.draft) for i, seq in enumerate(batch)]
 
     def forward(self, plan: StepPlan) -> tuple[list[torch.Tensor], float]:
         """The plan's logits (the chunk's group first, then each decode group's, then the
