@@ -24,7 +24,7 @@ from .blocks import BLOCK_SIZE, BlockManager
 from .config import EngineConfig
 from .prefix_cache import PrefixCache
 from .sequence import Sequence, Status
-from .speculative import AUTO_MAX_BATCH, AUTO_MIN_ACCEPTANCE, AUTO_PROBATION, MAX_PROPOSED, Proposer
+from .speculative import AUTO_MAX_BATCH, MAX_PROPOSED, Proposer
 
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
@@ -246,10 +246,7 @@ class Scheduler(Generic[S]):
     def _draft(self, seq: S) -> list[int]:
         if self.proposer is None or not seq.speculate:
             return []
-        if self.auto and (
-            len(self.decoding) > AUTO_MAX_BATCH
-            or (seq.proposed >= AUTO_PROBATION and seq.accepted < AUTO_MIN_ACCEPTANCE * seq.proposed)
-        ):
+        if self.auto and (len(self.decoding) > AUTO_MAX_BATCH or not seq.tally.may_draft()):
             return []
         # The draft's positions stay below the context the sequence may reach.
         k = min(MAX_PROPOSED, self.longest - len(seq.tokens) - 1)
@@ -316,8 +313,7 @@ class Scheduler(Generic[S]):
             accepted = len(run) - 1
             self.stats.spec_proposed += len(seq.draft)
             self.stats.spec_accepted += accepted
-            seq.proposed += len(seq.draft)
-            seq.accepted += accepted
+            seq.tally.verified(len(seq.draft), accepted)
             seq.draft = []
             seq.num_cached += 1 + accepted
             seq.tokens += run

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .speculative import Tally
+
 
 class Status(Enum):
     """waiting -> prefilling -> decoding -> finished; preempted (blocks given back, queued first)
@@ -38,11 +40,10 @@ class Sequence:
     cached_tokens: int = -1  # prompt tokens reused on first admission; -1 until admitted
     num_output: int = 0
     # Speculative decoding (speculative.py): whether its tokens may be proposed and verified
-    # (its sampling is greedy and plain), this step's proposed tokens, and its tally.
+    # (runner.speculable), this step's proposed tokens, and its recent drafts' tally.
     speculate: bool = False
     draft: list[int] = field(default_factory=list)
-    proposed: int = 0
-    accepted: int = 0
+    tally: Tally = field(default_factory=Tally)
 
     @property
     def remaining(self) -> int:

@@ -9,6 +9,7 @@ them there. Pure bookkeeping, no torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Speculative = Literal["off", "ngram", "auto"]
@@ -17,11 +18,17 @@ Speculative = Literal["off", "ngram", "auto"]
 # cores a few extra rows ride along with the weights' one read nearly free.
 MAX_PROPOSED = 4
 # "auto": a sequence drafts while the decode batch is at most this large (beyond, its rows fill
-# the matrix products already) and, once it has proposed AUTO_PROBATION tokens, while at least
-# AUTO_MIN_ACCEPTANCE of them were accepted.
+# the matrix products already) and while its recent drafts pay (Tally).
 AUTO_MAX_BATCH = 4
-AUTO_PROBATION = 16
+# A draft of k tokens of which a share r is accepted gives 1 + r*k tokens for a pass costing
+# 1 + c*k decode steps, c an extra row's cost: it pays while r > c.
 AUTO_MIN_ACCEPTANCE = 0.3
+# Tokens proposed before a request's acceptance is judged; each earlier draft's weight in it
+# fades by AUTO_FADE a draft; decode steps a request that did not pay waits before it tries
+# again, doubled each time it fails again.
+AUTO_PROBATION = 8
+AUTO_FADE = 0.8
+AUTO_PAUSE = 16
 
 
 class Proposer(Protocol):
@@ -53,3 +60,33 @@ class NgramProposer:
                 if tokens[end] == last and tokens[end - n + 1 : end + 1] == tail:
                     return tokens[end + 1 : end + 1 + k]
         return []
+
+
+@dataclass
+class Tally:
+    """A request's recent drafts (`auto`): proposed and accepted tokens, earlier drafts fading,
+    and how long it waits after drafts that did not pay (a free answer often has a short tail
+    seen before; a rewrite's new part ends and copying starts, so it tries again)."""
+
+    proposed: float = 0.0
+    accepted: float = 0.0
+    pause: int = 0  # decode steps left without drafting
+    next_pause: int = AUTO_PAUSE
+
+    def may_draft(self) -> bool:
+        """Whether it drafts this step (counting a step of its pause)."""
+        if self.pause:
+            self.pause -= 1
+            return False
+        return True
+
+    def verified(self, proposed: int, accepted: int) -> None:
+        self.proposed = self.proposed * AUTO_FADE + proposed
+        self.accepted = self.accepted * AUTO_FADE + accepted
+        if self.proposed < AUTO_PROBATION:
+            return
+        if self.accepted < AUTO_MIN_ACCEPTANCE * self.proposed:
+            self.pause, self.next_pause = self.next_pause, self.next_pause * 2
+            self.proposed = self.accepted = 0.0  # on probation again after the pause
+        else:
+            self.next_pause = AUTO_PAUSE

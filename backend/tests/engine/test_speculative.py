@@ -10,14 +10,16 @@ from collections import Counter
 import torch
 
 from app.core.metrics import ModelGauges, ModelsCollector
-from app.engine.blocks import BLOCK_SIZE
+from app.engine.blocks import BLOCK_SIZE, BlockManager
 from app.engine.engine import Engine
+from app.engine.prefix_cache import PrefixCache
 from app.engine.sampling import SampleState, SamplingParams, sample, verify
-from app.engine.speculative import MAX_PROPOSED, NgramProposer
+from app.engine.scheduler import EngineStats, Scheduler
+from app.engine.speculative import AUTO_MAX_BATCH, AUTO_PAUSE, MAX_PROPOSED, NgramProposer, Tally
 
 from .conftest import chat_ids, run_together, running_engine
 from .test_grammar import GRAMMAR, SCHEMA
-from .test_scheduler import scheduler, sequence
+from .test_scheduler import config, scheduler, sequence
 
 # Chi-square's 0.999 quantile at 5 degrees of freedom: a right sampler fails 1 run in 1000 (the
 # seeds are fixed, so a given implementation passes or fails for good).
@@ -64,6 +66,51 @@ def test_a_draft_is_planned_as_extra_rows_and_its_rejected_tokens_kv_is_rolled_b
     seq.speculate = False
     (plan,) = sched.steps()
     assert plan.verify == [] and plan.decode == [[seq]]
+
+
+def test_auto_drafts_while_a_request_s_drafts_pay_and_never_in_a_large_batch() -> None:
+    tally = Tally()
+    # Drafts of four, none accepted: judged once past probation (three drafts), it waits
+    # AUTO_PAUSE steps, tries again, and waits twice as long after failing again.
+    for _ in range(2):
+        tally.verified(4, 0)
+        assert tally.may_draft()
+    tally.verified(4, 0)
+    assert [tally.may_draft() for _ in range(AUTO_PAUSE + 1)] == [False] * AUTO_PAUSE + [True]
+    for _ in range(3):
+        tally.verified(4, 0)
+    assert sum(not tally.may_draft() for _ in range(4 * AUTO_PAUSE)) == 2 * AUTO_PAUSE
+    # Drafts that pay keep it drafting, and its next pause back to the first's length.
+    for accepted in (3, 4, 4):
+        tally.verified(4, accepted)
+    assert tally.may_draft() and tally.next_pause == AUTO_PAUSE
+    # Beyond AUTO_MAX_BATCH decoding sequences, nobody drafts.
+    blocks = BlockManager(200, caching=True)
+    sched = Scheduler(
+        config(),
+        blocks,
+        PrefixCache(blocks, True),
+        True,
+        True,
+        EngineStats(),
+        2048,
+        NgramProposer(),
+        auto=True,
+    )
+    batch = [sequence(str(i), 20, first=100 * i) for i in range(AUTO_MAX_BATCH + 1)]
+    for seq in batch:
+        seq.tokens[10:20] = seq.tokens[0:10]
+        seq.speculate = True
+        sched.add(seq)
+    sched.admit()
+    (plan,) = sched.steps()
+    sched.prefilled(plan, 0.1, [seq.tokens[10] for seq in batch])
+    (plan,) = sched.steps()
+    assert plan.verify == [] and len(plan.decoding) == len(batch)
+    sched.decoded(plan, [seq.tokens[-10] for seq in batch])
+    sched.remove(batch[-1])
+    (plan,) = sched.steps()
+    assert plan.verify == batch[:-1]
 
 
 def metrics_of(gauges: dict[str, ModelGauges]) -> list:
