@@ -24,7 +24,7 @@ from .blocks import BLOCK_SIZE, BlockManager
 from .config import EngineConfig
 from .prefix_cache import PrefixCache
 from .sequence import Sequence, Status
-from .speculative import AUTO_MAX_BATCH, MAX_PROPOSED, Proposer
+from .speculative import AUTO_MAX_BATCH, Proposer
 
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
@@ -249,7 +249,7 @@ class Scheduler(Generic[S]):
         if self.auto and (len(self.decoding) > AUTO_MAX_BATCH or not seq.tally.may_draft()):
             return []
         # The draft's positions stay below the context the sequence may reach.
-        k = min(MAX_PROPOSED, self.longest - len(seq.tokens) - 1)
+        k = min(seq.tally.length, self.longest - len(seq.tokens) - 1)
         return self.proposer.propose(seq.tokens, k) if k > 0 else []
 
     @staticmethod

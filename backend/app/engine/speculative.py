@@ -15,8 +15,12 @@ from typing import Literal, Protocol
 Speculative = Literal["off", "ngram", "auto"]
 
 # Tokens proposed a step at most: a verified row costs about a decode row per token, and on 2
-# cores a few extra rows ride along with the weights' one read nearly free.
+# cores a few extra rows ride along with the weights' one read nearly free. LONG_PROPOSED while
+# at least LONG_ACCEPTANCE of a request's recent proposals were accepted (copying a document or
+# a file: a longer draft's rows cost less than the passes they save).
 MAX_PROPOSED = 4
+LONG_PROPOSED = 8
+LONG_ACCEPTANCE = 0.8
 # "auto": a sequence drafts while the decode batch is at most this large (beyond, its rows fill
 # the matrix products already) and while its recent drafts pay (Tally).
 AUTO_MAX_BATCH = 4
@@ -64,9 +68,10 @@ class NgramProposer:
 
 @dataclass
 class Tally:
-    """A request's recent drafts (`auto`): proposed and accepted tokens, earlier drafts fading,
-    and how long it waits after drafts that did not pay (a free answer often has a short tail
-    seen before; a rewrite's new part ends and copying starts, so it tries again)."""
+    """A request's recent drafts: proposed and accepted tokens, earlier drafts fading (they
+    decide a draft's length), and (`auto`) how long it waits after drafts that did not pay (a
+    free answer often has a short tail seen before; a rewrite's new part ends and copying
+    starts, so it tries again)."""
 
     proposed: float = 0.0
     accepted: float = 0.0
@@ -79,6 +84,13 @@ class Tally:
             self.pause -= 1
             return False
         return True
+
+    @property
+    def length(self) -> int:
+        """Tokens to propose this step, at most."""
+        if self.proposed >= AUTO_PROBATION and self.accepted >= LONG_ACCEPTANCE * self.proposed:
+            return LONG_PROPOSED
+        return MAX_PROPOSED
 
     def verified(self, proposed: int, accepted: int) -> None:
         self.proposed = self.proposed * AUTO_FADE + proposed

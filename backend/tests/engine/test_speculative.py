@@ -15,7 +15,14 @@ from app.engine.engine import Engine
 from app.engine.prefix_cache import PrefixCache
 from app.engine.sampling import SampleState, SamplingParams, sample, verify
 from app.engine.scheduler import EngineStats, Scheduler
-from app.engine.speculative import AUTO_MAX_BATCH, AUTO_PAUSE, MAX_PROPOSED, NgramProposer, Tally
+from app.engine.speculative import (
+    AUTO_MAX_BATCH,
+    AUTO_PAUSE,
+    LONG_PROPOSED,
+    MAX_PROPOSED,
+    NgramProposer,
+    Tally,
+)
 
 from .conftest import chat_ids, run_together, running_engine
 from .test_grammar import GRAMMAR, SCHEMA
@@ -80,10 +87,12 @@ def test_auto_drafts_while_a_request_s_drafts_pay_and_never_in_a_large_batch() -
     for _ in range(3):
         tally.verified(4, 0)
     assert sum(not tally.may_draft() for _ in range(4 * AUTO_PAUSE)) == 2 * AUTO_PAUSE
-    # Drafts that pay keep it drafting, and its next pause back to the first's length.
+    assert tally.length == MAX_PROPOSED
+    # Drafts that pay keep it drafting, its next pause back to the first's length, and nearly
+    # all accepted lengthen its drafts.
     for accepted in (3, 4, 4):
         tally.verified(4, accepted)
-    assert tally.may_draft() and tally.next_pause == AUTO_PAUSE
+    assert tally.may_draft() and tally.next_pause == AUTO_PAUSE and tally.length == LONG_PROPOSED
     # Beyond AUTO_MAX_BATCH decoding sequences, nobody drafts.
     blocks = BlockManager(200, caching=True)
     sched = Scheduler(
