@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 Speculative = Literal["off", "ngram", "auto"]
 
-# Tokens proposed a step at most: a verified row costs about a decode row per token, and on 2
+# Tokens proposed a step, at most: a verified row costs about a decode row per token, and on 2
 # cores a few extra rows ride along with the weights' one read nearly free. LONG_PROPOSED while
 # at least LONG_ACCEPTANCE of a request's recent proposals were accepted (copying a document or
 # a file: a longer draft's rows cost less than the passes they save).
@@ -25,7 +25,8 @@ LONG_ACCEPTANCE = 0.8
 # the matrix products already) and while its recent drafts pay (Tally).
 AUTO_MAX_BATCH = 4
 # A draft of k tokens of which a share r is accepted gives 1 + r*k tokens for a pass costing
-# 1 + c*k decode steps, c an extra row's cost: it pays while r > c.
+# 1 + c*k decode steps, c an extra row's cost: it pays while r > c. c was not measured on its
+# own; 0.3 is on the safe side of the bench (docs/benchmarks-speculative.md).
 AUTO_MIN_ACCEPTANCE = 0.3
 # Tokens proposed before a request's acceptance is judged; each earlier draft's weight in it
 # fades by AUTO_FADE a draft; decode steps a request that did not pay waits before it tries
