@@ -246,7 +246,10 @@ class Scheduler(Generic[S]):
     def _draft(self, seq: S) -> list[int]:
         if self.proposer is None or not seq.speculate:
             return []
-        if self.auto and (len(self.decoding) > AUTO_MAX_BATCH or not seq.tally.may_draft()):
+        # Requests still prefilling or waiting count too: a burst's first answers would draft
+        # beside the others' prompts, in passes the batch shares.
+        busy = len(self.decoding) + len(self.prefilling) + len(self.waiting)
+        if self.auto and (busy > AUTO_MAX_BATCH or not seq.tally.may_draft()):
             return []
         # The draft's positions stay below the context the sequence may reach.
         k = min(seq.tally.length, self.longest - len(seq.tokens) - 1)

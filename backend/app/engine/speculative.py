@@ -21,8 +21,9 @@ Speculative = Literal["off", "ngram", "auto"]
 MAX_PROPOSED = 4
 LONG_PROPOSED = 8
 LONG_ACCEPTANCE = 0.8
-# "auto": a sequence drafts while the decode batch is at most this large (beyond, its rows fill
-# the matrix products already) and while its recent drafts pay (Tally).
+# "auto": a sequence drafts while the requests decoding, prefilling and waiting are at most this
+# many (beyond, their rows fill the matrix products already) and while its recent drafts pay
+# (Tally).
 AUTO_MAX_BATCH = 4
 # A draft of k tokens of which a share r is accepted gives 1 + r*k tokens for a pass costing
 # 1 + c*k decode steps, c an extra row's cost: it pays while r > c. c was not measured on its

@@ -93,7 +93,7 @@ def test_auto_drafts_while_a_request_s_drafts_pay_and_never_in_a_large_batch() -
     for accepted in (3, 4, 4):
         tally.verified(4, accepted)
     assert tally.may_draft() and tally.next_pause == AUTO_PAUSE and tally.length == LONG_PROPOSED
-    # Beyond AUTO_MAX_BATCH decoding sequences, nobody drafts.
+    # Beyond AUTO_MAX_BATCH requests, nobody drafts.
     blocks = BlockManager(200, caching=True)
     sched = Scheduler(
         config(),
@@ -120,6 +120,11 @@ def test_auto_drafts_while_a_request_s_drafts_pay_and_never_in_a_large_batch() -
     sched.remove(batch[-1])
     (plan,) = sched.steps()
     assert plan.verify == batch[:-1]
+    sched.verified(plan, [[seq.tokens[-9]] for seq in plan.verify])
+    # A request waiting for its prompt's turn counts too.
+    sched.add(sequence("late", 20, first=900))
+    (plan,) = sched.steps()
+    assert plan.verify == [] and plan.decoding == batch[:-1]
 
 
 def metrics_of(gauges: dict[str, ModelGauges]) -> list:
