@@ -143,6 +143,7 @@ class Services:
                     engine.stats.running,
                     engine.stats.waiting,
                     engine.blocks.in_use / engine.blocks.usable,
+                    speculation=engine.speculation,
                 )
             elif isinstance(model, EmbeddingModel):
                 embedder = model.embeddings.embedder

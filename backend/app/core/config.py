@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     kv_cache_memory_gb: float = Field(default=0, ge=0)
     # Reuse the keys of prompt prefixes seen before (earlier turns, shared system prompts).
     enable_prefix_caching: bool = True
+    # Speculative decoding: off, ngram (prompt lookup, every request without penalties or
+    # logprobs), auto (ngram where it pays: small batches, measured acceptance). Off by default:
+    # docs/benchmarks-speculative.md.
+    speculative: Literal["off", "ngram", "auto"] = "off"
     queue_timeout_s: float = Field(default=120.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)

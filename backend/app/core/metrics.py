@@ -1,6 +1,7 @@
 """Prometheus metrics: requests by route and status; per model (a `model` label) tokens, queue
-depth, latencies and whether it is loaded; with METRICS_PER_USER, requests and tokens per user
-(a `user` label: the account's name) and model."""
+depth, latencies, speculative decoding's proposed and accepted tokens and whether it is loaded;
+with METRICS_PER_USER, requests and tokens per user (a `user` label: the account's name) and
+model."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,6 +76,8 @@ class ModelGauges:
     embedding_waiting: float | None = None
     embedded: float | None = None  # read from the embedder's own count: it only grows
     embedding_batches: float | None = None
+    # Speculative decoding, by proposer: (tokens proposed, of which accepted) since loaded.
+    speculation: dict[str, tuple[int, int]] | None = None
 
 
 # (metric, help, ModelGauges field)
@@ -99,7 +102,7 @@ class ModelsCollector(Collector):
     def __init__(self) -> None:
         self.read: Callable[[], dict[str, ModelGauges]] = dict
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         models = self.read()
         for name, documentation, attribute in _GAUGES:
             family = GaugeMetricFamily(name, documentation, labels=["model"])
@@ -108,6 +111,24 @@ class ModelsCollector(Collector):
                 if value is not None:
                     family.add_metric([model], float(value))
             yield family
+        # Counted by the engine since the model was loaded (a reload starts them again, which
+        # Prometheus's rate() reads as a counter reset); the acceptance rate is their ratio.
+        proposed = CounterMetricFamily(
+            "llm_spec_proposed_tokens",
+            "Tokens proposed for speculative decoding.",
+            labels=["model", "proposer"],
+        )
+        accepted = CounterMetricFamily(
+            "llm_spec_accepted_tokens",
+            "Proposed tokens the model generated too (speculative decoding).",
+            labels=["model", "proposer"],
+        )
+        for model, gauges in models.items():
+            for proposer, (n_proposed, n_accepted) in (gauges.speculation or {}).items():
+                proposed.add_metric([model, proposer], n_proposed)
+                accepted.add_metric([model, proposer], n_accepted)
+        yield proposed
+        yield accepted
 
 
 MODELS = ModelsCollector()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Self
 
+from .speculative import Speculative
+
 
 class _FromSettings:
     @classmethod
@@ -45,3 +47,4 @@ class EngineConfig(_FromSettings):
     queue_timeout_s: float  # a request waiting longer for a slot fails
     fast_path: bool  # the lean Llama-family forward (fast_decoder.py)
     num_threads: int  # torch CPU threads; 0: all cores
+    speculative: Speculative = "off"  # proposed tokens verified in the step's pass (speculative.py)

@@ -34,9 +34,10 @@ from .memory import kv_budget_bytes, trim_heap
 from .output import OutputStage, Request
 from .output import RequestOutput as RequestOutput
 from .prefix_cache import PrefixCache
-from .runner import ModelRunner
+from .runner import ModelRunner, speculable
 from .sampling import SampleState, SamplingParams
 from .scheduler import EngineStats, Scheduler, StepPlan
+from .speculative import NgramProposer
 from .text import IncrementalDetokenizer
 from .threads import use_threads
 
@@ -130,6 +131,11 @@ class Engine:
         # on its own): answers' blocks are named as they fill (prefix_cache.py).
         self.prefix = PrefixCache(self.blocks, rows_independent(model) and not self.runner.dense)
         self.stats = EngineStats()
+        # A sequence ends ("length") at the model's context or when it alone fills the cache.
+        longest = min(self.max_context, self.kv_capacity_tokens)
+        # Speculative decoding where a verified row computes exactly what decoding one token at
+        # a time does (the answers' keys are a prompt's), on the fast path (its own group).
+        exact = self.fast is not None and self.prefix.name_answers
         self.scheduler: Scheduler[Request] = Scheduler(
             config,
             self.blocks,
@@ -139,18 +145,20 @@ class Engine:
             together=self.fast is not None and not self.runner.dense,
             grouped=self.fast is not None,
             stats=self.stats,
+            longest=longest,
+            proposer=NgramProposer() if config.speculative != "off" and exact else None,
+            auto=config.speculative == "auto",
         )
         self._commands: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._live: set[str] = set()  # submitted and neither ended nor aborted
-        # A sequence ends ("length") at the model's context or when it alone fills the cache.
         # Its end is told with what it changes, not a method of the engine: the engine holds the
         # output stage, and a bound method there would make a reference cycle that keeps the
         # model's weights alive after shutdown until the cyclic collector happens to run (an
         # unloaded model's memory not returned).
         self.output = OutputStage(
             self.eos_ids,
-            min(self.max_context, self.kv_capacity_tokens),
+            longest,
             self.prefix,
             partial(leave, self.scheduler, self._lock, self._live),
             self.stats,
@@ -177,6 +185,15 @@ class Engine:
         """Grammar compiler for this model's tokenizer, built on first use (about a second)."""
         vocab = self.model.config.get_text_config().vocab_size
         return Grammars(self.tokenizer, vocab, self.eos_ids)
+
+    @property
+    def speculation(self) -> dict[str, tuple[int, int]]:
+        """Speculative decoding's (tokens proposed, of which accepted) by proposer; empty when
+        off."""
+        proposer = self.scheduler.proposer
+        if proposer is None:
+            return {}
+        return {proposer.name: (self.stats.spec_proposed, self.stats.spec_accepted)}
 
     @property
     def in_flight(self) -> int:
@@ -225,6 +242,7 @@ class Engine:
             sink=sink,
             detok=IncrementalDetokenizer(self.tokenizer.backend_tokenizer, params.stop),
             state=SampleState(params, prompt_ids),
+            speculate=speculable(params),
         )
         self._commands.put(("add", seq))
         return request_id
@@ -318,11 +336,14 @@ class Engine:
         for plan in self.scheduler.steps():
             result = self.runner.execute(plan)
             if plan.chunk:
-                first = self.scheduler.prefilled(plan, result.elapsed)
+                first = self.scheduler.prefilled(plan, result.elapsed, result.first.tokens)
                 self.output.emit(first, result.first.tokens, result.first.logprobs)
             if plan.decode:
-                self.scheduler.decoded(plan)
+                self.scheduler.decoded(plan, result.next.tokens)
                 self.output.emit(plan.decoding, result.next.tokens, result.next.logprobs)
+            if plan.verify:
+                self.scheduler.verified(plan, result.runs)
+                self.output.emit_runs(plan.verify, result.runs)
         jobs = self.prefix.warm_jobs
         if jobs and not self.scheduler.prefilling and not self.scheduler.waiting and self._commands.empty():
             try:

@@ -57,6 +57,10 @@ class Matcher:
     def accept(self, token_id: int) -> None:
         self._matcher.consume_token(token_id)
 
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last num_tokens accepted (a speculative draft's look-ahead: sampling.verify)."""
+        self._matcher.rollback(num_tokens)
+
     @property
     def done(self) -> bool:
         """The grammar is complete and allows nothing more (or the matcher failed)."""

@@ -61,42 +61,57 @@ class OutputStage:
         self.stats = stats
 
     def emit(self, batch: list[Request], tokens: list[int], logprobs: list[TokenLogprobs | None]) -> None:
-        """Each request's sampled token: appended, its output delivered, its end decided."""
+        """Each request's sampled token (the scheduler has appended it): its output delivered, its
+        end decided."""
         for seq, token, lp in zip(batch, tokens, logprobs, strict=True):
-            seq.tokens.append(token)
-            self.prefix.generated(seq, seq.params.conversation)
-            seq.num_output += 1
-            seq.state.record(token)
-            finish: EndReason | None = None
-            hit: str | None = None
-            if token in self.eos_ids and not seq.params.ignore_eos:
-                text, finish = seq.detok.flush(), "stop"
-            else:
-                text, hit = seq.detok.feed(token)
-                if hit is not None:
-                    finish = "stop"
-                elif seq.state.grammar_done:  # complete: nothing but its end may follow
-                    text += seq.detok.flush()
-                    finish = "stop"
-                elif seq.num_output >= seq.params.max_tokens or seq.num_cached + 1 >= self.longest:
-                    text += seq.detok.flush()
-                    finish = "length"
-            out = RequestOutput(
-                text=text,
-                token_ids=[token],
-                logprobs=[lp] if lp is not None else [],
-                finish_reason=finish,
-                prompt_tokens=seq.num_prompt,
-                completion_tokens=seq.num_output,
-                cached_tokens=seq.cached_tokens,
-                stop_sequence=hit,
-            )
-            if finish is not None:
-                self.end(seq)  # before the consumer hears of it: its blocks and place are free
-            if not self.deliver(seq, out):
-                self.stats.aborted += 1
-                if finish is None:
-                    self.end(seq)
+            self._emit(seq, token, lp, len(seq.tokens))
+
+    def emit_runs(self, batch: list[Request], runs: list[list[int]]) -> None:
+        """Each request's run of tokens (a verified draft's accepted part and the token after
+        it), one output each, until one ends the request."""
+        for seq, run in zip(batch, runs, strict=True):
+            before = len(seq.tokens) - len(run)
+            for i, token in enumerate(run):
+                if not self._emit(seq, token, None, before + i + 1):
+                    break
+
+    def _emit(self, seq: Request, token: int, lp: TokenLogprobs | None, length: int) -> bool:
+        """One token, the `length`th of its sequence; False once the request has ended."""
+        self.prefix.generated(seq, seq.params.conversation)
+        seq.num_output += 1
+        seq.state.record(token)
+        finish: EndReason | None = None
+        hit: str | None = None
+        if token in self.eos_ids and not seq.params.ignore_eos:
+            text, finish = seq.detok.flush(), "stop"
+        else:
+            text, hit = seq.detok.feed(token)
+            if hit is not None:
+                finish = "stop"
+            elif seq.state.grammar_done:  # complete: nothing but its end may follow
+                text += seq.detok.flush()
+                finish = "stop"
+            elif seq.num_output >= seq.params.max_tokens or length >= self.longest:
+                text += seq.detok.flush()
+                finish = "length"
+        out = RequestOutput(
+            text=text,
+            token_ids=[token],
+            logprobs=[lp] if lp is not None else [],
+            finish_reason=finish,
+            prompt_tokens=seq.num_prompt,
+            completion_tokens=seq.num_output,
+            cached_tokens=seq.cached_tokens,
+            stop_sequence=hit,
+        )
+        if finish is not None:
+            self.end(seq)  # before the consumer hears of it: its blocks and place are free
+        if not self.deliver(seq, out):
+            self.stats.aborted += 1
+            if finish is None:
+                self.end(seq)
+            return False
+        return finish is None
 
     def finish(self, seq: Request, reason: EndReason, error: str | None = None) -> None:
         """End a request early (abort, timeout, failure) and tell its consumer."""

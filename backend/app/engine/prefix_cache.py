@@ -49,8 +49,8 @@ class PrefixCache:
         seq.warm_from = max(seq.warm_from, seq.num_named * BLOCK_SIZE)
 
     def decoded(self, seq: Sequence) -> None:
-        """A generated token's keys are cached: name its block once full, where answers are."""
-        if self.name_answers and seq.num_cached % BLOCK_SIZE == 0:
+        """Generated tokens' keys are cached: name the blocks they filled, where answers are."""
+        if self.name_answers and self.blocks.caching and seq.num_cached // BLOCK_SIZE > seq.num_named:
             self.name_blocks(seq)
 
     def generated(self, seq: Sequence, conversation: bool) -> None:

@@ -18,7 +18,7 @@ from .fast_decoder import Rows, fast_decoder_for
 from .kv_cache import PagedKVCache
 from .output import Request
 from .quantization import dense_capable, dense_weights
-from .sampling import TokenLogprobs, sample
+from .sampling import SamplingParams, TokenLogprobs, sample, verify
 from .scheduler import StepPlan
 from .sequence import Sequence
 
@@ -36,9 +36,25 @@ class PassResult:
     elapsed: float  # the forward pass's seconds (sampling not included): the prefill cost model's
     first: Sampled  # for the prompts the chunk completes (StepPlan.completing), in order
     next: Sampled  # for the decode rows (StepPlan.decoding), in order
+    # For each verified row (StepPlan.verify): its draft's tokens the model generated too, then
+    # the one it generated after them.
+    runs: list[list[int]]
 
 
 NOTHING = Sampled([], [])
+
+
+def speculable(params: SamplingParams) -> bool:
+    """Whether a request's tokens may be proposed and verified: each position's distribution a
+    function of its logits and its grammar alone (no penalty counting the tokens before it), and
+    no logprobs asked for (a run's tokens are emitted without them); greedy or sampled alike
+    (sampling.verify)."""
+    return (
+        not params.logprobs
+        and params.repetition_penalty == 1.0
+        and params.presence_penalty == 0.0
+        and params.frequency_penalty == 0.0
+    )
 
 
 class ModelRunner:
@@ -58,31 +74,49 @@ class ModelRunner:
             rows = torch.stack([logits[0][i, plan.keep_at.index(chunk[i][1] - 1)] for i in plan.completing])
             first = self._sample(rows, [chunk[i][0] for i in plan.completing])
         following = NOTHING
+        start = 1 if plan.chunk else 0
         if plan.decode:
-            rows = torch.cat([part[:, -1] for part in logits[1 if plan.chunk else 0 :]])
+            rows = torch.cat([part[:, -1] for part in logits[start : start + len(plan.decode)]])
             following = self._sample(rows, plan.decoding)
-        return PassResult(elapsed, first, following)
+        runs = self._verify(plan.verify, logits[-1]) if plan.verify else []
+        return PassResult(elapsed, first, following, runs)
+
+    @staticmethod
+    def _verify(batch: list[Request], logits: torch.Tensor) -> list[list[int]]:
+        """Each row's run: its draft accepted up to the first token the model generates otherwise,
+        then that token (sampling.verify)."""
+        logits = logits.float().cpu()
+        return [verify(logits[i, : len(seq.draft) + 1], seq.state, seq.draft) for i, seq in enumerate(batch)]
 
     def forward(self, plan: StepPlan) -> tuple[list[torch.Tensor], float]:
-        """The plan's logits (the chunk's group first, then each decode group's) and the pass's
-        seconds."""
-        groups = [self._rows(plan.chunk, plan.keep_at)] if plan.chunk else []
-        groups += [self._rows([(s, 1) for s in group], [0]) for group in plan.decode]
+        """The plan's logits (the chunk's group first, then each decode group's, then the
+        verified rows') and the pass's seconds."""
+        groups = []
+        if plan.chunk:
+            chunk = [(s, s.tokens[s.num_cached : s.num_cached + n]) for s, n in plan.chunk]
+            groups.append(self._rows(chunk, plan.keep_at))
+        groups += [self._rows([(s, s.tokens[-1:]) for s in group], [0]) for group in plan.decode]
+        if plan.verify:
+            # Every position's logits: each checks the draft token after it.
+            rows = [(s, s.tokens[-1:] + s.draft) for s in plan.verify]
+            groups.append(self._rows(rows, list(range(max(len(t) for _, t in rows)))))
         began = time.monotonic()
         # Dense weights prefill only a chunk that runs alone (never together: see Scheduler.steps).
-        with dense_weights(self.dense if not plan.decode else []):
+        with dense_weights(self.dense if not plan.decode and not plan.verify else []):
             logits = self._forward(groups)
         return logits, time.monotonic() - began
 
-    def _rows(self, chunk: list[tuple[Sequence, int]], keep_at: list[int]) -> Rows:
-        """The rows of a prompt chunk, or of decoding sequences (one token each: their last)."""
-        width = max(n for _, n in chunk)
+    def _rows(self, chunk: list[tuple[Sequence, list[int]]], keep_at: list[int]) -> Rows:
+        """Rows of these tokens, each from its sequence's num_cached: a prompt chunk, decoding
+        sequences (one token each: their last) or verified ones (their last and their draft);
+        logits kept at the positions keep_at."""
+        width = max(len(t) for _, t in chunk)
         starts = [s.num_cached for s, _ in chunk]
         input_ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, (seq, n) in enumerate(chunk):
-            input_ids[i, :n] = torch.tensor(seq.tokens[seq.num_cached : seq.num_cached + n])
+        for i, (_, tokens) in enumerate(chunk):
+            input_ids[i, : len(tokens)] = torch.tensor(tokens)
         positions = torch.tensor(starts).unsqueeze(1) + torch.arange(width).unsqueeze(0)
-        plan = self.cache.plan([s.table for s, _ in chunk], starts, [n for _, n in chunk], width)
+        plan = self.cache.plan([s.table for s, _ in chunk], starts, [len(t) for _, t in chunk], width)
         kv_positions = torch.arange(plan.kv_len)
         mask = (kv_positions.view(1, 1, 1, -1) <= positions.view(len(chunk), 1, width, 1)).to(self.device)
         # Only the last position (every decode step, most chunks): a slice, no index tensor.

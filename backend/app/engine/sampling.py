@@ -145,3 +145,36 @@ def sample(logits: torch.Tensor, states: list[SampleState]) -> tuple[list[int], 
             top = list(zip(ids.tolist(), values.tolist(), strict=True))
         logprobs.append(TokenLogprobs(token_list[row], float(row_lp[token_list[row]]), top))
     return token_list, logprobs
+
+
+def verify(logits: torch.Tensor, state: SampleState, draft: list[int]) -> list[int]:
+    """The tokens a sequence generates at its last token and each of its draft's positions
+    (`logits` [len(draft) + 1, vocab]): the draft is accepted up to the first token that differs
+    from the one sampled there, whose own token ends the run.
+
+    Each position is sampled as decoding one token at a time samples it, with the next draw of
+    the request's own generator; positions past the run draw nothing. So a request gets exactly
+    the tokens it gets without speculation (greedy or seeded, alone or batched), and this is
+    speculative sampling's rejection step for a proposer that drafts one token for sure (q a
+    point mass: n-gram, a greedy draft model): the drafted token is accepted with probability
+    p(token) = min(1, p/q), and a rejected position's token is a draw from p without it, the
+    residual max(0, p - q) normalised; after a full accept the last token is a draw from p.
+    """
+    run: list[int] = []
+    matcher = state.matcher
+    consumed = 0
+    for position in range(len(draft) + 1):
+        (token,), _ = sample(logits[position : position + 1], [state])
+        run.append(token)
+        if position == len(draft) or token != draft[position]:
+            break
+        if matcher is not None:
+            # The next position's mask follows this token; a drafted token the grammar forbids
+            # is never sampled, so never accepted.
+            matcher.accept(token)
+            consumed += 1
+            if matcher.done:  # the answer is complete: nothing after it is sampled
+                break
+    if consumed:
+        matcher.rollback(consumed)  # type: ignore[union-attr]  # the output stage advances it as it emits
+    return run

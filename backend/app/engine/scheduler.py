@@ -24,6 +24,7 @@ from .blocks import BLOCK_SIZE, BlockManager
 from .config import EngineConfig
 from .prefix_cache import PrefixCache
 from .sequence import Sequence, Status
+from .speculative import AUTO_MAX_BATCH, Proposer
 
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
@@ -62,16 +63,19 @@ class EngineStats:
     prefill_steps: int = 0
     shared_passes: int = 0  # forward passes that carried a prefill chunk and the decode batch
     warmed_tokens: int = 0  # generated tokens prefilled again for the prefix cache (WARM_TOKENS)
+    spec_proposed: int = 0  # tokens proposed for verification (speculative.py)
+    spec_accepted: int = 0  # of which the model generated the same
 
 
 @dataclass
 class StepPlan(Generic[S]):
-    """One forward pass: a chunk of prompt tokens (each sequence's next `n`, from num_cached)
-    and decode rows (one token each: their last), in groups that attend together. Either may be
-    empty."""
+    """One forward pass: a chunk of prompt tokens (each sequence's next `n`, from num_cached),
+    decode rows (one token each: their last), in groups that attend together, and rows to verify
+    (each its last token and its draft, in a group of their own). Any may be empty."""
 
     chunk: list[tuple[S, int]]
     decode: list[list[S]]
+    verify: list[S] = field(default_factory=list)
     # The chunk's rows whose prompt it completes (they sample their first token), and the chunk
     # positions whose logits are kept: fixed when planned, before the pass moves num_cached.
     completing: list[int] = field(init=False)
@@ -101,6 +105,9 @@ class Scheduler(Generic[S]):
         together: bool,
         grouped: bool,
         stats: EngineStats,
+        longest: int,
+        proposer: Proposer | None = None,
+        auto: bool = False,
     ) -> None:
         self.config = config
         self.blocks = blocks
@@ -110,6 +117,11 @@ class Scheduler(Generic[S]):
         # Decode rows attend in groups of similar length (the fast path; see decode_groups).
         self.grouped = grouped
         self.stats = stats
+        self.longest = longest  # a sequence ends at this many tokens (output.py)
+        # Drafts for sequences that may speculate (needs extra groups: the fast path only); with
+        # `auto`, only where they pay (speculative.AUTO_*).
+        self.proposer = proposer
+        self.auto = auto
         self.waiting: deque[S] = deque()
         self.prefilling: list[S] = []
         self.decoding: list[S] = []
@@ -180,8 +192,9 @@ class Scheduler(Generic[S]):
         chunk = [(s, n) for s, n in chunk if s.status is Status.PREFILLING]  # a preempted one waits
         if chunk or batch:
             self.stats.shared_passes += bool(chunk and batch)
-            groups = self.decode_groups(batch) if self.grouped else [batch] if batch else []
-            yield StepPlan(chunk, groups)
+            plain = [s for s in batch if not s.draft]
+            groups = self.decode_groups(plain) if self.grouped else [plain] if plain else []
+            yield StepPlan(chunk, groups, [s for s in batch if s.draft])
 
     def plan_chunk(self) -> list[tuple[S, int]]:
         """Prompts with the fewest tokens left, padded to one length: short prompts together, up to
@@ -216,11 +229,31 @@ class Scheduler(Generic[S]):
         return [(s, n) for s, n in planned if s.status is Status.PREFILLING]
 
     def plan_decode(self) -> list[S]:
-        """Every decoding sequence, each given room for one more token."""
+        """Every decoding sequence, each given room for one more token, and for its draft where
+        it has one and the blocks are spare (a draft never preempts anyone)."""
         for seq in list(self.decoding):
             if seq.status is Status.DECODING:
                 self.grow(seq, seq.num_cached + 1)
+        if self.proposer is not None:  # once every next token has its room
+            for seq in self.decoding:
+                seq.draft = self._draft(seq)
+                extra = -(-(seq.num_cached + 1 + len(seq.draft)) // BLOCK_SIZE) - len(seq.table)
+                if extra > self.blocks.spare():
+                    seq.draft = []
+                self.grow(seq, seq.num_cached + 1 + len(seq.draft))
         return list(self.decoding)
+
+    def _draft(self, seq: S) -> list[int]:
+        if self.proposer is None or not seq.speculate:
+            return []
+        # Requests still prefilling or waiting count too: a burst's first answers would draft
+        # beside the others' prompts, in passes the batch shares.
+        busy = len(self.decoding) + len(self.prefilling) + len(self.waiting)
+        if self.auto and (busy > AUTO_MAX_BATCH or not seq.tally.may_draft()):
+            return []
+        # The draft's positions stay below the context the sequence may reach.
+        k = min(seq.tally.length, self.longest - len(seq.tokens) - 1)
+        return self.proposer.propose(seq.tokens, k) if k > 0 else []
 
     @staticmethod
     def decode_groups(batch: list[S]) -> list[list[S]]:
@@ -245,9 +278,9 @@ class Scheduler(Generic[S]):
 
     # ---- a pass's results, reported back by the engine ----------------------------------------
 
-    def prefilled(self, plan: StepPlan[S], elapsed: float) -> list[S]:
+    def prefilled(self, plan: StepPlan[S], elapsed: float, first: list[int]) -> list[S]:
         """The chunk's tokens are cached: measure the prefill rate, name full blocks, and move
-        the prompts it completed to decoding; returns those (they sample their first token)."""
+        the prompts it completed to decoding with their first token; returns those."""
         # A shared pass is charged to the chunk by its rows' weight (see ROW_KEYS), not all of
         # it: beside a large batch a chunk charged the whole pass would shrink to nothing.
         width = plan.width
@@ -259,18 +292,38 @@ class Scheduler(Generic[S]):
             seq.num_cached += n
             self.prefix.name_blocks(seq)
         finishing = [plan.chunk[i][0] for i in plan.completing]
-        for seq in finishing:
+        for seq, token in zip(finishing, first, strict=True):
             self.prefix.prompt_done(seq)
             self.prefilling.remove(seq)
             seq.status = Status.DECODING
             self.decoding.append(seq)
+            seq.tokens.append(token)
         return finishing
 
-    def decoded(self, plan: StepPlan[S]) -> None:
-        """Every decode row's last token is cached."""
-        for seq in plan.decoding:
+    def decoded(self, plan: StepPlan[S], tokens: list[int]) -> None:
+        """Every decode row's last token is cached, and its next one sampled."""
+        for seq, token in zip(plan.decoding, tokens, strict=True):
             seq.num_cached += 1
             self.prefix.decoded(seq)
+            seq.tokens.append(token)
+
+    def verified(self, plan: StepPlan[S], runs: list[list[int]]) -> None:
+        """Each verified row generated a run of tokens: the draft's first len(run) - 1 (the model
+        generated the same) and one of its own. Its last token's keys and the accepted ones' are
+        cached; the rest's are rolled back: positions past num_cached are never read, and blocks
+        past them go back to the pool."""
+        for seq, run in zip(plan.verify, runs, strict=True):
+            accepted = len(run) - 1
+            self.stats.spec_proposed += len(seq.draft)
+            self.stats.spec_accepted += accepted
+            seq.tally.verified(len(seq.draft), accepted)
+            seq.draft = []
+            seq.num_cached += 1 + accepted
+            seq.tokens += run
+            self.prefix.decoded(seq)
+            keep = -(-seq.num_cached // BLOCK_SIZE)
+            self.blocks.release(seq.table[keep:], 0)
+            del seq.table[keep:]
 
     # ---- KV growth, preemption, leaving -------------------------------------------------------
 
@@ -295,6 +348,7 @@ class Scheduler(Generic[S]):
         self.stats.preempted += 1
         self._drop(seq)
         seq.num_cached = seq.num_named = 0
+        seq.draft = []
         seq.status = Status.PREEMPTED
         self.waiting.appendleft(seq)
 

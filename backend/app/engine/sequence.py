@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .speculative import Tally
+
 
 class Status(Enum):
     """waiting -> prefilling -> decoding -> finished; preempted (blocks given back, queued first)
@@ -37,6 +39,11 @@ class Sequence:
     warm_from: int = 0  # tokens before this are named, or queued to be (prefix_cache.WARM_TOKENS)
     cached_tokens: int = -1  # prompt tokens reused on first admission; -1 until admitted
     num_output: int = 0
+    # Speculative decoding (speculative.py): whether its tokens may be proposed and verified
+    # (runner.speculable), this step's proposed tokens, and its recent drafts' tally.
+    speculate: bool = False
+    draft: list[int] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
 
     @property
     def remaining(self) -> int:

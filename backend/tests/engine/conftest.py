@@ -17,6 +17,7 @@ from app.engine.config import EngineConfig, ModelOptions
 from app.engine.engine import Engine
 from app.engine.loader import load_chat_model
 from app.engine.sampling import SamplingParams, TokenLogprobs
+from app.engine.speculative import Speculative
 
 
 @dataclass
@@ -47,6 +48,7 @@ def running_engine(
     enable_prefix_caching: bool = True,
     max_num_seqs: int = 8,
     max_num_batched_tokens: int = 256,
+    speculative: Speculative = "off",
 ) -> Iterator[Engine]:
     """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
     config = EngineConfig(
@@ -59,6 +61,7 @@ def running_engine(
         queue_timeout_s=60,
         fast_path=fast_path,
         num_threads=0,
+        speculative=speculative,
     )
     eng = Engine(model, tokenizer, config)  # type: ignore[arg-type]
     eng.start()

@@ -19,6 +19,7 @@ from app.engine.scheduler import (
     StepPlan,
 )
 from app.engine.sequence import Sequence, Status
+from app.engine.speculative import Proposer
 
 
 def config(**overrides: object) -> EngineConfig:
@@ -36,10 +37,17 @@ def config(**overrides: object) -> EngineConfig:
     return EngineConfig(**(options | overrides))
 
 
-def scheduler(num_blocks: int = 200, together: bool = True, name_answers: bool = True, **overrides: object):
+def scheduler(
+    num_blocks: int = 200,
+    together: bool = True,
+    name_answers: bool = True,
+    proposer: Proposer | None = None,
+    **overrides: object,
+) -> Scheduler:
     blocks = BlockManager(num_blocks, caching=True)
     prefix = PrefixCache(blocks, name_answers)
-    return Scheduler(config(**overrides), blocks, prefix, together, grouped=True, stats=EngineStats())
+    stats = EngineStats()
+    return Scheduler(config(**overrides), blocks, prefix, together, True, stats, 2048, proposer)
 
 
 def sequence(name: str, length: int, first: int = 0, arrival: float = 0.0) -> Sequence:
@@ -54,12 +62,9 @@ def step(sched: Scheduler, elapsed: float = 0.1) -> list[StepPlan]:
     for plan in sched.steps():
         plans.append(plan)
         if plan.chunk:
-            for seq in sched.prefilled(plan, elapsed):
-                seq.tokens.append(7)
+            sched.prefilled(plan, elapsed, [7] * len(plan.completing))
         if plan.decode:
-            sched.decoded(plan)
-            for seq in plan.decoding:
-                seq.tokens.append(7)
+            sched.decoded(plan, [7] * len(plan.decoding))
     return plans
 
 
