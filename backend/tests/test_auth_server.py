@@ -429,7 +429,7 @@ def test_conversations_are_kept_per_user_over_real_http(server: ServerProcess, a
     assert admin.put("/api/conversations/real-1", json={"conversation": page}).status_code == 409
     forged = admin.delete("/api/conversations/real-1", headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403
-    erin, _ = make_user(admin, "erin")
+    erin, _ = make_user(admin, "gwen")
     with browser(server) as http:
         assert http.post("/auth/login", json=erin).status_code == 200
         assert http.get("/api/conversations/real-1").status_code == 404

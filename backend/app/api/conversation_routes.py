@@ -21,9 +21,30 @@ from ..core.config import Settings
 from ..core.errors import OpenAIError
 from ..db.engine import database_url, make_engine
 from ..db.migrate import upgrade
+from ..protocol import ErrorResponse
 from .body import documented_body, json_body
 
-router = APIRouter(prefix="/api", tags=["storage"])
+# What any /api route may answer besides its success (errors in OpenAI's shape).
+STORAGE_ERRORS = {
+    201: "Created (a PUT of a new id); 200 when it replaced one.",
+    400: "Invalid request; `param` names the field and the message says what to change.",
+    401: "Not signed in, or a wrong key.",
+    403: "The operator's API_KEY (it belongs to no account), or a write from another site.",
+    404: "No such conversation, preset, file or document of this user.",
+    409: "Changed meanwhile: the body carries the server's copy to merge.",
+    413: "Over MAX_REQUEST_BYTES, or over the user's USER_STORAGE_MB.",
+    429: "The user is over a limit; retry after the Retry-After header's seconds.",
+    500: "A bug; the message carries no details.",
+}
+router = APIRouter(
+    prefix="/api",
+    tags=["storage"],
+    # 409's body is an error plus `current` (the server's copy), not the bare error shape.
+    responses={
+        code: {"description": text} if code in (201, 409) else {"model": ErrorResponse, "description": text}
+        for code, text in STORAGE_ERRORS.items()
+    },
+)
 P = ParamSpec("P")
 T = TypeVar("T")
 # The page's times are JavaScript milliseconds; a bound keeps them inside a 64-bit column.
@@ -419,7 +440,10 @@ async def put_file(
     return await call(storage.put_file, user, file_id, name, media_type, await request.body())
 
 
-@router.get("/files/{file_id}")
+@router.get(
+    "/files/{file_id}",
+    responses={200: {"description": "The file's bytes, as stored.", "content": {"*/*": {}}}},
+)
 async def get_file(file_id: PathId, who: Owner) -> Response:
     storage, user = who
     view, data = await call(storage.file, user, file_id)
