@@ -145,6 +145,8 @@ test('two tabs in one conversation: one answers at a time, the other shows it li
     // The tab writing an answer closes: the other shows it interrupted, not streaming forever.
     await send(winner, 'One more')
     await expect(lastAnswer(loser)).toHaveAttribute('aria-busy', 'true')
+    // Some of it shown first: an answer cut before any text has nothing to continue.
+    await expect(lastAnswer(loser).locator('.md')).toHaveText(/\S/)
     await winner.close()
     await waitDone(lastAnswer(loser), 10_000)
     await expect(lastAnswer(loser).locator('.badge')).toHaveText('Interrupted')
