@@ -82,7 +82,9 @@ test('answers side by side both go on through a reload', async ({ page }) => {
   const tokens = 60
   await extendChatRequests(page, { max_tokens: tokens, ignore_eos: true })
   await page.goto('/')
-  const model = await page.getByRole('combobox', { name: 'Model' }).inputValue()
+  // Read once the server's list has come: before, the picker may show no model yet.
+  const model = 'SmolLM2-135M-Instruct'
+  await expect(page.getByRole('combobox', { name: 'Model' })).toHaveValue(model)
   await composer(page).fill('Tell me a long story about a lighthouse keeper.')
   await page.getByRole('button', { name: 'Compare: ask two ways side by side' }).click()
   const dialog = page.getByRole('dialog', { name: 'Side by side' })

@@ -33,6 +33,8 @@ test('TeX answers render with KaTeX', async ({ page }) => {
   await expect(answer.locator('.katex-display')).toHaveCount(2)
   await expect(answer.locator('annotation').nth(1)).toHaveText('x\\,\\mathrm{d}x')
   await expect(answer).toContainText('prices stay text: $5 and $10.')
+  // The font arrives after the text is laid out: wait for it (load() rejects if this site lacks it).
+  expect(await page.evaluate(async () => (await document.fonts.load('16px KaTeX_Main')).length)).toBeGreaterThan(0)
   expect(await page.evaluate(() => document.fonts.check('16px KaTeX_Main'))).toBe(true)
   await shot(page, 'math')
   await shotEverywhere(page, 'math', async () => {
