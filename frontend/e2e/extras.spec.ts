@@ -348,4 +348,11 @@ test('voice input dictates after the text in the box, says why it failed, and is
   await without.goto('/')
   await expect(composer(without)).toBeVisible()
   await expect(without.getByRole('button', { name: 'Voice input' })).toHaveCount(0)
+
+  // Dictating in Chinese, dark: for the screenshot.
+  await setSettings(page, { language: 'zh', theme: 'dark' })
+  await page.evaluate(() => ((window as unknown as { __voiceSays: unknown }).__voiceSays = [[['法国的首都是哪里', false]]]))
+  await page.getByRole('button', { name: '语音输入' }).click()
+  await expect(page.locator('#composer-input')).toHaveValue(/法国的首都是哪里$/)
+  await shot(page, 'voice-input-zh-CN-dark')
 })
