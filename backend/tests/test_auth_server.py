@@ -6,6 +6,7 @@ server's log."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,9 @@ import pytest
 from api_support import REQUEST_TIMEOUT_S
 from prometheus_client.parser import text_string_to_metric_families
 from server_process import CHAT_MODEL, EMBEDDING_MODEL, ServerProcess, start_server
+from sqlalchemy import text
+
+from app.db.engine import database_url, make_engine
 
 OPERATOR_KEY = "operator-key-for-tests"
 ADMIN = {"username": "ann", "password": "correct horse battery"}
@@ -25,15 +29,19 @@ SECRETS: list[str] = [ADMIN["password"]]  # everything that must never reach the
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("auth-server")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("auth-server")
+
+
+def replica_settings(folder: Path) -> dict[str, str]:
+    """One site's settings: every replica started with them shares its database."""
+    return {"AUTH": "password", "DATA_DIR": str(folder / "data"), "TRUSTED_PROXIES": "127.0.0.1"}
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path) -> Iterator[ServerProcess]:
     proc = start_server(
-        folder / "server.log",
-        api_key=OPERATOR_KEY,
-        AUTH="password",
-        DATA_DIR=str(folder / "data"),
-        TRUSTED_PROXIES="127.0.0.1",
-        METRICS_PER_USER="true",
+        folder / "server.log", api_key=OPERATOR_KEY, METRICS_PER_USER="true", **replica_settings(folder)
     )
     yield proc
     proc.stop()
@@ -434,6 +442,82 @@ def test_conversations_are_kept_per_user_over_real_http(server: ServerProcess, a
         assert http.post("/auth/login", json=erin).status_code == 200
         assert http.get("/api/conversations/real-1").status_code == 404
     assert httpx.get(f"{server.url}/api/conversations", timeout=REQUEST_TIMEOUT_S).status_code == 401
+
+
+def test_a_replica_killed_mid_answer_loses_no_stored_message(
+    server: ServerProcess, admin: httpx.Client, folder: Path
+) -> None:
+    """Item 7: a second replica on the same database is killed (SIGKILL) while it streams an
+    answer and just after it stored the user's next question. The other replica still knows the
+    session, has every message stored before the kill (the answers the user saw completed)
+    exactly, takes the cut answer as interrupted, and the database passes its integrity check."""
+    replica = start_server(folder / "replica.log", api_key=OPERATOR_KEY, **replica_settings(folder))
+    on_replica = f"{replica.url}/api/conversations/replica-1"
+    first = {"id": "q1", "role": "user", "content": "Hi", "createdAt": 1, "parentId": None}
+    answered = {
+        "id": "a1",
+        "role": "assistant",
+        "content": "Hello!",
+        "createdAt": 2,
+        "parentId": "q1",
+        "status": "done",
+    }
+    page = {
+        "id": "replica-1",
+        "title": "Kept",
+        "createdAt": 1,
+        "updatedAt": 2,
+        "params": {},
+        "messages": [first, answered],
+    }
+    second = {
+        "id": "q2",
+        "role": "user",
+        "content": "Tell me a long story.",
+        "createdAt": 3,
+        "parentId": "a1",
+    }
+    try:
+        # The same session cookie works on either replica: sessions live in the database.
+        assert admin.put(on_replica, json={"conversation": page}).status_code == 201
+        assert admin.patch(on_replica, json={"base_version": 1, "messages": [second]}).json()["version"] == 2
+        body = {
+            "model": CHAT_MODEL,
+            "messages": [{"role": "user", "content": "Tell me a long story."}],
+            "max_tokens": 500,
+            "ignore_eos": True,
+            "stream": True,
+        }
+        with admin.stream("POST", f"{replica.url}/v1/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            seen = [line for _, line in zip(range(8), resp.iter_lines(), strict=False)]
+            replica.kill()
+        assert replica.proc.returncode == -signal.SIGKILL and any('"content"' in line for line in seen)
+    finally:
+        replica.stop()
+    kept = admin.get("/api/conversations/replica-1")
+    assert kept.status_code == 200 and kept.json()["version"] == 2
+    assert admin.get("/api/conversations/replica-1/export").json()["messages"] == [first, answered, second]
+    cut = {
+        "id": "a2",
+        "role": "assistant",
+        "content": "Once",
+        "createdAt": 4,
+        "parentId": "q2",
+        "status": "interrupted",
+    }
+    assert (
+        admin.patch("/api/conversations/replica-1", json={"base_version": 2, "messages": [cut]}).json()[
+            "version"
+        ]
+        == 3
+    )
+    database = make_engine(database_url(folder / "data", None))
+    try:
+        with database.connect() as db:
+            assert db.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+    finally:
+        database.dispose()
 
 
 def test_no_password_or_key_in_the_log(server: ServerProcess) -> None:
