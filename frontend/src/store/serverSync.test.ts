@@ -110,6 +110,30 @@ describe('server sync', () => {
     expect(server.writes).toBe(writes)
   })
 
+  it('a reload between storing the sync copy and caching the conversation brings it back; a deletion made before a reload is still sent', async () => {
+    const server = new FakeServer()
+    const a = await device(server)
+    a.store.getState().importMany([savedConversation('c1', [msg('m1', 'hello')]), savedConversation('c2', [msg('m2', 'bye')])])
+    await a.sync.syncNow()
+    // b took both in (its sync copies stored), then reloaded before its cache had them.
+    const bases = createIdbStore(`sync-test-${++count}`, 'bases')
+    let meta: SyncMeta | null = null
+    const metaStorage: MetaStorage = { get: () => meta, set: (m) => void (meta = m) }
+    const before = createChatStore()
+    before.getState().load([], null)
+    const first = await startServerSync(before, server.api(), bases, metaStorage, {}, 60_000)
+    before.getState().remove('c2')
+    first.stop()
+    const reloaded = createChatStore()
+    reloaded.getState().load([], null)
+    const again = await startServerSync(reloaded, server.api(), bases, metaStorage, {}, 60_000)
+    expect(reloaded.getState().conversations.c1?.messages.map((m) => m.content)).toEqual(['hello'])
+    expect(server.rows.get('c1')?.deleted).toBe(false)
+    expect(server.rows.get('c2')?.deleted).toBe(true)
+    expect(reloaded.getState().conversations.c2).toBeUndefined()
+    again.stop()
+  })
+
   it('two devices editing the same conversation keep both edits (no silent overwrite)', async () => {
     const server = new FakeServer()
     const a = await device(server)

@@ -31,6 +31,8 @@ export interface SyncMeta {
   offered: string[]
   /** Those the user chose not to import: they stay on this device only. */
   localOnly: string[]
+  /** Synced conversations deleted here whose deletion the server has not taken yet. */
+  deleted?: string[]
 }
 
 export interface MetaStorage {
@@ -161,6 +163,7 @@ export async function startServerSync(
   }
 
   const skipped = () => new Set([...meta.offered, ...meta.localOnly])
+  const deletedHere = () => new Set(meta.deleted ?? [])
 
   /** One conversation's write; a 409 (another device wrote first, or deleted it) is merged in. */
   const pushOne = async (id: string, local: Conversation | undefined, base: Base | undefined) => {
@@ -197,7 +200,14 @@ export async function startServerSync(
       const base = bases.get(id)
       if (skip.has(id) || (local && streaming(local))) continue
       if (!local && !base) continue
+      if (!local && base && !deletedHere().has(id)) {
+        // Synced, but the page closed before its copy reached this device's cache: not a
+        // deletion (sending one would delete it everywhere); the synced copy comes back.
+        take({ id, version: base.version, deleted: false, conversation: base.conversation }, undefined)
+        continue
+      }
       await pushOne(id, local, base)
+      if (!local) saveMeta({ deleted: [...deletedHere()].filter((d) => d !== id) })
     }
   }
 
@@ -254,7 +264,11 @@ export async function startServerSync(
 
   let timer: ReturnType<typeof setTimeout> | null = null
   const unsubscribe = store.subscribe((s, prev) => {
-    if (applying || s.conversations === prev.conversations || timer) return
+    if (applying || s.conversations === prev.conversations) return
+    // A deletion is told from a conversation merely missing here (see push) by this record.
+    const gone = Object.keys(prev.conversations).filter((id) => !s.conversations[id] && bases.has(id))
+    if (gone.length) saveMeta({ deleted: [...new Set([...deletedHere(), ...gone])] })
+    if (timer) return
     // An answer being streamed changes every frame: it is sent once it ends (that is a change too).
     const settled = Object.keys({ ...s.conversations, ...prev.conversations }).some((id) => {
       const conv = s.conversations[id]
