@@ -171,4 +171,14 @@ test('a team: first admin signs up, each account sees only its own conversations
   await expect(bob.getByRole('alert')).toHaveText(/^Too many failed sign-ins: try again in \d+ s\.$/)
   await signIn(bob, 'bob', 'bob-password')
   await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
+
+  // Bob's session ends without a sign-out (expired: the cookie is gone); Alice signs in on his
+  // browser and finds her history, none of his, and nothing offered for import.
+  await expect(bob.getByText('Synced', { exact: true })).toBeVisible()
+  await bob.context().clearCookies()
+  await bob.reload()
+  await signIn(bob, 'alice', 'alice-password')
+  await expect(sidebar(bob).getByRole('button', { name: 'Say hello to Alice.', exact: true })).toBeVisible()
+  await expect(sidebar(bob)).not.toContainText('Bob’s plans')
+  await expect(bob.getByText(/conversations from before you signed in/)).toHaveCount(0)
 })

@@ -38,6 +38,8 @@ let sync: ServerSync | null = null
 /** Lets go of the sync lock: another tab may then sync. */
 let release: (() => void) | null = null
 let generation = 0
+/** The account this browser last synced, until it signs out. */
+const LAST_USER_KEY = 'localchat.sync.lastUser'
 
 const whenLoaded = () =>
   new Promise<void>((resolve) => {
@@ -59,6 +61,11 @@ async function startSync(user: User): Promise<void> {
   if (sync || release) return
   const mine = ++generation
   await whenLoaded()
+  // Another account's session ended here without a sign-out (expired, revoked): its history
+  // goes before this one's sync starts, or it would be shown and offered for import here.
+  const last = Number(localStorage.getItem(LAST_USER_KEY) ?? user.id)
+  if (last !== user.id) await forget(last)
+  localStorage.setItem(LAST_USER_KEY, String(user.id))
   const run = async () => {
     if (mine !== generation) return
     sync = await startServerSync(chatStore, accountApi(), openBaseDb(user.id), localMeta(user.id), {
@@ -103,23 +110,28 @@ export async function signIn(username: string, password: string, firstAccount: b
 }
 
 /**
- * Ends the session and takes the account's conversations off this device (the server keeps
- * them); what was never synced (history the user chose not to import) stays.
+ * Takes a user's conversations off this device (the server keeps them); what was never synced
+ * (history the user chose not to import) stays. Read from the bases kept in IndexedDB: the tab
+ * that synced may be another one.
  */
+async function forget(userId: number): Promise<void> {
+  const bases = openBaseDb(userId)
+  const synced = await keys<string>(bases)
+  await clear(bases)
+  localStorage.removeItem(`localchat.sync.${userId}`)
+  localStorage.removeItem(LAST_USER_KEY)
+  const conversations = { ...chatStore.getState().conversations }
+  for (const id of synced) delete conversations[id]
+  chatStore.setState({ conversations, activeId: null })
+}
+
+/** Ends the session and takes the account's conversations off this device (forget). */
 export async function signOut(): Promise<void> {
   const user = accountStore.getState().user
   await sync?.syncNow()
   stopSync()
   await accountApi().logOut()
-  // Read from the bases kept in IndexedDB: the tab syncing may be another one.
-  const synced = user ? await keys<string>(openBaseDb(user.id)) : []
-  if (user) {
-    await clear(openBaseDb(user.id))
-    localStorage.removeItem(`localchat.sync.${user.id}`)
-  }
-  const conversations = { ...chatStore.getState().conversations }
-  for (const id of synced) delete conversations[id]
-  chatStore.setState({ conversations, activeId: null })
+  if (user) await forget(user.id)
   accountStore.setState({ sync: null, offer: 0, adminOpen: false })
   await refreshAccount()
 }
