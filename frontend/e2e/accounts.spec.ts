@@ -97,6 +97,13 @@ test('a team: first admin signs up, each account sees only its own conversations
   await admin.getByLabel('Password', { exact: true }).fill('another-password')
   await admin.getByRole('button', { name: 'Create user' }).click()
   await expect(admin.getByRole('alert')).toContainText('bob')
+  // Bob's own limits: 30 requests a minute, tokens back to the server's default.
+  await admin.getByRole('button', { name: 'Limits: bob' }).click()
+  const limits = admin.getByRole('form', { name: 'Limits for bob' })
+  await limits.getByLabel('Requests per minute').fill('30')
+  await limits.getByRole('button', { name: 'Save' }).click()
+  await expect(admin.getByRole('status').filter({ hasText: 'Limits of bob saved' })).toBeVisible()
+  await expect(admin.getByRole('row').filter({ hasText: 'bob' })).toContainText('30 / minserver default')
   await expect(admin.locator('.usage-table').getByRole('row').filter({ hasText: 'alice' })).toContainText('SmolLM2')
   await expect(admin.getByRole('img', { name: 'Tokens per day' }).locator('rect')).toHaveCount(30)
   await shot(alice, 'accounts-admin-en')

@@ -136,7 +136,10 @@ export class AccountApi {
   users = () => this.json<User[]>('GET', '/auth/users')
   createUser = (user: { username: string; password: string; role: User['role'] }) =>
     this.json<User>('POST', '/auth/users', user)
-  updateUser = (id: number, change: { disabled?: boolean; role?: User['role']; password?: string }) =>
+  updateUser = (
+    id: number,
+    change: Partial<Pick<User, 'disabled' | 'role' | 'rpm_limit' | 'tokens_per_day_limit'>> & { password?: string },
+  ) =>
     this.json<User>('PATCH', `/auth/users/${id}`, change)
   deleteUser = async (id: number) => void (await this.send('DELETE', `/auth/users/${id}`))
   usage = () => this.json<UsageReport>('GET', '/auth/usage')

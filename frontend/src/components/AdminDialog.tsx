@@ -44,6 +44,52 @@ function UsageChart({ daily, label }: { daily: UsageReport['daily']; label: stri
   )
 }
 
+/** A user's own limits; an empty field goes back to the server's default (null). */
+function LimitsForm({
+  user,
+  onSave,
+  onCancel,
+}: {
+  user: User
+  onSave: (user: User, limits: Pick<User, 'rpm_limit' | 'tokens_per_day_limit'>) => void
+  onCancel: () => void
+}) {
+  const t = useT()
+  const [rpm, setRpm] = useState(user.rpm_limit?.toString() ?? '')
+  const [tokens, setTokens] = useState(user.tokens_per_day_limit?.toString() ?? '')
+  const value = (text: string) => (text.trim() === '' ? null : Number(text))
+  const submit = (e: FormEvent) => {
+    e.preventDefault()
+    onSave(user, { rpm_limit: value(rpm), tokens_per_day_limit: value(tokens) })
+  }
+  return (
+    <form className="admin-create admin-limits-form" aria-label={t('limitsFor', { name: user.username })} onSubmit={submit}>
+      <label className="field">
+        <span>{t('rpmLimit')}</span>
+        <input type="number" min={0} step={1} value={rpm} placeholder={t('limitsDefault')} onChange={(e) => setRpm(e.target.value)} />
+      </label>
+      <label className="field">
+        <span>{t('tokensPerDayLimit')}</span>
+        <input
+          type="number"
+          min={0}
+          step={1}
+          value={tokens}
+          placeholder={t('limitsDefault')}
+          onChange={(e) => setTokens(e.target.value)}
+        />
+      </label>
+      <p className="muted admin-hint">{t('limitsHint')}</p>
+      <button type="submit" className="btn primary">
+        {t('save')}
+      </button>
+      <button type="button" className="btn ghost" onClick={onCancel}>
+        {t('cancel')}
+      </button>
+    </form>
+  )
+}
+
 /** The admin page: users (create, disable or enable, role, reset the password, delete) and usage. */
 export function AdminDialog() {
   const t = useT()
@@ -51,10 +97,12 @@ export function AdminDialog() {
   const me = useStore(accountStore, (s) => s.user)
   const [users, setUsers] = useState<User[]>([])
   const [usage, setUsage] = useState<UsageReport | null>(null)
-  const [message, setMessage] = useState('')
+  // What the last action did, or why the server refused it.
+  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null)
   const [newName, setNewName] = useState('')
   const [newPassword, setNewPassword] = useState('')
   const [newRole, setNewRole] = useState<User['role']>('user')
+  const [editing, setEditing] = useState<User | null>(null)
 
   const reload = async () => {
     const [list, report] = await fetchAdminData()
@@ -71,7 +119,7 @@ export function AdminDialog() {
         setUsers(list)
         setUsage(report)
       },
-      (e: unknown) => live && setMessage(reason(e)),
+      (e: unknown) => live && setMessage({ text: reason(e), error: true }),
     )
     return () => {
       live = false
@@ -80,13 +128,13 @@ export function AdminDialog() {
 
   /** Runs an admin action, then shows the list as the server has it; a refusal says why. */
   const act = async (fn: () => Promise<unknown>, done = '') => {
-    setMessage('')
+    setMessage(null)
     try {
       await fn()
-      setMessage(done)
+      setMessage(done ? { text: done, error: false } : null)
       await reload()
     } catch (e) {
-      setMessage(reason(e))
+      setMessage({ text: reason(e), error: true })
     }
   }
 
@@ -104,18 +152,28 @@ export function AdminDialog() {
     if (password) void act(() => accountApi().updateUser(user.id, { password }), t('passwordReset', { name: user.username }))
   }
 
+  const saveLimits = (user: User, limits: Pick<User, 'rpm_limit' | 'tokens_per_day_limit'>) =>
+    void act(async () => {
+      await accountApi().updateUser(user.id, limits)
+      setEditing(null)
+    }, t('limitsSaved', { name: user.username }))
+
   const remove = (user: User) => {
     if (confirm(t('confirmDeleteUser', { name: user.username }))) void act(() => accountApi().deleteUser(user.id))
   }
 
   const rows = usage ? [...usage.rows].sort((a, b) => b.day.localeCompare(a.day)) : []
 
+  /** A limit as the table shows it: null is USER_RPM / USER_TOKENS_PER_DAY, 0 none. */
+  const limitText = (value: number | null, unit: string) =>
+    value === null ? t('limitsDefault') : value === 0 ? t('limitsNone') : `${value.toLocaleString()} ${unit}`
+
   return (
     <Dialog open={open} title={t('adminTitle')} onClose={() => accountStore.setState({ adminOpen: false })}>
       <div className="admin">
         {message && (
-          <p className="admin-message" role="alert">
-            {message}
+          <p className={message.error ? 'admin-message' : 'admin-message done'} role={message.error ? 'alert' : 'status'}>
+            {message.text}
           </p>
         )}
         <section>
@@ -126,6 +184,7 @@ export function AdminDialog() {
                 <th>{t('username')}</th>
                 <th>{t('role')}</th>
                 <th>{t('status')}</th>
+                <th>{t('limits')}</th>
                 <th />
               </tr>
             </thead>
@@ -135,7 +194,13 @@ export function AdminDialog() {
                   <td>{u.username}</td>
                   <td>{u.role === 'admin' ? t('roleAdmin') : t('roleUser')}</td>
                   <td>{u.disabled ? t('disabled') : t('active')}</td>
-                  <td className="admin-actions">
+                  <td className="admin-limits">
+                    {limitText(u.rpm_limit, '/ min')}
+                    <br />
+                    {limitText(u.tokens_per_day_limit, '/ day')}
+                  </td>
+                  <td>
+                    <div className="admin-actions">
                     <button
                       type="button"
                       className="btn ghost small"
@@ -162,16 +227,27 @@ export function AdminDialog() {
                     >
                       {t('resetPassword')}
                     </button>
+                    <button
+                      type="button"
+                      className="btn ghost small"
+                      aria-label={t('limitsOf', { name: u.username })}
+                      aria-expanded={editing?.id === u.id}
+                      onClick={() => setEditing(editing?.id === u.id ? null : u)}
+                    >
+                      {t('limits')}
+                    </button>
                     {u.id !== me?.id && (
                       <button type="button" className="btn ghost small" onClick={() => remove(u)}>
                         {t('deleteUser', { name: u.username })}
                       </button>
                     )}
+                    </div>
                   </td>
                 </tr>
               ))}
             </tbody>
           </table>
+          {editing && <LimitsForm key={editing.id} user={editing} onSave={saveLimits} onCancel={() => setEditing(null)} />}
           <form className="admin-create" onSubmit={create}>
             <label className="field">
               <span>{t('username')}</span>
