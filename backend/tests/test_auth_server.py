@@ -478,6 +478,15 @@ def test_a_replica_killed_mid_answer_loses_no_stored_message(
         "parentId": "a1",
     }
     try:
+        # Failed sign-ins are counted across replicas: 3 here and 2 there hold the account back.
+        hana, _ = make_user(admin, "hana")
+        for n, url in enumerate([server.url] * 3 + [replica.url] * 2):
+            wrong = httpx.post(
+                f"{url}/auth/login", json={**hana, "password": f"guess {n}"}, timeout=REQUEST_TIMEOUT_S
+            )
+            assert wrong.status_code == 401
+        held = httpx.post(f"{replica.url}/auth/login", json=hana, timeout=REQUEST_TIMEOUT_S)
+        assert held.status_code == 429, held.text
         # The same session cookie works on either replica: sessions live in the database.
         assert admin.put(on_replica, json={"conversation": page}).status_code == 201
         assert admin.patch(on_replica, json={"base_version": 1, "messages": [second]}).json()["version"] == 2

@@ -49,10 +49,10 @@ class Gate:
     metrics_public: bool
     usage: UsageBook
     limits: Limits
-    keys: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     # Failed sign-ins: 5 per account, 20 per address, in any 5 minutes.
-    account_failures: Throttle = field(default_factory=lambda: Throttle(5, 300))
-    address_failures: Throttle = field(default_factory=lambda: Throttle(20, 300))
+    account_failures: Throttle
+    address_failures: Throttle
+    keys: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gate:
@@ -69,6 +69,8 @@ class Gate:
             settings.metrics_public,
             usage,
             Limits(settings.user_rpm, settings.user_tokens_per_day, usage),
+            Throttle(engine, "account", 5, 300),
+            Throttle(engine, "address", 20, 300),
         )
 
     def forget_keys(self) -> None:

@@ -247,7 +247,10 @@ async def login(body: Credentials, request: Request, response: Response) -> User
     passwords(request)
     g = gate(request)
     account, address = body.username.strip().lower(), request.state.peer.address
-    wait = max(g.account_failures.retry_after(account), g.address_failures.retry_after(address))
+    wait = max(
+        await call(g.account_failures.retry_after, account),
+        await call(g.address_failures.retry_after, address),
+    )
     if wait:
         raise OpenAIError(
             429,
@@ -258,10 +261,10 @@ async def login(body: Credentials, request: Request, response: Response) -> User
         )
     view = await call(g.accounts.authenticate, body.username, body.password)
     if view is None:
-        g.account_failures.failed(account)
-        g.address_failures.failed(address)
+        await call(g.account_failures.failed, account)
+        await call(g.address_failures.failed, address)
         raise OpenAIError(401, "Wrong username or password.", code="invalid_credentials")
-    g.account_failures.clear(account)
+    await call(g.account_failures.clear, account)
     return await sign_in(request, response, view)
 
 

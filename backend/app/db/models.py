@@ -84,6 +84,18 @@ class AuthSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
+class SignInFailure(Base):
+    """A failed sign-in, kept for the throttle's window (accounts/throttle.py): in the database,
+    so every replica counts the same failures."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300))  # "account:<name>" or "address:<ip>"
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
+
+
 class ApiKey(Base):
     """A personal API key: shown once, kept as its SHA-256 (a 256-bit random key needs no slow
     hash), with a short prefix so its owner can tell keys apart."""
