@@ -151,6 +151,26 @@ test('a team: first admin signs up, each account sees only its own conversations
   await shot(again, 'accounts-admin-zh')
   await again.keyboard.press('Escape')
 
+  // Both of Alice's browsers change the conversation before either hears of the other: one
+  // renames it, the other asks a follow-up on its older copy. The server merges the stale
+  // write (a 409, then the difference), and each browser ends with both changes.
+  await alice.keyboard.press('Escape')
+  await sidebar(alice).getByRole('button', { name: 'Rename: Say hello to Alice.' }).click()
+  const rename = alice.getByRole('textbox', { name: 'Rename conversation' })
+  await rename.fill('Alice’s greetings')
+  await rename.press('Enter')
+  await again.locator('#composer-input').fill('And goodbye?')
+  await again.locator('#composer-input').press('Enter')
+  await waitDone(lastAnswer(again))
+  for (const page of [alice, again]) {
+    const renamed = sidebar(page).getByRole('button', { name: 'Alice’s greetings', exact: true })
+    await expect(async () => {
+      await page.reload()
+      await renamed.click({ timeout: 3_000 })
+      await expect(page.locator('article.msg.user')).toHaveText(['Say hello to Alice.', 'And goodbye?'], { timeout: 3_000 })
+    }).toPass({ timeout: 30_000 })
+  }
+
   // Bob's page is still only Bob's, after a reload too; signing out leaves nothing of his here.
   await bob.reload()
   await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
@@ -185,7 +205,7 @@ test('a team: first admin signs up, each account sees only its own conversations
   await bob.context().clearCookies()
   await bob.reload()
   await signIn(bob, 'alice', 'alice-password')
-  await expect(sidebar(bob).getByRole('button', { name: 'Say hello to Alice.', exact: true })).toBeVisible()
+  await expect(sidebar(bob).getByRole('button', { name: 'Alice’s greetings', exact: true })).toBeVisible()
   await expect(sidebar(bob)).not.toContainText('Bob’s plans')
   await expect(bob.getByText(/conversations from before you signed in/)).toHaveCount(0)
 })
