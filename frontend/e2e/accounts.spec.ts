@@ -131,6 +131,60 @@ test('a team: first admin signs up, each account sees only its own conversations
   await expect(sidebar(bob).getByRole('button', { name: 'Bob’s plans', exact: true })).toBeVisible()
   await expect(bob.getByText('Synced', { exact: true })).toBeVisible()
 
+  // Carol chatted in this browser before the team's accounts (AUTH=none): on her first sign-in
+  // that history is offered, and once added the server has every conversation, messages whole.
+  await alice.evaluate(async () => {
+    const made = await fetch('/auth/users', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'carol', password: 'carol-password' }),
+    })
+    if (made.status !== 201) throw new Error(await made.text())
+  })
+  const carol = await browserContext(browser)
+  const before = [1, 2].map((n) => ({
+    id: `carol-${n}`,
+    title: `Before accounts ${n}`,
+    createdAt: n,
+    updatedAt: n,
+    systemPrompt: '',
+    params: SHORT,
+    model: 'SmolLM2-135M-Instruct',
+    current: `a${n}`,
+    messages: [
+      { id: `q${n}`, role: 'user', content: `Question ${n}`, createdAt: n, parentId: null },
+      { id: `a${n}`, role: 'assistant', content: `Answer ${n}`, createdAt: n, parentId: `q${n}`, status: 'done' },
+    ],
+  }))
+  await carol.evaluate(
+    (list) =>
+      new Promise<void>((resolve, reject) => {
+        const open = indexedDB.open('localchat')
+        open.onerror = () => reject(open.error)
+        open.onsuccess = () => {
+          const tx = open.result.transaction('conversations', 'readwrite')
+          for (const c of list) tx.objectStore('conversations').put(c, c.id)
+          tx.oncomplete = () => resolve()
+          tx.onerror = () => reject(tx.error)
+        }
+      }),
+    before,
+  )
+  await carol.reload()
+  await signIn(carol, 'carol', 'carol-password')
+  await expect(carol.getByText('This browser holds 2 conversations from before you signed in.', { exact: false })).toBeVisible()
+  await carol.getByRole('button', { name: 'Add to my account' }).click()
+  await expect(carol.getByText('Added 2 conversations to your account')).toBeVisible()
+  const stored = await carol.evaluate(async () => {
+    const all = (await (await fetch('/api/conversations/export')).json()) as { conversations: { id: string; messages: unknown[] }[] }
+    return all.conversations.map((c) => [c.id, c.messages.length])
+  })
+  expect(stored.sort()).toEqual([
+    ['carol-1', 2],
+    ['carol-2', 2],
+  ])
+  await carol.context().close()
+
   // Alice on a third browser (in Chinese) finds her conversation after signing in, and not Bob's.
   const again = await browserContext(browser, 'zh')
   await expect(again.getByRole('heading', { name: '登录 LocalChat' })).toBeVisible()

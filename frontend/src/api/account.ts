@@ -155,6 +155,7 @@ export class AccountApi {
     this.json<Envelope>('PATCH', `/api/conversations/${encodeURIComponent(id)}`, change)
   remove = (id: string, baseVersion: number) =>
     this.json<Envelope>('DELETE', `/api/conversations/${encodeURIComponent(id)}?base_version=${baseVersion}`)
+  /** The ids the server added, and those it already had (skipped). */
   importMany = (conversations: Conversation[]) =>
-    this.json<{ imported: number; skipped: number }>('POST', '/api/conversations/import', { conversations })
+    this.json<{ imported: string[]; skipped: string[] }>('POST', '/api/conversations/import', { conversations })
 }

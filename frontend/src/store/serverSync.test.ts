@@ -69,7 +69,7 @@ class FakeServer {
       importMany: async (list: Conversation[]) => {
         const fresh = list.filter((c) => !this.rows.has(c.id))
         for (const c of fresh) this.save(c.id, structuredClone(c))
-        return { imported: fresh.length, skipped: list.length - fresh.length }
+        return { imported: fresh.map((c) => c.id), skipped: list.filter((c) => !fresh.includes(c)).map((c) => c.id) }
       },
     }
     return api as unknown as AccountApi

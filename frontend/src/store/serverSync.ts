@@ -292,11 +292,14 @@ export async function startServerSync(
     importOffered: async () => {
       const { conversations } = store.getState()
       const list = meta.offered.flatMap((id) => (conversations[id] ? [conversations[id]] : []))
-      const result = list.length ? await api.importMany(list) : { imported: 0, skipped: 0 }
+      const result = list.length ? await api.importMany(list) : { imported: [], skipped: [] }
       saveMeta({ offered: [] })
       events.onOffer?.(0)
+      // The server's copies become this device's bases first: equal to the ones here, they
+      // need no write back (a push without bases would send each again, to a 409).
+      await pull()
       await syncNow()
-      return result
+      return { imported: result.imported.length, skipped: result.skipped.length }
     },
     declineOffer: () => {
       saveMeta({ localOnly: [...meta.localOnly, ...meta.offered], offered: [] })
