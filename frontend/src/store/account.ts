@@ -16,6 +16,8 @@ export interface AccountState {
   /** Conversations of this device's history offered for import into the account (0: none). */
   offer: number
   adminOpen: boolean
+  /** The signed-in user's own dialog: API keys, password, usage. */
+  accountOpen: boolean
 }
 
 export const accountStore = createStore<AccountState>()(() => ({
@@ -26,6 +28,7 @@ export const accountStore = createStore<AccountState>()(() => ({
   sync: null,
   offer: 0,
   adminOpen: false,
+  accountOpen: false,
 }))
 
 export function accountApi(): AccountApi {
@@ -120,7 +123,7 @@ export async function signOut(): Promise<void> {
   const conversations = { ...chatStore.getState().conversations }
   for (const id of synced) delete conversations[id]
   chatStore.setState({ conversations, activeId: null })
-  accountStore.setState({ sync: null, offer: 0, adminOpen: false })
+  accountStore.setState({ sync: null, offer: 0, adminOpen: false, accountOpen: false })
   await refreshAccount()
 }
 
