@@ -14,7 +14,8 @@ const sidebar = (page: Page) => page.getByRole('navigation', { name: /Conversati
 /** A new browser (its own cookies and IndexedDB) whose every request the proxy signs as `user`. */
 async function behindProxy(browser: Browser, user: string, language: 'en' | 'zh' = 'en'): Promise<Page> {
   const context = await browser.newContext({ baseURL: server.baseUrl, extraHTTPHeaders: { 'X-Forwarded-User': user } })
-  await seedSettings(context, { language, defaultParams: SHORT })
+  // Answers of a few tokens: what is kept matters here, not what it says.
+  await seedSettings(context, { language, defaultParams: { ...SHORT, max_tokens: 8 } })
   const page = await context.newPage()
   await page.goto('/')
   return page
