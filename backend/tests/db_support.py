@@ -17,11 +17,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from server_process import free_port
 from sqlalchemy import Engine
 
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
+
+# Argon2id as the server hashes, but cheap: the account tests hash dozens of passwords.
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from argon2 import PasswordHasher
+from db_support import FAST
 from server_process import BACKEND_DIR, server_env
 from sqlalchemy import Engine, inspect, text
 from starlette.testclient import TestClient
@@ -26,9 +26,6 @@ from app.core.config import Settings
 from app.db.engine import make_engine
 from app.db.migrate import alembic_config, upgrade
 from app.main import create_app
-
-# Argon2id as the server hashes, but cheap: these tests hash dozens of passwords.
-FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
+from db_support import FAST
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
@@ -22,8 +22,6 @@ from app.accounts.usage import Counts, Meter, UsageBook, date_range, report, tod
 from app.core.errors import OpenAIError
 from app.db.engine import make_engine
 from app.db.migrate import upgrade
-
-FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def user_requests(user: str, model: str) -> float | None:

@@ -1,64 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { openSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from '@playwright/test'
-import { expect, expectAccessible, lastAnswer, seedSettings, send, shot, SHORT, SHOTS, test, waitDone } from './fixtures.ts'
-import { freePort } from './net.ts'
+import { expect, expectAccessible, lastAnswer, seedSettings, send, shot, SHORT, test, waitDone } from './fixtures.ts'
+import { setSettings, shotEverywhere } from './helpers.ts'
+import { teamServer } from './teamServer.ts'
 
-/**
- * A team's server (AUTH=password, its own database in a temporary DATA_DIR), started for this
- * file only: the shared backend runs AUTH=none with an API key. Same model, no embedder.
- */
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-let server: ChildProcess | null = null
-let dataDir = ''
-let baseUrl = ''
-
-test.beforeAll(async () => {
-  test.setTimeout(180_000)
-  const port = await freePort()
-  baseUrl = `http://127.0.0.1:${port}`
-  dataDir = await mkdtemp(join(tmpdir(), 'localchat-accounts-'))
-  const log = openSync(join(SHOTS, 'accounts-backend.log'), 'w')
-  server = spawn(join(ROOT, '.venv', 'bin', 'python'), ['-m', 'app', '--host', '127.0.0.1', '--port', String(port)], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      AUTH: 'password',
-      DATA_DIR: dataDir,
-      API_KEY: '',
-      EMBEDDING_MODEL_PATH: '',
-      PYTHONPATH: join(ROOT, 'backend'),
-    },
-    // Its log (stderr: Python's logging) in a file beside the suite's own backend log.
-    stdio: ['ignore', log, log],
-  })
-  const deadline = Date.now() + 170_000
-  for (;;) {
-    if (server.exitCode !== null) throw new Error('The AUTH=password backend exited; see test-results/accounts-backend.log')
-    if (await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false)) break
-    if (Date.now() > deadline) throw new Error('The AUTH=password backend did not start')
-    await new Promise((r) => setTimeout(r, 300))
-  }
-})
-
-test.afterAll(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server?.once('exit', r))
-    server.kill('SIGTERM')
-    await exited
-  }
-  await rm(dataDir, { recursive: true, force: true })
-})
+/** A team's server with accounts (AUTH=password), started for this file only. */
+const server = teamServer('accounts', { AUTH: 'password' })
+// The second test is Bob's, whom the admin makes in the first.
+test.describe.configure({ mode: 'serial' })
 
 const sidebar = (page: Page) => page.getByRole('navigation', { name: /Conversations|对话列表/ })
 
 /** A new browser (its own cookies and IndexedDB) on the team's server. */
 async function browserContext(browser: Browser, language: 'en' | 'zh' = 'en'): Promise<Page> {
-  const context = await browser.newContext({ baseURL: baseUrl })
+  const context = await browser.newContext({ baseURL: server.baseUrl })
   await seedSettings(context, { language, defaultParams: SHORT })
   const page = await context.newPage()
   await page.goto('/')
@@ -262,4 +216,99 @@ test('a team: first admin signs up, each account sees only its own conversations
   await expect(sidebar(bob).getByRole('button', { name: 'Alice’s greetings', exact: true })).toBeVisible()
   await expect(sidebar(bob)).not.toContainText('Bob’s plans')
   await expect(bob.getByText(/conversations from before you signed in/)).toHaveCount(0)
+})
+
+test('own account: an API key shown once works from an SDK until revoked; a changed password signs in', async ({ browser }) => {
+  test.setTimeout(180_000)
+  const bob = await browserContext(browser)
+  await signIn(bob, 'bob', 'bob-password')
+  await bob.getByRole('button', { name: 'Your account' }).click()
+  const dialog = bob.getByRole('dialog', { name: 'Your account' })
+  await expect(dialog.getByText('No keys yet')).toBeVisible()
+
+  // A named key, shown this once with a warning and a Copy button.
+  await dialog.getByLabel('Key name').fill('laptop')
+  await dialog.getByRole('button', { name: 'Create key' }).click()
+  const fresh = dialog.getByRole('group', { name: 'The new key' })
+  await expect(fresh).toContainText('it will not be shown again')
+  await expect(fresh.getByRole('button', { name: 'Copy key' })).toBeVisible()
+  const key = (await fresh.locator('code').textContent()) ?? ''
+  expect(key).toMatch(/^sk-lc-/)
+  const row = dialog.locator('.keys-table').getByRole('row').filter({ hasText: 'laptop' })
+  await expect(row).toContainText(key.slice(0, 12))
+  await expect(row).toContainText('never')
+  await shot(bob, 'accounts-key-created-en')
+  await expectAccessible(bob, 'account dialog with a new key')
+  // Closed and opened again, the secret is gone: only its first characters are listed.
+  await bob.keyboard.press('Escape')
+  await bob.getByRole('button', { name: 'Your account' }).click()
+  await expect(row).toBeVisible()
+  await expect(dialog).not.toContainText(key)
+
+  // An SDK's call with the key, as Node makes it: a model's answer, counted as Bob's key's usage.
+  const asSdk = (path: string, body?: unknown) =>
+    fetch(`${server.baseUrl}${path}`, {
+      method: body ? 'POST' : 'GET',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    })
+  expect((await fetch(`${server.baseUrl}/v1/models`)).status).toBe(401)
+  const models = await asSdk('/v1/models')
+  expect(models.status).toBe(200)
+  const model = ((await models.json()) as { data: { id: string }[] }).data[0]?.id
+  const chat = { model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 }
+  const answered = await asSdk('/v1/chat/completions', chat)
+  expect(answered.status).toBe(200)
+  expect(((await answered.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBeGreaterThan(0)
+  await bob.keyboard.press('Escape')
+  await bob.getByRole('button', { name: 'Your account' }).click()
+  await expect(row).not.toContainText('never')
+  await expect(dialog.locator('.usage-table').getByRole('row').filter({ hasText: 'laptop' })).toContainText('SmolLM2')
+  await shotEverywhere(bob, 'accounts-own-account', async () => {
+    const account = bob.getByRole('button', { name: /Your account|我的账户/ })
+    const toggle = bob.getByRole('button', { name: /Show or hide conversations|显示或隐藏对话列表/ })
+    // Once the page shows (the toggle), the account menu is there, unless in a closed sidebar (a phone's drawer).
+    await expect(toggle).toBeVisible()
+    if (!(await account.isVisible())) await toggle.click()
+    await account.click()
+    await expect(bob.getByRole('dialog', { name: /Your account|我的账户/ }).locator('.usage-table')).toBeVisible()
+  })
+  await bob.keyboard.press('Escape')
+  await bob.setViewportSize({ width: 1280, height: 800 })
+  await setSettings(bob, { language: 'en', theme: 'light' })
+
+  // Revoked (after a confirmation), the key is refused at once.
+  await bob.getByRole('button', { name: 'Your account' }).click()
+  bob.once('dialog', (confirm) => void confirm.accept())
+  await dialog.getByRole('button', { name: 'Revoke: laptop' }).click()
+  await expect(dialog.getByRole('status')).toHaveText('Key "laptop" revoked')
+  await expect(dialog.getByText('No keys yet')).toBeVisible()
+  const refused = await asSdk('/v1/chat/completions', chat)
+  expect(refused.status).toBe(401)
+  expect(((await refused.json()) as { error: { message: string } }).error.message).toBeTruthy()
+
+  // The password: a wrong current one and two new ones that differ are said so; then changed.
+  const changePassword = async (current: string, next: string, again = next) => {
+    await dialog.getByLabel('Current password').fill(current)
+    await dialog.getByLabel('New password', { exact: true }).fill(next)
+    await dialog.getByLabel('New password again').fill(again)
+    await dialog.getByRole('button', { name: 'Change password' }).click()
+  }
+  await changePassword('not-bobs-password', 'bob-new-password')
+  await expect(dialog.getByRole('alert')).toHaveText('The current password is wrong.')
+  await changePassword('bob-password', 'bob-new-password', 'bob-new-passwort')
+  await expect(dialog.getByRole('alert')).toHaveText('The two new passwords differ.')
+  await changePassword('bob-password', 'short')
+  await expect(dialog.getByRole('alert')).toContainText('8')
+  await changePassword('bob-password', 'bob-new-password')
+  await expect(dialog.getByRole('status').filter({ hasText: 'Password changed' })).toBeVisible()
+  await bob.keyboard.press('Escape')
+  // This browser stays signed in (its session was renewed); the old password no longer works.
+  await bob.reload()
+  await expect(bob.getByText('Signed in as bob')).toBeVisible()
+  await bob.getByRole('button', { name: 'Sign out' }).click()
+  await signIn(bob, 'bob', 'bob-password')
+  await expect(bob.getByRole('alert')).toHaveText('Wrong username or password.')
+  await signIn(bob, 'bob', 'bob-new-password')
+  await expect(bob.getByText('Signed in as bob')).toBeVisible()
 })

@@ -1,5 +1,6 @@
 import { useEffect } from 'react'
 import { useStore } from 'zustand'
+import { AccountDialog } from './components/AccountDialog'
 import { AccountMenu } from './components/AccountMenu'
 import { AdminDialog } from './components/AdminDialog'
 import { Announcer } from './components/Announcer'
@@ -59,6 +60,7 @@ export function App() {
       <ChatSettingsDialog />
       <ShortcutsDialog />
       <AdminDialog />
+      <AccountDialog />
       <Announcer />
       <UndoToast />
     </div>

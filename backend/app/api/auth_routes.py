@@ -4,23 +4,20 @@ AUTH=password or AUTH=header; the guard (app/accounts/guard.py) has already said
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..accounts.guard import SESSION_COOKIE, Gate
 from ..accounts.network import Peer
-from ..accounts.service import AccountError, KeyView, LimitName, Principal, UserView
+from ..accounts.service import KeyView, LimitName, Principal, UserView
 from ..accounts.usage import UsageReport, date_range, report
 from ..core.errors import OpenAIError
+from .deps import call
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -138,14 +135,6 @@ class Status(BaseModel):
 def gate(request: Request) -> Gate:
     found: Gate = request.app.state.gate
     return found
-
-
-async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A service call off the event loop, its refusals as API errors."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except AccountError as exc:
-        raise OpenAIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
 
 
 def principal(request: Request) -> Principal | None:

@@ -6,23 +6,22 @@ check); with AUTH=none everything belongs to one built-in local user."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ..accounts.guard import cross_site, presented_token
-from ..conversations.service import ID_LENGTH, Conflict, Page, Storage, StorageError
+from ..conversations.service import ID_LENGTH, Page, Storage
 from ..core.config import Settings
 from ..core.errors import OpenAIError
 from ..db.engine import database_url, make_engine
 from ..db.migrate import upgrade
 from ..protocol import ErrorResponse
 from .body import documented_body, json_body
+from .deps import call
 
 # What any /api route may answer besides its success (errors in OpenAI's shape).
 STORAGE_ERRORS = {
@@ -45,8 +44,6 @@ router = APIRouter(
         for code, text in STORAGE_ERRORS.items()
     },
 )
-P = ParamSpec("P")
-T = TypeVar("T")
 # The page's times are JavaScript milliseconds; a bound keeps them inside a 64-bit column.
 MAX_MS = 2**53
 
@@ -205,25 +202,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
 
 
-async def call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """A storage call off the event loop, its refusals as API errors (a 409 with the server's copy)."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except Conflict as exc:
-        raise ConflictError(exc) from None
-    except StorageError as exc:
-        raise OpenAIError(exc.status, exc.message, param=exc.param, code=exc.code) from None
-
-
-class ConflictError(OpenAIError):
-    def __init__(self, conflict: Conflict) -> None:
-        super().__init__(409, conflict.message, param=conflict.param, code=conflict.code)
-        self.current = conflict.current
-
-    def response(self, path: str = "") -> JSONResponse:
-        return JSONResponse({**self.body(), "current": self.current}, status_code=409)
-
-
 async def owner(request: Request) -> tuple[Storage, int]:
     """The storage and the id of the user whose things these are."""
     app = request.app
@@ -242,7 +220,7 @@ async def owner(request: Request) -> tuple[Storage, int]:
                 type="permission_error",
                 code="csrf_refused",
             )
-        return await asyncio.to_thread(local.get)
+        return await call(local.get)
     who = request.state.principal
     assert who is not None, "the guard answers 401 to anonymous /api requests"
     if who.user_id is None:

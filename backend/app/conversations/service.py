@@ -72,6 +72,7 @@ class Conflict(StorageError):
             "and send it again with that version.",
             "version_conflict",
             "base_version",
+            extra={"current": current},
         )
         self.current = current
 

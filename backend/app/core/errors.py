@@ -37,14 +37,27 @@ def anthropic_route(path: str) -> bool:
 
 class Refusal(Exception):
     """A request a service below the API (accounts, storage) cannot honour, with the HTTP status
-    that says why; the routes answer it as an OpenAIError."""
+    that says why; the routes answer it as an OpenAIError (`error()`), with `extra` fields beside
+    the error where it carries some."""
 
-    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        param: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.param = param
+        self.extra = extra
+
+    def error(self) -> OpenAIError:
+        """This refusal as the API answers it."""
+        return OpenAIError(self.status, self.message, param=self.param, code=self.code, extra=self.extra)
 
 
 class OpenAIError(Exception):
@@ -56,6 +69,7 @@ class OpenAIError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -64,9 +78,11 @@ class OpenAIError(Exception):
         self.param = param
         self.code = code
         self.headers = headers
+        self.extra = extra  # fields beside "error" (a conflict's server copy)
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        return {"error": error, **(self.extra or {})}
 
     def anthropic_body(self) -> dict[str, Any]:
         default = "invalid_request_error" if self.status < 500 else "api_error"

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { savedConversation } from '../testing/conversations'
-import { AccountApi, Conflict, serverRoot } from './account'
+import { AccountApi, Conflict, reason, serverRoot } from './account'
 import { ApiError } from './client'
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -32,6 +32,23 @@ describe('the account routes', () => {
     const throttled = await api.logIn('a', 'b').catch((e: unknown) => e)
     expect(throttled).toBeInstanceOf(ApiError)
     expect((throttled as ApiError).info).toMatchObject({ status: 429, retryAfterS: 7 })
+  })
+
+  it('one’s own password and keys: the bodies the routes take, a refusal in the server’s words', async () => {
+    const fetch = vi.fn<typeof globalThis.fetch>()
+    vi.stubGlobal('fetch', fetch)
+    const api = new AccountApi('')
+    fetch.mockResolvedValueOnce(new Response(null, { status: 204 }))
+    await api.changePassword('old one', 'new one!')
+    expect(fetch.mock.calls[0]?.[0]).toBe('/auth/password')
+    expect(JSON.parse(String(fetch.mock.calls[0]?.[1]?.body))).toEqual({ current_password: 'old one', new_password: 'new one!' })
+    const wrong = { error: { message: 'The current password is wrong.', type: 'invalid_request_error', param: 'current_password', code: 'wrong_password' } }
+    fetch.mockResolvedValueOnce(json(403, wrong))
+    expect(reason(await api.changePassword('x', 'new one!').catch((e: unknown) => e))).toBe('The current password is wrong.')
+    fetch.mockResolvedValueOnce(new Response(null, { status: 204 }))
+    await api.revokeKey(7)
+    expect(fetch.mock.calls[2]?.[0]).toBe('/auth/keys/7')
+    expect(fetch.mock.calls[2]?.[1]?.method).toBe('DELETE')
   })
 
   it('a server without accounts (AUTH=none: a 404) or one that is down is a single local user', async () => {

@@ -45,7 +45,22 @@ export interface UsageReport {
   total: UsageCounts
   daily: (UsageCounts & { day: string })[]
   users: (UsageCounts & { user_id: number | null; username: string | null })[]
+  keys: (UsageCounts & Pick<UsageRow, 'user_id' | 'username' | 'api_key_id' | 'key_name' | 'key_prefix'>)[]
   rows: UsageRow[]
+}
+
+/** A personal API key as listed: never the key itself, which only its creation answers. */
+export interface ApiKey {
+  id: number
+  name: string
+  /** The key's first 12 characters, to tell keys apart. */
+  prefix: string
+  created_at: string
+  last_used_at: string | null
+}
+
+export interface CreatedKey extends ApiKey {
+  key: string
 }
 
 /** One conversation as the server keeps it: `version` is what a later write names as its base. */
@@ -86,6 +101,9 @@ export class Conflict extends Error {
 export function serverRoot(apiBaseUrl: string): string {
   return apiBaseUrl.trim().replace(/\/+$/, '').replace(/\/v1$/, '')
 }
+
+/** What a refused account call says: the server's message (it says what to fix). */
+export const reason = (e: unknown) => (e instanceof ApiError ? e.info.message : e instanceof Error ? e.message : String(e))
 
 export class AccountApi {
   readonly root: string
@@ -143,6 +161,14 @@ export class AccountApi {
     this.json<User>('PATCH', `/auth/users/${id}`, change)
   deleteUser = async (id: number) => void (await this.send('DELETE', `/auth/users/${id}`))
   usage = () => this.json<UsageReport>('GET', '/auth/usage')
+
+  /** The signed-in user's own: password (every other session of theirs ends), keys, usage. */
+  changePassword = async (currentPassword: string, newPassword: string) =>
+    void (await this.send('POST', '/auth/password', { current_password: currentPassword, new_password: newPassword }))
+  keys = () => this.json<ApiKey[]>('GET', '/auth/keys')
+  createKey = (name: string) => this.json<CreatedKey>('POST', '/auth/keys', { name })
+  revokeKey = async (id: number) => void (await this.send('DELETE', `/auth/keys/${id}`))
+  myUsage = () => this.json<UsageReport>('GET', '/auth/me/usage')
 
   changes = (since: number) => this.json<ChangesPage>('GET', `/api/conversations?since=${since}&limit=100`)
   /** Creates a conversation (no base) or replaces it; Conflict when the base is not its version. */

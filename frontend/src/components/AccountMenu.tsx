@@ -5,8 +5,8 @@ import { accountStore, importLocalHistory, keepLocalHistory, signOut } from '../
 import './AccountMenu.css'
 
 /**
- * Who is signed in (AUTH=password or header), how the sync stands, Admin for admins and Sign
- * out (with AUTH=header one signs out at the proxy); the offer to import this browser's history.
+ * Who is signed in (AUTH=password or header), how the sync stands, their own account (keys,
+ * password, usage), Admin for admins and Sign out (with AUTH=header one signs out at the proxy); the offer to import this browser's history.
  */
 export function AccountMenu() {
   const t = useT()
@@ -61,6 +61,9 @@ export function AccountMenu() {
         </span>
       </div>
       <div className="account-row">
+        <button type="button" className="btn ghost small" onClick={() => accountStore.setState({ accountOpen: true })}>
+          {t('myAccount')}
+        </button>
         {user.role === 'admin' && (
           <button type="button" className="btn ghost small" onClick={() => accountStore.setState({ adminOpen: true })}>
             {t('admin')}

@@ -1,48 +1,13 @@
 import { useEffect, useState, type FormEvent } from 'react'
 import { useStore } from 'zustand'
-import type { UsageReport, User } from '../api/account'
-import { ApiError } from '../api/client'
+import { reason, type UsageReport, type User } from '../api/account'
 import { useT } from '../i18n'
 import { accountApi, accountStore } from '../store/account'
 import { Dialog } from '../ui/Dialog'
+import { UsageChart, UsageTable } from './Usage'
 import './AdminDialog.css'
 
-const reason = (e: unknown) => (e instanceof ApiError ? e.info.message : e instanceof Error ? e.message : String(e))
-
 const fetchAdminData = () => Promise.all([accountApi().users(), accountApi().usage()])
-
-/** Tokens per day as bars (SVG: no charting library for one small chart). */
-function UsageChart({ daily, label }: { daily: UsageReport['daily']; label: string }) {
-  const width = 600
-  const height = 120
-  const max = Math.max(1, ...daily.map((d) => d.total_tokens))
-  const bar = width / Math.max(1, daily.length)
-  return (
-    <figure className="usage-chart">
-      <svg viewBox={`0 0 ${width} ${height + 16}`} role="img" aria-label={label}>
-        {daily.map((d, i) => {
-          const h = (d.total_tokens / max) * height
-          return (
-            <rect key={d.day} x={i * bar + 1} y={height - h} width={Math.max(1, bar - 2)} height={h}>
-              <title>{`${d.day}: ${d.total_tokens}`}</title>
-            </rect>
-          )
-        })}
-        <line x1="0" x2={width} y1={height} y2={height} />
-        <text x="0" y={height + 13}>
-          {daily[0]?.day}
-        </text>
-        <text x={width} y={height + 13} textAnchor="end">
-          {daily.at(-1)?.day}
-        </text>
-        <text x="2" y="11">
-          {max}
-        </text>
-      </svg>
-      <figcaption>{label}</figcaption>
-    </figure>
-  )
-}
 
 /** A user's own limits; an empty field goes back to the server's default (null). */
 function LimitsForm({
@@ -162,8 +127,6 @@ export function AdminDialog() {
     if (confirm(t('confirmDeleteUser', { name: user.username }))) void act(() => accountApi().deleteUser(user.id))
   }
 
-  const rows = usage ? [...usage.rows].sort((a, b) => b.day.localeCompare(a.day)) : []
-
   /** A limit as the table shows it: null is USER_RPM / USER_TOKENS_PER_DAY, 0 none. */
   const limitText = (value: number | null, unit: string) =>
     value === null ? t('limitsDefault') : value === 0 ? t('limitsNone') : `${value.toLocaleString()} ${unit}`
@@ -278,33 +241,13 @@ export function AdminDialog() {
         <section>
           <h3>{t('usage')}</h3>
           {usage && <UsageChart daily={usage.daily} label={t('usageChart')} />}
-          {rows.length === 0 ? (
-            <p className="muted">{t('noUsage')}</p>
-          ) : (
-            <table className="admin-table usage-table">
-              <thead>
-                <tr>
-                  <th>{t('day')}</th>
-                  <th>{t('user')}</th>
-                  <th>{t('model')}</th>
-                  <th>{t('requests')}</th>
-                  <th>{t('promptTokens')}</th>
-                  <th>{t('completionTokens')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((r) => (
-                  <tr key={`${r.day}/${r.user_id}/${r.api_key_id}/${r.model}`}>
-                    <td>{r.day}</td>
-                    <td>{r.username ?? 'API_KEY'}{r.key_name ? ` (${r.key_name})` : ''}</td>
-                    <td>{r.model}</td>
-                    <td>{r.requests}</td>
-                    <td>{r.prompt_tokens}</td>
-                    <td>{r.completion_tokens}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+          {usage && (
+            <UsageTable
+              rows={usage.rows}
+              label={t('usage')}
+              whoLabel={t('user')}
+              who={(r) => `${r.username ?? 'API_KEY'}${r.key_name ? ` (${r.key_name})` : ''}`}
+            />
           )}
         </section>
       </div>

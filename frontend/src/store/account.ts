@@ -16,6 +16,8 @@ export interface AccountState {
   /** Conversations of this device's history offered for import into the account (0: none). */
   offer: number
   adminOpen: boolean
+  /** The signed-in user's own dialog: API keys, password, usage. */
+  accountOpen: boolean
 }
 
 export const accountStore = createStore<AccountState>()(() => ({
@@ -26,6 +28,7 @@ export const accountStore = createStore<AccountState>()(() => ({
   sync: null,
   offer: 0,
   adminOpen: false,
+  accountOpen: false,
 }))
 
 export function accountApi(): AccountApi {
@@ -132,7 +135,7 @@ export async function signOut(): Promise<void> {
   stopSync()
   await accountApi().logOut()
   if (user) await forget(user.id)
-  accountStore.setState({ sync: null, offer: 0, adminOpen: false })
+  accountStore.setState({ sync: null, offer: 0, adminOpen: false, accountOpen: false })
   await refreshAccount()
 }
 
