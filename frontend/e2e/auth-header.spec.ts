@@ -66,4 +66,11 @@ test('AUTH=header: the proxy signs people in, each one’s conversations are kep
   await hers.click()
   await expect(lastAnswer(again).locator('.md')).toHaveText((await lastAnswer(hana).locator('.md').textContent()) ?? '')
   await expect(sidebar(again)).not.toContainText('Say hello to Ivan.')
+
+  // Reached without the proxy (no header): the page says where to sign in, not a broken chat.
+  const direct = await (await browser.newContext({ baseURL: server.baseUrl })).newPage()
+  await direct.goto('/')
+  await expect(direct.getByRole('heading', { name: 'Not signed in' })).toBeVisible()
+  await expect(direct.getByRole('textbox', { name: 'Message', exact: true })).toHaveCount(0)
+  await expectAccessible(direct, 'not signed in, AUTH=header')
 })

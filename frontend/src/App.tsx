@@ -7,7 +7,7 @@ import { Announcer } from './components/Announcer'
 import { ChatSettingsDialog } from './components/ChatSettingsDialog'
 import { ChatView } from './components/ChatView'
 import { SettingsDialog } from './components/SettingsDialog'
-import { SignIn } from './components/SignIn'
+import { NotSignedIn, SignIn } from './components/SignIn'
 import { ShortcutsDialog } from './components/Shortcuts'
 import { useShortcuts } from './components/useShortcuts'
 import { UndoToast } from './components/UndoToast'
@@ -21,7 +21,7 @@ import './App.css'
 export function App() {
   const loaded = useStore(chatStore, (s) => s.loaded)
   const accountReady = useStore(accountStore, (s) => s.ready)
-  const mustSignIn = useStore(accountStore, (s) => s.auth === 'password' && !s.user)
+  const signedOut = useStore(accountStore, (s) => (s.user ? null : s.auth))
   const theme = useStore(settingsStore, (s) => s.theme)
   const lang = useLanguage()
   const t = useT()
@@ -41,7 +41,8 @@ export function App() {
 
   // Until the server says whether one signs in here, nothing shows (no flash of the chat).
   if (!loaded || !accountReady) return null
-  if (mustSignIn) return <SignIn />
+  if (signedOut === 'password') return <SignIn />
+  if (signedOut === 'header') return <NotSignedIn />
   return (
     <div className="app">
       <a

@@ -16,6 +16,28 @@ function refusal(e: unknown, t: Translate): string {
   return t('signInFailed', { reason: message })
 }
 
+/**
+ * The page with AUTH=header when the request did not come through the sign-in proxy (no user):
+ * there is nothing to fill in here, only where to go.
+ */
+export function NotSignedIn() {
+  const t = useT()
+  return (
+    <main className="signin">
+      <div className="signin-card form">
+        <h1>
+          <span className="brand-mark" aria-hidden="true" />
+          {t('proxyTitle')}
+        </h1>
+        <p>{t('proxyHelp')}</p>
+        <button type="button" className="btn primary" onClick={() => location.reload()}>
+          {t('reload')}
+        </button>
+      </div>
+    </main>
+  )
+}
+
 /** The page before anything else with AUTH=password: sign in, or create the first (admin) account. */
 export function SignIn() {
   const t = useT()
