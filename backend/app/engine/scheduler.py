@@ -235,25 +235,26 @@ class Scheduler(Generic[S]):
             if seq.status is Status.DECODING:
                 self.grow(seq, seq.num_cached + 1)
         if self.proposer is not None:  # once every next token has its room
-            for seq in self.decoding:
-                seq.draft = self._draft(seq)
-                extra = -(-(seq.num_cached + 1 + len(seq.draft)) // BLOCK_SIZE) - len(seq.table)
-                if extra > self.blocks.spare():
-                    seq.draft = []
-                self.grow(seq, seq.num_cached + 1 + len(seq.draft))
+            wanted = [(seq, k) for seq in self.decoding if (k := self._draft_length(seq)) > 0]
+            drafts = self.proposer.draft([(s.request_id, s.tokens, k) for s, k in wanted])
+            for (seq, _), draft in zip(wanted, drafts, strict=True):
+                extra = -(-(seq.num_cached + 1 + len(draft)) // BLOCK_SIZE) - len(seq.table)
+                if seq.status is Status.DECODING and extra <= self.blocks.spare():
+                    seq.draft = draft
+                    self.grow(seq, seq.num_cached + 1 + len(draft))
         return list(self.decoding)
 
-    def _draft(self, seq: S) -> list[int]:
-        if self.proposer is None or not seq.speculate:
-            return []
+    def _draft_length(self, seq: S) -> int:
+        """The most tokens seq may propose this step; 0: it does not draft."""
+        if not seq.speculate:
+            return 0
         # Requests still prefilling or waiting count too: a burst's first answers would draft
         # beside the others' prompts, in passes the batch shares.
         busy = len(self.decoding) + len(self.prefilling) + len(self.waiting)
         if self.auto and (busy > AUTO_MAX_BATCH or not seq.tally.may_draft()):
-            return []
+            return 0
         # The draft's positions stay below the context the sequence may reach.
-        k = min(seq.tally.length, self.longest - len(seq.tokens) - 1)
-        return self.proposer.propose(seq.tokens, k) if k > 0 else []
+        return min(seq.tally.length, self.longest - len(seq.tokens) - 1)
 
     @staticmethod
     def decode_groups(batch: list[S]) -> list[list[S]]:
@@ -360,6 +361,8 @@ class Scheduler(Generic[S]):
             self._drop(seq)
         seq.status = Status.FINISHED
         self._by_id.pop(seq.request_id, None)
+        if self.proposer is not None:
+            self.proposer.forget(seq.request_id)
         self._count()
 
     def _drop(self, seq: S) -> None:

@@ -1,10 +1,12 @@
 """Speculative decoding's proposers: tokens a sequence will likely generate next, checked by the
 model in the step's one forward pass (scheduler.py plans them, runner.py verifies them).
 
-A proposer is anything with `name` and `propose(tokens, k)`. The n-gram proposer (prompt lookup)
-needs no second model: where the sequence's last few tokens occurred before (in a pasted
-document, a code file being rewritten, the answer so far), it proposes the tokens that followed
-them there. Pure bookkeeping, no torch.
+A proposer is anything with `name`, `draft(wanted)` (every drafting sequence's draft of a step
+at once, so a model proposing them batches its passes) and `forget(request_id)`. The n-gram
+proposer (prompt lookup) needs no second model: where the sequence's last few tokens occurred
+before (in a pasted document, a code file being rewritten, the answer so far), it proposes the
+tokens that followed them there. Pure bookkeeping, no torch; the draft-model proposer, which runs
+a small model of the same vocabulary, is draft.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Speculative = Literal["off", "ngram", "auto"]
+Speculative = Literal["off", "ngram", "draft", "auto"]
+# A sequence that wants a draft: its request id, its tokens, the most tokens to propose.
+Wanted = tuple[str, list[int], int]
 
 # Tokens proposed a step, at most: a verified row costs about a decode row per token, and on 2
 # cores a few extra rows ride along with the weights' one read nearly free. LONG_PROPOSED while
@@ -40,8 +44,13 @@ AUTO_PAUSE = 16
 class Proposer(Protocol):
     name: str
 
-    def propose(self, tokens: list[int], k: int) -> list[int]:
-        """Up to k tokens likely to follow `tokens`; none where it has no guess."""
+    def draft(self, wanted: list[Wanted]) -> list[list[int]]:
+        """For each sequence, up to k tokens likely to follow its tokens; none where it has no
+        guess."""
+        ...
+
+    def forget(self, request_id: str) -> None:
+        """The request ended: what was kept for it goes."""
         ...
 
 
@@ -54,6 +63,12 @@ class NgramProposer:
     def __init__(self, min_n: int = 2, max_n: int = 4) -> None:
         self.min_n = min_n
         self.max_n = max_n
+
+    def draft(self, wanted: list[Wanted]) -> list[list[int]]:
+        return [self.propose(tokens, k) for _, tokens, k in wanted]
+
+    def forget(self, request_id: str) -> None:
+        """Nothing is kept between steps."""
 
     def propose(self, tokens: list[int], k: int) -> list[int]:
         for n in range(self.max_n, self.min_n - 1, -1):
