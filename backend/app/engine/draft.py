@@ -11,6 +11,8 @@ exact, only close enough to be accepted often.
 
 from __future__ import annotations
 
+import time
+
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -22,6 +24,8 @@ from .scheduler import StepPlan
 from .sequence import Sequence
 from .speculative import Wanted
 
+# The weight of a draft's seconds a token in their running mean.
+COST_WEIGHT = 0.1
 # Tokens a sequence's cache catches up on in one step, at most: a long prompt's first draft is
 # fed over several steps (proposing nothing meanwhile), so it never stalls the streams decoding
 # beside it for a whole prefill.
@@ -53,6 +57,7 @@ def common_prefix(a: list[int], b: list[int], limit: int) -> int:
 
 class DraftProposer:
     name = "draft"
+    token_s = 0.0  # a drafted token's seconds, running mean (scheduler: whether drafts pay)
 
     def __init__(self, model: PreTrainedModel, vocab_size: int, num_blocks: int) -> None:
         """model drafts token ids below vocab_size (the target's logits' width: a draft model's
@@ -85,6 +90,7 @@ class DraftProposer:
                 proposing.append((i, seq, k))
         if not chunk:
             return drafts
+        began = time.monotonic()
         plan = StepPlan(chunk, [])
         (logits,), _ = self.runner.forward(plan)
         for seq, n in chunk:
@@ -101,6 +107,9 @@ class DraftProposer:
                 seq.num_cached += 1
                 seq.tokens.append(token)
                 drafts[i].append(token)
+        if proposing:  # a pass a token of the longest draft
+            token_s = (time.monotonic() - began) / max(len(drafts[i]) for i, _, _ in proposing)
+            self.token_s += COST_WEIGHT * (token_s - self.token_s) if self.token_s else token_s
         return drafts
 
     def _greedy(self, logits: torch.Tensor) -> list[int]:

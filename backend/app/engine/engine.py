@@ -341,6 +341,8 @@ class Engine:
         that piece."""
         for plan in self.scheduler.steps():
             result = self.runner.execute(plan)
+            if not plan.chunk:
+                self.scheduler.passed(result.elapsed)
             if plan.chunk:
                 first = self.scheduler.prefilled(plan, result.elapsed, result.first.tokens)
                 self.output.emit(first, result.first.tokens, result.first.logprobs)

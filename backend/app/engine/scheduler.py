@@ -24,7 +24,7 @@ from .blocks import BLOCK_SIZE, BlockManager
 from .config import EngineConfig
 from .prefix_cache import PrefixCache
 from .sequence import Sequence, Status
-from .speculative import AUTO_MAX_BATCH, Proposer
+from .speculative import AUTO_MAX_BATCH, AUTO_MIN_ACCEPTANCE, Proposer
 
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
@@ -50,6 +50,8 @@ DECODE_GROUP_COST = 512
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
 # it a second time beside it) when that prefix is at least this long and half the prompt.
 SHARED_PREFIX_MIN_TOKENS = 128
+# The weight of a pass's seconds in the decode pass time's running mean.
+STEP_WEIGHT = 0.1
 
 S = TypeVar("S", bound=Sequence)
 
@@ -127,6 +129,7 @@ class Scheduler(Generic[S]):
         self.decoding: list[S] = []
         self._by_id: dict[str, S] = {}
         self.prefill_rate: float | None = None  # tokens/s of the last prefill chunk
+        self.step_s: float | None = None  # a pass without a prefill chunk, running mean
 
     @property
     def running(self) -> list[S]:
@@ -301,6 +304,18 @@ class Scheduler(Generic[S]):
             seq.tokens.append(token)
         return finishing
 
+    def passed(self, elapsed: float) -> None:
+        """A pass without a prefill chunk took this long."""
+        last = self.step_s if self.step_s is not None else elapsed
+        self.step_s = last + STEP_WEIGHT * (elapsed - last)
+
+    @property
+    def least_acceptance(self) -> float:
+        """The share of proposed tokens that must be accepted for drafts to pay: more, the more
+        drafting a token costs beside a decode pass (speculative.AUTO_MIN_ACCEPTANCE)."""
+        cost = self.proposer.token_s / self.step_s if self.proposer is not None and self.step_s else 0.0
+        return AUTO_MIN_ACCEPTANCE + cost
+
     def decoded(self, plan: StepPlan[S], tokens: list[int]) -> None:
         """Every decode row's last token is cached, and its next one sampled."""
         for seq, token in zip(plan.decoding, tokens, strict=True):
@@ -317,7 +332,7 @@ class Scheduler(Generic[S]):
             accepted = len(run) - 1
             self.stats.spec_proposed += len(seq.draft)
             self.stats.spec_accepted += accepted
-            seq.tally.verified(len(seq.draft), accepted)
+            seq.tally.verified(len(seq.draft), accepted, self.least_acceptance)
             seq.draft = []
             seq.num_cached += 1 + accepted
             seq.tokens += run

@@ -30,8 +30,10 @@ LONG_ACCEPTANCE = 0.8
 # (Tally).
 AUTO_MAX_BATCH = 4
 # A draft of k tokens of which a share r is accepted gives 1 + r*k tokens for a pass costing
-# 1 + c*k decode steps, c an extra row's cost: it pays while r > c. c was not measured on its
-# own; 0.3 is on the safe side of the bench (docs/benchmarks-speculative.md).
+# 1 + c*k decode steps, c an extra row's cost, plus k*d steps drafting them (d: a drafted
+# token's cost in decode steps, 0 for prompt lookup, measured for a draft model): it pays while
+# r > c + d. c was not measured on its own; 0.3 is on the safe side of the bench
+# (docs/benchmarks-speculative.md).
 AUTO_MIN_ACCEPTANCE = 0.3
 # Tokens proposed before a request's acceptance is judged; each earlier draft's weight in it
 # fades by AUTO_FADE a draft; decode steps a request that did not pay waits before it tries
@@ -43,6 +45,7 @@ AUTO_PAUSE = 16
 
 class Proposer(Protocol):
     name: str
+    token_s: float  # seconds drafting a token takes (measured; 0: next to nothing)
 
     def draft(self, wanted: list[Wanted]) -> list[list[int]]:
         """For each sequence, up to k tokens likely to follow its tokens; none where it has no
@@ -59,6 +62,7 @@ class NgramProposer:
     last n tokens, the longest n from max_n down to min_n that occurred."""
 
     name = "ngram"
+    token_s = 0.0
 
     def __init__(self, min_n: int = 2, max_n: int = 4) -> None:
         self.min_n = min_n
@@ -109,12 +113,13 @@ class Tally:
             return LONG_PROPOSED
         return MAX_PROPOSED
 
-    def verified(self, proposed: int, accepted: int) -> None:
+    def verified(self, proposed: int, accepted: int, least: float = AUTO_MIN_ACCEPTANCE) -> None:
+        """A draft's outcome; drafts pay while at least a share `least` is accepted."""
         self.proposed = self.proposed * AUTO_FADE + proposed
         self.accepted = self.accepted * AUTO_FADE + accepted
         if self.proposed < AUTO_PROBATION:
             return
-        if self.accepted < AUTO_MIN_ACCEPTANCE * self.proposed:
+        if self.accepted < least * self.proposed:
             self.pause, self.next_pause = self.next_pause, self.next_pause * 2
             self.proposed = self.accepted = 0.0  # on probation again after the pause
         else:

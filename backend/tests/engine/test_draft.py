@@ -9,13 +9,18 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from app.core.config import REPO_ROOT, Settings
+from app.engine.blocks import BlockManager
 from app.engine.draft import CATCH_UP_TOKENS, DraftProposer
 from app.engine.engine import Engine
 from app.engine.loader import ModelLoadError, batch_invariant_products
+from app.engine.prefix_cache import PrefixCache
 from app.engine.sampling import SamplingParams
+from app.engine.scheduler import EngineStats, Scheduler
+from app.engine.speculative import AUTO_MIN_ACCEPTANCE, NgramProposer, Tally
 from app.services import build_services
 
 from .conftest import chat_ids, run_together, running_engine
+from .test_scheduler import config
 
 
 def tiny_llama(seed: int, vocab_size: int) -> LlamaForCausalLM:
@@ -120,3 +125,37 @@ def test_a_draft_of_another_vocabulary_or_none_at_all_is_a_clear_start_up_error(
         build_services(Settings(speculative="draft", data_dir=tmp_path))
     with pytest.raises(ModelLoadError, match=r"Draft .*has no config\.json"):
         build_services(Settings(speculative="draft", speculative_draft_model=tmp_path, data_dir=tmp_path))
+
+
+class CostlyProposer(NgramProposer):
+    token_s = 0.05  # a drafted token costs a decode pass, as the model drafting for itself
+
+
+def test_auto_judges_a_draft_model_s_drafts_by_what_drafting_them_costs() -> None:
+    blocks = BlockManager(20, caching=True)
+    sched = Scheduler(
+        config(),
+        blocks,
+        PrefixCache(blocks, True),
+        True,
+        True,
+        EngineStats(),
+        2048,
+        CostlyProposer(),
+        auto=True,
+    )
+    assert sched.least_acceptance == AUTO_MIN_ACCEPTANCE  # no pass measured yet
+    for elapsed in (0.04, 0.05, 0.06, 0.05):
+        sched.passed(elapsed)
+    assert sched.least_acceptance == pytest.approx(AUTO_MIN_ACCEPTANCE + 0.05 / sched.step_s)
+    # Drafts all accepted do not pay when a drafted token costs what a step does: paused.
+    tally = Tally()
+    for _ in range(3):  # past probation
+        tally.verified(4, 4, sched.least_acceptance)
+    assert not tally.may_draft()
+    # Prompt lookup costs nothing: the same drafts go on.
+    sched.proposer = NgramProposer()
+    tally = Tally()
+    for _ in range(3):  # past probation
+        tally.verified(4, 4, sched.least_acceptance)
+    assert tally.may_draft() and sched.least_acceptance == AUTO_MIN_ACCEPTANCE
