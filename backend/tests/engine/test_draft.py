@@ -41,7 +41,7 @@ def tiny_llama(seed: int, vocab_size: int) -> LlamaForCausalLM:
     return model
 
 
-def test_the_default_model_drafting_for_itself_gives_the_same_answers_mostly_accepted(
+def test_the_default_model_drafting_for_itself_gives_the_same_answers_greedy_drafts_all_accepted(
     engine: Engine, model_and_tokenizer
 ) -> None:
     model, tokenizer = model_and_tokenizer
