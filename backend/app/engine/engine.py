@@ -341,11 +341,11 @@ class Engine:
         that piece."""
         for plan in self.scheduler.steps():
             result = self.runner.execute(plan)
-            if not plan.chunk:
-                self.scheduler.passed(result.elapsed)
             if plan.chunk:
                 first = self.scheduler.prefilled(plan, result.elapsed, result.first.tokens)
                 self.output.emit(first, result.first.tokens, result.first.logprobs)
+            else:  # a decode step's time: what a draft model's tokens cost is judged against it
+                self.scheduler.passed(result.elapsed)
             if plan.decode:
                 self.scheduler.decoded(plan, result.next.tokens)
                 self.output.emit(plan.decoding, result.next.tokens, result.next.logprobs)
