@@ -13,8 +13,12 @@ from typing import Any
 from . import api_overhead, chat, model_size, structured
 from .figures import Cell, Figures, WeightBytes
 from .load import percentile
-from .servers import MODEL_DIR
+from .servers import MODEL_DIR, REPO
 from .targets import FASTEST_LLAMA, OURS, TARGETS, Metric, Target
+
+# Speculative decoding is measured apart (bench/speculative.py, its own servers side by side):
+# its page's tables are carried into this one.
+SPECULATIVE_PAGE = REPO / "docs" / "benchmarks-speculative.md"
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -448,6 +452,22 @@ class Report:
             ratios = ", ".join(f"{k} {rate:.1f} ({rate / chat_rate:.3f}x)" for k, rate in others if rate)
             self.add(f"Chat {chat_rate:.1f} tokens/s; {ratios} (issue 27 asks for 0.95x or more).", "")
 
+    def speculative(self) -> None:
+        if not SPECULATIVE_PAGE.exists():
+            return
+        tables = [block for block in SPECULATIVE_PAGE.read_text().split("\n\n") if block.startswith("|")]
+        self.add(
+            "## Speculative decoding (issue 28)",
+            "",
+            "Measured apart by `python -m bench.speculative` (not part of `make bench`'s sweep): two "
+            "servers side by side, `SPECULATIVE=off` and speculating, requests interleaved, greedy; "
+            "its tables as [benchmarks-speculative.md](benchmarks-speculative.md) has them, where the "
+            "method, the other runs and the verdict are.",
+            "",
+        )
+        for table in tables:
+            self.add(table, "")
+
     def model_size(self) -> None:
         size = self.r.get("model_size")
         if not size:
@@ -772,6 +792,7 @@ class Report:
         self.sweep()
         self.decode_bound()
         self.structured_outputs()
+        self.speculative()
         self.api_overhead()
         self.model_size()
         self.prefill_bound()

@@ -18,6 +18,15 @@ cache of both. Then the sweep's free chat at 16 streams, aggregate tokens/s.
 
 Figures go to .cache/bench/speculative.json and docs/benchmarks-speculative.md (`--render` writes
 the page again from saved figures).
+
+`--draft` measures the draft-model proposer instead, free chat at one stream (where prompt
+lookup has nothing to copy), each row its own pair of servers (off, and SPECULATIVE=draft or
+auto with SPECULATIVE_DRAFT_MODEL): the default 135M drafting for itself and its Q4_1 GGUF
+drafting for it (drafts that agree), and the 135M drafting for the random-weight 1.7B of
+bench/model_size.py under auto (drafts never accepted: auto must not slow it). Figures go to
+.cache/bench/speculative-draft.json and the page's "Draft model" section.
+
+    .venv/bin/python -m bench.speculative --draft [--rounds 1] [--rows self,q4_1,1.7b]
 """
 
 from __future__ import annotations
@@ -32,11 +41,17 @@ from typing import Any
 
 import httpx
 
+from .llama_build import gguf_path
 from .load import BodyFactory, LevelResult, run_level
+from .model_size import NAME as BIG_NAME
+from .model_size import make as make_big_model
 from .prompts import load_prompts
 from .servers import REPO, VENV_BIN, Server, Sizing, System
 
 OUT = REPO / ".cache" / "bench" / "speculative.json"
+DRAFT_OUT = REPO / ".cache" / "bench" / "speculative-draft.json"
+DEFAULT_MODEL = REPO / "models" / "SmolLM2-135M-Instruct"
+DRAFT_HEADING = "## Draft model"
 MD = REPO / "docs" / "benchmarks-speculative.md"
 CODE_FILE = REPO / "backend" / "app" / "engine" / "text.py"
 DOCUMENT = REPO / "docs" / "settings.md"
@@ -82,12 +97,37 @@ def prompts_for(load: str) -> list[list[dict[str, str]]]:
     return load_prompts("spec-chat", 2)
 
 
-def server(mode: str) -> System:
+def server(mode: str, env: dict[str, str] | None = None, key: str = "") -> System:
     def command(port: int, _sizing: Sizing) -> tuple[list[str], dict[str, str]]:
         argv = [str(VENV_BIN / "python"), "-m", "app", "--host", "127.0.0.1", "--port", str(port)]
-        return argv, {"SPECULATIVE": mode}
+        return argv, {"SPECULATIVE": mode, **(env or {})}
 
-    return System(f"ours-spec-{mode}", f"ours, SPECULATIVE={mode}", "ours", command)
+    return System(f"ours-spec-{mode}{key}", f"ours, SPECULATIVE={mode}", "ours", command)
+
+
+def draft_rows() -> dict[str, tuple[str, dict[str, str], dict[str, str]]]:
+    """Each draft row: what it measures, the chat model's settings (both sides), the speculating
+    side's."""
+    big_folder, _ = make_big_model()
+    big = {"CHAT_MODEL_PATH": str(big_folder), "CHAT_MODEL_NAME": BIG_NAME, "EMBEDDING_MODEL_PATH": ""}
+    small = {"EMBEDDING_MODEL_PATH": ""}
+    return {
+        "self": (
+            "the default 135M drafting for itself",
+            small,
+            {"SPECULATIVE": "draft", "SPECULATIVE_DRAFT_MODEL": str(DEFAULT_MODEL)},
+        ),
+        "q4_1": (
+            "its Q4_1 GGUF drafting for the default 135M",
+            small,
+            {"SPECULATIVE": "draft", "SPECULATIVE_DRAFT_MODEL": str(gguf_path())},
+        ),
+        "1.7b": (
+            "the default 135M drafting for the random-weight 1.7B (auto)",
+            big,
+            {"SPECULATIVE": "auto", "SPECULATIVE_DRAFT_MODEL": str(DEFAULT_MODEL)},
+        ),
+    }
 
 
 def decode_rate(level: LevelResult) -> float:
@@ -107,10 +147,33 @@ def run(url: str, body: BodyFactory, prompts: list[list[dict[str, str]]], max_to
 
 
 def measure(rounds: int, mode: str, loads: list[str]) -> dict[str, Any]:
-    figures: dict[str, Any] = {"mode": mode, "rounds": rounds, "loads": {}, "load_before": os.getloadavg()}
+    figures: dict[str, Any] = {"mode": mode, "rounds": rounds, "load_before": os.getloadavg()}
+    figures["loads"], figures["speculation"] = measure_pair(server("off"), server(mode), rounds, loads)
+    figures["load_after"] = os.getloadavg()
+    return figures
+
+
+def measure_drafts(rounds: int, rows: list[str]) -> dict[str, Any]:
+    figures: dict[str, Any] = {"rounds": rounds, "rows": {}, "load_before": os.getloadavg()}
+    for row, (what, target, speculating) in draft_rows().items():
+        if row not in rows:
+            continue
+        off, spec = server("off", target, f"-{row}"), server("on", {**target, **speculating}, f"-{row}")
+        loads, counters = measure_pair(off, spec, rounds, ["chat"])
+        figures["rows"][row] = {"what": what, "mode": speculating["SPECULATIVE"], **loads["chat"], **counters}
+        print(describe_draft(figures["rows"][row]), flush=True)
+    figures["load_after"] = os.getloadavg()
+    return figures
+
+
+def measure_pair(
+    off_system: System, spec_system: System, rounds: int, loads: list[str]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each load's figures, off against speculating, and the speculating server's counters."""
+    figures: dict[str, Any] = {}
     with (
-        Server(server("off"), Sizing(BATCH), "spec") as off,
-        Server(server(mode), Sizing(BATCH), "spec") as spec,
+        Server(off_system, Sizing(BATCH), "spec") as off,
+        Server(spec_system, Sizing(BATCH), "spec") as spec,
     ):
         off.wait_ready()
         spec.wait_ready()
@@ -139,11 +202,10 @@ def measure(rounds: int, mode: str, loads: list[str]) -> dict[str, Any]:
                 s.text for s in blocks["spec"][0].streams
             ]
             entry["ratio"] = entry["spec"]["tokens_per_s"] / entry["off"]["tokens_per_s"]
-            figures["loads"][load] = entry
+            figures[load] = entry
             print(describe(load, entry), flush=True)
-        figures["speculation"] = speculation_counters(spec.base_url)
-    figures["load_after"] = os.getloadavg()
-    return figures
+        counters = speculation_counters(spec.base_url)
+    return figures, counters
 
 
 def speculation_counters(url: str) -> dict[str, float]:
@@ -166,6 +228,56 @@ def describe(load: str, entry: dict[str, Any]) -> str:
         f"| {load} | {what} | {entry['off']['tokens_per_s']:.1f} | {entry['spec']['tokens_per_s']:.1f} | "
         f"{entry['ratio']:.2f}x | >= {TARGETS[load]}x: {verdict} | {same} | {blocks} |"
     )
+
+
+def describe_draft(entry: dict[str, Any]) -> str:
+    verdict = "met" if entry["ratio"] >= TARGETS["chat"] else "missed"
+    blocks = " / ".join(f"{' '.join(f'{x:.1f}' for x in entry[kind]['blocks'])}" for kind in ("off", "spec"))
+    proposed, accepted = entry.get("proposed", 0), entry.get("accepted", 0)
+    share = f" ({accepted / proposed:.0%})" if proposed else ""
+    return (
+        f"| {entry['what']} | {entry['mode']} | {entry['off']['tokens_per_s']:.1f} | "
+        f"{entry['spec']['tokens_per_s']:.1f} | {entry['ratio']:.2f}x | >= {TARGETS['chat']}x: {verdict} | "
+        f"{'yes' if entry['same_answers'] else 'NO'} | {accepted:.0f} of {proposed:.0f}{share} | {blocks} |"
+    )
+
+
+def draft_markdown(figures: dict[str, Any]) -> str:
+    """The page's draft-model section."""
+
+    def loads(key: str) -> str:
+        return ", ".join(f"{x:.2f}" for x in figures[key])
+
+    return "\n".join(
+        [
+            DRAFT_HEADING,
+            "",
+            f"Written by `bench/speculative.py --draft --rounds {figures['rounds']}`: free chat at one "
+            "stream (the chat load above, where prompt lookup has little to copy), decode tokens/s; each "
+            "row its own two servers, SPECULATIVE=off against the draft model (SPECULATIVE=draft, or "
+            "auto), requests interleaved off/spec/spec/off, greedy. The 1.7B is bench/model_size.py's "
+            "random-weight model of SmolLM2-1.7B's shape (no Hub here): the 135M's drafts are never "
+            "its tokens, the row where drafting does not pay.",
+            "",
+            "| Draft | SPECULATIVE | off | draft | Ratio | Target | Same answers | Accepted of proposed "
+            "| Blocks |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *(describe_draft(entry) for entry in figures["rows"].values()),
+            "",
+            f"Load average (1, 5, 15 min) before the run {loads('load_before')}, after "
+            f"{loads('load_after')}.",
+            "",
+        ]
+    )
+
+
+def with_section(page: str, section: str) -> str:
+    """The page with its draft-model section replaced by this one (added at the end if none)."""
+    start = page.find(DRAFT_HEADING)
+    if start < 0:
+        return page.rstrip("\n") + "\n\n" + section
+    end = page.find("\n## ", start + len(DRAFT_HEADING))
+    return page[:start] + section + (page[end + 1 :] if end >= 0 else "")
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -207,12 +319,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="A/B/B/A rounds per load (default 2)")
     parser.add_argument("--mode", default="auto", choices=["auto", "ngram"], help="the speculating side")
     parser.add_argument("--loads", default="code,quote,chat,batch", help="which loads, comma-separated")
+    parser.add_argument("--draft", action="store_true", help="the draft-model rows instead")
+    parser.add_argument("--rows", default="self,q4_1,1.7b", help="with --draft: which rows")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--md", type=Path, default=MD)
     parser.add_argument(
         "--render", type=Path, help="write the page from these saved figures, measuring nothing"
     )
     args = parser.parse_args()
+    if args.draft:
+        figures = (
+            json.loads(args.render.read_text())
+            if args.render
+            else measure_drafts(args.rounds, args.rows.split(","))
+        )
+        if not args.render:
+            DRAFT_OUT.parent.mkdir(parents=True, exist_ok=True)
+            DRAFT_OUT.write_text(json.dumps(figures, indent=1))
+        args.md.write_text(with_section(args.md.read_text(), draft_markdown(figures)))
+        print(draft_markdown(figures))
+        return
     if args.render:
         figures = json.loads(args.render.read_text())
     else:

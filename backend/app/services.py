@@ -242,6 +242,14 @@ def build_services(settings: Settings) -> Services:
     # Every pinned folder is checked before the slow loads, so a wrong path fails at once.
     if settings.embedding_model_path is not None:
         check_model_folder(settings.embedding_model_path, "Embedding")
+    draft = settings.speculative_draft_model
+    if settings.speculative == "draft" and draft is None:
+        raise ValueError(
+            "SPECULATIVE=draft needs SPECULATIVE_DRAFT_MODEL: a small model with the chat model's "
+            "tokenizer (a Hugging Face folder or a .gguf file); or set SPECULATIVE=ngram or auto."
+        )
+    if draft is not None and not gguf.is_gguf(draft):
+        check_model_folder(draft, "Draft (SPECULATIVE_DRAFT_MODEL)")
     store = ResponseStore(settings.max_stored_responses)
     streams = ResumableStreams(
         settings.stream_resume_s,
@@ -267,7 +275,15 @@ def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progres
         model, tokenizer = load_chat_model(
             dataclasses.replace(ModelOptions.of(settings), chat_model_path=spec.path, **options)
         )
-    engine = Engine(model, tokenizer, dataclasses.replace(EngineConfig.of(settings), **engine_options))
+    # The draft model drafts for the one-model shorthand's chat model (its vocabulary's).
+    draft = None
+    if spec.pinned and settings.speculative_draft_model and settings.speculative in ("draft", "auto"):
+        draft = load_chat_model(
+            dataclasses.replace(ModelOptions.of(settings), chat_model_path=settings.speculative_draft_model)
+        )
+    elif settings.speculative == "draft":
+        engine_options["speculative"] = "ngram"  # another model: its own prompt lookup instead
+    engine = Engine(model, tokenizer, dataclasses.replace(EngineConfig.of(settings), **engine_options), draft)
     engine.start()
     fingerprint = (
         "fp_"
@@ -291,7 +307,7 @@ def load_chat(settings: Settings, spec: ModelSpec, store: ResponseStore, progres
         CompletionService(ctx),
         TokenizeService(chat),
         MessagesService(chat),
-        tensor_bytes(model),
+        tensor_bytes(model) + (tensor_bytes(draft[0]) if draft else 0),
         settings.shutdown_grace_s,
         quantization_of(model),
     )

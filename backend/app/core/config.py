@@ -105,9 +105,13 @@ class Settings(BaseSettings):
     # Reuse the keys of prompt prefixes seen before (earlier turns, shared system prompts).
     enable_prefix_caching: bool = True
     # Speculative decoding: off, ngram (prompt lookup, every request without penalties or
-    # logprobs), auto (ngram where it pays: small batches, measured acceptance). Off by default:
+    # logprobs), draft (SPECULATIVE_DRAFT_MODEL proposes), auto (the draft model if one is set,
+    # else ngram, where it pays: small batches, measured acceptance). Off by default:
     # docs/benchmarks-speculative.md.
-    speculative: Literal["off", "ngram", "auto"] = "off"
+    speculative: Literal["off", "ngram", "draft", "auto"] = "off"
+    # A small model with the chat model's tokenizer (a Hugging Face folder or a .gguf file) that
+    # proposes CHAT_MODEL_PATH's tokens with SPECULATIVE=draft or auto.
+    speculative_draft_model: Path | None = None
     queue_timeout_s: float = Field(default=120.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
@@ -162,6 +166,7 @@ class Settings(BaseSettings):
         "models_file",
         "device_map",
         "database_url",
+        "speculative_draft_model",
         mode="before",
     )
     @classmethod

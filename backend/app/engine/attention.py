@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AttentionInterface
+from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from .kv_cache import PagedKVCache, Plan
+from .kv_cache import PagedKVCache, Plan, bytes_per_token
 from .native import kernels
 
 NAME = "batch_invariant"
@@ -31,6 +31,31 @@ NAME = "batch_invariant"
 # Queries per block: a block's float32 scores against a few thousand keys stay in cache instead
 # of a whole prompt chunk's going through memory (4000-token prefill: 1.8x faster per layer).
 QUERY_BLOCK = 128
+
+
+def _kv_layout(model: PreTrainedModel) -> tuple[dict[str, int], torch.dtype]:
+    text_config = model.config.get_text_config()
+    shape = dict(
+        num_layers=text_config.num_hidden_layers,
+        num_kv_heads=getattr(text_config, "num_key_value_heads", None) or text_config.num_attention_heads,
+        head_dim=getattr(text_config, "head_dim", None)
+        or text_config.hidden_size // text_config.num_attention_heads,
+    )
+    # The batch-invariant kernel attends in float32: keys stored so are gathered without a
+    # conversion per step (twice the bytes of bfloat16, in exchange).
+    return shape, torch.float32 if model.config._attn_implementation == NAME else model.dtype
+
+
+def kv_token_bytes(model: PreTrainedModel) -> int:
+    """The bytes one token's keys and values take in this model's paged cache."""
+    shape, dtype = _kv_layout(model)
+    return bytes_per_token(dtype=dtype, **shape)
+
+
+def paged_cache(model: PreTrainedModel, num_blocks: int) -> PagedKVCache:
+    """A paged KV cache of num_blocks blocks (the pad block among them) for this model."""
+    shape, dtype = _kv_layout(model)
+    return PagedKVCache(num_blocks=num_blocks, dtype=dtype, device=model.device, **shape)
 
 
 def additive_mask(attention_mask: torch.Tensor) -> torch.Tensor:

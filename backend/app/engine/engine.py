@@ -24,11 +24,11 @@ from functools import cached_property, partial
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .attention import NAME as ATTENTION
+from .attention import kv_token_bytes, paged_cache
 from .blocks import BLOCK_SIZE, BlockManager, block_hashes
 from .config import EngineConfig
+from .draft import DraftProposer, check_vocabulary
 from .grammar import Grammars
-from .kv_cache import PagedKVCache, bytes_per_token
 from .loader import rows_independent
 from .memory import kv_budget_bytes, trim_heap
 from .output import OutputStage, Request
@@ -37,7 +37,7 @@ from .prefix_cache import PrefixCache
 from .runner import ModelRunner, speculable
 from .sampling import SampleState, SamplingParams
 from .scheduler import EngineStats, Scheduler, StepPlan
-from .speculative import NgramProposer
+from .speculative import NgramProposer, Proposer
 from .text import IncrementalDetokenizer
 from .threads import use_threads
 
@@ -96,8 +96,18 @@ class GenerationStream:
 
 class Engine:
     def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: EngineConfig
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: EngineConfig,
+        draft: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
     ) -> None:
+        """draft: a small model of the same vocabulary, and its tokenizer, proposing tokens for
+        config.speculative "draft" or "auto" (draft.py)."""
+        if draft is not None:
+            check_vocabulary(*draft, model, tokenizer)
+        elif config.speculative == "draft":
+            raise ValueError("speculative='draft' needs a draft model of the chat model's vocabulary")
         self.model = model
         self.config = config
         self.num_threads = config.num_threads or os.cpu_count() or 1
@@ -111,18 +121,9 @@ class Engine:
         if eos is None:
             eos = tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        shape = dict(
-            num_layers=text_config.num_hidden_layers,
-            num_kv_heads=getattr(text_config, "num_key_value_heads", None) or text_config.num_attention_heads,
-            head_dim=getattr(text_config, "head_dim", None)
-            or text_config.hidden_size // text_config.num_attention_heads,
-        )
-        # The batch-invariant kernel attends in float32: keys stored so are gathered without a
-        # conversion per step (twice the bytes of bfloat16, in exchange).
-        kv_dtype = torch.float32 if model.config._attn_implementation == ATTENTION else model.dtype
         budget = kv_budget_bytes(config.kv_cache_memory_gb, self.device)
-        num_blocks = 1 + max(1, budget // (BLOCK_SIZE * bytes_per_token(dtype=kv_dtype, **shape)))
-        self.cache = PagedKVCache(num_blocks=num_blocks, dtype=kv_dtype, device=self.device, **shape)
+        num_blocks = 1 + max(1, budget // (BLOCK_SIZE * kv_token_bytes(model)))
+        self.cache = paged_cache(model, num_blocks)
         self.blocks = BlockManager(num_blocks, caching=config.enable_prefix_caching)
         self.kv_capacity_tokens = self.blocks.usable * BLOCK_SIZE
         self.runner = ModelRunner(model, self.cache, config.fast_path)
@@ -136,6 +137,11 @@ class Engine:
         # Speculative decoding where a verified row computes exactly what decoding one token at
         # a time does (the answers' keys are a prompt's), on the fast path (its own group).
         exact = self.fast is not None and self.prefix.name_answers
+        proposer: Proposer | None = None
+        if config.speculative != "off" and exact:
+            proposer = NgramProposer()
+            if draft is not None and config.speculative in ("draft", "auto"):
+                proposer = DraftProposer(draft[0], text_config.vocab_size, num_blocks)
         self.scheduler: Scheduler[Request] = Scheduler(
             config,
             self.blocks,
@@ -146,7 +152,7 @@ class Engine:
             grouped=self.fast is not None,
             stats=self.stats,
             longest=longest,
-            proposer=NgramProposer() if config.speculative != "off" and exact else None,
+            proposer=proposer,
             auto=config.speculative == "auto",
         )
         self._commands: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
@@ -338,6 +344,8 @@ class Engine:
             if plan.chunk:
                 first = self.scheduler.prefilled(plan, result.elapsed, result.first.tokens)
                 self.output.emit(first, result.first.tokens, result.first.logprobs)
+            else:  # a decode step's time: what a draft model's tokens cost is judged against it
+                self.scheduler.passed(result.elapsed)
             if plan.decode:
                 self.scheduler.decoded(plan, result.next.tokens)
                 self.output.emit(plan.decoding, result.next.tokens, result.next.logprobs)

@@ -24,7 +24,7 @@ from .blocks import BLOCK_SIZE, BlockManager
 from .config import EngineConfig
 from .prefix_cache import PrefixCache
 from .sequence import Sequence, Status
-from .speculative import AUTO_MAX_BATCH, Proposer
+from .speculative import AUTO_MAX_BATCH, AUTO_MIN_ACCEPTANCE, Proposer
 
 # A prefill chunk's target duration while other sequences decode (their gap between tokens is
 # about this plus one decode step), and while none do (a new short prompt waits about this). A
@@ -50,6 +50,8 @@ DECODE_GROUP_COST = 512
 # A prompt waits for another request's prefill of the prefix they share (rather than computing
 # it a second time beside it) when that prefix is at least this long and half the prompt.
 SHARED_PREFIX_MIN_TOKENS = 128
+# The weight of a pass's seconds in the decode pass time's running mean.
+STEP_WEIGHT = 0.1
 
 S = TypeVar("S", bound=Sequence)
 
@@ -127,6 +129,7 @@ class Scheduler(Generic[S]):
         self.decoding: list[S] = []
         self._by_id: dict[str, S] = {}
         self.prefill_rate: float | None = None  # tokens/s of the last prefill chunk
+        self.step_s: float | None = None  # a pass without a prefill chunk, running mean
 
     @property
     def running(self) -> list[S]:
@@ -235,25 +238,26 @@ class Scheduler(Generic[S]):
             if seq.status is Status.DECODING:
                 self.grow(seq, seq.num_cached + 1)
         if self.proposer is not None:  # once every next token has its room
-            for seq in self.decoding:
-                seq.draft = self._draft(seq)
-                extra = -(-(seq.num_cached + 1 + len(seq.draft)) // BLOCK_SIZE) - len(seq.table)
-                if extra > self.blocks.spare():
-                    seq.draft = []
-                self.grow(seq, seq.num_cached + 1 + len(seq.draft))
+            wanted = [(seq, k) for seq in self.decoding if (k := self._draft_length(seq)) > 0]
+            drafts = self.proposer.draft([(s.request_id, s.tokens, k) for s, k in wanted])
+            for (seq, _), draft in zip(wanted, drafts, strict=True):
+                extra = -(-(seq.num_cached + 1 + len(draft)) // BLOCK_SIZE) - len(seq.table)
+                if seq.status is Status.DECODING and extra <= self.blocks.spare():
+                    seq.draft = draft
+                    self.grow(seq, seq.num_cached + 1 + len(draft))
         return list(self.decoding)
 
-    def _draft(self, seq: S) -> list[int]:
-        if self.proposer is None or not seq.speculate:
-            return []
+    def _draft_length(self, seq: S) -> int:
+        """The most tokens seq may propose this step; 0: it does not draft."""
+        if not seq.speculate:
+            return 0
         # Requests still prefilling or waiting count too: a burst's first answers would draft
         # beside the others' prompts, in passes the batch shares.
         busy = len(self.decoding) + len(self.prefilling) + len(self.waiting)
         if self.auto and (busy > AUTO_MAX_BATCH or not seq.tally.may_draft()):
-            return []
+            return 0
         # The draft's positions stay below the context the sequence may reach.
-        k = min(seq.tally.length, self.longest - len(seq.tokens) - 1)
-        return self.proposer.propose(seq.tokens, k) if k > 0 else []
+        return min(seq.tally.length, self.longest - len(seq.tokens) - 1)
 
     @staticmethod
     def decode_groups(batch: list[S]) -> list[list[S]]:
@@ -300,6 +304,18 @@ class Scheduler(Generic[S]):
             seq.tokens.append(token)
         return finishing
 
+    def passed(self, elapsed: float) -> None:
+        """A pass without a prefill chunk took this long."""
+        last = self.step_s if self.step_s is not None else elapsed
+        self.step_s = last + STEP_WEIGHT * (elapsed - last)
+
+    @property
+    def least_acceptance(self) -> float:
+        """The share of proposed tokens that must be accepted for drafts to pay: more, the more
+        drafting a token costs beside a decode pass (speculative.AUTO_MIN_ACCEPTANCE)."""
+        cost = self.proposer.token_s / self.step_s if self.proposer is not None and self.step_s else 0.0
+        return AUTO_MIN_ACCEPTANCE + cost
+
     def decoded(self, plan: StepPlan[S], tokens: list[int]) -> None:
         """Every decode row's last token is cached, and its next one sampled."""
         for seq, token in zip(plan.decoding, tokens, strict=True):
@@ -316,7 +332,7 @@ class Scheduler(Generic[S]):
             accepted = len(run) - 1
             self.stats.spec_proposed += len(seq.draft)
             self.stats.spec_accepted += accepted
-            seq.tally.verified(len(seq.draft), accepted)
+            seq.tally.verified(len(seq.draft), accepted, self.least_acceptance)
             seq.draft = []
             seq.num_cached += 1 + accepted
             seq.tokens += run
@@ -360,6 +376,8 @@ class Scheduler(Generic[S]):
             self._drop(seq)
         seq.status = Status.FINISHED
         self._by_id.pop(seq.request_id, None)
+        if self.proposer is not None:
+            self.proposer.forget(seq.request_id)
         self._count()
 
     def _drop(self, seq: S) -> None:

@@ -49,6 +49,7 @@ def running_engine(
     max_num_seqs: int = 8,
     max_num_batched_tokens: int = 256,
     speculative: Speculative = "off",
+    draft: tuple[torch.nn.Module, object] | None = None,
 ) -> Iterator[Engine]:
     """A small engine (8 slots, 256-token prefill chunks) on the given model, stopped afterwards."""
     config = EngineConfig(
@@ -63,7 +64,7 @@ def running_engine(
         num_threads=0,
         speculative=speculative,
     )
-    eng = Engine(model, tokenizer, config)  # type: ignore[arg-type]
+    eng = Engine(model, tokenizer, config, draft)  # type: ignore[arg-type]
     eng.start()
     try:
         yield eng
