@@ -200,7 +200,12 @@ def gib(count: int) -> str:
 
 class Registry:
     def __init__(
-        self, specs: list[ModelSpec], loader: Loader, budget_bytes: int, load_timeout_s: float
+        self,
+        specs: list[ModelSpec],
+        loader: Loader,
+        budget_bytes: int,
+        load_timeout_s: float,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
         self.entries: dict[str, Entry] = {}
         for spec in specs:
@@ -211,6 +216,7 @@ class Registry:
         self.loader = loader
         self.budget_bytes = budget_bytes
         self.load_timeout_s = load_timeout_s
+        self.release = release  # returns what an unloaded model's last reference held
         self._lock = asyncio.Lock()  # one load or unload at a time
         # Loads and unloads run on their own thread, off the event loop (bench/model_load.py
         # measures the running streams meanwhile). Not at a lower priority: the engine a load
@@ -426,8 +432,11 @@ class Registry:
         entry.load = None  # its result holds the model too
         assert model is not None
         before = rss()
-        await asyncio.get_running_loop().run_in_executor(self._worker, model.close)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._worker, model.close)
         del model
+        # Only now is nothing left holding its tensors: freed, their memory can go back.
+        await loop.run_in_executor(self._worker, self.release)
         entry.keep_alive = entry.spec.keep_alive  # a request's keep_alive lasts one load
         log.info("model %s unloaded (RSS %s -> %s)", entry.spec.name, gib(before), gib(rss()))
         await self._set(entry, "unloaded", progress=0.0)

@@ -83,7 +83,6 @@ class ChatModel:
     def close(self) -> None:
         self.engine.stop_admitting()
         self.engine.shutdown(self.grace_s)
-        free_memory()
 
 
 @dataclass
@@ -97,7 +96,6 @@ class EmbeddingModel:
 
     def close(self) -> None:
         self.embeddings.embedder.close()
-        free_memory()
 
 
 @dataclass
@@ -263,7 +261,9 @@ def build_services(settings: Settings) -> Services:
             return load_chat(settings, spec, store, progress)
         return load_embedder(settings, spec, progress)
 
-    registry = Registry(model_specs(settings), load, memory_budget(settings), settings.queue_timeout_s)
+    registry = Registry(
+        model_specs(settings), load, memory_budget(settings), settings.queue_timeout_s, free_memory
+    )
     return Services(registry, store, streams)
 
 
@@ -351,7 +351,8 @@ def tensor_bytes(model: nn.Module) -> int:
 
 
 def free_memory() -> None:
-    """Returns an unloaded model's memory: its cycles collected, glibc's freed blocks unmapped."""
+    """Returns an unloaded model's memory (once nothing refers to it): its cycles collected,
+    glibc's freed blocks unmapped."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
