@@ -7,24 +7,10 @@ import { accountApi, accountStore } from '../store/account'
 import { settingsStore } from '../store/settings'
 import { CopyButton } from '../ui/CopyButton'
 import { Dialog } from '../ui/Dialog'
+import { NoteLine, type Note } from '../ui/NoteLine'
 import { TableScroll, UsageTable } from './Usage'
 import './AdminDialog.css'
 import './AccountDialog.css'
-
-/** A line of news from an action: a refusal is an alert, a success a status. */
-interface Note {
-  text: string
-  error: boolean
-}
-
-function NoteLine({ note }: { note: Note | null }) {
-  if (!note) return null
-  return (
-    <p className={note.error ? 'admin-message' : 'account-done'} role={note.error ? 'alert' : 'status'}>
-      {note.text}
-    </p>
-  )
-}
 
 const fetchMine = () => Promise.all([accountApi().keys(), accountApi().myUsage()])
 

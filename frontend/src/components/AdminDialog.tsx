@@ -4,6 +4,7 @@ import { reason, type UsageReport, type User } from '../api/account'
 import { useT } from '../i18n'
 import { accountApi, accountStore } from '../store/account'
 import { Dialog } from '../ui/Dialog'
+import { NoteLine, type Note } from '../ui/NoteLine'
 import { UsageChart, UsageTable } from './Usage'
 import './AdminDialog.css'
 
@@ -62,8 +63,7 @@ export function AdminDialog() {
   const me = useStore(accountStore, (s) => s.user)
   const [users, setUsers] = useState<User[]>([])
   const [usage, setUsage] = useState<UsageReport | null>(null)
-  // What the last action did, or why the server refused it.
-  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null)
+  const [message, setMessage] = useState<Note | null>(null)
   const [newName, setNewName] = useState('')
   const [newPassword, setNewPassword] = useState('')
   const [newRole, setNewRole] = useState<User['role']>('user')
@@ -134,11 +134,7 @@ export function AdminDialog() {
   return (
     <Dialog open={open} title={t('adminTitle')} onClose={() => accountStore.setState({ adminOpen: false })}>
       <div className="admin">
-        {message && (
-          <p className={message.error ? 'admin-message' : 'admin-message done'} role={message.error ? 'alert' : 'status'}>
-            {message.text}
-          </p>
-        )}
+        <NoteLine note={message} />
         <section>
           <h3>{t('users')}</h3>
           <table className="admin-table">
