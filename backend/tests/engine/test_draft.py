@@ -9,18 +9,15 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from app.core.config import REPO_ROOT, Settings
-from app.engine.blocks import BlockManager
 from app.engine.draft import CATCH_UP_TOKENS, DraftProposer
 from app.engine.engine import Engine
 from app.engine.loader import ModelLoadError, batch_invariant_products
-from app.engine.prefix_cache import PrefixCache
 from app.engine.sampling import SamplingParams
-from app.engine.scheduler import EngineStats, Scheduler
 from app.engine.speculative import AUTO_MIN_ACCEPTANCE, NgramProposer, Tally
 from app.services import build_services
 
 from .conftest import chat_ids, run_together, running_engine
-from .test_scheduler import config
+from .test_scheduler import scheduler
 
 
 def tiny_llama(seed: int, vocab_size: int) -> LlamaForCausalLM:
@@ -132,18 +129,7 @@ class CostlyProposer(NgramProposer):
 
 
 def test_auto_judges_a_draft_model_s_drafts_by_what_drafting_them_costs() -> None:
-    blocks = BlockManager(20, caching=True)
-    sched = Scheduler(
-        config(),
-        blocks,
-        PrefixCache(blocks, True),
-        True,
-        True,
-        EngineStats(),
-        2048,
-        CostlyProposer(),
-        auto=True,
-    )
+    sched = scheduler(20, proposer=CostlyProposer(), auto=True)
     assert sched.least_acceptance == AUTO_MIN_ACCEPTANCE  # no pass measured yet
     for elapsed in (0.04, 0.05, 0.06, 0.05):
         sched.passed(elapsed)

@@ -42,12 +42,13 @@ def scheduler(
     together: bool = True,
     name_answers: bool = True,
     proposer: Proposer | None = None,
+    auto: bool = False,
     **overrides: object,
 ) -> Scheduler:
     blocks = BlockManager(num_blocks, caching=True)
     prefix = PrefixCache(blocks, name_answers)
     stats = EngineStats()
-    return Scheduler(config(**overrides), blocks, prefix, together, True, stats, 2048, proposer)
+    return Scheduler(config(**overrides), blocks, prefix, together, True, stats, 2048, proposer, auto=auto)
 
 
 def sequence(name: str, length: int, first: int = 0, arrival: float = 0.0) -> Sequence:

@@ -10,11 +10,9 @@ from collections import Counter
 import torch
 
 from app.core.metrics import ModelGauges, ModelsCollector
-from app.engine.blocks import BLOCK_SIZE, BlockManager
+from app.engine.blocks import BLOCK_SIZE
 from app.engine.engine import Engine
-from app.engine.prefix_cache import PrefixCache
 from app.engine.sampling import SampleState, SamplingParams, sample, verify
-from app.engine.scheduler import EngineStats, Scheduler
 from app.engine.speculative import (
     AUTO_MAX_BATCH,
     AUTO_PAUSE,
@@ -26,7 +24,7 @@ from app.engine.speculative import (
 
 from .conftest import chat_ids, run_together, running_engine
 from .test_grammar import GRAMMAR, SCHEMA
-from .test_scheduler import config, scheduler, sequence
+from .test_scheduler import scheduler, sequence
 
 # Chi-square's 0.999 quantile at 5 degrees of freedom: a right sampler fails 1 run in 1000 (the
 # seeds are fixed, so a given implementation passes or fails for good).
@@ -94,18 +92,7 @@ def test_auto_drafts_while_a_request_s_drafts_pay_and_never_in_a_large_batch() -
         tally.verified(4, accepted)
     assert tally.may_draft() and tally.next_pause == AUTO_PAUSE and tally.length == LONG_PROPOSED
     # Beyond AUTO_MAX_BATCH requests, nobody drafts.
-    blocks = BlockManager(200, caching=True)
-    sched = Scheduler(
-        config(),
-        blocks,
-        PrefixCache(blocks, True),
-        True,
-        True,
-        EngineStats(),
-        2048,
-        NgramProposer(),
-        auto=True,
-    )
+    sched = scheduler(proposer=NgramProposer(), auto=True)
     batch = [sequence(str(i), 20, first=100 * i) for i in range(AUTO_MAX_BATCH + 1)]
     for seq in batch:
         seq.tokens[10:20] = seq.tokens[0:10]
